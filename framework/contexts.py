@@ -1,0 +1,128 @@
+"""What the core hands to parts' builders, and what a dataset builder hands back.
+
+Light to import: Keras is imported inside the methods that use it.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+BINARY = "binary"
+MULTICLASS = "multiclass"
+
+
+@dataclass
+class Data:
+    """A dataset split three ways, with integer class labels ``0..len(class_names)-1``.
+
+    Args:
+        class_names: names of the classes, in label order. Two classes make a binary task.
+        train: ``(x, y)`` NumPy arrays or a batched ``tf.data.Dataset`` of ``(x, y)``.
+        validation: same form as ``train``; used for validation during fit.
+        test: same form, or None to evaluate on ``validation``.
+        input_shape: the shape of one example, without the batch axis.
+        info: extra facts for the run's report (sizes, source path...).
+    """
+
+    class_names: list[str]
+    train: Any
+    validation: Any
+    test: Any
+    input_shape: tuple[int, ...]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return BINARY if len(self.class_names) == 2 else MULTICLASS
+
+
+@dataclass
+class DataContext:
+    """Passed to dataset builders.
+
+    Args:
+        seed: the run's seed.
+        batch_size: the trainer's batch size (for datasets that batch).
+        input_size: the backbone's preferred ``(height, width)`` for images, or None.
+    """
+
+    seed: int
+    batch_size: int
+    input_size: tuple[int, int] | None = None
+
+
+@dataclass
+class Regularization:
+    """What a regularizer does to the model; any field may be left unset.
+
+    Args:
+        kernel: a ``keras.regularizers.Regularizer`` for the kernel of every Dense layer built
+            through ``ModelContext.dense``.
+        after_hidden: a function ``x -> x`` applied after each hidden Dense layer.
+        on_input: a function ``x -> x`` applied to the model's input, before the backbone
+            (active in training only where its layers are, e.g. augmentation).
+    """
+
+    kernel: Any = None
+    after_hidden: Callable | None = None
+    on_input: Callable | None = None
+
+
+@dataclass
+class ModelContext:
+    """Passed to backbone and head builders.
+
+    Args:
+        task: ``"binary"`` or ``"multiclass"``.
+        num_classes: the dataset's class count.
+        regularizations: the run's regularizers, in config order.
+    """
+
+    task: str
+    num_classes: int
+    regularizations: list[Regularization] = field(default_factory=list)
+
+    def kernel_regularizer(self):
+        """The combined kernel regularizer of the run's regularizers, or None."""
+        import keras
+
+        kernels = [r.kernel for r in self.regularizations if r.kernel is not None]
+        if len(kernels) <= 1:
+            return kernels[0] if kernels else None
+        l1 = l2 = 0.0
+        for k in kernels:
+            cfg = k.get_config()
+            if not set(cfg) <= {"l1", "l2"}:
+                raise ValueError(f"cannot combine kernel regularizer {k!r} with others")
+            l1 += cfg.get("l1", 0.0)
+            l2 += cfg.get("l2", 0.0)
+        return keras.regularizers.L1L2(l1=l1, l2=l2)
+
+    def dense(self, units: int, activation=None, name: str | None = None):
+        """A Dense layer carrying the run's kernel regularizer."""
+        import keras
+
+        return keras.layers.Dense(
+            units, activation=activation, kernel_regularizer=self.kernel_regularizer(), name=name
+        )
+
+    def hidden(self, x, units: int, activation="relu", name: str | None = None):
+        """A hidden Dense layer on ``x``, followed by the regularizers' ``after_hidden`` steps."""
+        x = self.dense(units, activation, name=name)(x)
+        for r in self.regularizations:
+            if r.after_hidden is not None:
+                x = r.after_hidden(x)
+        return x
+
+
+@dataclass
+class RunContext:
+    """Passed to callback builders.
+
+    Args:
+        run_dir: the run's output directory; callbacks write inside it.
+        stage: the name of the training stage the callbacks are built for.
+    """
+
+    run_dir: Path
+    stage: str = "train"

@@ -1,0 +1,67 @@
+"""Evaluation of a trained model on one split: loss, accuracy and per-class scores."""
+
+import numpy as np
+from sklearn.metrics import classification_report
+
+from framework.contexts import BINARY
+
+
+def split_arrays(split):
+    """``(inputs, labels)`` of a split given as ``(x, y)`` arrays or a ``tf.data`` dataset."""
+    if isinstance(split, tuple):
+        return split
+    x = split.map(lambda x, y: x)
+    y = np.concatenate([np.asarray(batch) for batch in split.map(lambda x, y: y)])
+    return x, y
+
+
+def predict_classes(model, x, task):
+    """Class indices and class probabilities (binary: probability of class 1) for ``x``."""
+    probs = model.predict(x, verbose=0)
+    if task == BINARY:
+        probs = probs.reshape(-1)
+        return (probs > 0.5).astype(int), probs
+    return probs.argmax(axis=-1), probs
+
+
+def evaluate(model, split, class_names, task, batch_size):
+    """Scores a model on a split.
+
+    Returns:
+        A dict: ``loss``, ``accuracy``, ``samples``, ``per_class`` (precision, recall, f1,
+        support by class name) and ``macro`` (precision, recall, f1).
+    """
+    x, y = split_arrays(split)
+    if isinstance(split, tuple):
+        loss, accuracy = model.evaluate(x, y, batch_size=batch_size, verbose=0)
+    else:
+        loss, accuracy = model.evaluate(split, verbose=0)
+    y_true = y.argmax(axis=-1) if y.ndim > 1 else y.astype(int)
+    y_pred, _ = predict_classes(model, x, task)
+    report = classification_report(
+        y_true,
+        y_pred,
+        labels=list(range(len(class_names))),
+        target_names=list(class_names),
+        output_dict=True,
+        zero_division=0,
+    )
+    per_class = {
+        name: {
+            "precision": report[name]["precision"],
+            "recall": report[name]["recall"],
+            "f1": report[name]["f1-score"],
+            "support": int(report[name]["support"]),
+        }
+        for name in class_names
+    }
+    macro = report["macro avg"]
+    return {
+        "loss": float(loss),
+        "accuracy": float(accuracy),
+        "samples": int(len(y_true)),
+        "per_class": per_class,
+        "macro": {"precision": macro["precision"], "recall": macro["recall"], "f1": macro["f1-score"]},
+        "y_true": y_true,
+        "y_pred": y_pred,
+    }

@@ -1,0 +1,118 @@
+"""Model assembly: input -> regularizers' input steps -> backbone -> head -> output layer."""
+
+import keras
+
+from framework import registry
+from framework.contexts import BINARY, Data, ModelContext
+from framework.errors import UserError
+
+OPTIMIZERS = {
+    "adam": lambda lr, momentum: keras.optimizers.Adam(learning_rate=lr),
+    "adamw": lambda lr, momentum: keras.optimizers.AdamW(learning_rate=lr),
+    "sgd": lambda lr, momentum: keras.optimizers.SGD(learning_rate=lr, momentum=momentum),
+    "rmsprop": lambda lr, momentum: keras.optimizers.RMSprop(learning_rate=lr, momentum=momentum),
+}
+
+
+def build_model(cfg, data: Data):
+    """Builds the full model for a config and a dataset.
+
+    Args:
+        cfg: the composed run config.
+        data: the loaded dataset (its task and class count fix the output layer).
+
+    Returns:
+        ``(model, backbone)``: the Keras model and the backbone model inside it.
+    """
+    regularizations = [
+        registry.regularizers.get(name).build(reg_cfg) for name, reg_cfg in cfg.regularizer.items()
+    ]
+    ctx = ModelContext(data.task, len(data.class_names), regularizations)
+    inputs = keras.Input(shape=tuple(data.input_shape), name="inputs")
+    x = inputs
+    for r in regularizations:
+        if r.on_input is not None:
+            x = r.on_input(x)
+    backbone = registry.backbones.get(cfg.backbone.name).build(
+        cfg.backbone, tuple(data.input_shape), ctx
+    )
+    if not isinstance(backbone, keras.Model):
+        raise TypeError(f"backbone {cfg.backbone.name!r} must build a keras.Model")
+    x = backbone(x)
+    x = registry.heads.get(cfg.head.name).build(cfg.head, x, ctx)
+    if data.task == BINARY:
+        outputs = ctx.dense(1, "sigmoid", name="predictions")(x)
+    else:
+        outputs = ctx.dense(ctx.num_classes, "softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs, name=f"{cfg.backbone.name}_{cfg.head.name}")
+    return model, backbone
+
+
+def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0):
+    """A fresh Keras optimizer by name.
+
+    Raises:
+        UserError: an unknown optimizer name; the message lists the accepted ones.
+    """
+    check_optimizer(name)
+    return OPTIMIZERS[name](learning_rate, momentum)
+
+
+def check_optimizer(name: str):
+    if name not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer {name!r}; accepted: {', '.join(sorted(OPTIMIZERS))}")
+
+
+def loss_for(task: str, one_hot: bool) -> str:
+    """The loss that matches the task and the label encoding."""
+    if task == BINARY:
+        return "binary_crossentropy"
+    return "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
+
+
+def set_trainable(backbone, trainable):
+    """Applies a stage's ``trainable`` setting to the backbone.
+
+    Args:
+        backbone: the backbone model.
+        trainable: ``"all"``, ``"head"`` (backbone frozen), ``{"last": N}`` (the backbone's last N
+            layers) or ``{"from": layer_name}`` (that layer and all after it).
+    """
+    layers = base_layers(backbone)
+    if trainable == "all":
+        backbone.trainable = True
+        return
+    if trainable == "head":
+        backbone.trainable = False
+        return
+    if isinstance(trainable, dict) and len(trainable) == 1:
+        (key, value), = trainable.items()
+        if key == "last" and isinstance(value, int) and value >= 0:
+            first = max(len(layers) - value, 0)
+        elif key == "from":
+            names = [layer.name for layer in layers]
+            if value not in names:
+                raise UserError(
+                    f"trainable.from names no layer of the backbone. Received: from={value!r}"
+                )
+            first = names.index(value)
+        else:
+            first = None
+        if first is not None:
+            backbone.trainable = True
+            for i, layer in enumerate(layers):
+                layer.trainable = i >= first
+            return
+    raise UserError(
+        "stage trainable must be 'all', 'head', {last: N} or {from: <layer name>}. "
+        f"Received: trainable={trainable!r}"
+    )
+
+
+def base_layers(backbone):
+    """The backbone's own layers; for a wrapper around one nested model, that model's layers."""
+    layers = [layer for layer in backbone.layers if not isinstance(layer, keras.layers.InputLayer)]
+    nested = [layer for layer in layers if isinstance(layer, keras.Model)]
+    if len(nested) == 1:
+        return base_layers(nested[0])
+    return layers

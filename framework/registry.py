@@ -1,0 +1,177 @@
+"""Registries of named parts (datasets, backbones, heads, regularizers, callbacks).
+
+A part is registered once by a plugin, listed by name, and built by name; its default config is
+also stored in Hydra's ConfigStore under the part's group, so ``backbone=<name>`` and ``--help``
+see a third party's part exactly like a built-in one.
+"""
+
+import dataclasses
+import difflib
+import fnmatch
+import importlib
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from framework.errors import PluginError, UnknownPartError
+
+
+@dataclass(frozen=True)
+class Part:
+    """One registered part.
+
+    Args:
+        group: the Hydra config group (``backbone``, ``dataset``...).
+        name: the name users select it by.
+        builder: a callable or a lazy ``"module:function"`` string.
+        config: the dataclass (or dict) of its default settings.
+        description: one line for listings.
+        provider: the plugin that registered it.
+    """
+
+    group: str
+    name: str
+    builder: Callable | str
+    config: Any
+    description: str
+    provider: str
+
+    def build(self, *args, **kwargs):
+        """Calls the part's builder, importing it first if it is a ``"module:function"`` string."""
+        builder = self.builder
+        if isinstance(builder, str):
+            module, _, attr = builder.partition(":")
+            builder = getattr(importlib.import_module(module), attr)
+        return builder(*args, **kwargs)
+
+
+class Registry:
+    """The parts of one config group, by name.
+
+    Args:
+        group: the Hydra config group the parts' configs are stored under.
+        multiple: whether a run selects a list of parts (regularizers, callbacks) or one.
+    """
+
+    def __init__(self, group: str, multiple: bool = False):
+        self.group = group
+        self.multiple = multiple
+        self._parts: dict[str, Part] = {}
+
+    def register(self, name, build, config=None, description=None, *, provider):
+        """Adds a part and stores its default config in Hydra's ConfigStore.
+
+        Raises:
+            PluginError: the name is taken (both providers are named) or invalid.
+        """
+        if not isinstance(name, str) or not name.isidentifier():
+            raise PluginError(
+                f"plugin {provider!r} registered a {self.group} with an invalid name; names are "
+                f"Python identifiers. Received: name={name!r}"
+            )
+        if name in self._parts:
+            other = self._parts[name].provider
+            raise PluginError(
+                f"two plugins register the {self.group} {name!r}: {other!r} and {provider!r}; "
+                "uninstall one of them"
+            )
+        if description is None:
+            doc = getattr(build, "__doc__", None) if callable(build) else None
+            description = (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
+        part = Part(self.group, name, build, config, description, provider)
+        _store_config(part, self.multiple)
+        self._parts[name] = part
+        return part
+
+    def get(self, name: str) -> Part:
+        """Returns the part called ``name``.
+
+        Raises:
+            UnknownPartError: no such part; the message lists the known names.
+        """
+        try:
+            return self._parts[name]
+        except KeyError:
+            known = self.names()
+            close = difflib.get_close_matches(str(name), known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UnknownPartError(
+                f"unknown {self.group} {name!r}; known: {', '.join(known) or '(none)'}.{hint}"
+            ) from None
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Sorted part names, optionally filtered by an fnmatch pattern."""
+        names = sorted(self._parts)
+        return fnmatch.filter(names, pattern) if pattern else names
+
+    def __iter__(self):
+        return iter(self._parts[name] for name in self.names())
+
+    def __contains__(self, name):
+        return name in self._parts
+
+    def __len__(self):
+        return len(self._parts)
+
+    def clear(self):
+        self._parts.clear()
+
+
+def config_node(part: Part):
+    """The node stored for a part: its config with a leading ``name`` field set to the part's name.
+
+    Dataclass configs stay typed, so Hydra rejects unknown keys and wrong types.
+    """
+    config = part.config if part.config is not None else {}
+    if isinstance(config, dict):
+        if "name" in config:
+            raise PluginError(f"the config of {part.group} {part.name!r} may not define 'name'")
+        return OmegaConf.create({"name": part.name, **config})
+    cls = config if isinstance(config, type) else type(config)
+    if not dataclasses.is_dataclass(cls):
+        raise PluginError(
+            f"the config of {part.group} {part.name!r} must be a dataclass or a dict. "
+            f"Received: config={config!r}"
+        )
+    hints = typing.get_type_hints(cls)
+    fields = [("name", str, dataclasses.field(default=part.name))]
+    for f in dataclasses.fields(cls):
+        if f.name == "name":
+            raise PluginError(f"the config of {part.group} {part.name!r} may not define 'name'")
+        value = getattr(config, f.name) if not isinstance(config, type) else f.default
+        if value is dataclasses.MISSING:
+            default = dataclasses.field(default_factory=f.default_factory)
+        elif isinstance(value, (list, dict)):
+            default = dataclasses.field(default_factory=lambda v=value: type(v)(v))
+        else:
+            default = dataclasses.field(default=value)
+        fields.append((f.name, hints[f.name], default))
+    node_cls = dataclasses.make_dataclass(cls.__name__, fields)
+    node_cls.__module__ = cls.__module__
+    return OmegaConf.structured(node_cls)
+
+
+def _store_config(part: Part, multiple: bool):
+    node = config_node(part)
+    # A list group holds one sub-key per selected part: regularizer.dropout, regularizer.l2, ...
+    package = f"{part.group}.{part.name}" if multiple else None
+    ConfigStore.instance().store(
+        group=part.group, name=part.name, node=node, package=package, provider=part.provider
+    )
+
+
+REGISTRIES: dict[str, Registry] = {
+    "dataset": Registry("dataset"),
+    "backbone": Registry("backbone"),
+    "head": Registry("head"),
+    "regularizer": Registry("regularizer", multiple=True),
+    "callbacks": Registry("callbacks", multiple=True),
+}
+datasets = REGISTRIES["dataset"]
+backbones = REGISTRIES["backbone"]
+heads = REGISTRIES["head"]
+regularizers = REGISTRIES["regularizer"]
+callbacks = REGISTRIES["callbacks"]

@@ -1,0 +1,173 @@
+"""One run: data -> model -> callbacks -> fit stage by stage -> evaluate -> run directory.
+
+``train(cfg, run_dir)`` is pure: tests call it without Hydra.
+"""
+
+import shutil
+from pathlib import Path
+
+from framework.backend import import_tensorflow
+
+import_tensorflow()
+
+import keras  # noqa: E402
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from framework import registry
+from framework.contexts import DataContext, RunContext
+from framework.errors import UserError
+from framework.evaluation import evaluate
+from framework.model import build_model, check_optimizer, loss_for, make_optimizer, set_trainable
+from framework.report import (
+    FAILED,
+    console_report,
+    mark_failed,
+    plot_curves,
+    write_history,
+    write_metrics,
+    write_summary,
+)
+
+
+def train(cfg: DictConfig, run_dir) -> dict:
+    """Trains, evaluates and saves the model a config describes.
+
+    Args:
+        cfg: a composed config (see conf/config.yaml).
+        run_dir: the directory to write into; it must not hold a finished run.
+
+    Returns:
+        The metrics written to ``metrics.json``.
+
+    Raises:
+        UserError: bad input; the run directory is marked FAILED and no metrics.json is written.
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / "metrics.json").exists():
+        raise UserError(
+            f"{run_dir} already holds a finished run; choose another directory "
+            "(hydra.run.dir=...)"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / FAILED).unlink(missing_ok=True)
+    try:
+        metrics = _train(cfg, run_dir)
+    except BaseException as e:
+        mark_failed(run_dir, f"{type(e).__name__}: {e}")
+        raise
+    print(console_report(run_dir, metrics))
+    return metrics
+
+
+def _train(cfg, run_dir: Path) -> dict:
+    check_optimizer(cfg.optimizer.name)
+    stages = _stages(cfg)
+    for stage in stages:
+        if stage.optimizer:
+            check_optimizer(stage.optimizer)
+    keras.utils.set_random_seed(cfg.seed)
+
+    data = _load_data(cfg)
+    model, backbone = build_model(cfg, data)
+    one_hot = _one_hot(data.train)
+    batch_size = cfg.trainer.batch_size
+
+    history, stage_starts, stage_metrics = [], [], []
+    for stage in stages:
+        set_trainable(backbone, _plain(stage.trainable))
+        model.compile(
+            optimizer=make_optimizer(
+                stage.optimizer or cfg.optimizer.name,
+                stage.learning_rate or cfg.optimizer.learning_rate,
+                cfg.optimizer.momentum,
+            ),
+            loss=loss_for(data.task, one_hot),
+            metrics=["accuracy"],
+        )
+        callbacks = [
+            registry.callbacks.get(name).build(cb_cfg, RunContext(run_dir, stage.name))
+            for name, cb_cfg in cfg.callbacks.items()
+        ]
+        stage_starts.append((len(history) + 1, stage.name))
+        args, kwargs = _fit_inputs(data.train, batch_size)
+        fit = model.fit(
+            *args,
+            **kwargs,
+            validation_data=data.validation,
+            epochs=stage.epochs,
+            callbacks=callbacks,
+            verbose=cfg.trainer.verbose,
+        )
+        for i in range(len(fit.epoch)):
+            row = {"epoch": len(history) + 1, "stage": stage.name}
+            row.update({k: float(v[i]) for k, v in fit.history.items()})
+            history.append(row)
+        scores = {split: evaluate(model, getattr(data, split), data.class_names, data.task,
+                                  batch_size)
+                  for split in ("validation", "test") if getattr(data, split) is not None}
+        stage_metrics.append({"stage": stage.name, **{
+            split: {"loss": s["loss"], "accuracy": s["accuracy"]} for split, s in scores.items()}})
+
+    final = scores.get("test", scores["validation"])
+    final.pop("y_true"), final.pop("y_pred")
+    _save_model(model, run_dir)
+    write_summary(run_dir, model)
+    write_history(run_dir, history)
+    plot_curves(run_dir, history, stage_starts)
+    metrics = {
+        "test": final,
+        "evaluated_on": "test" if data.test is not None else "validation",
+        "validation": stage_metrics[-1]["validation"],
+        "stages": stage_metrics,
+        "epochs": len(history),
+        "model": {"name": model.name, "params": int(model.count_params())},
+        "data": {"name": cfg.dataset.name, "task": data.task, "classes": list(data.class_names),
+                 **data.info},
+        "seed": cfg.seed,
+    }
+    write_metrics(run_dir, metrics)  # last: its presence marks a finished run
+    return metrics
+
+
+def _load_data(cfg):
+    backbone_cfg = cfg.backbone
+    input_size = tuple(backbone_cfg.input_size) if "input_size" in backbone_cfg else None
+    ctx = DataContext(seed=cfg.seed, batch_size=cfg.trainer.batch_size, input_size=input_size)
+    data = registry.datasets.get(cfg.dataset.name).build(cfg.dataset, ctx)
+    if len(data.class_names) < 2:
+        raise UserError(
+            f"dataset {cfg.dataset.name!r} has {len(data.class_names)} class "
+            f"({', '.join(map(str, data.class_names)) or 'none'}); a classifier needs at least 2"
+        )
+    return data
+
+
+def _stages(cfg):
+    if cfg.trainer.stages:
+        return list(cfg.trainer.stages)
+    return [OmegaConf.structured({"name": "train", "epochs": cfg.trainer.epochs, "trainable": "all",
+                                  "learning_rate": None, "optimizer": None})]
+
+
+def _fit_inputs(split, batch_size):
+    if isinstance(split, tuple):
+        x, y = split
+        return (x, y), {"batch_size": batch_size}
+    return (split,), {}
+
+
+def _one_hot(split) -> bool:
+    if isinstance(split, tuple):
+        return np.ndim(split[1]) > 1
+    return len(split.element_spec[1].shape) > 1
+
+
+def _plain(value):
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def _save_model(model, run_dir: Path):
+    tmp = run_dir / ".model.tmp.keras"
+    model.save(tmp)
+    shutil.move(tmp, run_dir / "model.keras")

@@ -1,0 +1,129 @@
+"""Keras callbacks, each writing (where it writes) inside the run directory."""
+
+from dataclasses import dataclass
+
+from framework.api import hookimpl
+
+
+@dataclass
+class EarlyStoppingConfig:
+    monitor: str = "val_loss"
+    patience: int = 3
+    min_delta: float = 0.0
+    mode: str = "auto"
+    restore_best_weights: bool = True
+
+
+@dataclass
+class ModelCheckpointConfig:
+    monitor: str = "val_accuracy"
+    mode: str = "max"
+    save_best_only: bool = True
+    # Inside the run dir; Keras 3 wants a .keras file (or .weights.h5 with save_weights_only).
+    filename: str = "checkpoints/best.keras"
+    save_weights_only: bool = False
+    verbose: int = 0
+
+
+@dataclass
+class TensorBoardConfig:
+    # Inside the run dir; view with: tensorboard --logdir <run dir>/tensorboard
+    log_dir: str = "tensorboard"
+    histogram_freq: int = 0
+
+
+@dataclass
+class CsvLoggerConfig:
+    filename: str = "training_log.csv"
+
+
+@dataclass
+class ReduceLrConfig:
+    monitor: str = "val_loss"
+    factor: float = 0.1
+    patience: int = 5
+    min_lr: float = 0.0
+    mode: str = "auto"
+
+
+@dataclass
+class BackupConfig:
+    backup_dir: str = "backup"
+
+
+@dataclass
+class NoConfig:
+    pass
+
+
+def build_early_stopping(cfg, ctx):
+    """Stop when the monitored metric stops improving (optionally restoring the best weights)."""
+    import keras
+
+    return keras.callbacks.EarlyStopping(
+        monitor=cfg.monitor, patience=cfg.patience, min_delta=cfg.min_delta, mode=cfg.mode,
+        restore_best_weights=cfg.restore_best_weights,
+    )
+
+
+def build_model_checkpoint(cfg, ctx):
+    """Save the model whenever the monitored metric improves (best only by default)."""
+    import keras
+
+    path = ctx.run_dir / cfg.filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return keras.callbacks.ModelCheckpoint(
+        str(path), monitor=cfg.monitor, mode=cfg.mode, save_best_only=cfg.save_best_only,
+        save_weights_only=cfg.save_weights_only, verbose=cfg.verbose,
+    )
+
+
+def build_tensorboard(cfg, ctx):
+    """TensorBoard logs (loss and metric curves, graphs) inside the run dir."""
+    import keras
+
+    return keras.callbacks.TensorBoard(
+        log_dir=str(ctx.run_dir / cfg.log_dir / ctx.stage), histogram_freq=cfg.histogram_freq
+    )
+
+
+def build_csv_logger(cfg, ctx):
+    """Each epoch's metrics appended to a CSV file in the run dir."""
+    import keras
+
+    return keras.callbacks.CSVLogger(str(ctx.run_dir / cfg.filename), append=True)
+
+
+def build_reduce_lr(cfg, ctx):
+    """Divide the learning rate when the monitored metric plateaus."""
+    import keras
+
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor=cfg.monitor, factor=cfg.factor, patience=cfg.patience, min_lr=cfg.min_lr,
+        mode=cfg.mode,
+    )
+
+
+def build_terminate_on_nan(cfg, ctx):
+    """Stop training as soon as the loss is NaN."""
+    import keras
+
+    return keras.callbacks.TerminateOnNaN()
+
+
+def build_backup_and_restore(cfg, ctx):
+    """Back up training state each epoch so an interrupted run resumes where it stopped."""
+    import keras
+
+    return keras.callbacks.BackupAndRestore(str(ctx.run_dir / cfg.backup_dir / ctx.stage))
+
+
+@hookimpl
+def register_callbacks(register):
+    register("early_stopping", build_early_stopping, EarlyStoppingConfig())
+    register("model_checkpoint", build_model_checkpoint, ModelCheckpointConfig())
+    register("tensorboard", build_tensorboard, TensorBoardConfig())
+    register("csv_logger", build_csv_logger, CsvLoggerConfig())
+    register("reduce_lr_on_plateau", build_reduce_lr, ReduceLrConfig())
+    register("terminate_on_nan", build_terminate_on_nan, NoConfig())
+    register("backup_and_restore", build_backup_and_restore, BackupConfig())

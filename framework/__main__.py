@@ -2,12 +2,16 @@
 
 import os
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from framework.cli import report_errors
+from framework.cli import USAGE_ERROR, report_errors
+from framework.errors import UserError
+from framework.rundir import finished_run_check
 from framework.plugins import load_plugins
 
 
@@ -15,8 +19,25 @@ from framework.plugins import load_plugins
 def run(cfg: DictConfig) -> float | None:
     from framework.train import train  # TensorFlow is imported here, after composition
 
-    result = train(cfg, HydraConfig.get().runtime.output_dir)
-    return result.get("test", {}).get("accuracy")
+    hydra_cfg = HydraConfig.get()
+    try:
+        result = train(cfg, hydra_cfg.runtime.output_dir)
+    except UserError as e:
+        if hydra_cfg.mode == RunMode.RUN:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(USAGE_ERROR)
+        # In a sweep, the other jobs go on; Hydra reports the first failure at the end.
+        print(f"error: job {hydra_cfg.job.num} failed: {e}", file=sys.stderr)
+        raise
+    return result["test"]["accuracy"]
+
+
+def refuse_finished_run_dir(args):
+    """Refuses a ``hydra.run.dir`` that holds a finished run, before Hydra writes into it."""
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key == "hydra.run.dir" and "${" not in value:
+            finished_run_check(Path(value))
 
 
 def main():
@@ -26,6 +47,7 @@ def main():
         os.environ["FRAMEWORK_FULL_ERROR"] = "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     with report_errors():
+        refuse_finished_run_dir(sys.argv[1:])
         load_plugins()  # fills the ConfigStore before Hydra composes anything
         run()
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from framework.errors import UserError
+
 BINARY = "binary"
 MULTICLASS = "multiclass"
 
@@ -102,6 +104,14 @@ class ModelContext:
         """A Dense layer carrying the run's kernel regularizer."""
         import keras
 
+        if activation is not None:
+            try:
+                keras.activations.get(activation)
+            except ValueError:
+                raise UserError(
+                    f"unknown activation {activation!r}; accepted: any keras.activations name, "
+                    "e.g. relu, tanh, sigmoid, elu, gelu, selu, softplus, swish, linear"
+                ) from None
         return keras.layers.Dense(
             units, activation=activation, kernel_regularizer=self.kernel_regularizer(), name=name
         )

@@ -65,7 +65,7 @@ def register_plugins(plugins) -> pluggy.PluginManager:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as e:
-        raise PluginError(f"plugin {e.plugin_name!r}: {str(e).splitlines()[0]}") from None
+        raise PluginError(f"plugin {pm.get_name(e.plugin)!r}: {e}") from None
     for group, hook_name in HOOKS.items():
         registry = REGISTRIES[group]
         for impl in getattr(pm.hook, hook_name).get_hookimpls():

@@ -10,16 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-# Marks a run that stopped with an error; a finished run has metrics.json instead.
-FAILED = "FAILED"
-
-
-def write_atomic(path: Path, text: str):
-    """Writes a file so that readers see the old content or the new one, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
+from framework.rundir import write_atomic  # noqa: E402
 
 def write_metrics(run_dir: Path, metrics: dict):
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
@@ -62,11 +53,6 @@ def write_summary(run_dir: Path, model):
     lines = []
     model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), expand_nested=True)
     write_atomic(run_dir / "summary.txt", "\n".join(lines) + "\n")
-
-
-def mark_failed(run_dir: Path, message: str):
-    if run_dir.is_dir():
-        write_atomic(run_dir / FAILED, message + "\n")
 
 
 def console_report(run_dir: Path, metrics: dict) -> str:

@@ -19,10 +19,9 @@ from framework.contexts import DataContext, RunContext
 from framework.errors import UserError
 from framework.evaluation import evaluate
 from framework.model import build_model, check_optimizer, loss_for, make_optimizer, set_trainable
+from framework.rundir import FAILED, finished_run_check, mark_failed
 from framework.report import (
-    FAILED,
     console_report,
-    mark_failed,
     plot_curves,
     write_history,
     write_metrics,
@@ -44,11 +43,7 @@ def train(cfg: DictConfig, run_dir) -> dict:
         UserError: bad input; the run directory is marked FAILED and no metrics.json is written.
     """
     run_dir = Path(run_dir)
-    if (run_dir / "metrics.json").exists():
-        raise UserError(
-            f"{run_dir} already holds a finished run; choose another directory "
-            "(hydra.run.dir=...)"
-        )
+    finished_run_check(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / FAILED).unlink(missing_ok=True)
     try:
@@ -66,6 +61,7 @@ def _train(cfg, run_dir: Path) -> dict:
     for stage in stages:
         if stage.optimizer:
             check_optimizer(stage.optimizer)
+    keras.backend.clear_session()  # models of earlier runs in this process: free them
     keras.utils.set_random_seed(cfg.seed)
 
     data = _load_data(cfg)

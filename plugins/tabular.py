@@ -22,6 +22,8 @@ class SplitConfig:
     # Seed of the split, apart from the run's seed (the curriculum's random_state=42).
     split_seed: int = 42
     standardize: bool = True
+    # Labels as one-hot vectors (then the loss is categorical_crossentropy) instead of indices.
+    one_hot: bool = False
 
 
 @dataclass
@@ -61,6 +63,9 @@ def split_and_scale(x, y, class_names, cfg, info) -> Data:
     if cfg.standardize:
         scaler = StandardScaler().fit(x_train)
         x_train, x_val, x_test = (scaler.transform(a) for a in (x_train, x_val, x_test))
+    if cfg.one_hot:
+        eye = np.eye(len(class_names), dtype=np.float32)
+        y_train, y_val, y_test = eye[y_train], eye[y_val], eye[y_test]
     f32 = np.float32
     info = {**info, "train": len(y_train), "validation": len(y_val), "test": len(y_test)}
     return Data(

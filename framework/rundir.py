@@ -1,0 +1,30 @@
+"""The state of a run directory: finished (it has metrics.json), failed (FAILED), or neither."""
+
+import os
+from pathlib import Path
+
+from framework.errors import UserError
+
+# Marks a run that stopped with an error; a finished run has metrics.json instead.
+FAILED = "FAILED"
+
+
+def finished_run_check(run_dir: Path):
+    """Raises UserError if ``run_dir`` holds a finished run (it has metrics.json)."""
+    if (run_dir / "metrics.json").exists():
+        raise UserError(
+            f"{run_dir} already holds a finished run; choose another directory "
+            "(hydra.run.dir=...)"
+        )
+
+
+def write_atomic(path: Path, text: str):
+    """Writes a file so that readers see the old content or the new one, never a part."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def mark_failed(run_dir: Path, message: str):
+    if run_dir.is_dir():
+        write_atomic(run_dir / FAILED, message + "\n")

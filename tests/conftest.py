@@ -1,0 +1,62 @@
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# Only this project's plugins: an installed third-party package must not change test results.
+os.environ["FRAMEWORK_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+
+import hydra  # noqa: E402
+import pytest  # noqa: E402
+from hydra.core.config_store import ConfigStore  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+
+from framework.plugins import load_plugins  # noqa: E402
+from framework.registry import REGISTRIES  # noqa: E402
+
+load_plugins()  # the ConfigStore must be filled before any composition
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose_config(*overrides):
+    """The config ``python -m framework *overrides`` would run, via Hydra's compose API."""
+    GlobalHydra.instance().clear()
+    try:
+        with hydra.initialize_config_module(version_base="1.3", config_module="framework.conf"):
+            return hydra.compose("config", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def compose():
+    return compose_config
+
+
+@pytest.fixture
+def isolated_registries():
+    """Lets a test register parts; the registries and Hydra's ConfigStore are restored after."""
+    store = ConfigStore.instance()
+    saved_repo = copy.deepcopy(store.repo)
+    saved_parts = {group: dict(r._parts) for group, r in REGISTRIES.items()}
+    yield REGISTRIES
+    store.repo = saved_repo
+    for group, parts in saved_parts.items():
+        REGISTRIES[group]._parts = parts
+
+
+def run_cli(*args, cwd, module="framework", env=None):
+    """Runs ``python -m <module> *args`` in a fresh process; returns the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """``cli(*overrides)`` runs ``python -m framework`` with tmp_path as the working directory."""
+    return lambda *args, **kw: run_cli(*args, cwd=tmp_path, **kw)

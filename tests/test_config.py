@@ -1,0 +1,93 @@
+import importlib.resources
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from framework.registry import REGISTRIES
+
+EXPERIMENTS = sorted(
+    p.name.removesuffix(".yaml")
+    for p in importlib.resources.files("framework.experiments").iterdir()
+    if p.name.endswith(".yaml")
+)
+
+
+def test_default_config_composes_with_a_part_for_every_group(compose):
+    cfg = compose()
+    for group in ("dataset", "backbone", "head"):
+        assert cfg[group].name in REGISTRIES[group]
+    assert cfg.optimizer.name == "adam" and cfg.seed == 42
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_with_registered_parts(compose, experiment):
+    cfg = compose(f"experiment={experiment}")
+    for group in ("dataset", "backbone", "head"):
+        assert cfg[group].name in REGISTRIES[group]
+    for group in ("regularizer", "callbacks"):
+        for name, node in cfg[group].items():
+            assert node.name == name and name in REGISTRIES[group]
+    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+
+
+def test_experiments_set_what_the_curriculum_says(compose):
+    binary = compose("experiment=iris_binary")
+    assert (binary.dataset.target, list(binary.backbone.units), binary.backbone.activation) == (
+        "setosa", [8, 4], "relu")
+    assert (binary.trainer.epochs, binary.trainer.batch_size, binary.optimizer.name) == (
+        50, 10, "adam")
+    assert list(compose("experiment=iris_deep").backbone.units) == [16, 8, 4]
+    assert compose("experiment=iris_tanh").backbone.activation == "tanh"
+    multi = compose("experiment=iris_multiclass")
+    assert multi.dataset.target == "species" and multi.dataset.one_hot
+    assert compose("experiment=iris_dropout").regularizer.dropout.rate == 0.3
+    both = compose("experiment=wine_dropout_l2")
+    assert set(both.regularizer) == {"dropout", "l2"} and both.regularizer.l2.factor == 0.01
+    callbacks = compose("experiment=wine_callbacks").callbacks
+    assert set(callbacks) == {"early_stopping", "model_checkpoint", "tensorboard"}
+    assert callbacks.early_stopping.patience == 5
+    assert callbacks.model_checkpoint.monitor == "val_accuracy"
+
+
+@pytest.mark.parametrize("group", ["dataset", "backbone", "head"])
+def test_every_registered_part_is_selectable_by_name(compose, group):
+    for name in REGISTRIES[group].names():
+        assert compose(f"{group}={name}")[group].name == name
+
+
+@pytest.mark.parametrize("group", ["regularizer", "callbacks"])
+def test_list_groups_take_any_number_of_parts(compose, group):
+    names = REGISTRIES[group].names()
+    cfg = compose(f"{group}=[{','.join(names)}]")
+    assert sorted(cfg[group]) == names
+    assert compose()[group] == {}
+
+
+def test_command_line_overrides_win_over_experiments(compose):
+    cfg = compose("experiment=iris_binary", "trainer.epochs=3", "backbone.units=[5]")
+    assert cfg.trainer.epochs == 3 and list(cfg.backbone.units) == [5]
+
+
+@pytest.mark.parametrize("override", ["trainer.epochz=3", "backbone.unitz=[1]", "seedz=1"])
+def test_unknown_keys_are_refused(compose, override):
+    with pytest.raises(ConfigCompositionException):
+        compose(override)
+
+
+@pytest.mark.parametrize("override", ["trainer.epochs=abc", "backbone.units=[a]", "seed=x",
+                                      "dataset.test_size=big"])
+def test_wrong_types_are_refused(compose, override):
+    with pytest.raises(ConfigCompositionException):
+        compose(override)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"], ["--info"]])
+def test_config_only_commands_never_import_tensorflow(tmp_path, args):
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "framework", *args],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+    assert "hydra" in imported and "tensorflow" not in imported and "keras" not in imported

@@ -1,0 +1,16 @@
+"""The tabular curriculum's experiments reach their scores (the issue's 'done when')."""
+
+import json
+
+import pytest
+
+from framework.train import train
+
+
+@pytest.mark.parametrize("experiment, minimum", [
+    ("iris_binary", 1.0), ("iris_multiclass", 0.93), ("wine", 0.95),
+])
+def test_experiment_reaches_its_test_accuracy(compose, tmp_path, experiment, minimum):
+    metrics = train(compose(f"experiment={experiment}", "trainer.verbose=0"), tmp_path)
+    assert metrics["test"]["accuracy"] >= minimum
+    assert json.loads((tmp_path / "metrics.json").read_text())["test"]["accuracy"] >= minimum

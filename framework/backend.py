@@ -32,4 +32,6 @@ def import_tensorflow():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    # Retracing notices from evaluating splits of other sizes: noise for our users.
+    tensorflow.get_logger().setLevel("ERROR")
     return tensorflow

@@ -66,5 +66,6 @@ def console_report(run_dir: Path, metrics: dict) -> str:
         f"{metrics['evaluated_on'].capitalize() + ':':<11}loss {test['loss']:.4f}  "
         f"accuracy {test['accuracy']:.4f}  macro F1 {test['macro']['f1']:.4f}  "
         f"({test['samples']} samples)",
+        "Wrote:     model.keras, metrics.json, history.csv, curves.png, summary.txt",
     ]
     return "\n".join(lines)

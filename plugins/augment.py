@@ -1,0 +1,77 @@
+"""The ``augment`` regularizer: random image transformations inside the model.
+
+Keras preprocessing layers placed before the backbone; they transform images in training only
+and pass them through unchanged at evaluation and prediction. They work on the raw 0..255
+pixels the image datasets serve.
+"""
+
+from dataclasses import dataclass
+
+from framework.api import Regularization, UserError, hookimpl
+
+FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical", "none")
+FILL_MODES = ("reflect", "wrap", "constant", "nearest")
+
+
+@dataclass
+class AugmentConfig:
+    # RandomFlip mode: horizontal, vertical, horizontal_and_vertical, or none.
+    flip: str = "horizontal"
+    # Each factor below turns its layer off at 0.
+    # RandomRotation: fraction of a full turn either way (0.1 = up to 36 degrees).
+    rotation: float = 0.1
+    # RandomTranslation: fraction of the height and of the width either way.
+    translation: float = 0.1
+    # RandomZoom: fraction of the size either way (in and out).
+    zoom: float = 0.1
+    # RandomShear: shear intensity along x and y, 0..1.
+    shear: float = 0.0
+    # RandomContrast: contrast changes by a random factor in [1 - contrast, 1 + contrast].
+    contrast: float = 0.0
+    # How rotation, translation, zoom and shear fill the pixels they uncover.
+    fill_mode: str = "reflect"
+
+
+def build_augment(cfg) -> Regularization:
+    """Random flip, rotation, translation, zoom, shear and contrast, in training only."""
+    import keras
+
+    if cfg.flip not in FLIP_MODES:
+        raise UserError(
+            f"unknown regularizer.augment.flip {cfg.flip!r}; accepted: {', '.join(FLIP_MODES)}"
+        )
+    if cfg.fill_mode not in FILL_MODES:
+        raise UserError(
+            f"unknown regularizer.augment.fill_mode {cfg.fill_mode!r}; accepted: "
+            f"{', '.join(FILL_MODES)}"
+        )
+    for key in ("rotation", "translation", "zoom", "shear", "contrast"):
+        if not 0 <= cfg[key] <= 1:
+            raise UserError(
+                f"regularizer.augment.{key} must be between 0 and 1. Received: {key}={cfg[key]}"
+            )
+    fill = cfg.fill_mode
+    layers = []
+    if cfg.flip != "none":
+        layers.append(keras.layers.RandomFlip(cfg.flip, name="random_flip"))
+    if cfg.rotation:
+        layers.append(keras.layers.RandomRotation(cfg.rotation, fill, name="random_rotation"))
+    if cfg.translation:
+        layers.append(keras.layers.RandomTranslation(
+            cfg.translation, cfg.translation, fill, name="random_translation"))
+    if cfg.zoom:
+        layers.append(keras.layers.RandomZoom(cfg.zoom, fill_mode=fill, name="random_zoom"))
+    if cfg.shear:
+        layers.append(keras.layers.RandomShear(
+            cfg.shear, cfg.shear, fill_mode=fill, name="random_shear"))
+    if cfg.contrast:
+        layers.append(keras.layers.RandomContrast(cfg.contrast, name="random_contrast"))
+    if not layers:
+        return Regularization()
+    pipeline = keras.Sequential(layers, name="augment")
+    return Regularization(on_input=pipeline)
+
+
+@hookimpl
+def register_regularizers(register):
+    register("augment", build_augment, AugmentConfig())

@@ -1,0 +1,236 @@
+"""Shared pieces of the image datasets: their common settings and the tf.data pipelines.
+
+Every image dataset serves batches of ``(images, labels)``: images float32 in the raw 0..255
+range (the model rescales them itself, so preprocessing happens exactly once), labels integer
+class indices or, with ``class_mode: categorical``, one-hot rows.
+
+TensorFlow is imported inside the functions, so loading the plugins stays cheap.
+"""
+
+from dataclasses import dataclass
+
+from framework.api import UserError
+
+CLASS_MODES = ("binary", "categorical", "sparse")
+INTERPOLATIONS = (
+    "bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic",
+)
+# Shuffle buffer for images already decoded (a cache): a full buffer would double the memory.
+DECODED_SHUFFLE_BUFFER = 1000
+
+
+@dataclass
+class ImageDataConfig:
+    # There is no `rescale`: the backbone rescales 0..255 itself, and rescaling twice stalls
+    # training.
+    # Images per batch; null: trainer.batch_size.
+    batch_size: int | None = None
+    # Labels, in flow_from_directory's words. null or sparse: integer class indices (a binary
+    # task for 2 classes); binary: 0/1, exactly 2 classes; categorical: one-hot rows, 3+ classes.
+    class_mode: str | None = None
+    # Shuffle the training split every epoch; validation and test always keep their order.
+    shuffle: bool = True
+    # Seed of the data (the split, and the shapes drawn), apart from the run's seed.
+    seed: int = 42
+
+
+def image_size(value, ctx, default: tuple[int, int], key: str) -> tuple[int, int]:
+    """The ``(height, width)`` to serve: the config's value, else the backbone's, else a default.
+
+    Raises:
+        UserError: the value is not two positive integers.
+    """
+    size = value if value is not None else ctx.input_size or default
+    size = tuple(size)
+    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+        raise UserError(
+            f"dataset.{key} must be [height, width] in pixels. Received: {key}={list(size)}"
+        )
+    return size
+
+
+def batch_size(cfg, ctx) -> int:
+    """The config's batch size, else the trainer's."""
+    size = cfg.batch_size if cfg.batch_size is not None else ctx.batch_size
+    if size < 1:
+        raise UserError(f"dataset.batch_size must be at least 1. Received: batch_size={size}")
+    return size
+
+
+def one_hot_labels(class_mode, num_classes: int) -> bool:
+    """Whether ``class_mode`` asks for one-hot labels; checks it against the class count.
+
+    Raises:
+        UserError: an unknown class mode, ``binary`` without exactly 2 classes, or
+            ``categorical`` with 2 classes (a binary task has one sigmoid output).
+    """
+    if class_mode is not None and class_mode not in CLASS_MODES:
+        raise UserError(
+            f"unknown dataset.class_mode {class_mode!r}; accepted: {', '.join(CLASS_MODES)} or "
+            "null"
+        )
+    if class_mode == "binary" and num_classes != 2:
+        raise UserError(
+            f"class_mode binary needs exactly 2 classes; use categorical or sparse. Received: "
+            f"class_mode='binary' with {num_classes} classes"
+        )
+    if class_mode == "categorical" and num_classes == 2:
+        raise UserError(
+            "class_mode categorical needs 3 or more classes (2 classes make a binary task with "
+            "one sigmoid output); use binary. Received: class_mode='categorical' with 2 classes"
+        )
+    return class_mode == "categorical"
+
+
+def check_interpolation(name: str):
+    if name not in INTERPOLATIONS:
+        raise UserError(
+            f"unknown dataset.interpolation {name!r}; accepted: {', '.join(INTERPOLATIONS)}"
+        )
+
+
+def check_fractions(validation_split: float, test_split: float):
+    """Checks that the validation and test fractions leave images to train on."""
+    for key, value in (("validation_split", validation_split), ("test_split", test_split)):
+        if not 0 <= value < 1:
+            raise UserError(f"dataset.{key} must be in [0, 1). Received: {key}={value}")
+    if validation_split + test_split >= 1:
+        raise UserError(
+            "dataset.validation_split + test_split must be below 1. Received: "
+            f"validation_split={validation_split}, test_split={test_split}"
+        )
+
+
+def split_counts(n: int, validation_split: float, test_split: float) -> tuple[int, int, int]:
+    """``(train, validation, test)`` counts for ``n`` items of one class."""
+    n_val = round(n * validation_split)
+    n_test = round(n * test_split)
+    return n - n_val - n_test, n_val, n_test
+
+
+def split_counts_info(labels: dict, class_names: list[str]) -> dict:
+    """Image counts for the run's report: ``{split: n, "class_counts": {split: {class: n}}}``.
+
+    Args:
+        labels: the integer labels of each split, by split name.
+        class_names: the class names, in label order.
+    """
+    import numpy as np
+
+    counts = {
+        split: dict(zip(class_names, np.bincount(y, minlength=len(class_names)).tolist()))
+        for split, y in labels.items()
+    }
+    return {**{split: len(y) for split, y in labels.items()}, "class_counts": counts}
+
+
+def array_dataset(images, labels, *, batch: int, num_classes: int, one_hot: bool,
+                  shuffle: bool = False, seed: int = 0, resize=None, interpolation="bilinear"):
+    """A batched tf.data pipeline over in-memory images.
+
+    Args:
+        images: ``(N, height, width, channels)`` array, values in 0..255.
+        labels: ``(N,)`` integer class indices.
+        batch: images per batch.
+        num_classes: the class count (for one-hot labels).
+        one_hot: serve one-hot label rows instead of indices.
+        shuffle: reshuffle every epoch (the training split).
+        seed: the shuffle's seed.
+        resize: ``(height, width)`` to resize each batch to, or None to keep the size.
+        interpolation: the resize method (a ``tf.image.resize`` method name).
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(float32 images, labels)`` batches.
+    """
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch)
+
+    def prepare(x, y):
+        x = tf.cast(x, tf.float32)
+        if resize is not None:
+            x = tf.image.resize(x, resize, method=interpolation)
+        return x, tf.one_hot(y, num_classes) if one_hot else y
+
+    # Whole batches are converted and resized at once: cheaper than one image at a time.
+    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def load_image(path, size: tuple[int, int], channels: int = 3, interpolation: str = "bilinear"):
+    """Reads, decodes and resizes one image file, as every ``image_folder`` pipeline does.
+
+    Args:
+        path: a string tensor (or str): a jpeg, png, bmp or gif file (a gif gives its first frame).
+        size: ``(height, width)`` of the result.
+        channels: 3 (RGB) or 1 (grayscale).
+        interpolation: the resize method (a ``tf.image.resize`` method name).
+
+    Returns:
+        A ``(height, width, channels)`` uint8 tensor.
+    """
+    import tensorflow as tf
+
+    image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+
+    def resize():
+        resized = tf.image.resize(image, size, method=interpolation)
+        # Back to uint8 as PIL would: a cache then holds a quarter of the bytes of float32.
+        return tf.saturate_cast(tf.round(resized), tf.uint8)
+
+    # Resizing to the same size costs as much as decoding: skip it.
+    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], size))
+    image = tf.cond(same, lambda: image, resize)
+    image.set_shape((*size, channels))
+    return image
+
+
+def file_dataset(paths, labels, *, size: tuple[int, int], channels: int, interpolation: str,
+                 batch: int, num_classes: int, one_hot: bool, shuffle: bool = False, seed: int = 0,
+                 cache=None):
+    """A batched tf.data pipeline that decodes and resizes image files in parallel.
+
+    Args:
+        paths: image file paths (jpeg, png, bmp or gif).
+        labels: their integer class indices.
+        size: ``(height, width)`` every image is resized to.
+        channels: 3 (RGB) or 1 (grayscale).
+        interpolation: the resize method (a ``tf.image.resize`` method name).
+        batch: images per batch.
+        num_classes: the class count (for one-hot labels).
+        one_hot: serve one-hot label rows instead of indices.
+        shuffle: reshuffle every epoch (the training split).
+        seed: the shuffle's seed.
+        cache: None, ``"memory"``, or a file path prefix for an on-disk cache of decoded images.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(float32 images, labels)`` batches.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    paths, labels = np.asarray([str(p) for p in paths]), np.asarray(labels, dtype=np.int64)
+    if shuffle and cache is not None:
+        # The cache keeps one order; mix the classes (listed folder by folder) before it, so the
+        # bounded shuffle after it does not see one class at a time.
+        order = np.random.default_rng(seed).permutation(len(paths))
+        paths, labels = paths[order], labels[order]
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    if shuffle and cache is None:
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(
+        lambda path, label: (load_image(path, size, channels, interpolation), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if cache is not None:
+        ds = ds.cache("" if cache == "memory" else str(cache))
+        if shuffle:
+            ds = ds.shuffle(DECODED_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+
+    def to_float(x, y):
+        return tf.cast(x, tf.float32), tf.one_hot(y, num_classes) if one_hot else y
+
+    ds = ds.batch(batch).map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,267 @@
+"""The ``image_folder`` dataset: a folder of class sub-folders of images, read with tf.data.
+
+Two layouts, as with Keras' flow_from_directory:
+
+- ``PATH/train/<class>/...`` and ``PATH/validation/<class>/...``, optionally ``PATH/test/<class>``
+  (without ``validation/``, ``validation_split`` takes a seeded fraction of ``train/``);
+- ``PATH/<class>/...`` with ``validation_split`` set: one folder split by a seeded fraction.
+
+Class names are the sub-folder names, sorted. Unreadable files are found up front and skipped
+with one warning.
+"""
+
+import hashlib
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from framework.api import Data, UserError, hookimpl
+from framework_plugins import image_data
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# The formats tf.io.decode_image reads; PIL opens more, which TensorFlow would then fail on.
+DECODABLE_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
+SPLITS = ("train", "validation", "test")
+COLOR_MODES = {"rgb": 3, "grayscale": 1}
+# How many skipped files the warning and the run's report name.
+SHOWN_SKIPPED = 5
+
+
+@dataclass
+class ImageFolderConfig(image_data.ImageDataConfig):
+    path: str = "???"
+    # [height, width] images are resized to; null: the backbone's input_size (else 150x150).
+    target_size: list[int] | None = None
+    # rgb or grayscale.
+    color_mode: str = "rgb"
+    # Resize method: bilinear, nearest, bicubic, area, ...
+    interpolation: str = "bilinear"
+    # Fraction held out for validation when there is no validation/ folder (stratified, seeded).
+    validation_split: float | None = None
+    # Keep decoded images after the first epoch: null (no), memory, or a directory for files.
+    cache: str | None = None
+
+
+def build_image_folder(cfg, ctx) -> Data:
+    """Images in class sub-folders (train/ and validation/, or one folder split by a fraction)."""
+    root = Path(cfg.path).expanduser()
+    if not root.is_dir():
+        raise UserError(f"image folder not found. Received: dataset.path={cfg.path!r}")
+    if cfg.color_mode not in COLOR_MODES:
+        raise UserError(
+            f"unknown dataset.color_mode {cfg.color_mode!r}; accepted: {', '.join(COLOR_MODES)}"
+        )
+    image_data.check_interpolation(cfg.interpolation)
+    size = image_data.image_size(cfg.target_size, ctx, (150, 150), "target_size")
+    batch = image_data.batch_size(cfg, ctx)
+
+    class_names, listed, skipped = _list_splits(root, cfg)
+    one_hot = image_data.one_hot_labels(cfg.class_mode, len(class_names))
+
+    datasets, labels = {}, {}
+    for split, by_class in listed.items():
+        paths = [p for name in class_names for p in by_class.get(name, [])]
+        labels[split] = [i for i, name in enumerate(class_names) for _ in by_class.get(name, [])]
+        datasets[split] = image_data.file_dataset(
+            paths, labels[split], size=size, channels=COLOR_MODES[cfg.color_mode],
+            interpolation=cfg.interpolation, batch=batch, num_classes=len(class_names),
+            one_hot=one_hot, shuffle=cfg.shuffle and split == "train", seed=ctx.seed,
+            cache=_cache_target(cfg, split, paths, size),
+        )
+    info = {
+        "path": str(root),
+        **image_data.split_counts_info(labels, class_names),
+        "image_size": list(size),
+        "skipped": len(skipped),
+        "skipped_files": [_relative(root, p) for p in skipped[:SHOWN_SKIPPED]],
+    }
+    return Data(
+        class_names=class_names,
+        train=datasets["train"],
+        validation=datasets["validation"],
+        test=datasets.get("test"),
+        input_shape=(*size, COLOR_MODES[cfg.color_mode]),
+        info=info,
+    )
+
+
+def _list_splits(root: Path, cfg):
+    """The class names, the readable images of each split by class, and the skipped files."""
+    folders = _split_folders(root, cfg.validation_split)
+    class_names = _class_names(folders["train"])
+    listed = {split: _list_images(folder, class_names) for split, folder in folders.items()}
+    skipped = _drop_unreadable(listed)
+    if skipped:
+        # One line on stderr, like the framework's errors: the run goes on.
+        print(_skipped_message(root, skipped), file=sys.stderr)
+    for split, by_class in listed.items():
+        _check_not_empty(folders[split], by_class)
+    if "validation" not in listed:
+        listed["train"], listed["validation"] = _split_off(
+            listed["train"], cfg.validation_split, cfg.seed
+        )
+        if not any(listed["validation"].values()):
+            raise UserError(
+                f"dataset.validation_split holds out no image of {folders['train']}; raise it. "
+                f"Received: validation_split={cfg.validation_split}"
+            )
+    return class_names, listed, skipped
+
+
+def _split_folders(root: Path, validation_split) -> dict[str, Path]:
+    """The folder of each split present: ``train`` always, ``validation`` and ``test`` if found."""
+    if validation_split is not None and not 0 < validation_split < 1:
+        raise UserError(
+            "dataset.validation_split must be between 0 and 1, or null. Received: "
+            f"validation_split={validation_split}"
+        )
+    present = {split: root / split for split in SPLITS if (root / split).is_dir()}
+    if "train" not in present:
+        if present or validation_split is None:
+            raise UserError(
+                f"no train/ folder in {root}: give train/ and validation/ class folders, or set "
+                "dataset.validation_split to split one folder of class folders"
+            )
+        return {"train": root}  # one folder of class folders, split by validation_split
+    if "validation" in present and validation_split is not None:
+        raise UserError(
+            f"{root} has a validation/ folder, so dataset.validation_split does not apply; set "
+            f"it to null. Received: validation_split={validation_split}"
+        )
+    if "validation" not in present and validation_split is None:
+        raise UserError(
+            f"no validation/ folder in {root}: add one, or set dataset.validation_split to hold "
+            "out part of train/"
+        )
+    return present
+
+
+def _class_names(train: Path) -> list[str]:
+    names = _sub_folders(train)
+    if len(names) < 2:
+        found = f" ({names[0]})" if names else ""
+        raise UserError(
+            f"{train} has {len(names)} class folder{found}; a classifier needs at least 2"
+        )
+    return names
+
+
+def _sub_folders(folder: Path) -> list[str]:
+    # Hidden folders (.ipynb_checkpoints, .git) are not classes.
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+
+
+def _list_images(folder: Path, class_names: list[str]) -> dict[str, list[Path]]:
+    """Image files by class name, sorted, searched recursively in each class folder."""
+    names = _sub_folders(folder)
+    unknown = sorted(set(names) - set(class_names))
+    if unknown:
+        raise UserError(
+            f"{folder / unknown[0]} is not a class of train/ ({', '.join(class_names)}); "
+            "rename or remove it"
+        )
+    return {name: _images_in(folder / name) for name in names}
+
+
+def _images_in(folder: Path) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found += [
+            Path(dirpath, f) for f in filenames
+            if not f.startswith(".") and f.lower().endswith(EXTENSIONS)
+        ]
+    return sorted(found)
+
+
+def _drop_unreadable(listed: dict[str, dict[str, list[Path]]]) -> list[Path]:
+    """Removes unreadable files from ``listed`` in place; returns them, sorted."""
+    files = [p for by_class in listed.values() for paths in by_class.values() for p in paths]
+    # The checks mostly wait on disk and on PIL's C decoders, which release the GIL.
+    with ThreadPoolExecutor(max_workers=min(32, 4 * (os.cpu_count() or 1))) as pool:
+        bad = {p for p, ok in zip(files, pool.map(is_readable, files), strict=True) if not ok}
+    if bad:
+        for by_class in listed.values():
+            for name, paths in by_class.items():
+                by_class[name] = [p for p in paths if p not in bad]
+    return sorted(bad)
+
+
+def is_readable(path) -> bool:
+    """Whether an image file is complete and in a format TensorFlow decodes, checked cheaply.
+
+    JPEGs are decoded at 1/8 scale (the whole stream is read, so truncation shows); other
+    formats are verified or, for the small ones (gif, bmp), loaded.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            if image.format not in DECODABLE_FORMATS:
+                return False
+            if image.format == "JPEG":
+                image.draft("RGB", (1, 1))
+                image.load()
+            elif image.format == "PNG":
+                image.verify()  # checks every chunk's CRC up to the end
+            else:
+                image.load()
+        return True
+    except Exception:  # any failure to read means the file is skipped
+        return False
+
+
+def _split_off(by_class: dict[str, list[Path]], fraction: float, seed: int):
+    """A stratified, seeded split of each class's files into (train, validation)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    train, validation = {}, {}
+    for name, paths in by_class.items():
+        order = rng.permutation(len(paths))
+        # Every class keeps at least one training image.
+        n_val = min(round(len(paths) * fraction), len(paths) - 1)
+        train[name] = sorted(paths[i] for i in order[n_val:])
+        validation[name] = sorted(paths[i] for i in order[:n_val])
+    return train, validation
+
+
+def _check_not_empty(folder: Path, by_class: dict[str, list[Path]]):
+    if not by_class:
+        raise UserError(f"{folder} has no class folders")
+    for name, paths in by_class.items():
+        if not paths:
+            raise UserError(
+                f"class folder {folder / name} has no readable images "
+                f"({', '.join(e.lstrip('.') for e in EXTENSIONS)})"
+            )
+
+
+def _cache_target(cfg, split: str, paths: list[Path], size: tuple[int, int]):
+    """None, "memory", or a cache file prefix named after its content (stale caches go unused)."""
+    if cfg.cache in (None, "none"):
+        return None
+    if cfg.cache == "memory":
+        return "memory"
+    key = "\n".join([*map(str, paths), str(size), cfg.color_mode, cfg.interpolation])
+    folder = Path(cfg.cache).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{split}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+
+
+def _skipped_message(root: Path, skipped: list[Path]) -> str:
+    shown = ", ".join(_relative(root, p) for p in skipped[:SHOWN_SKIPPED])
+    more = f" and {len(skipped) - SHOWN_SKIPPED} more" if len(skipped) > SHOWN_SKIPPED else ""
+    return f"warning: skipped {len(skipped)} unreadable image file(s) in {root}: {shown}{more}"
+
+
+def _relative(root: Path, path: Path) -> str:
+    return os.path.relpath(path, root)
+
+
+@hookimpl
+def register_datasets(register):
+    register("image_folder", build_image_folder, ImageFolderConfig())

@@ -1,0 +1,169 @@
+"""The image plugins: shapes, digits and image_folder datasets, simple_cnn, its heads, augment."""
+
+import keras
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from framework.api import DataContext, UserError
+from framework.train import train
+from framework_plugins.augment import AugmentConfig, build_augment
+from framework_plugins.digits import DigitsConfig, build_digits
+from framework_plugins.image_folder import ImageFolderConfig, build_image_folder
+from framework_plugins.shapes import ShapesConfig, build_shapes, generate_shapes, write_shapes_tree
+
+SIZE = (32, 32)
+CTX = DataContext(seed=0, batch_size=8, input_size=SIZE)
+# A small shapes set: 10 images per class, 6 / 2 / 2 for train / validation / test.
+SMALL = {"num_classes": 3, "samples_per_class": 10, "image_size": SIZE, "seed": 7}
+
+
+def arrays(split):
+    """All images and labels of a batched tf.data split, in order."""
+    batches = list(split.as_numpy_iterator())
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
+
+
+def folder_data(path, **settings):
+    cfg = OmegaConf.structured(ImageFolderConfig(path=str(path), shuffle=False, **settings))
+    return build_image_folder(cfg, CTX)
+
+
+def make_folder(root, counts: dict[str, int]):
+    """Class folders under ``root`` with ``counts[name]`` small PNG images each."""
+    from PIL import Image
+
+    for name, count in counts.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(root / name / f"{i}.png")
+
+
+def test_shapes_are_determined_by_their_seed():
+    names, first = generate_shapes(**SMALL)
+    _, again = generate_shapes(**SMALL)
+    _, other = generate_shapes(**{**SMALL, "seed": 8})
+    assert names == ["circle", "square", "triangle"]
+    for split in ("train", "validation", "test"):
+        np.testing.assert_array_equal(first[split][0], again[split][0])
+        np.testing.assert_array_equal(first[split][1], again[split][1])
+    assert not np.array_equal(first["train"][0], other["train"][0])
+    images, labels = first["train"]
+    assert images.shape == (18, *SIZE, 3) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [6, 6, 6]
+
+
+def test_a_written_tree_reads_back_like_the_generator_with_a_corrupt_file_skipped(
+    tmp_path, capsys
+):
+    counts = write_shapes_tree(tmp_path, **SMALL)
+    (tmp_path / "train" / "circle" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    disk = folder_data(tmp_path)
+    warnings = capsys.readouterr().err.strip().splitlines()
+    memory = build_shapes(OmegaConf.structured(ShapesConfig(
+        **{k: v for k, v in SMALL.items() if k != "image_size"}, shuffle=False)), CTX)
+
+    assert disk.class_names == memory.class_names == sorted(counts["train"])
+    assert disk.info["class_counts"] == memory.info["class_counts"] == counts
+    assert disk.info["skipped"] == 1
+    assert disk.info["skipped_files"] == ["train/circle/broken.jpg"]
+    assert len(warnings) == 1 and "skipped 1" in warnings[0] and "broken.jpg" in warnings[0]
+    for split in ("train", "validation", "test"):
+        (x_disk, y_disk), (x_mem, y_mem) = arrays(getattr(disk, split)), arrays(
+            getattr(memory, split))
+        assert x_disk.dtype == np.float32 and x_disk.max() > 1  # raw 0..255: no rescale
+        np.testing.assert_array_equal(x_disk, x_mem)  # PNG is lossless
+        np.testing.assert_array_equal(y_disk, y_mem)
+
+
+def test_one_folder_is_split_by_validation_split(tmp_path):
+    make_folder(tmp_path, {"cats": 8, "dogs": 4})
+    data = folder_data(tmp_path, validation_split=0.25, target_size=[16, 16])
+    assert data.class_names == ["cats", "dogs"]
+    assert data.info["class_counts"] == {"train": {"cats": 6, "dogs": 3},
+                                         "validation": {"cats": 2, "dogs": 1}}
+    assert data.test is None and data.input_shape == (16, 16, 3)
+
+
+def test_class_modes(tmp_path):
+    make_folder(tmp_path / "train", {"a": 2, "b": 2, "c": 2})
+    make_folder(tmp_path / "validation", {"a": 1, "b": 1, "c": 1})
+    _, labels = arrays(folder_data(tmp_path, class_mode="categorical").validation)
+    np.testing.assert_array_equal(labels, np.eye(3))
+    with pytest.raises(UserError, match="binary needs exactly 2 classes"):
+        folder_data(tmp_path, class_mode="binary")
+
+
+@pytest.mark.parametrize("layout, message", [
+    ({}, "image folder not found"),
+    ({"validation": {"a": 1, "b": 1}}, "no train/ folder"),
+    ({"train": {"a": 2, "b": 0}, "validation": {"a": 1, "b": 1}}, "has no readable images"),
+    ({"train": {"a": 2}, "validation": {"a": 1}}, "1 class folder \\(a\\); a classifier needs"),
+    ({"train": {"a": 2, "b": 2}}, "no validation/ folder"),
+])
+def test_bad_folders_are_one_line_errors(tmp_path, layout, message):
+    root = tmp_path / "data"
+    for split, counts in layout.items():
+        make_folder(root / split, counts)
+    with pytest.raises(UserError, match=message) as error:
+        folder_data(root)
+    assert "\n" not in str(error.value)
+
+
+def test_digits_are_upsampled_rgb_images_split_by_class():
+    data = build_digits(OmegaConf.structured(DigitsConfig(shuffle=False)), CTX)
+    x, y = arrays(data.validation)
+    assert data.class_names == [str(d) for d in range(10)]
+    assert x.shape[1:] == (*SIZE, 3) and data.input_shape == (*SIZE, 3)
+    assert x.min() >= 0 and x.max() > 200  # 0..16 scaled to 0..255
+    np.testing.assert_array_equal(x[..., 0], x[..., 2])
+    assert sum(data.info[s] for s in ("train", "validation", "test")) == 1797
+    assert min(data.info["class_counts"]["validation"].values()) >= 30  # stratified
+
+
+def test_augment_changes_images_in_training_only():
+    augment = build_augment(OmegaConf.structured(AugmentConfig(
+        flip="horizontal_and_vertical", rotation=0.2, translation=0.2, zoom=0.2, shear=0.2,
+        contrast=0.2)))
+    images = np.random.default_rng(0).uniform(0, 255, (4, *SIZE, 3)).astype("float32")
+    layers = [layer.name for layer in augment.on_input.layers]
+    assert len(layers) == 6 and "random_shear" in layers
+    np.testing.assert_array_equal(augment.on_input(images, training=False), images)
+    assert not np.allclose(augment.on_input(images, training=True), images)
+    off = AugmentConfig(flip="none", rotation=0, translation=0, zoom=0)
+    assert build_augment(OmegaConf.structured(off)).on_input is None
+
+
+@pytest.mark.parametrize("head", ["flatten_dense", "gap_dense"])
+def test_a_cnn_trains_on_shapes_with_augmentation(compose, tmp_path, head):
+    cfg = compose(
+        "dataset=shapes", "dataset.samples_per_class=10", "backbone=simple_cnn",
+        "backbone.input_size=[32,32]", "backbone.filters=[8,16]", f"head={head}",
+        "regularizer=[augment]", "trainer.epochs=1", "trainer.verbose=0",
+    )
+    metrics = train(cfg, tmp_path)
+    assert metrics["data"]["classes"] == ["circle", "square", "triangle"]
+    assert metrics["test"]["samples"] == 6
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    assert model.input_shape == (None, 32, 32, 3)
+    assert {"augment", "simple_cnn"} <= {layer.name for layer in model.layers}
+
+
+def test_a_cnn_trains_on_one_hot_labels_from_a_folder(compose, tmp_path):
+    write_shapes_tree(tmp_path / "data", **SMALL)
+    cfg = compose(
+        "dataset=image_folder", f"dataset.path={tmp_path / 'data'}",
+        "dataset.class_mode=categorical", "backbone=simple_cnn", "backbone.input_size=[32,32]",
+        "backbone.filters=[8]", "head=gap_dense", "head.units=8", "trainer.epochs=1",
+        "trainer.verbose=0",
+    )
+    metrics = train(cfg, tmp_path / "run")
+    assert metrics["data"]["class_counts"]["train"] == {"circle": 6, "square": 6, "triangle": 6}
+    assert metrics["evaluated_on"] == "test"
+
+
+def test_simple_cnn_refuses_images_too_small(compose, tmp_path):
+    cfg = compose("dataset=digits", "backbone=simple_cnn", "backbone.input_size=[16,16]",
+                  "head=flatten_dense", "trainer.verbose=0")
+    with pytest.raises(UserError, match="needs images of at least 22x22"):
+        train(cfg, tmp_path)

@@ -16,11 +16,13 @@ from framework.contexts import (
     RunContext,
 )
 from framework.errors import UserError
+from framework.images import IMAGE_EXTENSIONS, is_readable, load_image
 
 hookimpl = pluggy.HookimplMarker("framework")
 
 __all__ = [
     "BINARY",
+    "IMAGE_EXTENSIONS",
     "MULTICLASS",
     "Data",
     "DataContext",
@@ -29,4 +31,6 @@ __all__ = [
     "RunContext",
     "UserError",
     "hookimpl",
+    "is_readable",
+    "load_image",
 ]

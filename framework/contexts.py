@@ -100,20 +100,29 @@ class ModelContext:
             l2 += cfg.get("l2", 0.0)
         return keras.regularizers.L1L2(l1=l1, l2=l2)
 
+    def activation(self, name):
+        """Returns ``name`` if Keras knows the activation.
+
+        Raises:
+            UserError: an unknown activation name.
+        """
+        import keras
+
+        try:
+            keras.activations.get(name)
+        except ValueError:
+            raise UserError(
+                f"unknown activation {name!r}; accepted: any keras.activations name, "
+                "e.g. relu, tanh, sigmoid, elu, gelu, selu, softplus, swish, linear"
+            ) from None
+        return name
+
     def dense(self, units: int, activation=None, name: str | None = None):
         """A Dense layer carrying the run's kernel regularizer."""
         import keras
 
-        if activation is not None:
-            try:
-                keras.activations.get(activation)
-            except ValueError:
-                raise UserError(
-                    f"unknown activation {activation!r}; accepted: any keras.activations name, "
-                    "e.g. relu, tanh, sigmoid, elu, gelu, selu, softplus, swish, linear"
-                ) from None
         return keras.layers.Dense(
-            units, activation=activation, kernel_regularizer=self.kernel_regularizer(), name=name
+            units, activation=self.activation(activation), kernel_regularizer=self.kernel_regularizer(), name=name
         )
 
     def hidden(self, x, units: int, activation="relu", name: str | None = None):

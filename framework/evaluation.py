@@ -3,8 +3,6 @@
 import numpy as np
 from sklearn.metrics import classification_report
 
-from framework.contexts import BINARY
-
 
 def split_arrays(split):
     """``(inputs, labels)`` of a split given as ``(x, y)`` arrays or a ``tf.data`` dataset."""
@@ -15,16 +13,16 @@ def split_arrays(split):
     return x, y
 
 
-def predict_classes(model, x, task):
-    """Class indices and class probabilities (binary: probability of class 1) for ``x``."""
+def predict_classes(model, x):
+    """Class indices and class probabilities (one sigmoid unit: probability of class 1)."""
     probs = model.predict(x, verbose=0)
-    if task == BINARY:
+    if probs.shape[-1] == 1:
         probs = probs.reshape(-1)
         return (probs > 0.5).astype(int), probs
     return probs.argmax(axis=-1), probs
 
 
-def evaluate(model, split, class_names, task, batch_size):
+def evaluate(model, split, class_names, batch_size):
     """Scores a model on a split.
 
     Returns:
@@ -37,7 +35,7 @@ def evaluate(model, split, class_names, task, batch_size):
     else:
         loss, accuracy = model.evaluate(split, verbose=0)
     y_true = y.argmax(axis=-1) if y.ndim > 1 else y.astype(int)
-    y_pred, _ = predict_classes(model, x, task)
+    y_pred, _ = predict_classes(model, x)
     report = classification_report(
         y_true,
         y_pred,
@@ -65,3 +63,20 @@ def evaluate(model, split, class_names, task, batch_size):
         "y_true": y_true,
         "y_pred": y_pred,
     }
+
+
+def take_examples(x, indices, limit: int = 16):
+    """The inputs at ``indices`` (the first ``limit``) from an array or a batched dataset."""
+    wanted = sorted(indices)[:limit]
+    if not wanted:
+        return np.zeros((0,))
+    if isinstance(x, np.ndarray):
+        return x[wanted]
+    found, start = [], 0
+    for batch in x:
+        batch = np.asarray(batch)
+        found += [batch[i - start] for i in wanted if start <= i < start + len(batch)]
+        start += len(batch)
+        if start > wanted[-1]:
+            break
+    return np.stack(found)

@@ -14,12 +14,13 @@ OPTIMIZERS = {
 }
 
 
-def build_model(cfg, data: Data):
+def build_model(cfg, data: Data, one_hot: bool = False):
     """Builds the full model for a config and a dataset.
 
     Args:
         cfg: the composed run config.
         data: the loaded dataset (its task and class count fix the output layer).
+        one_hot: whether the labels are one-hot rows: then even two classes get a softmax.
 
     Returns:
         ``(model, backbone)``: the Keras model and the backbone model inside it.
@@ -40,7 +41,7 @@ def build_model(cfg, data: Data):
         raise TypeError(f"backbone {cfg.backbone.name!r} must build a keras.Model")
     x = backbone(x)
     x = registry.heads.get(cfg.head.name).build(cfg.head, x, ctx)
-    if data.task == BINARY:
+    if data.task == BINARY and not one_hot:
         outputs = ctx.dense(1, "sigmoid", name="predictions")(x)
     else:
         outputs = ctx.dense(ctx.num_classes, "softmax", name="predictions")(x)
@@ -65,9 +66,9 @@ def check_optimizer(name: str):
 
 def loss_for(task: str, one_hot: bool) -> str:
     """The loss that matches the task and the label encoding."""
-    if task == BINARY:
-        return "binary_crossentropy"
-    return "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
+    if one_hot:
+        return "categorical_crossentropy"
+    return "binary_crossentropy" if task == BINARY else "sparse_categorical_crossentropy"
 
 
 def set_trainable(backbone, trainable):

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
@@ -66,6 +67,49 @@ def console_report(run_dir: Path, metrics: dict) -> str:
         f"{metrics['evaluated_on'].capitalize() + ':':<11}loss {test['loss']:.4f}  "
         f"accuracy {test['accuracy']:.4f}  macro F1 {test['macro']['f1']:.4f}  "
         f"({test['samples']} samples)",
-        "Wrote:     model.keras, metrics.json, history.csv, curves.png, summary.txt",
+        "Wrote:     " + ", ".join(sorted(p.name for p in run_dir.iterdir() if p.is_file()
+                                         and not p.name.startswith("."))),
     ]
     return "\n".join(lines)
+
+
+def plot_confusion_matrix(run_dir: Path, y_true, y_pred, class_names, split: str):
+    """Counts of true vs predicted classes, with class names, on one split."""
+    from sklearn.metrics import confusion_matrix
+
+    n = len(class_names)
+    matrix = confusion_matrix(y_true, y_pred, labels=list(range(n)))
+    size = min(2.5 + 0.6 * n, 16)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"confusion matrix ({split}, {int(matrix.sum())} samples)")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center",
+                color="white" if count > threshold else "black")
+    fig.tight_layout()
+    fig.savefig(run_dir / "confusion_matrix.png", dpi=100)
+    plt.close(fig)
+
+
+def plot_misclassified(run_dir: Path, images, y_true, y_pred, class_names, limit: int = 16):
+    """A grid of misclassified images (raw 0..255) titled with true and predicted labels."""
+    cols = min(4, max(len(images), 1))
+    rows = max(1, -(-min(len(images), limit) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, t, p in zip(axes.flat, images[:limit], y_true, y_pred):
+        image = np.clip(np.asarray(image), 0, 255).astype(np.uint8)
+        ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
+        ax.set_title(f"true: {class_names[t]}\npred: {class_names[p]}", fontsize=9, color="red")
+    if not len(images):
+        axes.flat[0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+    fig.suptitle("misclassified (validation)")
+    fig.tight_layout()
+    fig.savefig(run_dir / "misclassified.png", dpi=100)
+    plt.close(fig)

@@ -17,12 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 from framework import registry
 from framework.contexts import DataContext, RunContext
 from framework.errors import UserError
-from framework.evaluation import evaluate
+from framework.evaluation import evaluate, split_arrays, take_examples
 from framework.model import build_model, check_optimizer, loss_for, make_optimizer, set_trainable
 from framework.rundir import FAILED, finished_run_check, mark_failed
 from framework.report import (
     console_report,
+    plot_confusion_matrix,
     plot_curves,
+    plot_misclassified,
     write_history,
     write_metrics,
     write_summary,
@@ -65,8 +67,8 @@ def _train(cfg, run_dir: Path) -> dict:
     keras.utils.set_random_seed(cfg.seed)
 
     data = _load_data(cfg)
-    model, backbone = build_model(cfg, data)
     one_hot = _one_hot(data.train)
+    model, backbone = build_model(cfg, data, one_hot)
     batch_size = cfg.trainer.batch_size
 
     history, stage_starts, stage_metrics = [], [], []
@@ -99,21 +101,29 @@ def _train(cfg, run_dir: Path) -> dict:
             row = {"epoch": len(history) + 1, "stage": stage.name}
             row.update({k: float(v[i]) for k, v in fit.history.items()})
             history.append(row)
-        scores = {split: evaluate(model, getattr(data, split), data.class_names, data.task,
-                                  batch_size)
+        scores = {split: evaluate(model, getattr(data, split), data.class_names, batch_size)
                   for split in ("validation", "test") if getattr(data, split) is not None}
         stage_metrics.append({"stage": stage.name, **{
             split: {"loss": s["loss"], "accuracy": s["accuracy"]} for split, s in scores.items()}})
 
-    final = scores.get("test", scores["validation"])
-    final.pop("y_true"), final.pop("y_pred")
+    evaluated_on = "test" if data.test is not None else "validation"
+    final = scores[evaluated_on]
+    plot_confusion_matrix(run_dir, final["y_true"], final["y_pred"], data.class_names,
+                          evaluated_on)
+    if len(data.input_shape) == 3:  # images: show the validation images the model got wrong
+        val = scores["validation"]
+        wrong = np.flatnonzero(val["y_true"] != val["y_pred"])
+        images = take_examples(split_arrays(data.validation)[0], wrong)
+        plot_misclassified(run_dir, images, val["y_true"][wrong], val["y_pred"][wrong],
+                           data.class_names)
+    final = {k: v for k, v in final.items() if k not in ("y_true", "y_pred")}
     _save_model(model, run_dir)
     write_summary(run_dir, model)
     write_history(run_dir, history)
     plot_curves(run_dir, history, stage_starts)
     metrics = {
         "test": final,
-        "evaluated_on": "test" if data.test is not None else "validation",
+        "evaluated_on": evaluated_on,
         "validation": stage_metrics[-1]["validation"],
         "stages": stage_metrics,
         "epochs": len(history),
@@ -150,7 +160,7 @@ def _fit_inputs(split, batch_size):
     if isinstance(split, tuple):
         x, y = split
         return (x, y), {"batch_size": batch_size}
-    return (split,), {}
+    return (split,), {"shuffle": False}  # a tf.data pipeline shuffles itself
 
 
 def _one_hot(split) -> bool:

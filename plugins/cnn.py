@@ -48,7 +48,7 @@ def build_simple_cnn(cfg, input_shape, ctx):
     x = keras.layers.Rescaling(1.0 / 255, name="rescaling")(inputs)
     for i, filters in enumerate(cfg.filters, start=1):
         x = keras.layers.Conv2D(
-            filters, cfg.kernel_size, activation=cfg.activation, name=f"conv_{i}"
+            filters, cfg.kernel_size, activation=ctx.activation(cfg.activation), name=f"conv_{i}"
         )(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(x)
     return keras.Model(inputs, x, name="simple_cnn")

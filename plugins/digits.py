@@ -4,7 +4,7 @@
 values 0..255 like any photo, so image backbones take them unchanged.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from framework.api import Data, hookimpl
 from framework_plugins import image_data
@@ -15,8 +15,8 @@ DIGITS_MAX = 16.0
 
 @dataclass
 class DigitsConfig(image_data.ImageDataConfig):
-    # [height, width] the 8x8 digits are upsampled to; null: the backbone's input_size (else 32x32).
-    target_size: list[int] | None = None
+    # [height, width] the 8x8 digits are upsampled to; null: the backbone's input_size.
+    target_size: list[int] | None = field(default_factory=lambda: [32, 32])
     # Resize method: bilinear, nearest, bicubic, area, ...
     interpolation: str = "bilinear"
     # Fractions held out for validation and test (stratified, seeded by `seed`).

@@ -9,7 +9,7 @@ TensorFlow is imported inside the functions, so loading the plugins stays cheap.
 
 from dataclasses import dataclass
 
-from framework.api import UserError
+from framework.api import UserError, load_image
 
 CLASS_MODES = ("binary", "categorical", "sparse")
 INTERPOLATIONS = (
@@ -26,7 +26,7 @@ class ImageDataConfig:
     # Images per batch; null: trainer.batch_size.
     batch_size: int | None = None
     # Labels, in flow_from_directory's words. null or sparse: integer class indices (a binary
-    # task for 2 classes); binary: 0/1, exactly 2 classes; categorical: one-hot rows, 3+ classes.
+    # task for 2 classes); binary: 0/1, exactly 2 classes; categorical: one-hot rows (a softmax output, even for 2).
     class_mode: str | None = None
     # Shuffle the training split every epoch; validation and test always keep their order.
     shuffle: bool = True
@@ -61,8 +61,7 @@ def one_hot_labels(class_mode, num_classes: int) -> bool:
     """Whether ``class_mode`` asks for one-hot labels; checks it against the class count.
 
     Raises:
-        UserError: an unknown class mode, ``binary`` without exactly 2 classes, or
-            ``categorical`` with 2 classes (a binary task has one sigmoid output).
+        UserError: an unknown class mode, or ``binary`` without exactly 2 classes.
     """
     if class_mode is not None and class_mode not in CLASS_MODES:
         raise UserError(
@@ -73,11 +72,6 @@ def one_hot_labels(class_mode, num_classes: int) -> bool:
         raise UserError(
             f"class_mode binary needs exactly 2 classes; use categorical or sparse. Received: "
             f"class_mode='binary' with {num_classes} classes"
-        )
-    if class_mode == "categorical" and num_classes == 2:
-        raise UserError(
-            "class_mode categorical needs 3 or more classes (2 classes make a binary task with "
-            "one sigmoid output); use binary. Received: class_mode='categorical' with 2 classes"
         )
     return class_mode == "categorical"
 
@@ -157,34 +151,6 @@ def array_dataset(images, labels, *, batch: int, num_classes: int, one_hot: bool
 
     # Whole batches are converted and resized at once: cheaper than one image at a time.
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def load_image(path, size: tuple[int, int], channels: int = 3, interpolation: str = "bilinear"):
-    """Reads, decodes and resizes one image file, as every ``image_folder`` pipeline does.
-
-    Args:
-        path: a string tensor (or str): a jpeg, png, bmp or gif file (a gif gives its first frame).
-        size: ``(height, width)`` of the result.
-        channels: 3 (RGB) or 1 (grayscale).
-        interpolation: the resize method (a ``tf.image.resize`` method name).
-
-    Returns:
-        A ``(height, width, channels)`` uint8 tensor.
-    """
-    import tensorflow as tf
-
-    image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
-
-    def resize():
-        resized = tf.image.resize(image, size, method=interpolation)
-        # Back to uint8 as PIL would: a cache then holds a quarter of the bytes of float32.
-        return tf.saturate_cast(tf.round(resized), tf.uint8)
-
-    # Resizing to the same size costs as much as decoding: skip it.
-    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], size))
-    image = tf.cond(same, lambda: image, resize)
-    image.set_shape((*size, channels))
-    return image
 
 
 def file_dataset(paths, labels, *, size: tuple[int, int], channels: int, interpolation: str,

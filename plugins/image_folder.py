@@ -17,12 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from framework.api import Data, UserError, hookimpl
+from framework.api import IMAGE_EXTENSIONS, Data, UserError, hookimpl, is_readable
 from framework_plugins import image_data
 
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-# The formats tf.io.decode_image reads; PIL opens more, which TensorFlow would then fail on.
-DECODABLE_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
 SPLITS = ("train", "validation", "test")
 COLOR_MODES = {"rgb": 3, "grayscale": 1}
 # How many skipped files the warning and the run's report name.
@@ -172,7 +169,7 @@ def _images_in(folder: Path) -> list[Path]:
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         found += [
             Path(dirpath, f) for f in filenames
-            if not f.startswith(".") and f.lower().endswith(EXTENSIONS)
+            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
         ]
     return sorted(found)
 
@@ -188,30 +185,6 @@ def _drop_unreadable(listed: dict[str, dict[str, list[Path]]]) -> list[Path]:
             for name, paths in by_class.items():
                 by_class[name] = [p for p in paths if p not in bad]
     return sorted(bad)
-
-
-def is_readable(path) -> bool:
-    """Whether an image file is complete and in a format TensorFlow decodes, checked cheaply.
-
-    JPEGs are decoded at 1/8 scale (the whole stream is read, so truncation shows); other
-    formats are verified or, for the small ones (gif, bmp), loaded.
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            if image.format not in DECODABLE_FORMATS:
-                return False
-            if image.format == "JPEG":
-                image.draft("RGB", (1, 1))
-                image.load()
-            elif image.format == "PNG":
-                image.verify()  # checks every chunk's CRC up to the end
-            else:
-                image.load()
-        return True
-    except Exception:  # any failure to read means the file is skipped
-        return False
 
 
 def _split_off(by_class: dict[str, list[Path]], fraction: float, seed: int):
@@ -236,7 +209,7 @@ def _check_not_empty(folder: Path, by_class: dict[str, list[Path]]):
         if not paths:
             raise UserError(
                 f"class folder {folder / name} has no readable images "
-                f"({', '.join(e.lstrip('.') for e in EXTENSIONS)})"
+                f"({', '.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)})"
             )
 
 

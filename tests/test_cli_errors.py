@@ -25,10 +25,10 @@ def finished_runs(root):
     ("callbacks=[nope]", ["'nope'", "early_stopping"]),
     ("trainer.epochz=3", ["epochz"]),
     ("trainer.epochs=abc", ["'abc'", "trainer.epochs"]),
-    ("backbone.units=[8,x]", ["'x'", "backbone.units"]),
+    ("experiment=iris_binary backbone.units=[8,x]", ["'x'", "backbone.units"]),
 ])
 def test_composition_errors(cli, tmp_path, override, fragments):
-    result = cli(override)
+    result = cli(*override.split())
     assert_one_line_error(result, *fragments)
     assert not (tmp_path / "outputs").exists()  # refused before any run dir exists
 
@@ -56,7 +56,7 @@ def test_csv_errors(cli, tmp_path, case):
         fragments = ["'b'", "'oops'", "line 5"]
     if case != "missing_file":
         write_csv(csv, [header, *body])
-    result = cli("dataset=csv", f"dataset.path={csv}", f"dataset.target={target}",
+    result = cli("dataset=csv", "backbone=mlp", "head=dense", f"dataset.path={csv}", f"dataset.target={target}",
                  "hydra.run.dir=run")
     assert_one_line_error(result, *fragments)
     assert "Traceback" not in result.stdout + result.stderr
@@ -67,6 +67,7 @@ def test_csv_errors(cli, tmp_path, case):
 def test_unknown_optimizer_and_activation(cli, tmp_path):
     assert_one_line_error(cli("optimizer.name=adamx"), "'adamx'", "adam, adamw, rmsprop, sgd")
     assert_one_line_error(cli("backbone.activation=relux", "trainer.epochs=1"), "'relux'", "relu")
+    assert_one_line_error(cli("experiment=iris_binary", "backbone.activation=relux"), "'relux'")
     assert not finished_runs(tmp_path)
 
 

@@ -163,7 +163,7 @@ def test_a_cnn_trains_on_one_hot_labels_from_a_folder(compose, tmp_path):
 
 
 def test_simple_cnn_refuses_images_too_small(compose, tmp_path):
-    cfg = compose("dataset=digits", "backbone=simple_cnn", "backbone.input_size=[16,16]",
-                  "head=flatten_dense", "trainer.verbose=0")
+    cfg = compose("dataset=digits", "dataset.target_size=null", "backbone=simple_cnn",
+                  "backbone.input_size=[16,16]", "head=flatten_dense", "trainer.verbose=0")
     with pytest.raises(UserError, match="needs images of at least 22x22"):
         train(cfg, tmp_path)

@@ -56,7 +56,7 @@ def test_output_layer_and_loss_follow_the_task(finished_run, compose, tmp_path):
     assert (out.units, out.activation.__name__) == (1, "sigmoid")
     assert model.loss == "binary_crossentropy"
     assert binary["data"]["classes"] == ["other", "setosa"]
-    train(compose("dataset=wine", *QUICK), tmp_path / "w")
+    train(compose("dataset=wine", "backbone=mlp", "head=dense", *QUICK), tmp_path / "w")
     model = keras.saving.load_model(tmp_path / "w" / "model.keras")
     assert model.loss == "sparse_categorical_crossentropy"
 

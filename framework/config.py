@@ -37,6 +37,14 @@ class StageConfig:
 
 
 @dataclass
+class FeatureCacheConfig:
+    # Train a head-only stage on the frozen backbone's features, extracted once and kept on disk.
+    enabled: bool = True
+    # Shared by every run and sweep job that uses the same data, backbone and weights.
+    dir: str = "outputs/feature_cache"
+
+
+@dataclass
 class TrainerConfig:
     epochs: int = 10
     batch_size: int = 32
@@ -44,6 +52,7 @@ class TrainerConfig:
     verbose: int = 2
     # Empty: one stage of `epochs` with everything trainable.
     stages: list[StageConfig] = field(default_factory=list)
+    feature_cache: FeatureCacheConfig = field(default_factory=FeatureCacheConfig)
 
 
 @dataclass

@@ -24,6 +24,11 @@ class Data:
         test: same form, or None to evaluate on ``validation``.
         input_shape: the shape of one example, without the batch axis.
         info: extra facts for the run's report (sizes, source path...).
+        train_in_order: the training split unshuffled, when ``train`` reshuffles every epoch
+            (a ``tf.data`` pipeline); the core extracts cached features from it.
+        fingerprint: what identifies the data beyond the dataset's config, e.g. a hash of file
+            names, sizes and modification times; None if unknown, which turns feature caching
+            off for ``tf.data`` splits (NumPy splits are hashed by the core).
     """
 
     class_names: list[str]
@@ -32,6 +37,8 @@ class Data:
     test: Any
     input_shape: tuple[int, ...]
     info: dict[str, Any] = field(default_factory=dict)
+    train_in_order: Any = None
+    fingerprint: str | None = None
 
     @property
     def task(self) -> str:

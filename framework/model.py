@@ -1,5 +1,8 @@
 """Model assembly: input -> regularizers' input steps -> backbone -> head -> output layer."""
 
+from dataclasses import dataclass
+from typing import Any
+
 import keras
 
 from framework import registry
@@ -14,7 +17,24 @@ OPTIMIZERS = {
 }
 
 
-def build_model(cfg, data: Data, one_hot: bool = False):
+@dataclass
+class Assembled:
+    """A built model and its parts.
+
+    Args:
+        model: the full Keras model, input to predictions.
+        backbone: the backbone model inside it.
+        head: the head model inside it (backbone features to predictions, output layer included).
+        input_steps: whether regularizers act on the input before the backbone (augmentation).
+    """
+
+    model: Any
+    backbone: Any
+    head: Any
+    input_steps: bool
+
+
+def build_model(cfg, data: Data, one_hot: bool = False) -> Assembled:
     """Builds the full model for a config and a dataset.
 
     Args:
@@ -23,7 +43,7 @@ def build_model(cfg, data: Data, one_hot: bool = False):
         one_hot: whether the labels are one-hot rows: then even two classes get a softmax.
 
     Returns:
-        ``(model, backbone)``: the Keras model and the backbone model inside it.
+        The model and its backbone and head.
     """
     regularizations = [
         registry.regularizers.get(name).build(reg_cfg) for name, reg_cfg in cfg.regularizer.items()
@@ -31,22 +51,24 @@ def build_model(cfg, data: Data, one_hot: bool = False):
     ctx = ModelContext(data.task, len(data.class_names), regularizations)
     inputs = keras.Input(shape=tuple(data.input_shape), name="inputs")
     x = inputs
-    for r in regularizations:
-        if r.on_input is not None:
-            x = r.on_input(x)
+    input_steps = [r.on_input for r in regularizations if r.on_input is not None]
+    for step in input_steps:
+        x = step(x)
     backbone = registry.backbones.get(cfg.backbone.name).build(
         cfg.backbone, tuple(data.input_shape), ctx
     )
     if not isinstance(backbone, keras.Model):
         raise TypeError(f"backbone {cfg.backbone.name!r} must build a keras.Model")
-    x = backbone(x)
-    x = registry.heads.get(cfg.head.name).build(cfg.head, x, ctx)
+    # The head is a model of its own, so a head-only stage can train it on cached features.
+    features = keras.Input(shape=backbone.output.shape[1:], name="features")
+    y = registry.heads.get(cfg.head.name).build(cfg.head, features, ctx)
     if data.task == BINARY and not one_hot:
-        outputs = ctx.dense(1, "sigmoid", name="predictions")(x)
+        outputs = ctx.dense(1, "sigmoid", name="predictions")(y)
     else:
-        outputs = ctx.dense(ctx.num_classes, "softmax", name="predictions")(x)
-    model = keras.Model(inputs, outputs, name=f"{cfg.backbone.name}_{cfg.head.name}")
-    return model, backbone
+        outputs = ctx.dense(ctx.num_classes, "softmax", name="predictions")(y)
+    head = keras.Model(features, outputs, name="head")
+    model = keras.Model(inputs, head(backbone(x)), name=f"{cfg.backbone.name}_{cfg.head.name}")
+    return Assembled(model, backbone, head, bool(input_steps))
 
 
 def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0):

@@ -18,6 +18,7 @@ from framework import registry
 from framework.contexts import DataContext, RunContext
 from framework.errors import UserError
 from framework.evaluation import evaluate, split_arrays, take_examples
+from framework.feature_cache import cache_key, load_or_extract
 from framework.model import build_model, check_optimizer, loss_for, make_optimizer, set_trainable
 from framework.rundir import FAILED, finished_run_check, mark_failed
 from framework.report import (
@@ -68,42 +69,64 @@ def _train(cfg, run_dir: Path) -> dict:
 
     data = _load_data(cfg)
     one_hot = _one_hot(data.train)
-    model, backbone = build_model(cfg, data, one_hot)
-    batch_size = cfg.trainer.batch_size
+    built = build_model(cfg, data, one_hot)
+    model = built.model
+    batch_size = cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size
+    features = None  # the frozen backbone's features, once a head-only stage needs them
 
     history, stage_starts, stage_metrics = [], [], []
     for stage in stages:
-        set_trainable(backbone, _plain(stage.trainable))
-        model.compile(
-            optimizer=make_optimizer(
-                stage.optimizer or cfg.optimizer.name,
-                stage.learning_rate or cfg.optimizer.learning_rate,
-                cfg.optimizer.momentum,
-            ),
-            loss=loss_for(data.task, one_hot),
-            metrics=["accuracy"],
-        )
+        trainable = _plain(stage.trainable)
+        set_trainable(built.backbone, trainable)
+        key = _feature_key(cfg, data, built) if trainable == "head" else None
+        if key is not None and features is None:
+            features, hit = load_or_extract(built.backbone, data, key,
+                                            Path(cfg.trainer.feature_cache.dir))
+            print(f"Stage {stage.name}: training the head on "
+                  f"{'cached' if hit else 'newly extracted'} features "
+                  f"({Path(cfg.trainer.feature_cache.dir) / key})")
+        # A head-only stage over cached features trains the head model, whose layers the full
+        # model shares: the full model is trained all the same.
+        target = built.head if key is not None else model
+        _compile(target, stage, cfg, loss_for(data.task, one_hot))
         callbacks = [
             registry.callbacks.get(name).build(cb_cfg, RunContext(run_dir, stage.name))
             for name, cb_cfg in cfg.callbacks.items()
         ]
         stage_starts.append((len(history) + 1, stage.name))
-        args, kwargs = _fit_inputs(data.train, batch_size)
-        fit = model.fit(
-            *args,
-            **kwargs,
-            validation_data=data.validation,
-            epochs=stage.epochs,
-            callbacks=callbacks,
-            verbose=cfg.trainer.verbose,
-        )
+        if key is not None:
+            fit = built.head.fit(
+                *features["train"],
+                batch_size=batch_size,
+                # The training split reshuffles each epoch exactly when it has a fixed-order twin.
+                shuffle=data.train_in_order is not None,
+                validation_data=features["validation"],
+                epochs=stage.epochs,
+                callbacks=callbacks,
+                verbose=cfg.trainer.verbose,
+            )
+            # Saved compiled, with an optimizer built for the variables it would train.
+            _compile(model, stage, cfg, loss_for(data.task, one_hot))
+            model.optimizer.build(model.trainable_variables)
+            splits = {split: features.get(split) for split in ("validation", "test")}
+        else:
+            args, kwargs = _fit_inputs(data.train, batch_size)
+            fit = model.fit(
+                *args,
+                **kwargs,
+                validation_data=data.validation,
+                epochs=stage.epochs,
+                callbacks=callbacks,
+                verbose=cfg.trainer.verbose,
+            )
+            splits = {"validation": data.validation, "test": data.test}
         for i in range(len(fit.epoch)):
             row = {"epoch": len(history) + 1, "stage": stage.name}
             row.update({k: float(v[i]) for k, v in fit.history.items()})
             history.append(row)
-        scores = {split: evaluate(model, getattr(data, split), data.class_names, batch_size)
-                  for split in ("validation", "test") if getattr(data, split) is not None}
-        stage_metrics.append({"stage": stage.name, **{
+        scores = {split: evaluate(target, source, data.class_names, batch_size)
+                  for split, source in splits.items() if source is not None}
+        stage_metrics.append({"stage": stage.name, "cached_features": key is not None, **{
             split: {"loss": s["loss"], "accuracy": s["accuracy"]} for split, s in scores.items()}})
 
     evaluated_on = "test" if data.test is not None else "validation"
@@ -134,6 +157,22 @@ def _train(cfg, run_dir: Path) -> dict:
     }
     write_metrics(run_dir, metrics)  # last: its presence marks a finished run
     return metrics
+
+
+def _compile(model, stage, cfg, loss):
+    optimizer = make_optimizer(
+        stage.optimizer or cfg.optimizer.name,
+        stage.learning_rate or cfg.optimizer.learning_rate,
+        cfg.optimizer.momentum,
+    )
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
+def _feature_key(cfg, data, built):
+    """The feature-cache key for a head-only stage, or None where features cannot be cached."""
+    if not cfg.trainer.feature_cache.enabled or built.input_steps:
+        return None  # augmentation before the backbone changes its features every epoch
+    return cache_key(cfg, data, registry.backbones.get(cfg.backbone.name))
 
 
 def _load_data(cfg):

@@ -53,14 +53,15 @@ def build_digits(cfg, ctx) -> Data:
         splits["validation"] = (x_rest, y_rest)
     class_names = [str(d) for d in digits.target_names]
     one_hot = image_data.one_hot_labels(cfg.class_mode, len(class_names))
-    datasets = {
-        split: image_data.array_dataset(
+
+    def pipeline(split, shuffle):
+        images, labels = splits[split]
+        return image_data.array_dataset(
             images, labels, batch=batch, num_classes=len(class_names), one_hot=one_hot,
-            shuffle=cfg.shuffle and split == "train", seed=ctx.seed, resize=size,
-            interpolation=cfg.interpolation,
+            shuffle=shuffle, seed=ctx.seed, resize=size, interpolation=cfg.interpolation,
         )
-        for split, (images, labels) in splits.items()
-    }
+
+    datasets = {split: pipeline(split, cfg.shuffle and split == "train") for split in splits}
     labels = {split: y for split, (_, y) in splits.items()}
     return Data(
         class_names=class_names,
@@ -69,6 +70,8 @@ def build_digits(cfg, ctx) -> Data:
         test=datasets.get("test"),
         input_shape=(*size, 3),
         info={**image_data.split_counts_info(labels, class_names), "image_size": list(size)},
+        train_in_order=pipeline("train", False) if cfg.shuffle else None,
+        fingerprint="bundled with scikit-learn",
     )
 
 

@@ -57,16 +57,20 @@ def build_image_folder(cfg, ctx) -> Data:
     class_names, listed, skipped = _list_splits(root, cfg)
     one_hot = image_data.one_hot_labels(cfg.class_mode, len(class_names))
 
-    datasets, labels = {}, {}
+    paths, labels = {}, {}
     for split, by_class in listed.items():
-        paths = [p for name in class_names for p in by_class.get(name, [])]
+        paths[split] = [p for name in class_names for p in by_class.get(name, [])]
         labels[split] = [i for i, name in enumerate(class_names) for _ in by_class.get(name, [])]
-        datasets[split] = image_data.file_dataset(
-            paths, labels[split], size=size, channels=COLOR_MODES[cfg.color_mode],
+
+    def pipeline(split, shuffle):
+        return image_data.file_dataset(
+            paths[split], labels[split], size=size, channels=COLOR_MODES[cfg.color_mode],
             interpolation=cfg.interpolation, batch=batch, num_classes=len(class_names),
-            one_hot=one_hot, shuffle=cfg.shuffle and split == "train", seed=ctx.seed,
-            cache=_cache_target(cfg, split, paths, size),
+            one_hot=one_hot, shuffle=shuffle, seed=ctx.seed,
+            cache=_cache_target(cfg, split, paths[split], size),
         )
+
+    datasets = {split: pipeline(split, cfg.shuffle and split == "train") for split in paths}
     info = {
         "path": str(root),
         **image_data.split_counts_info(labels, class_names),
@@ -81,7 +85,19 @@ def build_image_folder(cfg, ctx) -> Data:
         test=datasets.get("test"),
         input_shape=(*size, COLOR_MODES[cfg.color_mode]),
         info=info,
+        train_in_order=pipeline("train", False) if cfg.shuffle else None,
+        fingerprint=_fingerprint(root, paths),
     )
+
+
+def _fingerprint(root: Path, paths: dict[str, list[Path]]) -> str:
+    """A hash of every file's split, path, size and modification time: changes when data does."""
+    digest = hashlib.sha256()
+    for split, files in sorted(paths.items()):
+        for p in files:
+            st = p.stat()
+            digest.update(f"{split}|{_relative(root, p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def _list_splits(root: Path, cfg):

@@ -47,12 +47,12 @@ def test_metrics_hold_test_scores_per_class_and_macro(finished_run):
 def test_output_layer_and_loss_follow_the_task(finished_run, compose, tmp_path):
     cfg, run_dir, _ = finished_run
     model = keras.saving.load_model(run_dir / "model.keras")
-    out = model.get_layer("predictions")
+    out = model.get_layer("head").get_layer("predictions")
     assert (out.units, out.activation.__name__) == (3, "softmax")
     assert model.loss == "categorical_crossentropy"  # one-hot labels in this experiment
     binary = train(compose("experiment=iris_binary", *QUICK), tmp_path / "b")
     model = keras.saving.load_model(tmp_path / "b" / "model.keras")
-    out = model.get_layer("predictions")
+    out = model.get_layer("head").get_layer("predictions")
     assert (out.units, out.activation.__name__) == (1, "sigmoid")
     assert model.loss == "binary_crossentropy"
     assert binary["data"]["classes"] == ["other", "setosa"]
@@ -71,7 +71,7 @@ def test_saved_model_matches_the_architecture_of_its_config(compose, tmp_path):
     # The architecture rebuilt from the config, given the saved weights, predicts the same.
     data = datasets.get("wine").build(cfg.dataset, None)
     x_test = data.test[0]
-    rebuilt, _ = build_model(cfg, data)
+    rebuilt = build_model(cfg, data).model
     rebuilt.set_weights(loaded.get_weights())
     np.testing.assert_allclose(rebuilt.predict(x_test, verbose=0), loaded.predict(x_test, verbose=0),
                                rtol=1e-6, atol=1e-6)

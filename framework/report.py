@@ -64,6 +64,8 @@ def console_report(run_dir: Path, metrics: dict) -> str:
         f"Model:     {metrics['model']['name']} ({metrics['model']['params']:,} parameters)",
         f"Data:      {metrics['data']['name']} ({', '.join(metrics['data']['classes'])})",
         f"Epochs:    {metrics['epochs']}",
+        f"Validation: loss {metrics['validation']['loss']:.4f}  "
+        f"accuracy {metrics['validation']['accuracy']:.4f}",
         f"{metrics['evaluated_on'].capitalize() + ':':<11}loss {test['loss']:.4f}  "
         f"accuracy {test['accuracy']:.4f}  macro F1 {test['macro']['f1']:.4f}  "
         f"({test['samples']} samples)",

@@ -22,6 +22,8 @@ from framework_plugins import image_data
 
 SPLITS = ("train", "validation", "test")
 COLOR_MODES = {"rgb": 3, "grayscale": 1}
+# cache: auto keeps a split's decoded images in memory up to this size (uint8 pixels).
+AUTO_CACHE_BYTES = 1 << 30
 # How many skipped files the warning and the run's report name.
 SHOWN_SKIPPED = 5
 
@@ -37,8 +39,9 @@ class ImageFolderConfig(image_data.ImageDataConfig):
     interpolation: str = "bilinear"
     # Fraction held out for validation when there is no validation/ folder (stratified, seeded).
     validation_split: float | None = None
-    # Keep decoded images after the first epoch: null (no), memory, or a directory for files.
-    cache: str | None = None
+    # Keep decoded images after the first epoch: auto (in memory when they take at most
+    # 1 GiB, else none), memory, a directory for cache files, or null (decode every epoch).
+    cache: str | None = "auto"
 
 
 def build_image_folder(cfg, ctx) -> Data:
@@ -233,6 +236,9 @@ def _cache_target(cfg, split: str, paths: list[Path], size: tuple[int, int]):
     """None, "memory", or a cache file prefix named after its content (stale caches go unused)."""
     if cfg.cache in (None, "none"):
         return None
+    if cfg.cache == "auto":
+        decoded = len(paths) * size[0] * size[1] * COLOR_MODES[cfg.color_mode]
+        return "memory" if decoded <= AUTO_CACHE_BYTES else None
     if cfg.cache == "memory":
         return "memory"
     key = "\n".join([*map(str, paths), str(size), cfg.color_mode, cfg.interpolation])

@@ -33,7 +33,6 @@ def build_digits(cfg, ctx) -> Data:
     size = image_data.image_size(cfg.target_size, ctx, (32, 32), "target_size")
     image_data.check_interpolation(cfg.interpolation)
     image_data.check_fractions(cfg.validation_split, cfg.test_split)
-    batch = image_data.batch_size(cfg, ctx)
     digits = load_digits()
     # Three identical channels at 0..255, as a photo backbone expects.
     x = np.repeat(digits.images[..., None] * (255.0 / DIGITS_MAX), 3, axis=-1).astype(np.float32)
@@ -52,26 +51,9 @@ def build_digits(cfg, ctx) -> Data:
     else:
         splits["validation"] = (x_rest, y_rest)
     class_names = [str(d) for d in digits.target_names]
-    one_hot = image_data.one_hot_labels(cfg.class_mode, len(class_names))
-
-    def pipeline(split, shuffle):
-        images, labels = splits[split]
-        return image_data.array_dataset(
-            images, labels, batch=batch, num_classes=len(class_names), one_hot=one_hot,
-            shuffle=shuffle, seed=ctx.seed, resize=size, interpolation=cfg.interpolation,
-        )
-
-    datasets = {split: pipeline(split, cfg.shuffle and split == "train") for split in splits}
-    labels = {split: y for split, (_, y) in splits.items()}
-    return Data(
-        class_names=class_names,
-        train=datasets["train"],
-        validation=datasets["validation"],
-        test=datasets.get("test"),
-        input_shape=(*size, 3),
-        info={**image_data.split_counts_info(labels, class_names), "image_size": list(size)},
-        train_in_order=pipeline("train", False) if cfg.shuffle else None,
-        fingerprint="bundled with scikit-learn",
+    return image_data.in_memory_data(
+        splits, class_names, size, cfg, ctx, fingerprint="bundled with scikit-learn",
+        resize=size, interpolation=cfg.interpolation,
     )
 
 

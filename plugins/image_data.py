@@ -9,7 +9,7 @@ TensorFlow is imported inside the functions, so loading the plugins stays cheap.
 
 from dataclasses import dataclass
 
-from framework.api import UserError, load_image
+from framework.api import Data, UserError, load_image
 
 CLASS_MODES = ("binary", "categorical", "sparse")
 INTERPOLATIONS = (
@@ -116,6 +116,46 @@ def split_counts_info(labels: dict, class_names: list[str]) -> dict:
         for split, y in labels.items()
     }
     return {**{split: len(y) for split, y in labels.items()}, "class_counts": counts}
+
+
+def in_memory_data(splits: dict, class_names: list[str], size: tuple[int, int], cfg, ctx, *,
+                   fingerprint: str, resize=None, interpolation="bilinear") -> Data:
+    """The ``Data`` of image arrays already in memory, one batched pipeline per split.
+
+    Args:
+        splits: ``{split: (images, labels)}`` with ``train`` and ``validation`` (``test`` optional).
+        class_names: the class names, in label order.
+        size: ``(height, width)`` served.
+        cfg: the dataset's config (``class_mode``, ``batch_size``, ``shuffle``).
+        ctx: the ``DataContext``.
+        fingerprint: what identifies the images beyond the config (see ``Data``).
+        resize: ``(height, width)`` to resize to, or None when the arrays have the size.
+        interpolation: the resize method.
+
+    Returns:
+        The dataset, with a fixed-order twin of the shuffled training split.
+    """
+    one_hot = one_hot_labels(cfg.class_mode, len(class_names))
+    batch = batch_size(cfg, ctx)
+
+    def pipeline(split, shuffle):
+        images, labels = splits[split]
+        return array_dataset(
+            images, labels, batch=batch, num_classes=len(class_names), one_hot=one_hot,
+            shuffle=shuffle, seed=ctx.seed, resize=resize, interpolation=interpolation,
+        )
+
+    labels = {split: y for split, (_, y) in splits.items()}
+    return Data(
+        class_names=class_names,
+        train=pipeline("train", cfg.shuffle),
+        validation=pipeline("validation", False),
+        test=pipeline("test", False) if "test" in splits else None,
+        input_shape=(*size, 3),
+        info={**split_counts_info(labels, class_names), "image_size": list(size)},
+        train_in_order=pipeline("train", False) if cfg.shuffle else None,
+        fingerprint=fingerprint,
+    )
 
 
 def array_dataset(images, labels, *, batch: int, num_classes: int, one_hot: bool,

@@ -236,27 +236,8 @@ def build_shapes(cfg, ctx) -> Data:
         cfg.num_classes, cfg.samples_per_class, size, cfg.seed, cfg.noise, cfg.validation_split,
         cfg.test_split,
     )
-    one_hot = image_data.one_hot_labels(cfg.class_mode, len(class_names))
-    batch = image_data.batch_size(cfg, ctx)
-
-    def pipeline(split, shuffle):
-        images, labels = splits[split]
-        return image_data.array_dataset(
-            images, labels, batch=batch, num_classes=len(class_names), one_hot=one_hot,
-            shuffle=shuffle, seed=ctx.seed,
-        )
-
-    datasets = {split: pipeline(split, cfg.shuffle and split == "train") for split in splits}
-    labels = {split: y for split, (_, y) in splits.items()}
-    return Data(
-        class_names=class_names,
-        train=datasets["train"],
-        validation=datasets["validation"],
-        test=datasets.get("test"),
-        input_shape=(*size, 3),
-        info={**image_data.split_counts_info(labels, class_names), "image_size": list(size)},
-        train_in_order=pipeline("train", False) if cfg.shuffle else None,
-        fingerprint="generated from the config",
+    return image_data.in_memory_data(
+        splits, class_names, size, cfg, ctx, fingerprint="generated from the config"
     )
 
 

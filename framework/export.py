@@ -16,9 +16,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from framework.backend import native_stderr_muted
 from framework.cli import report_errors
 from framework.errors import UserError
-from framework.predict import native_stderr_muted, read_run
+from framework.predict import read_run
 
 FORMATS = ("savedmodel", "tflite")
 QUANTIZATIONS = ("float16", "int8")

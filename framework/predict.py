@@ -8,7 +8,6 @@ here, exactly as in training.
 """
 
 import argparse
-import contextlib
 import csv
 import json
 import os
@@ -17,6 +16,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
+from framework.backend import native_stderr_muted
 from framework.cli import one_line, report_errors
 from framework.errors import UserError
 from framework.images import IMAGE_EXTENSIONS, is_image_file, is_readable
@@ -231,24 +231,6 @@ class TFLitePredictor(ImagePredictor):
             interpreter.invoke()
             results.append(interpreter.get_tensor(self.output["index"]).copy())
         return np.concatenate(results)
-
-
-@contextlib.contextmanager
-def native_stderr_muted():
-    """Discards what native code writes to stderr (TFLite's INFO lines, the converter's progress).
-
-    Failures still arrive as Python exceptions, with their messages.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def predict_image(predictor: ImagePredictor, path: Path, top: int):

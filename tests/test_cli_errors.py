@@ -18,7 +18,7 @@ def finished_runs(root):
 
 
 @pytest.mark.parametrize("override, fragments", [
-    ("backbone=nope", ["'nope'", "accepted: mlp"]),
+    ("backbone=nope", ["'nope'", "accepted: ", "mlp", "simple_cnn"]),
     ("dataset=imagenet_full", ["'imagenet_full'", "iris", "wine"]),
     ("experiment=nope", ["'nope'", "iris_binary"]),
     ("regularizer=[dropout,nope]", ["'nope'", "dropout", "l2"]),

@@ -99,7 +99,8 @@ def set_trainable(backbone, trainable):
     Args:
         backbone: the backbone model.
         trainable: ``"all"``, ``"head"`` (backbone frozen), ``{"last": N}`` (the backbone's last N
-            layers) or ``{"from": layer_name}`` (that layer and all after it).
+            layers) or ``{"from": layer_name}`` (that layer and all after it); with the last two,
+            BatchNormalization layers stay frozen, in inference mode.
     """
     layers = base_layers(backbone)
     if trainable == "all":
@@ -124,7 +125,11 @@ def set_trainable(backbone, trainable):
         if first is not None:
             backbone.trainable = True
             for i, layer in enumerate(layers):
-                layer.trainable = i >= first
+                # Partial fine-tuning keeps BatchNormalization in inference mode: in Keras 3 a
+                # non-trainable BN layer always uses its moving statistics, while training=False
+                # on the base is overridden by fit (keras-team/keras#20285).
+                frozen_bn = isinstance(layer, keras.layers.BatchNormalization)
+                layer.trainable = i >= first and not frozen_bn
             return
     raise UserError(
         "stage trainable must be 'all', 'head', {last: N} or {from: <layer name>}. "

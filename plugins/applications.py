@@ -112,7 +112,8 @@ def build_application(cfg, input_shape, ctx):
     base = _application(family_name, family, tuple(input_shape), cfg.weights)
     # training=False as the Keras transfer-learning guide prescribes. Keras 3 replaces it with
     # the outer call's flag during fit (keras-team/keras#20285), so BatchNormalization stays in
-    # inference mode only while its layers are not trainable.
+    # inference mode only while its layers are not trainable: the core's set_trainable keeps
+    # them so when it unfreezes the last layers of the base.
     outputs = base(x, training=False)
     return keras.Model(inputs, outputs, name=family_name)
 

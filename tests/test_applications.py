@@ -123,11 +123,11 @@ def test_fine_tuning_the_last_layers_trains_those_and_keeps_the_rest(fine_tuned)
     base, before, after = fine_tuned
     layers = base_layers(base)
     first = len(layers) - 4
-    # BatchNormalization layers stay frozen: see the next test.
-    assert [(layer.name, layer.trainable) for layer in layers
-            if not isinstance(layer, keras.layers.BatchNormalization)] == [
-        (layer.name, i >= first) for i, layer in enumerate(layers)
-        if not isinstance(layer, keras.layers.BatchNormalization)]
+    batch_norm = [isinstance(layer, keras.layers.BatchNormalization) for layer in layers]
+    # BatchNormalization layers stay frozen, in inference mode (see the next test).
+    assert [(layer.name, layer.trainable) for layer in layers] == [
+        (layer.name, i >= first and not batch_norm[i]) for i, layer in enumerate(layers)]
+    assert any(batch_norm[first:])  # the last 4 layers do hold some
     last_conv = base.get_layer("Conv_1").kernel.path
     assert not np.array_equal(before[last_conv], after[last_conv])
     for layer in layers[:first]:

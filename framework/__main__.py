@@ -8,8 +8,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
-from framework.cli import USAGE_ERROR, report_errors
+from framework.cli import USAGE_ERROR, one_line, report_errors
 from framework.errors import UserError
 from framework.rundir import finished_run_check
 from framework.plugins import load_plugins
@@ -22,12 +23,12 @@ def run(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     try:
         result = train(cfg, hydra_cfg.runtime.output_dir)
-    except UserError as e:
+    except (UserError, OmegaConfBaseException) as e:
         if hydra_cfg.mode == RunMode.RUN:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {one_line(e)}", file=sys.stderr)
             sys.exit(USAGE_ERROR)
         # In a sweep, the other jobs go on; Hydra reports the first failure at the end.
-        print(f"error: job {hydra_cfg.job.num} failed: {e}", file=sys.stderr)
+        print(f"error: job {hydra_cfg.job.num} failed: {one_line(e)}", file=sys.stderr)
         raise
     return result["test"]["accuracy"]
 

@@ -24,14 +24,6 @@ def native_stderr_captured():
             os.close(saved)
 
 
-def native_stderr_muted():
-    """Discards what native code writes to stderr (TFLite's INFO lines, the converter's progress).
-
-    Failures still arrive as Python exceptions, with their messages.
-    """
-    return native_stderr_captured()
-
-
 def import_tensorflow():
     """Imports TensorFlow with its native start-up logs (CUDA probes, absl) kept off the console.
 

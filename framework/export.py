@@ -16,7 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from framework.backend import native_stderr_muted
+from framework.backend import native_stderr_captured
 from framework.cli import report_errors
 from framework.errors import UserError
 from framework.predict import read_run
@@ -164,7 +164,7 @@ def to_tflite(saved_model: Path, quantize: str | None, calibration=None) -> byte
         # Integer kernels for every op (an op without one fails the conversion instead of
         # staying float); input and output stay float32, so the model takes the same raw images.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with native_stderr_muted():  # the converter's native progress lines
+    with native_stderr_captured():  # the converter's native progress lines
         return converter.convert()
 
 

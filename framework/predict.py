@@ -16,7 +16,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from framework.backend import native_stderr_muted
+from framework.backend import native_stderr_captured
 from framework.cli import one_line, report_errors
 from framework.errors import UserError
 from framework.images import IMAGE_EXTENSIONS, is_image_file, is_readable
@@ -200,7 +200,7 @@ class TFLitePredictor(ImagePredictor):
             # Parsed in Python first: the interpreter crashes (segfault) on a truncated file.
             flatbuffer_utils.read_model(str(path))
             # The interpreter's deprecation notice and native INFO lines are noise here.
-            with warnings.catch_warnings(), native_stderr_muted():
+            with warnings.catch_warnings(), native_stderr_captured():
                 warnings.simplefilter("ignore")
                 interpreter = tf.lite.Interpreter(model_path=str(path))
         except Exception as e:  # whatever the parser or the interpreter fails on, the file is bad
@@ -225,7 +225,7 @@ class TFLitePredictor(ImagePredictor):
             if len(x) != batch:  # the last batch is smaller: resize the input for it
                 batch = len(x)
                 interpreter.resize_tensor_input(self.input["index"], x.shape)
-                with native_stderr_muted():
+                with native_stderr_captured():
                     interpreter.allocate_tensors()
             interpreter.set_tensor(self.input["index"], x)
             interpreter.invoke()

@@ -60,3 +60,19 @@ def run_cli(*args, cwd, module="framework", env=None):
 def cli(tmp_path):
     """``cli(*overrides)`` runs ``python -m framework`` with tmp_path as the working directory."""
     return lambda *args, **kw: run_cli(*args, cwd=tmp_path, **kw)
+
+
+@pytest.fixture
+def kept_model(monkeypatch) -> dict:
+    """Makes ``train`` hand over the model it saves, in ``kept_model["model"]``."""
+    import framework.train as train_module
+
+    kept = {}
+    original = train_module._save_model
+
+    def save_and_keep(model, run_dir):
+        kept["model"] = model
+        original(model, run_dir)
+
+    monkeypatch.setattr(train_module, "_save_model", save_and_keep)
+    return kept

@@ -37,19 +37,6 @@ def build(compose, name, size, *overrides, channels=3):
     return backbones.get(name).build(cfg, (size, size, channels), CTX)
 
 
-def keep_saved_model(monkeypatch) -> dict:
-    """Makes ``train`` hand over the model it saves, in ``kept["model"]``."""
-    kept = {}
-    original = train_module._save_model
-
-    def save_and_keep(model, run_dir):
-        kept["model"] = model
-        original(model, run_dir)
-
-    monkeypatch.setattr(train_module, "_save_model", save_and_keep)
-    return kept
-
-
 def test_every_registered_application_is_checked_here():
     assert set(APPLICATIONS) == {*KERAS_MODULES, "efficientnet"}
 
@@ -67,11 +54,11 @@ def test_preprocessing_layers_match_keras_preprocess_input(name):
 # efficientnet builds B0 by default, as efficientnetb0 does: one run covers both names.
 @pytest.mark.parametrize("name", sorted({family(name) for name in APPLICATIONS}))
 def test_builds_trains_saves_and_reloads_with_identical_predictions(
-    name, compose, tmp_path, monkeypatch
+    name, compose, tmp_path, monkeypatch, kept_model
 ):
     size = FAMILIES[name].min_size
     monkeypatch.chdir(tmp_path)  # where a feature cache, if the core keeps one, goes
-    kept = keep_saved_model(monkeypatch)
+    kept = kept_model
     # The head on the frozen base: the transfer-learning default, and fast (no gradients
     # through the base, whose features the core may even extract once).
     cfg = compose(*FEW_SHAPES, f"backbone={name}", f"backbone.input_size=[{size},{size}]",

@@ -77,24 +77,14 @@ def test_saved_model_matches_the_architecture_of_its_config(compose, tmp_path):
                                rtol=1e-6, atol=1e-6)
 
 
-def test_model_before_saving_and_after_loading_agree(compose, tmp_path, monkeypatch):
-    import framework.train as train_module
-
-    kept = {}
-    original = train_module._save_model
-
-    def save_and_keep(model, run_dir):
-        kept["model"] = model
-        original(model, run_dir)
-
-    monkeypatch.setattr(train_module, "_save_model", save_and_keep)
+def test_model_before_saving_and_after_loading_agree(compose, tmp_path, kept_model):
     cfg = compose("experiment=iris_dropout", *QUICK)
     train(cfg, tmp_path)
     from framework.registry import datasets
 
     x = datasets.get("iris").build(cfg.dataset, None).test[0]
     loaded = keras.saving.load_model(tmp_path / "model.keras")
-    np.testing.assert_allclose(kept["model"].predict(x, verbose=0), loaded.predict(x, verbose=0),
+    np.testing.assert_allclose(kept_model["model"].predict(x, verbose=0), loaded.predict(x, verbose=0),
                                rtol=1e-6, atol=1e-6)
 
 

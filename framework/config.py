@@ -30,7 +30,8 @@ class OptimizerConfig:
 class StageConfig:
     name: str = "train"
     epochs: int = 10
-    # What is trainable: "all", "head", "last: N" or "from: <layer name>" (of the backbone).
+    # What is trainable: "all", "head", "last: N" or "from: <layer name>" (of the backbone), or
+    # null: "head" over a backbone its plugin builds frozen (pretrained), else "all".
     trainable: Any = "all"
     learning_rate: float | None = None
     optimizer: str | None = None
@@ -50,7 +51,8 @@ class TrainerConfig:
     batch_size: int = 32
     # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
     verbose: int = 2
-    # Empty: one stage of `epochs` with everything trainable.
+    # Empty: one stage of `epochs` that trains the head over a pretrained (frozen) backbone,
+    # everything otherwise.
     stages: list[StageConfig] = field(default_factory=list)
     feature_cache: FeatureCacheConfig = field(default_factory=FeatureCacheConfig)
 

@@ -18,7 +18,11 @@ def register_datasets(register):
 
 @hookspec
 def register_backbones(register):
-    """Register backbones: ``build(cfg, input_shape, ctx) -> keras.Model`` (the feature extractor)."""
+    """Register backbones: ``build(cfg, input_shape, ctx) -> keras.Model`` (the feature extractor).
+
+    A backbone built with ``trainable = False`` is pretrained: without ``trainer.stages`` only the
+    head trains, and fine-tuning it keeps its BatchNormalization layers in inference mode.
+    """
 
 
 @hookspec

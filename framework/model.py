@@ -26,12 +26,15 @@ class Assembled:
         backbone: the backbone model inside it.
         head: the head model inside it (backbone features to predictions, output layer included).
         input_steps: whether regularizers act on the input before the backbone (augmentation).
+        pretrained: whether the backbone was built frozen (``trainable = False``), as a plugin
+            builds a pretrained feature extractor.
     """
 
     model: Any
     backbone: Any
     head: Any
     input_steps: bool
+    pretrained: bool
 
 
 def build_model(cfg, data: Data, one_hot: bool = False) -> Assembled:
@@ -59,6 +62,7 @@ def build_model(cfg, data: Data, one_hot: bool = False) -> Assembled:
     )
     if not isinstance(backbone, keras.Model):
         raise TypeError(f"backbone {cfg.backbone.name!r} must build a keras.Model")
+    pretrained = not backbone.trainable
     # The head is a model of its own, so a head-only stage can train it on cached features.
     features = keras.Input(shape=backbone.output.shape[1:], name="features")
     y = registry.heads.get(cfg.head.name).build(cfg.head, features, ctx)
@@ -68,7 +72,7 @@ def build_model(cfg, data: Data, one_hot: bool = False) -> Assembled:
         outputs = ctx.dense(ctx.num_classes, "softmax", name="predictions")(y)
     head = keras.Model(features, outputs, name="head")
     model = keras.Model(inputs, head(backbone(x)), name=f"{cfg.backbone.name}_{cfg.head.name}")
-    return Assembled(model, backbone, head, bool(input_steps))
+    return Assembled(model, backbone, head, bool(input_steps), pretrained)
 
 
 def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0):
@@ -93,23 +97,28 @@ def loss_for(task: str, one_hot: bool) -> str:
     return "binary_crossentropy" if task == BINARY else "sparse_categorical_crossentropy"
 
 
-def set_trainable(backbone, trainable):
+def set_trainable(backbone, trainable, pretrained: bool = False):
     """Applies a stage's ``trainable`` setting to the backbone.
 
     Args:
         backbone: the backbone model.
         trainable: ``"all"``, ``"head"`` (backbone frozen), ``{"last": N}`` (the backbone's last N
-            layers) or ``{"from": layer_name}`` (that layer and all after it); with the last two,
-            BatchNormalization layers stay frozen, in inference mode.
+            layers) or ``{"from": layer_name}`` (that layer and all after it). With the last two,
+            and with ``"all"`` on a pretrained backbone, BatchNormalization layers stay frozen,
+            in inference mode, as the Keras transfer-learning guide prescribes for fine-tuning.
+        pretrained: whether the backbone was built frozen (see ``Assembled.pretrained``).
     """
     layers = base_layers(backbone)
-    if trainable == "all":
-        backbone.trainable = True
-        return
     if trainable == "head":
         backbone.trainable = False
         return
-    if isinstance(trainable, dict) and len(trainable) == 1:
+    first = None
+    if trainable == "all":
+        if not pretrained:
+            backbone.trainable = True  # trained from scratch: BatchNormalization learns too
+            return
+        first = 0
+    elif isinstance(trainable, dict) and len(trainable) == 1:
         (key, value), = trainable.items()
         if key == "last" and isinstance(value, int) and value >= 0:
             first = max(len(layers) - value, 0)
@@ -120,21 +129,17 @@ def set_trainable(backbone, trainable):
                     f"trainable.from names no layer of the backbone. Received: from={value!r}"
                 )
             first = names.index(value)
-        else:
-            first = None
-        if first is not None:
-            backbone.trainable = True
-            for i, layer in enumerate(layers):
-                # Partial fine-tuning keeps BatchNormalization in inference mode: in Keras 3 a
-                # non-trainable BN layer always uses its moving statistics, while training=False
-                # on the base is overridden by fit (keras-team/keras#20285).
-                frozen_bn = isinstance(layer, keras.layers.BatchNormalization)
-                layer.trainable = i >= first and not frozen_bn
-            return
-    raise UserError(
-        "stage trainable must be 'all', 'head', {last: N} or {from: <layer name>}. "
-        f"Received: trainable={trainable!r}"
-    )
+    if first is None:
+        raise UserError(
+            "stage trainable must be 'all', 'head', {last: N} or {from: <layer name>}. "
+            f"Received: trainable={trainable!r}"
+        )
+    backbone.trainable = True
+    for i, layer in enumerate(layers):
+        # In Keras 3 a non-trainable BN layer always uses its moving statistics, while
+        # training=False on the base is overridden by fit (keras-team/keras#20285).
+        frozen_bn = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = i >= first and not frozen_bn
 
 
 def base_layers(backbone):

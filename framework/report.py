@@ -100,18 +100,29 @@ def plot_confusion_matrix(run_dir: Path, y_true, y_pred, class_names, split: str
 
 def plot_misclassified(run_dir: Path, images, y_true, y_pred, class_names, limit: int = 16):
     """A grid of misclassified images (raw 0..255) titled with true and predicted labels."""
-    cols = min(4, max(len(images), 1))
-    rows = max(1, -(-min(len(images), limit) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 3.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, t, p in zip(axes.flat, images[:limit], y_true, y_pred):
-        image = np.clip(np.asarray(image), 0, 255).astype(np.uint8)
-        ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
-        ax.set_title(f"true: {class_names[t]}\npred: {class_names[p]}", fontsize=9, color="red")
-    if not len(images):
-        axes.flat[0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+    images = np.clip(np.asarray(images[:limit]), 0, 255).astype(np.uint8)
+    count = len(images)
+    cols = min(4, max(count, 1))
+    rows = max(1, -(-count // cols))
+    fig = plt.figure(figsize=(2.6 * cols, 3.2 * rows))
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.9))
+    ax.axis("off")
+    if count:
+        # One mosaic in one axes: a subplot per image takes seconds to lay out and draw.
+        height, width, channels = images.shape[1:]
+        pad_x, pad_y = width // 8, height // 2  # room for two title lines above each image
+        mosaic = np.full((rows * (height + pad_y) + pad_y // 4, cols * (width + pad_x), channels),
+                         255, np.uint8)
+        for i, (image, t, p) in enumerate(zip(images, y_true, y_pred)):
+            top = (i // cols) * (height + pad_y) + pad_y
+            left = (i % cols) * (width + pad_x) + pad_x // 2
+            mosaic[top:top + height, left:left + width] = image
+            ax.text(left + width / 2, top - 2, f"true: {class_names[t]}\npred: {class_names[p]}",
+                    ha="center", va="bottom", fontsize=9, color="red")
+        ax.imshow(mosaic.squeeze(-1) if channels == 1 else mosaic, cmap="gray",
+                  interpolation="nearest", vmin=0, vmax=255)
+    else:
+        ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
     fig.suptitle("misclassified (validation)")
-    fig.tight_layout()
     fig.savefig(run_dir / "misclassified.png", dpi=100)
     plt.close(fig)

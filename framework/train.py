@@ -77,7 +77,9 @@ def _train(cfg, run_dir: Path) -> dict:
     history, stage_starts, stage_metrics = [], [], []
     for stage in stages:
         trainable = _plain(stage.trainable)
-        set_trainable(built.backbone, trainable)
+        if trainable is None:  # as built: a pretrained backbone stays frozen
+            trainable = "head" if built.pretrained else "all"
+        set_trainable(built.backbone, trainable, built.pretrained)
         key = _feature_key(cfg, data, built) if trainable == "head" else None
         if key is not None and features is None:
             features, hit = load_or_extract(built.backbone, data, key,
@@ -191,7 +193,7 @@ def _load_data(cfg):
 def _stages(cfg):
     if cfg.trainer.stages:
         return list(cfg.trainer.stages)
-    return [OmegaConf.structured({"name": "train", "epochs": cfg.trainer.epochs, "trainable": "all",
+    return [OmegaConf.structured({"name": "train", "epochs": cfg.trainer.epochs, "trainable": None,
                                   "learning_rate": None, "optimizer": None})]
 
 

@@ -10,7 +10,9 @@ so a saved model takes raw images and needs nothing else to predict, and the cor
 ``trainable: {last: N}`` reaches the application's layers (``framework.model.base_layers``
 descends into the one nested model). ``weights`` is ``imagenet`` (downloaded by Keras into its
 cache, ``~/.keras/models`` or ``$KERAS_HOME/models``), null (random initialization) or the path of
-a weights file, e.g. one written with ``save_weights`` from the application model.
+a weights file, e.g. one written with ``save_weights`` from the application model. A backbone
+with pretrained weights is built frozen (``frozen``), as transfer learning starts: a run without
+``trainer.stages`` trains the head on its features.
 """
 
 import http.client
@@ -72,6 +74,9 @@ class ApplicationConfig:
     # imagenet (downloaded once into Keras's cache), null (random initialization), or the path
     # of a weights file of the application without its top (e.g. written by save_weights).
     weights: str | None = "imagenet"
+    # Built frozen (base_model.trainable = False), so a run without trainer.stages trains only
+    # the head: null freezes pretrained weights (imagenet or a file) and not random ones.
+    frozen: bool | None = None
 
 
 @dataclass
@@ -95,7 +100,8 @@ def build_application(cfg, input_shape, ctx):
         ctx: the model context (unused: the application has no Dense layers to regularize).
 
     Returns:
-        A ``keras.Model`` named after the family, around the application model named ``base``.
+        A ``keras.Model`` named after the family, around the application model named ``base``;
+        not trainable when frozen (by default when its weights are pretrained).
 
     Raises:
         UserError: an unknown EfficientNet size, images that are not RGB or smaller than the
@@ -113,9 +119,12 @@ def build_application(cfg, input_shape, ctx):
     # training=False as the Keras transfer-learning guide prescribes. Keras 3 replaces it with
     # the outer call's flag during fit (keras-team/keras#20285), so BatchNormalization stays in
     # inference mode only while its layers are not trainable: the core's set_trainable keeps
-    # them so when it unfreezes the last layers of the base.
+    # them so when it unfreezes the last layers of the base, or all of a pretrained one.
     outputs = base(x, training=False)
-    return keras.Model(inputs, outputs, name=family_name)
+    model = keras.Model(inputs, outputs, name=family_name)
+    frozen = cfg.get("frozen")
+    model.trainable = not (cfg.weights is not None if frozen is None else frozen)
+    return model
 
 
 def preprocess(x, mode: str | None):

@@ -8,7 +8,7 @@ import pytest
 
 import framework.train as train_module
 from framework.api import ModelContext, UserError
-from framework.model import base_layers
+from framework.model import base_layers, set_trainable
 from framework.registry import backbones
 from framework.train import train
 from framework_plugins.applications import FAMILIES, build_application, preprocess
@@ -87,11 +87,11 @@ def fine_tuned(tmp_path_factory):
     captured = {}
     original = train_module.set_trainable
 
-    def keep_backbone(backbone, trainable):
+    def keep_backbone(backbone, *args):
         if "before" not in captured:
             captured["base"] = base = backbone.get_layer("base")
             captured["before"] = {v.path: v.numpy().copy() for v in base.variables}
-        original(backbone, trainable)
+        original(backbone, *args)
 
     cfg = compose_config(
         *FEW_SHAPES, "backbone=mobilenetv2", "backbone.input_size=[32,32]",
@@ -128,6 +128,66 @@ def test_batch_normalization_stays_in_inference_mode_while_fine_tuning(fine_tune
         if isinstance(layer, keras.layers.BatchNormalization):
             for v in (layer.moving_mean, layer.moving_variance):
                 np.testing.assert_array_equal(before[v.path], after[v.path], err_msg=v.path)
+
+
+@pytest.fixture
+def weights_file(compose, tmp_path):
+    """Weights of MobileNetV2 without its top, as a user's pretrained weights would be."""
+    path = tmp_path / "pretrained.weights.h5"
+    build(compose, "mobilenetv2", 32, "backbone.weights=null").get_layer("base").save_weights(path)
+    return path
+
+
+def test_pretrained_weights_build_a_frozen_backbone(compose, weights_file):
+    pretrained = f"backbone.weights='{weights_file}'"
+    assert not build(compose, "mobilenetv2", 32, pretrained).trainable
+    assert build(compose, "mobilenetv2", 32, "backbone.weights=null").trainable
+    assert not build(compose, "mobilenetv2", 32, "backbone.weights=null", "backbone.frozen=true"
+                     ).trainable
+    assert build(compose, "mobilenetv2", 32, pretrained, "backbone.frozen=false").trainable
+
+
+def test_without_stages_only_the_head_trains_on_a_pretrained_backbone(
+    compose, tmp_path, monkeypatch, kept_model, weights_file
+):
+    monkeypatch.chdir(tmp_path)
+    cfg = compose(*FEW_SHAPES, "backbone=mobilenetv2", "backbone.input_size=[32,32]",
+                  f"backbone.weights='{weights_file}'", "trainer.epochs=1")
+    metrics = train(cfg, tmp_path / "run")
+    assert metrics["stages"][0]["cached_features"]  # a head-only stage
+    trained = kept_model["model"].get_layer("mobilenetv2").get_layer("base")
+    pretrained = build(compose, "mobilenetv2", 32, f"backbone.weights='{weights_file}'")
+    for a, b in zip(pretrained.get_layer("base").weights, trained.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_a_whole_pretrained_backbone_fine_tunes_with_batch_normalization_frozen(compose):
+    backbone = build(compose, "mobilenetv2", 32, "backbone.weights=null")
+    batch_norm = [layer for layer in backbone.get_layer("base").layers
+                  if isinstance(layer, keras.layers.BatchNormalization)]
+    set_trainable(backbone, "all", pretrained=False)  # from scratch: BatchNormalization learns
+    assert batch_norm and all(layer.trainable for layer in batch_norm)
+    set_trainable(backbone, "all", pretrained=True)
+    assert not any(layer.trainable for layer in batch_norm)
+    assert backbone.get_layer("base").get_layer("Conv_1").trainable
+
+
+def test_fine_tuning_a_pretrained_backbone_whole_keeps_its_moving_statistics():
+    # A small stand-in: a random MobileNetV2 in inference mode passes on almost no signal.
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    backbone = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    backbone.trainable = False  # as a plugin builds a pretrained backbone
+    set_trainable(backbone, "all", pretrained=True)
+    model = keras.Sequential([backbone, keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", run_eagerly=True)
+    before = {v.path: v.numpy().copy() for v in backbone.weights}
+    images = np.random.default_rng(0).normal(5, 3, (8, 8, 8, 3)).astype("float32")
+    model.fit(images, np.ones((8, 1)), epochs=2, verbose=0)
+    assert not np.array_equal(before["conv/kernel"], backbone.get_layer("conv").kernel.numpy())
+    for v in backbone.get_layer("bn").weights:
+        np.testing.assert_array_equal(before[v.path], v.numpy(), err_msg=v.path)
 
 
 @pytest.mark.parametrize("name, size", [("vgg16", 31), ("inceptionv3", 74), ("xception", 70)])

@@ -13,13 +13,11 @@ def split_arrays(split):
     return x, y
 
 
-def predict_classes(model, x):
-    """Class indices and class probabilities (one sigmoid unit: probability of class 1)."""
-    probs = model.predict(x, verbose=0)
+def _classes(probs):
+    """Class indices from probabilities (one sigmoid unit: the probability of class 1)."""
     if probs.shape[-1] == 1:
-        probs = probs.reshape(-1)
-        return (probs > 0.5).astype(int), probs
-    return probs.argmax(axis=-1), probs
+        return (probs.reshape(-1) > 0.5).astype(int)
+    return probs.argmax(axis=-1)
 
 
 def evaluate(model, split, class_names, batch_size):
@@ -30,12 +28,14 @@ def evaluate(model, split, class_names, batch_size):
         support by class name) and ``macro`` (precision, recall, f1).
     """
     x, y = split_arrays(split)
-    if isinstance(split, tuple):
-        loss, accuracy = model.evaluate(x, y, batch_size=batch_size, verbose=0)
-    else:
-        loss, accuracy = model.evaluate(split, verbose=0)
+    # One pass: the compiled loss (regularization included, as in model.evaluate) and the
+    # accuracy follow from the predictions.
+    probs = model.predict(x, batch_size=batch_size if isinstance(x, np.ndarray) else None,
+                          verbose=0)
+    loss = model.compute_loss(y=y, y_pred=probs, training=False)
     y_true = y.argmax(axis=-1) if y.ndim > 1 else y.astype(int)
-    y_pred, _ = predict_classes(model, x)
+    y_pred = _classes(probs)
+    accuracy = np.mean(y_pred == y_true)
     report = classification_report(
         y_true,
         y_pred,

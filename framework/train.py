@@ -128,8 +128,12 @@ def _train(cfg, run_dir: Path) -> dict:
             history.append(row)
         scores = {split: evaluate(target, source, data.class_names, batch_size)
                   for split, source in splits.items() if source is not None}
-        stage_metrics.append({"stage": stage.name, "cached_features": key is not None, **{
-            split: {"loss": s["loss"], "accuracy": s["accuracy"]} for split, s in scores.items()}})
+        stage_metrics.append({
+            "stage": stage.name,
+            "trainable": trainable,
+            "cached_features": key is not None,
+            **{split: {"loss": s["loss"], "accuracy": s["accuracy"]} for split, s in scores.items()},
+        })
 
     evaluated_on = "test" if data.test is not None else "validation"
     final = scores[evaluated_on]

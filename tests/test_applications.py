@@ -154,7 +154,8 @@ def test_without_stages_only_the_head_trains_on_a_pretrained_backbone(
     cfg = compose(*FEW_SHAPES, "backbone=mobilenetv2", "backbone.input_size=[32,32]",
                   f"backbone.weights='{weights_file}'", "trainer.epochs=1")
     metrics = train(cfg, tmp_path / "run")
-    assert metrics["stages"][0]["cached_features"]  # a head-only stage
+    assert metrics["stages"][0]["trainable"] == "head"
+    assert metrics["stages"][0]["cached_features"]
     trained = kept_model["model"].get_layer("mobilenetv2").get_layer("base")
     pretrained = build(compose, "mobilenetv2", 32, f"backbone.weights='{weights_file}'")
     for a, b in zip(pretrained.get_layer("base").weights, trained.weights, strict=True):

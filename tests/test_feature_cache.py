@@ -87,4 +87,5 @@ def test_no_caching_with_augmentation_or_trainable_backbone(compose, tmp_path):
                "trainer.stages=[{name:head,epochs:1,trainable:head},"
                "{name:tune,epochs:1,trainable:{last:2},learning_rate:0.00001}]")
     assert [s["cached_features"] for s in both["stages"]] == [True, False]
-    assert [s["stage"] for s in both["stages"]] == ["head", "tune"]
+    assert [(s["stage"], s["trainable"]) for s in both["stages"]] == [
+        ("head", "head"), ("tune", {"last": 2})]

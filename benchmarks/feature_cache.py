@@ -9,7 +9,7 @@ extraction, inside the measured time). Prints both wall times and their ratio. R
 
 The ratio grows with the cost of the backbone: each job also pays fixed costs that the cache
 does not remove (building and saving the full model, tracing, plots), which weigh most at small
-input sizes. On 2 CPU cores: 10.1x at 224x224 (about 16 minutes), 2.9x at 96x96.
+input sizes. On 2 CPU cores: 10.1x at 224x224 (about 16 minutes), 3.5x at 96x96.
 """
 
 import argparse

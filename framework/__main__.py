@@ -14,6 +14,7 @@ from framework.cli import USAGE_ERROR, one_line, report_errors
 from framework.errors import UserError
 from framework.rundir import finished_run_check
 from framework.plugins import load_plugins
+from framework.sweep_summary import unfinished_jobs
 
 
 @hydra.main(version_base="1.3", config_path="pkg://framework.conf", config_name="config")
@@ -27,9 +28,9 @@ def run(cfg: DictConfig) -> float | None:
         if hydra_cfg.mode == RunMode.RUN:
             print(f"error: {one_line(e)}", file=sys.stderr)
             sys.exit(USAGE_ERROR)
-        # In a sweep, the other jobs go on; Hydra reports the first failure at the end.
+        # In a sweep, the other jobs go on; the summary at the end lists the failed ones.
         print(f"error: job {hydra_cfg.job.num} failed: {one_line(e)}", file=sys.stderr)
-        raise
+        return None
     return result["test"]["accuracy"]
 
 
@@ -51,6 +52,12 @@ def main():
         refuse_finished_run_dir(sys.argv[1:])
         load_plugins()  # fills the ConfigStore before Hydra composes anything
         run()
+    unfinished = unfinished_jobs()
+    if unfinished:
+        first = unfinished[0]
+        print(f"error: {len(unfinished)} sweep job(s) did not finish; job {first['job']}: "
+              f"{first['status']} (see summary.csv in the sweep directory)", file=sys.stderr)
+        return USAGE_ERROR
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def finished_run_check(run_dir: Path):
 
 def write_atomic(path: Path, text: str):
     """Writes a file so that readers see the old content or the new one, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # writers in parallel jobs apart
     tmp.write_text(text)
     os.replace(tmp, path)
 

@@ -14,7 +14,7 @@ from framework.cli import USAGE_ERROR, one_line, report_errors
 from framework.errors import UserError
 from framework.rundir import finished_run_check
 from framework.plugins import load_plugins
-from framework.sweep_summary import unfinished_jobs
+from framework.sweep_summary import finished_sweep_check, unfinished_jobs
 
 
 @hydra.main(version_base="1.3", config_path="pkg://framework.conf", config_name="config")
@@ -29,17 +29,28 @@ def run(cfg: DictConfig) -> float | None:
             print(f"error: {one_line(e)}", file=sys.stderr)
             sys.exit(USAGE_ERROR)
         # In a sweep, the other jobs go on; the summary at the end lists the failed ones.
-        print(f"error: job {hydra_cfg.job.num} failed: {one_line(e)}", file=sys.stderr)
+        message = one_line(e)
+        print(f"error: job {hydra_cfg.job.num} failed: {message}", file=sys.stderr)
+        _failed_jobs.append(f"job {hydra_cfg.job.num}: {message}")
         return None
     return result["test"]["accuracy"]
 
 
+# Jobs of this process's sweep that stopped on bad input (with an in-process launcher).
+_failed_jobs: list[str] = []
+
+
 def refuse_finished_run_dir(args):
-    """Refuses a ``hydra.run.dir`` that holds a finished run, before Hydra writes into it."""
+    """Refuses a ``hydra.run.dir`` that holds a finished run, or a ``hydra.sweep.dir`` that
+    holds a sweep, before Hydra writes into it."""
     for arg in args:
         key, _, value = arg.partition("=")
-        if key == "hydra.run.dir" and "${" not in value:
+        if "${" in value:
+            continue
+        if key == "hydra.run.dir":
             finished_run_check(Path(value))
+        elif key == "hydra.sweep.dir":
+            finished_sweep_check(Path(value))
 
 
 def main():
@@ -52,11 +63,11 @@ def main():
         refuse_finished_run_dir(sys.argv[1:])
         load_plugins()  # fills the ConfigStore before Hydra composes anything
         run()
-    unfinished = unfinished_jobs()
+    unfinished = [f"job {job['job']}: {job['status']}" for job in unfinished_jobs()]
+    unfinished = unfinished or _failed_jobs  # the summary's view, or this process's own
     if unfinished:
-        first = unfinished[0]
-        print(f"error: {len(unfinished)} sweep job(s) did not finish; job {first['job']}: "
-              f"{first['status']} (see summary.csv in the sweep directory)", file=sys.stderr)
+        print(f"error: {len(unfinished)} sweep job(s) did not finish; {unfinished[0]} "
+              "(see summary.csv in the sweep directory)", file=sys.stderr)
         return USAGE_ERROR
 
 

@@ -31,8 +31,9 @@ class StageConfig:
     name: str = "train"
     epochs: int = 10
     # What is trainable: "all", "head", "last: N" or "from: <layer name>" (of the backbone), or
-    # null: "head" over a backbone its plugin builds frozen (pretrained), else "all".
-    trainable: Any = "all"
+    # null, as the backbone is built: "head" over one its plugin builds frozen (pretrained
+    # weights), else "all".
+    trainable: Any = None
     learning_rate: float | None = None
     optimizer: str | None = None
 

@@ -13,6 +13,11 @@ def split_arrays(split):
     return x, y
 
 
+def _is_one_hot(y) -> bool:
+    """One-hot rows, as opposed to class indices (also as one column, as binary labels come)."""
+    return np.ndim(y) > 1 and np.shape(y)[-1] > 1
+
+
 def _classes(probs):
     """Class indices from probabilities (one sigmoid unit: the probability of class 1)."""
     if probs.shape[-1] == 1:
@@ -27,13 +32,17 @@ def evaluate(model, split, class_names, batch_size):
         A dict: ``loss``, ``accuracy``, ``samples``, ``per_class`` (precision, recall, f1,
         support by class name) and ``macro`` (precision, recall, f1).
     """
-    x, y = split_arrays(split)
-    # One pass: the compiled loss (regularization included, as in model.evaluate) and the
-    # accuracy follow from the predictions.
-    probs = model.predict(x, batch_size=batch_size if isinstance(x, np.ndarray) else None,
-                          verbose=0)
+    if isinstance(split, tuple):
+        x, y = split
+        probs = model.predict(x, batch_size=batch_size, verbose=0)
+    else:  # one pass over the dataset, so labels and predictions stay paired
+        batches = [(model.predict_on_batch(x), np.asarray(y)) for x, y in split]
+        probs = np.concatenate([np.asarray(p) for p, _ in batches])
+        y = np.concatenate([y for _, y in batches])
+    # The loss and accuracy follow from the predictions: the compiled loss plus the weight
+    # regularizers' penalties, as model.evaluate counts them (not add_loss() terms of a call).
     loss = model.compute_loss(y=y, y_pred=probs, training=False)
-    y_true = y.argmax(axis=-1) if y.ndim > 1 else y.astype(int)
+    y_true = y.argmax(axis=-1) if _is_one_hot(y) else y.reshape(len(y)).astype(int)
     y_pred = _classes(probs)
     accuracy = np.mean(y_pred == y_true)
     report = classification_report(

@@ -21,7 +21,8 @@ def register_backbones(register):
     """Register backbones: ``build(cfg, input_shape, ctx) -> keras.Model`` (the feature extractor).
 
     A backbone built with ``trainable = False`` is pretrained: without ``trainer.stages`` only the
-    head trains, and fine-tuning it keeps its BatchNormalization layers in inference mode.
+    head trains, and fine-tuning it keeps its BatchNormalization layers (its own, or those of the
+    one model nested in it) in inference mode.
     """
 
 

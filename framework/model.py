@@ -131,7 +131,7 @@ def set_trainable(backbone, trainable, pretrained: bool = False):
             first = names.index(value)
     if first is None:
         raise UserError(
-            "stage trainable must be 'all', 'head', {last: N} or {from: <layer name>}. "
+            "stage trainable must be 'all', 'head', {last: N}, {from: <layer name>} or null. "
             f"Received: trainable={trainable!r}"
         )
     backbone.trainable = True

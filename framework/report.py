@@ -101,28 +101,34 @@ def plot_confusion_matrix(run_dir: Path, y_true, y_pred, class_names, split: str
 def plot_misclassified(run_dir: Path, images, y_true, y_pred, class_names, limit: int = 16):
     """A grid of misclassified images (raw 0..255) titled with true and predicted labels."""
     images = np.clip(np.asarray(images[:limit]), 0, 255).astype(np.uint8)
-    count = len(images)
-    cols = min(4, max(count, 1))
-    rows = max(1, -(-count // cols))
-    fig = plt.figure(figsize=(2.6 * cols, 3.2 * rows))
-    ax = fig.add_axes((0.02, 0.02, 0.96, 0.9))
+    if not len(images):
+        fig = plt.figure(figsize=(4, 2))
+        fig.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+        fig.suptitle("misclassified (validation)")
+        fig.savefig(run_dir / "misclassified.png", dpi=100)
+        plt.close(fig)
+        return
+    # One mosaic in one axes: a subplot per image takes seconds to lay out and draw.
+    count, height, width, channels = images.shape
+    cols = min(4, count)
+    rows = -(-count // cols)
+    cell_inches = 2.4  # each image is drawn this wide, whatever its pixel size
+    pad_x = max(1, width // 8)
+    pad_y = max(1, round((width + pad_x) * 0.45 / cell_inches))  # two lines of title
+    mosaic = np.full((rows * (height + pad_y), cols * (width + pad_x), channels), 255, np.uint8)
+    fig_width = cell_inches * cols
+    fig_height = fig_width * mosaic.shape[0] / mosaic.shape[1] + 0.5  # + the figure's title
+    fig = plt.figure(figsize=(fig_width, fig_height))
+    ax = fig.add_axes((0, 0, 1, 1 - 0.5 / fig_height))
     ax.axis("off")
-    if count:
-        # One mosaic in one axes: a subplot per image takes seconds to lay out and draw.
-        height, width, channels = images.shape[1:]
-        pad_x, pad_y = width // 8, height // 2  # room for two title lines above each image
-        mosaic = np.full((rows * (height + pad_y) + pad_y // 4, cols * (width + pad_x), channels),
-                         255, np.uint8)
-        for i, (image, t, p) in enumerate(zip(images, y_true, y_pred)):
-            top = (i // cols) * (height + pad_y) + pad_y
-            left = (i % cols) * (width + pad_x) + pad_x // 2
-            mosaic[top:top + height, left:left + width] = image
-            ax.text(left + width / 2, top - 2, f"true: {class_names[t]}\npred: {class_names[p]}",
-                    ha="center", va="bottom", fontsize=9, color="red")
-        ax.imshow(mosaic.squeeze(-1) if channels == 1 else mosaic, cmap="gray",
-                  interpolation="nearest", vmin=0, vmax=255)
-    else:
-        ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+    for i, (image, t, p) in enumerate(zip(images, y_true, y_pred)):
+        top = (i // cols) * (height + pad_y) + pad_y
+        left = (i % cols) * (width + pad_x) + pad_x // 2
+        mosaic[top:top + height, left:left + width] = image
+        ax.text(left + width / 2, top - 0.5, f"true: {class_names[t]}\npred: {class_names[p]}",
+                ha="center", va="bottom", fontsize=9, color="red")
+    ax.imshow(mosaic.squeeze(-1) if channels == 1 else mosaic, cmap="gray",
+              interpolation="nearest", vmin=0, vmax=255)
     fig.suptitle("misclassified (validation)")
     fig.savefig(run_dir / "misclassified.png", dpi=100)
     plt.close(fig)

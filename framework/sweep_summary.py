@@ -14,30 +14,35 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
+from framework.errors import UserError
 from framework.rundir import FAILED, write_atomic
 
-COLUMNS = ("job", "status", "validation_accuracy", "test_accuracy", "epochs", "run_dir")
-
+SUMMARY = "summary.csv"
+COLUMNS = ("job", "status", "overrides", "validation_accuracy", "test_accuracy", "epochs",
+           "run_dir")
 
 # The jobs of the last sweep this process ran that did not finish: python -m framework exits
-# with an error when there are some (a Hydra callback's own exceptions become warnings).
+# with an error when there are some (Hydra turns a callback's own exceptions into warnings).
 _unfinished: list[dict] = []
 
 
 class SweepSummary(Callback):
+    def on_multirun_start(self, config, **kwargs):
+        _unfinished.clear()
+
     def on_job_end(self, config, job_return, **kwargs):
         # Kept up to date as jobs end, so a long sweep can be followed, and a sweep stopped by
         # a crash still has one.
         if HydraConfig.get().mode == RunMode.MULTIRUN:
-            write_summary(Path(config.hydra.sweep.dir))
+            write_summary(_sweep_dir(config), config.hydra.output_subdir)
 
     def on_multirun_end(self, config, **kwargs):
-        sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = write_summary(sweep_dir)
+        sweep_dir = _sweep_dir(config)
+        jobs = write_summary(sweep_dir, config.hydra.output_subdir)
         _unfinished[:] = [job for job in jobs if job["status"] != "finished"]
         if jobs:
             print(format_table(jobs))
-            print(f"Wrote:     {sweep_dir / 'summary.csv'}")
+            print(f"Wrote:     {sweep_dir / SUMMARY}")
 
 
 def unfinished_jobs() -> list[dict]:
@@ -45,38 +50,38 @@ def unfinished_jobs() -> list[dict]:
     return list(_unfinished)
 
 
-def write_summary(sweep_dir: Path) -> list[dict]:
-    jobs = collect_jobs(sweep_dir)
+def finished_sweep_check(sweep_dir: Path):
+    """Raises UserError if ``sweep_dir`` holds a sweep (a summary or a finished job)."""
+    if (sweep_dir / SUMMARY).exists() or next(sweep_dir.glob("**/metrics.json"), None):
+        raise UserError(
+            f"{sweep_dir} already holds a sweep or finished runs; choose another directory "
+            "(hydra.sweep.dir=...)"
+        )
+
+
+def write_summary(sweep_dir: Path, output_subdir: str | None) -> list[dict]:
+    """Writes ``summary.csv`` into the sweep directory; returns its rows."""
+    jobs = collect_jobs(sweep_dir, output_subdir) if output_subdir else []
     if jobs:
-        write_atomic(sweep_dir / "summary.csv", summary_csv(jobs))
+        write_atomic(sweep_dir / SUMMARY, summary_csv(jobs))
     return jobs
 
 
-def collect_jobs(sweep_dir: Path) -> list[dict]:
+def collect_jobs(sweep_dir: Path, output_subdir: str = ".hydra") -> list[dict]:
     """One row per job directory of a sweep: its overrides, status and scores, best first.
 
     The overrides that all jobs share are left out: the rest is what the sweep varied.
     """
     jobs = []
-    for overrides_file in sweep_dir.glob("**/.hydra/overrides.yaml"):
+    for overrides_file in sorted(sweep_dir.glob(f"**/{output_subdir}/overrides.yaml")):
         job_dir = overrides_file.parent.parent
-        hydra_cfg = OmegaConf.load(job_dir / ".hydra" / "hydra.yaml")
-        row = {
-            "job": hydra_cfg.hydra.job.num,
-            "overrides": list(OmegaConf.load(overrides_file)),
-            "run_dir": str(job_dir),
-        }
-        metrics_file = job_dir / "metrics.json"
-        if metrics_file.is_file():
-            metrics = json.loads(metrics_file.read_text())
-            row.update(status="finished", epochs=metrics["epochs"],
-                       validation_accuracy=metrics["validation"]["accuracy"])
-            if metrics["evaluated_on"] == "test":
-                row["test_accuracy"] = metrics["test"]["accuracy"]
-        elif (job_dir / FAILED).is_file():
-            row["status"] = "failed: " + (job_dir / FAILED).read_text().strip().splitlines()[0]
-        else:
-            row["status"] = "not finished"
+        job_num = OmegaConf.select(OmegaConf.load(overrides_file.parent / "hydra.yaml"),
+                                   "hydra.job.num", default=None)
+        if not isinstance(job_num, int):
+            continue  # a single run's directory, not a sweep job's
+        row = {"job": job_num, "overrides": list(OmegaConf.load(overrides_file)),
+               "run_dir": str(job_dir)}
+        row.update(_outcome(job_dir))
         jobs.append(row)
     shared = set.intersection(*(set(job["overrides"]) for job in jobs)) if jobs else set()
     for job in jobs:
@@ -84,20 +89,38 @@ def collect_jobs(sweep_dir: Path) -> list[dict]:
     return sorted(jobs, key=lambda job: (-job.get("validation_accuracy", -1.0), job["job"]))
 
 
+def _outcome(job_dir: Path) -> dict:
+    """A job's status, and its scores when it finished."""
+    metrics_file = job_dir / "metrics.json"
+    if metrics_file.is_file():
+        try:
+            metrics = json.loads(metrics_file.read_text())
+            outcome = {"status": "finished", "epochs": metrics["epochs"],
+                       "validation_accuracy": metrics["validation"]["accuracy"]}
+            if metrics["evaluated_on"] == "test":
+                outcome["test_accuracy"] = metrics["test"]["accuracy"]
+            return outcome
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return {"status": f"unreadable metrics.json ({e})"}
+    if (job_dir / FAILED).is_file():
+        lines = (job_dir / FAILED).read_text().strip().splitlines()
+        return {"status": "failed: " + (lines[0] if lines else "")}
+    return {"status": "not finished"}
+
+
 def summary_csv(jobs: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([*COLUMNS[:2], "overrides", *COLUMNS[2:]])
+    writer.writerow(COLUMNS)
     for job in jobs:
-        writer.writerow([job["job"], job["status"], job["varied"],
-                         *(job.get(column, "") for column in COLUMNS[2:])])
+        writer.writerow([job["varied"] if column == "overrides" else job.get(column, "")
+                         for column in COLUMNS])
     return out.getvalue()
 
 
 def format_table(jobs: list[dict]) -> str:
     """The jobs as aligned columns, best validation accuracy first."""
-    header = ["job", "val acc", "test acc", "overrides / status"]
-    rows = [header]
+    rows = [["job", "val acc", "test acc", "overrides / status"]]
     for job in jobs:
         finished = job["status"] == "finished"
         rows.append([
@@ -111,3 +134,8 @@ def format_table(jobs: list[dict]) -> str:
              for row in rows]
     return f"Sweep:     {len(jobs)} jobs, best validation accuracy first\n" + "\n".join(
         "  " + line.rstrip() for line in lines)
+
+
+def _sweep_dir(config) -> Path:
+    # Relative to where the sweep was started: with hydra.job.chdir=true a job runs elsewhere.
+    return Path(config.hydra.runtime.cwd) / config.hydra.sweep.dir

@@ -209,9 +209,9 @@ def _fit_inputs(split, batch_size):
 
 
 def _one_hot(split) -> bool:
-    if isinstance(split, tuple):
-        return np.ndim(split[1]) > 1
-    return len(split.element_spec[1].shape) > 1
+    """Whether labels are one-hot rows (a single column of binary labels is not)."""
+    shape = np.shape(split[1]) if isinstance(split, tuple) else split.element_spec[1].shape
+    return len(shape) > 1 and shape[-1] is not None and shape[-1] > 1
 
 
 def _plain(value):

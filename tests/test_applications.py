@@ -162,7 +162,7 @@ def test_without_stages_only_the_head_trains_on_a_pretrained_backbone(
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
 
 
-def test_a_whole_pretrained_backbone_fine_tunes_with_batch_normalization_frozen(compose):
+def test_all_trainable_keeps_batch_normalization_frozen_only_in_a_backbone_built_frozen(compose):
     backbone = build(compose, "mobilenetv2", 32, "backbone.weights=null")
     batch_norm = [layer for layer in backbone.get_layer("base").layers
                   if isinstance(layer, keras.layers.BatchNormalization)]

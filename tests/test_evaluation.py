@@ -9,17 +9,21 @@ import tensorflow as tf
 from framework.evaluation import evaluate
 
 
-@pytest.mark.parametrize("loss, units, one_hot", [
-    ("binary_crossentropy", 1, False),
-    ("sparse_categorical_crossentropy", 3, False),
-    ("categorical_crossentropy", 3, True),
+@pytest.mark.parametrize("loss, units, labels_as", [
+    ("binary_crossentropy", 1, "indices"),
+    ("binary_crossentropy", 1, "column"),
+    ("sparse_categorical_crossentropy", 3, "indices"),
+    ("categorical_crossentropy", 3, "one_hot"),
 ])
 @pytest.mark.parametrize("as_dataset", [False, True])
-def test_loss_and_accuracy_match_keras_evaluate(loss, units, one_hot, as_dataset):
+def test_loss_and_accuracy_match_keras_evaluate(loss, units, labels_as, as_dataset):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 4)).astype("float32")
     labels = rng.integers(0, max(units, 2), 50)
-    y = np.eye(units)[labels].astype("float32") if one_hot else labels
+    if labels_as == "one_hot":
+        y = np.eye(units)[labels].astype("float32")
+    else:
+        y = labels.reshape(-1, 1) if labels_as == "column" else labels
     keras.utils.set_random_seed(0)
     model = keras.Sequential([
         keras.Input((4,)),

@@ -27,3 +27,9 @@ def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path
         assert float(row["test_accuracy"]) == metrics[row["job"]]["test"]["accuracy"]
     assert rows[-1]["job"] == "1" and rows[-1]["status"].startswith("failed: UserError")
     assert "Sweep:     3 jobs, best validation accuracy first" in result.stdout
+
+    # The same sweep dir again: refused before anything in it is touched.
+    before = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()}
+    again = cli("-m", "experiment=iris_binary", "optimizer.name=adam", "hydra.sweep.dir=sweep")
+    assert again.returncode == 2 and "sweep already holds a sweep" in again.stderr
+    assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before

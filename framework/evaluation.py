@@ -13,9 +13,10 @@ def split_arrays(split):
     return x, y
 
 
-def _is_one_hot(y) -> bool:
-    """One-hot rows, as opposed to class indices (also as one column, as binary labels come)."""
-    return np.ndim(y) > 1 and np.shape(y)[-1] > 1
+def is_one_hot(label_shape) -> bool:
+    """Whether labels of this shape are one-hot rows, not class indices (a single column of
+    binary labels holds indices)."""
+    return len(label_shape) > 1 and label_shape[-1] is not None and label_shape[-1] > 1
 
 
 def _classes(probs):
@@ -42,7 +43,7 @@ def evaluate(model, split, class_names, batch_size):
     # The loss and accuracy follow from the predictions: the compiled loss plus the weight
     # regularizers' penalties, as model.evaluate counts them (not add_loss() terms of a call).
     loss = model.compute_loss(y=y, y_pred=probs, training=False)
-    y_true = y.argmax(axis=-1) if _is_one_hot(y) else y.reshape(len(y)).astype(int)
+    y_true = y.argmax(axis=-1) if is_one_hot(np.shape(y)) else y.reshape(len(y)).astype(int)
     y_pred = _classes(probs)
     accuracy = np.mean(y_pred == y_true)
     report = classification_report(

@@ -15,9 +15,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from framework import registry
+from framework.config import StageConfig
 from framework.contexts import DataContext, RunContext
 from framework.errors import UserError
-from framework.evaluation import evaluate, split_arrays, take_examples
+from framework.evaluation import evaluate, is_one_hot, split_arrays, take_examples
 from framework.feature_cache import cache_key, load_or_extract
 from framework.model import build_model, check_optimizer, loss_for, make_optimizer, set_trainable
 from framework.rundir import FAILED, finished_run_check, mark_failed
@@ -197,8 +198,7 @@ def _load_data(cfg):
 def _stages(cfg):
     if cfg.trainer.stages:
         return list(cfg.trainer.stages)
-    return [OmegaConf.structured({"name": "train", "epochs": cfg.trainer.epochs, "trainable": None,
-                                  "learning_rate": None, "optimizer": None})]
+    return [OmegaConf.structured(StageConfig(epochs=cfg.trainer.epochs))]
 
 
 def _fit_inputs(split, batch_size):
@@ -209,9 +209,8 @@ def _fit_inputs(split, batch_size):
 
 
 def _one_hot(split) -> bool:
-    """Whether labels are one-hot rows (a single column of binary labels is not)."""
-    shape = np.shape(split[1]) if isinstance(split, tuple) else split.element_spec[1].shape
-    return len(shape) > 1 and shape[-1] is not None and shape[-1] > 1
+    return is_one_hot(np.shape(split[1]) if isinstance(split, tuple)
+                      else split.element_spec[1].shape)
 
 
 def _plain(value):

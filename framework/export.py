@@ -184,9 +184,8 @@ def calibration_images(run_dir: Path, count: int = CALIBRATION_IMAGES):
     import numpy as np
     from omegaconf import OmegaConf
 
-    from framework import registry
-    from framework.contexts import DataContext
     from framework.plugins import load_plugins
+    from framework.train import load_data
 
     config_path = run_dir / ".hydra" / "config.yaml"
     if not config_path.is_file():
@@ -194,11 +193,8 @@ def calibration_images(run_dir: Path, count: int = CALIBRATION_IMAGES):
                         f"its config, and {config_path} is missing")
     cfg = OmegaConf.load(config_path)
     load_plugins()
-    backbone = cfg.backbone
-    input_size = tuple(backbone.input_size) if backbone.get("input_size") else None
-    ctx = DataContext(seed=cfg.seed, batch_size=cfg.trainer.batch_size, input_size=input_size)
     try:
-        train = registry.datasets.get(cfg.dataset.name).build(cfg.dataset, ctx).train
+        train = load_data(cfg).train
     except UserError as e:
         raise UserError(f"int8 calibration needs the run's training data: {e}") from None
     if isinstance(train, tuple):

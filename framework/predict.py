@@ -8,9 +8,7 @@ here, exactly as in training.
 """
 
 import argparse
-import csv
 import json
-import os
 import sys
 import warnings
 from collections import Counter
@@ -20,6 +18,7 @@ from framework.backend import native_stderr_captured
 from framework.cli import one_line, report_errors
 from framework.errors import UserError
 from framework.images import IMAGE_EXTENSIONS, is_image_file, is_readable
+from framework.rundir import write_csv_atomic
 
 BATCH_SIZE = 32
 
@@ -274,13 +273,12 @@ def predict_folder(predictor: ImagePredictor, folder: Path, output: Path, overwr
     # Images in folders named after the classes (a validation layout) carry their true class.
     truth = [p.parent.name if p.parent.name in names else None for p in readable]
     labelled = all(t is not None for t in truth)
-    tmp = output.with_name(f".{output.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "class", "confidence"] + (["true_class"] if labelled else []))
-        for path, cls, p, t in zip(readable, predicted, probs.max(axis=-1), truth):
-            writer.writerow([path.relative_to(folder), cls, f"{p:.6f}"] + ([t] if labelled else []))
-    os.replace(tmp, output)
+    write_csv_atomic(
+        output,
+        ["path", "class", "confidence"] + (["true_class"] if labelled else []),
+        ([path.relative_to(folder), cls, f"{p:.6f}"] + ([t] if labelled else [])
+         for path, cls, p, t in zip(readable, predicted, probs.max(axis=-1), truth)),
+    )
     counts = Counter(predicted)
     print(f"Predicted {len(readable)} images in {folder}")
     print("By class:  " + ", ".join(f"{name} {counts[name]}" for name in names))

@@ -1,8 +1,6 @@
 """The files of a run directory and the console report at the end of a run."""
 
-import csv
 import json
-import os
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +9,7 @@ import numpy as np
 matplotlib.use("Agg")  # files only; no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from framework.rundir import write_atomic  # noqa: E402
+from framework.rundir import write_atomic, write_csv_atomic  # noqa: E402
 
 def write_metrics(run_dir: Path, metrics: dict):
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
@@ -21,12 +19,8 @@ def write_history(run_dir: Path, history: list[dict]):
     keys = []
     for row in history:
         keys += [k for k in row if k not in keys]
-    tmp = run_dir / ".history.csv.tmp"
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, run_dir / "history.csv")
+    write_csv_atomic(run_dir / "history.csv", keys,
+                     ([row.get(k, "") for k in keys] for row in history))
 
 
 def plot_curves(run_dir: Path, history: list[dict], stage_starts: list[tuple[int, str]]):

@@ -1,5 +1,7 @@
 """The state of a run directory: finished (it has metrics.json), failed (FAILED), or neither."""
 
+import csv
+import io
 import os
 from pathlib import Path
 
@@ -23,6 +25,15 @@ def write_atomic(path: Path, text: str):
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # writers in parallel jobs apart
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_csv_atomic(path: Path, header: list[str], rows):
+    """Writes a CSV file (a header, then rows of values) as ``write_atomic`` does."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_atomic(path, out.getvalue())
 
 
 def mark_failed(run_dir: Path, message: str):

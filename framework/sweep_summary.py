@@ -4,8 +4,6 @@ A Hydra callback (``hydra.callbacks.sweep_summary`` in conf/config.yaml): it rea
 left in its directory, so it works the same with every launcher, and whatever failed.
 """
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
-from framework.rundir import FAILED, write_atomic
+from framework.rundir import FAILED, write_csv_atomic
 
 SUMMARY = "summary.csv"
 COLUMNS = ("job", "status", "overrides", "validation_accuracy", "test_accuracy", "epochs",
@@ -63,7 +61,7 @@ def write_summary(sweep_dir: Path, output_subdir: str | None) -> list[dict]:
     """Writes ``summary.csv`` into the sweep directory; returns its rows."""
     jobs = collect_jobs(sweep_dir, output_subdir) if output_subdir else []
     if jobs:
-        write_atomic(sweep_dir / SUMMARY, summary_csv(jobs))
+        write_csv_atomic(sweep_dir / SUMMARY, list(COLUMNS), summary_rows(jobs))
     return jobs
 
 
@@ -108,14 +106,9 @@ def _outcome(job_dir: Path) -> dict:
     return {"status": "not finished"}
 
 
-def summary_csv(jobs: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(COLUMNS)
-    for job in jobs:
-        writer.writerow([job["varied"] if column == "overrides" else job.get(column, "")
-                         for column in COLUMNS])
-    return out.getvalue()
+def summary_rows(jobs: list[dict]) -> list[list]:
+    return [[job["varied"] if column == "overrides" else job.get(column, "") for column in COLUMNS]
+            for job in jobs]
 
 
 def format_table(jobs: list[dict]) -> str:

@@ -68,7 +68,7 @@ def _train(cfg, run_dir: Path) -> dict:
     keras.backend.clear_session()  # models of earlier runs in this process: free them
     keras.utils.set_random_seed(cfg.seed)
 
-    data = _load_data(cfg)
+    data = load_data(cfg)
     one_hot = _one_hot(data.train)
     built = build_model(cfg, data, one_hot)
     model = built.model
@@ -182,9 +182,14 @@ def _feature_key(cfg, data, built):
     return cache_key(cfg, data, registry.backbones.get(cfg.backbone.name))
 
 
-def _load_data(cfg):
-    backbone_cfg = cfg.backbone
-    input_size = tuple(backbone_cfg.input_size) if "input_size" in backbone_cfg else None
+def load_data(cfg):
+    """The dataset a run config describes, resized to its backbone's input size if it has one.
+
+    Raises:
+        UserError: the dataset cannot be built, or has fewer than 2 classes.
+    """
+    input_size = cfg.backbone.get("input_size")
+    input_size = tuple(input_size) if input_size else None
     ctx = DataContext(seed=cfg.seed, batch_size=cfg.trainer.batch_size, input_size=input_size)
     data = registry.datasets.get(cfg.dataset.name).build(cfg.dataset, ctx)
     if len(data.class_names) < 2:

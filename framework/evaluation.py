@@ -13,6 +13,14 @@ def split_arrays(split):
     return x, y
 
 
+def predict_with_labels(model, dataset):
+    """``(outputs, labels)`` of a ``tf.data`` dataset of ``(x, y)`` batches, in one pass, so that
+    they stay paired even if the dataset reshuffles on each pass."""
+    batches = [(np.asarray(model.predict_on_batch(x)), np.asarray(y)) for x, y in dataset]
+    return (np.concatenate([out for out, _ in batches]),
+            np.concatenate([y for _, y in batches]))
+
+
 def is_one_hot(label_shape) -> bool:
     """Whether labels of this shape are one-hot rows, not class indices (a single column of
     binary labels holds indices)."""
@@ -36,10 +44,8 @@ def evaluate(model, split, class_names, batch_size):
     if isinstance(split, tuple):
         x, y = split
         probs = model.predict(x, batch_size=batch_size, verbose=0)
-    else:  # one pass over the dataset, so labels and predictions stay paired
-        batches = [(model.predict_on_batch(x), np.asarray(y)) for x, y in split]
-        probs = np.concatenate([np.asarray(p) for p, _ in batches])
-        y = np.concatenate([y for _, y in batches])
+    else:
+        probs, y = predict_with_labels(model, split)
     # The loss and accuracy follow from the predictions: the compiled loss plus the weight
     # regularizers' penalties, as model.evaluate counts them (not add_loss() terms of a call).
     loss = model.compute_loss(y=y, y_pred=probs, training=False)

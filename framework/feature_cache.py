@@ -18,6 +18,8 @@ import keras
 import numpy as np
 from omegaconf import OmegaConf
 
+from framework.evaluation import predict_with_labels
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -82,11 +84,7 @@ def extract(backbone, data) -> dict:
             x, y = source
             features[split] = (backbone.predict(x, verbose=0), np.asarray(y))
             continue
-        xs, ys = [], []
-        for x, y in source:
-            xs.append(np.asarray(backbone.predict_on_batch(x)))
-            ys.append(np.asarray(y))
-        features[split] = (np.concatenate(xs), np.concatenate(ys))
+        features[split] = predict_with_labels(backbone, source)
     return features
 
 

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -14,6 +15,7 @@ from framework.cli import USAGE_ERROR, one_line, report_errors
 from framework.errors import UserError
 from framework.rundir import finished_run_check
 from framework.plugins import load_plugins
+from framework.preflight import CONFIG_NAME, choose_parts, ineffective_settings
 from framework.sweep_summary import finished_sweep_check, unfinished_jobs
 
 
@@ -22,9 +24,14 @@ def run(cfg: DictConfig) -> float | None:
     from framework.train import train  # TensorFlow is imported here, after composition
 
     hydra_cfg = HydraConfig.get()
+    sweep_params = hydra_cfg.sweeper.get("params")
+    for note in ineffective_settings(cfg, hydra_cfg.mode, sweep_params, hydra_cfg.overrides.task):
+        print(f"note: {note}", file=sys.stderr)
     try:
         result = train(cfg, hydra_cfg.runtime.output_dir)
     except (UserError, OmegaConfBaseException) as e:
+        if os.environ.get("FRAMEWORK_FULL_ERROR"):
+            raise
         if hydra_cfg.mode == RunMode.RUN:
             print(f"error: {one_line(e)}", file=sys.stderr)
             sys.exit(USAGE_ERROR)
@@ -62,6 +69,11 @@ def main():
     with report_errors():
         refuse_finished_run_dir(sys.argv[1:])
         load_plugins()  # fills the ConfigStore before Hydra composes anything
+        args = get_args_parser().parse_args(sys.argv[1:])
+        extra, notes = choose_parts(args.overrides, args.config_name or CONFIG_NAME)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        sys.argv.extend(extra)  # Hydra reads them as the user's own: the config shown is run
         run()
     unfinished = [f"job {job['job']}: {job['status']}" for job in unfinished_jobs()]
     unfinished = unfinished or _failed_jobs  # the summary's view, or this process's own

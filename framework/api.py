@@ -16,16 +16,20 @@ from framework.contexts import (
     RunContext,
 )
 from framework.errors import UserError
+from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
 from framework.images import IMAGE_EXTENSIONS, is_readable, load_image
 
 hookimpl = pluggy.HookimplMarker("framework")
 
 __all__ = [
     "BINARY",
+    "IMAGES",
     "IMAGE_EXTENSIONS",
     "MULTICLASS",
     "Data",
     "DataContext",
+    "FEATURES",
+    "FEATURE_MAPS",
     "ModelContext",
     "Regularization",
     "RunContext",

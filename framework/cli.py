@@ -46,6 +46,11 @@ def one_line(error: BaseException) -> str:
     return text
 
 
+def plain_text(docstring: str) -> str:
+    """A module docstring as --help shows it: without reST's double backticks."""
+    return docstring.replace("``", "").strip()
+
+
 def _group_options(group: str) -> list[str]:
     if group in REGISTRIES:
         return REGISTRIES[group].names()

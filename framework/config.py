@@ -16,20 +16,30 @@ from framework.registry import REGISTRIES
 
 CONF_PACKAGE = "framework.conf"
 EXPERIMENTS_PACKAGE = "framework.experiments"
+# Groups of one part each, whose settings an experiment keeps for the part it picks.
+PART_GROUPS = ("dataset", "backbone", "head")
+# Where those settings are stored: <prefix>/<experiment>/<group>, option = the part's name.
+SETTINGS_GROUP = "experiment_settings"
+
+# What each experiment sets for the part it picks: {experiment: {group: (part, keys)}}.
+_part_settings: dict[str, dict[str, tuple[str, list[str]]]] = {}
 
 
 @dataclass
 class OptimizerConfig:
+    # adam, adamw, sgd or rmsprop; optimizer=sgd and optimizer.name=sgd are the same.
     name: str = "adam"
-    learning_rate: float = 1e-3
-    # sgd and rmsprop only.
-    momentum: float = 0.0
+    # null: the optimizer's own default (adam, adamw, rmsprop 0.001; sgd 0.01).
+    learning_rate: float | None = None
+    # sgd and rmsprop only; null: sgd 0.9, rmsprop 0.0.
+    momentum: float | None = None
 
 
 @dataclass
 class StageConfig:
     name: str = "train"
-    epochs: int = 10
+    # null: trainer.epochs.
+    epochs: int | None = None
     # What is trainable: "all", "head", "last: N" or "from: <layer name>" (of the backbone), or
     # null, as the backbone is built: "head" over one its plugin builds frozen (pretrained
     # weights), else "all".
@@ -74,8 +84,11 @@ def store_core_configs():
     """Stores the schema and the experiments, and refuses YAML files that shadow a part."""
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
-    for name, text in _yaml_files(EXPERIMENTS_PACKAGE).items():
-        cs.store(group="experiment", name=name, node=OmegaConf.create(text), package="_global_")
+    OmegaConf.register_new_resolver("framework_config_groups", config_groups, replace=True)
+    experiments = {name: OmegaConf.create(text)
+                   for name, text in _yaml_files(EXPERIMENTS_PACKAGE).items()}
+    for name, node in _store_part_settings(experiments).items():
+        cs.store(group="experiment", name=name, node=node, package="_global_")
     for group, registry in REGISTRIES.items():
         shadowed = sorted(set(_yaml_files(CONF_PACKAGE, group)) & set(registry.names()))
         if shadowed:
@@ -84,6 +97,83 @@ def store_core_configs():
                 f"conf/{group}/{shadowed[0]}.yaml has the name of a registered {group}; "
                 "rename the file"
             )
+
+
+def config_groups() -> str:
+    """The groups a user composes from, each with its options, one line each (for --help)."""
+    repo = ConfigStore.instance().repo
+    groups = {group: registry.names() for group, registry in REGISTRIES.items()}
+    groups["experiment"] = sorted(n.removesuffix(".yaml") for n in repo.get("experiment", {}))
+    for group in ("optimizer", "trainer"):
+        groups[group] = sorted(_yaml_files(CONF_PACKAGE, group))
+    return "\n".join(f"{group}: {', '.join(names)}" for group, names in sorted(groups.items()))
+
+
+def experiment_part_settings(name: str) -> dict[str, tuple[str, list[str]]]:
+    """What experiment ``name`` sets for the parts it picks: ``{group: (part name, keys)}``."""
+    return _part_settings.get(name, {})
+
+
+def _store_part_settings(experiments: dict) -> dict:
+    """Moves each experiment's settings of the parts it picks (``override /backbone: mlp`` with
+    ``backbone: {units: ...}``) into configs of their own, which config.yaml loads only while
+    that part is the one chosen: ``experiment=wine backbone=resmlp`` composes, without mlp's
+    ``units``. An experiment that includes another inherits its settings.
+
+    Args:
+        experiments: the experiments' nodes by name.
+
+    Returns:
+        The nodes without those settings.
+    """
+    def included(name, seen=()):
+        return [entry for entry in experiments[name].get("defaults") or []
+                if isinstance(entry, str) and entry in experiments and entry not in seen]
+
+    def picks(name, seen=()):
+        chosen = {}
+        for entry in included(name, seen):
+            chosen.update(picks(entry, (*seen, name)))
+        return {**chosen, **_picks(experiments[name])}
+
+    own = {}
+    for name, node in experiments.items():
+        own[name] = {}
+        for group, part in picks(name).items():
+            if OmegaConf.is_dict(node.get(group)):
+                own[name][group] = (part, node[group])
+    for name, node in experiments.items():
+        for group in own[name]:
+            del node[group]
+
+    def effective(name, seen=()):
+        settings = {}
+        for entry in included(name, seen):
+            settings.update(effective(entry, (*seen, name)))
+        for group, (part, block) in own[name].items():
+            if group in settings and settings[group][0] == part:
+                block = OmegaConf.merge(settings[group][1], block)
+            settings[group] = (part, block)
+        return settings
+
+    for name in experiments:
+        for group, (part, block) in effective(name).items():
+            ConfigStore.instance().store(group=f"{SETTINGS_GROUP}/{group}", name=f"{name}-{part}",
+                                         node=block, package=group)
+            _part_settings.setdefault(name, {})[group] = (part, [str(k) for k in block])
+    return experiments
+
+
+def _picks(node) -> dict:
+    """``{group: part}`` for each ``override /<group>: <part>`` of a part group in a node."""
+    picks = {}
+    for entry in node.get("defaults") or []:
+        if OmegaConf.is_dict(entry) and len(entry) == 1:
+            (key, value), = entry.items()
+            group = key.removeprefix("override /")
+            if key.startswith("override /") and group in PART_GROUPS:
+                picks[group] = value
+    return picks
 
 
 def _yaml_files(package, subdir=None) -> dict[str, str]:

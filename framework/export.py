@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from framework.backend import native_stderr_captured
-from framework.cli import report_errors
+from framework.cli import plain_text, report_errors
 from framework.errors import UserError
 from framework.predict import read_run
 
@@ -33,7 +33,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv=None):
-    parser = _Parser(prog="python -m framework.export", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m framework.export", description=plain_text(__doc__),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path, help="a finished run's directory")
     parser.add_argument("--format", required=True, metavar="|".join(FORMATS),
                         help="savedmodel (TensorFlow Serving, TF.js) or tflite (mobile, edge)")

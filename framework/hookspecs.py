@@ -1,9 +1,11 @@
 """The hooks a plugin implements, one per registry.
 
-Each hook receives ``register(name, build, config=None, description=None)``: ``build`` is a
-callable or a lazy ``"module:function"`` string, ``config`` a dataclass (or dict) holding the
-part's default settings, ``description`` one line (defaults to the first line of the builder's
-docstring). Hooks return nothing.
+Each hook receives ``register(name, build, config=None, description=None, *, takes=None,
+gives=None)``: ``build`` is a callable or a lazy ``"module:function"`` string, ``config`` a
+dataclass (or dict) holding the part's default settings, ``description`` one line (defaults to
+the first line of the builder's docstring), ``takes`` and ``gives`` the kinds of input the part
+accepts and gives (``framework.api.FEATURES``, ``IMAGES``, ``FEATURE_MAPS``), so that a mismatch
+is refused in one line before the run and the core picks parts that fit. Hooks return nothing.
 """
 
 import pluggy
@@ -13,12 +15,13 @@ hookspec = pluggy.HookspecMarker("framework")
 
 @hookspec
 def register_datasets(register):
-    """Register datasets: ``build(cfg, ctx) -> framework.api.Data``."""
+    """Register datasets: ``build(cfg, ctx) -> framework.api.Data``; ``gives`` features or images."""
 
 
 @hookspec
 def register_backbones(register):
-    """Register backbones: ``build(cfg, input_shape, ctx) -> keras.Model`` (the feature extractor).
+    """Register backbones: ``build(cfg, input_shape, ctx) -> keras.Model`` (the feature extractor);
+    ``takes`` features or images, ``gives`` features or feature maps.
 
     A backbone built with ``trainable = False`` is pretrained: without ``trainer.stages`` only the
     head trains, and fine-tuning it keeps its BatchNormalization layers (its own, or those of the
@@ -28,12 +31,16 @@ def register_backbones(register):
 
 @hookspec
 def register_heads(register):
-    """Register heads: ``build(cfg, features, ctx) -> tensor``; the core adds the output layer."""
+    """Register heads: ``build(cfg, features, ctx) -> tensor``; the core adds the output layer.
+
+    ``takes`` what a backbone gives: features, feature maps, or both.
+    """
 
 
 @hookspec
 def register_regularizers(register):
-    """Register regularizers: ``build(cfg) -> framework.api.Regularization``."""
+    """Register regularizers: ``build(cfg) -> framework.api.Regularization``; ``takes`` the kind of
+    input its ``on_input`` step needs, if any."""
 
 
 @hookspec

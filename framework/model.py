@@ -8,12 +8,21 @@ import keras
 from framework import registry
 from framework.contexts import BINARY, Data, ModelContext
 from framework.errors import UserError
+from framework.kinds import output_kind
+from framework.preflight import check_takes
 
 OPTIMIZERS = {
     "adam": lambda lr, momentum: keras.optimizers.Adam(learning_rate=lr),
     "adamw": lambda lr, momentum: keras.optimizers.AdamW(learning_rate=lr),
     "sgd": lambda lr, momentum: keras.optimizers.SGD(learning_rate=lr, momentum=momentum),
     "rmsprop": lambda lr, momentum: keras.optimizers.RMSprop(learning_rate=lr, momentum=momentum),
+}
+# What optimizer.learning_rate and optimizer.momentum left null mean, by optimizer.
+OPTIMIZER_DEFAULTS = {
+    "adam": {"learning_rate": 1e-3, "momentum": 0.0},
+    "adamw": {"learning_rate": 1e-3, "momentum": 0.0},
+    "sgd": {"learning_rate": 1e-2, "momentum": 0.9},
+    "rmsprop": {"learning_rate": 1e-3, "momentum": 0.0},
 }
 
 
@@ -63,6 +72,8 @@ def build_model(cfg, data: Data, one_hot: bool = False) -> Assembled:
     if not isinstance(backbone, keras.Model):
         raise TypeError(f"backbone {cfg.backbone.name!r} must build a keras.Model")
     pretrained = not backbone.trainable
+    check_takes(registry.heads.get(cfg.head.name), output_kind(backbone.output.shape[1:]),
+                f"backbone {cfg.backbone.name!r}")
     # The head is a model of its own, so a head-only stage can train it on cached features.
     features = keras.Input(shape=backbone.output.shape[1:], name="features")
     y = registry.heads.get(cfg.head.name).build(cfg.head, features, ctx)
@@ -75,14 +86,30 @@ def build_model(cfg, data: Data, one_hot: bool = False) -> Assembled:
     return Assembled(model, backbone, head, bool(input_steps), pretrained)
 
 
-def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0):
-    """A fresh Keras optimizer by name.
+def make_optimizer(name: str, learning_rate: float | None = None, momentum: float | None = None):
+    """A fresh Keras optimizer by name; settings left None take the optimizer's defaults.
 
     Raises:
         UserError: an unknown optimizer name; the message lists the accepted ones.
     """
+    settings = optimizer_settings(name, learning_rate, momentum)
+    return OPTIMIZERS[name](settings["learning_rate"], settings["momentum"])
+
+
+def optimizer_settings(name: str, learning_rate: float | None = None,
+                       momentum: float | None = None) -> dict:
+    """The learning rate and momentum an optimizer runs with: the given ones, else its defaults.
+
+    Raises:
+        UserError: an unknown optimizer name.
+    """
     check_optimizer(name)
-    return OPTIMIZERS[name](learning_rate, momentum)
+    defaults = OPTIMIZER_DEFAULTS[name]
+    return {
+        "name": name,
+        "learning_rate": defaults["learning_rate"] if learning_rate is None else learning_rate,
+        "momentum": defaults["momentum"] if momentum is None else momentum,
+    }
 
 
 def check_optimizer(name: str):

@@ -1,7 +1,8 @@
 """Plugin loading with pluggy: built-ins and third parties alike come from the entry-point group
 ``framework.plugins``; each registration hook fills one registry.
 
-``python -m framework.plugins`` lists every registered part.
+``python -m framework.plugins`` lists every registered part; ``python -m framework.plugins NAME``
+shows one part's settings with their types, defaults and comments.
 """
 
 import importlib.metadata
@@ -10,7 +11,7 @@ import os
 import pluggy
 
 from framework import hookspecs
-from framework.errors import PluginError
+from framework.errors import PluginError, UnknownPartError
 from framework.registry import REGISTRIES
 
 ENTRY_POINT_GROUP = "framework.plugins"
@@ -72,8 +73,10 @@ def register_plugins(plugins) -> pluggy.PluginManager:
             # Call each plugin separately so the registry knows who provided each part.
             provider = impl.plugin_name
 
-            def register(name, build, config=None, description=None, _p=provider, _r=registry):
-                return _r.register(name, build, config, description, provider=_p)
+            def register(name, build, config=None, description=None, *, takes=None, gives=None,
+                         _p=provider, _r=registry):
+                return _r.register(name, build, config, description, provider=_p, takes=takes,
+                                   gives=gives)
 
             impl.function(register=register)
     return pm
@@ -110,12 +113,47 @@ def plugin_listing() -> str:
     return "\n".join(lines)
 
 
-def main():
-    from framework.cli import report_errors
+def find_parts(name: str, group: str | None = None):
+    """The registered parts called ``name``, in ``group`` or in every group.
 
+    Raises:
+        UnknownPartError: no such part (or no such group); the message lists the known names.
+    """
+    if group is not None:
+        if group not in REGISTRIES:
+            raise UnknownPartError(
+                f"unknown group {group!r}; accepted: {', '.join(REGISTRIES)}")
+        return [REGISTRIES[group].get(name)]
+    found = [registry.get(name) for registry in REGISTRIES.values() if name in registry]
+    if not found:
+        known = sorted({n for registry in REGISTRIES.values() for n in registry.names()})
+        raise UnknownPartError(f"unknown part {name!r}; known: {', '.join(known)}")
+    return found
+
+
+def main(argv=None):
+    import argparse
+
+    from framework.cli import report_errors
+    from framework.part_settings import describe_part
+
+    parser = argparse.ArgumentParser(
+        prog="python -m framework.plugins",
+        description="Without arguments: every registered part, with the plugin that provides "
+        "it. With a NAME (and optionally its GROUP first): that part's settings, with their "
+        "types, defaults and comments.",
+    )
+    parser.add_argument("words", nargs="*", metavar="[GROUP] NAME")
+    args = parser.parse_args(argv)
+    if len(args.words) > 2:
+        parser.error("give at most a group and a name")
     with report_errors():
         load_plugins()
-        print(plugin_listing())
+        if not args.words:
+            print(plugin_listing())
+            return
+        name, group = args.words[-1], (args.words[0] if len(args.words) == 2 else None)
+        print("\n\n".join(describe_part(part) for part in find_parts(name, group)))
 
 
 if __name__ == "__main__":

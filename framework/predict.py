@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from framework.backend import native_stderr_captured
-from framework.cli import one_line, report_errors
+from framework.cli import one_line, plain_text, report_errors
 from framework.errors import UserError
 from framework.images import IMAGE_EXTENSIONS, is_image_file, is_readable
 from framework.rundir import write_csv_atomic
@@ -25,7 +25,8 @@ BATCH_SIZE = 32
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m framework.predict", description=__doc__.splitlines()[0]
+        prog="python -m framework.predict", description=plain_text(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", type=Path,
                         help="a finished run's directory, or a .tflite file from framework.export")

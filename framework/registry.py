@@ -17,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from framework.errors import PluginError, UnknownPartError
+from framework.kinds import KINDS
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Part:
         config: the dataclass (or dict) of its default settings.
         description: one line for listings.
         provider: the plugin that registered it.
+        takes: the kinds of input it accepts (``framework.kinds``), or None if undeclared.
+        gives: the kind of output it gives, or None if undeclared.
     """
 
     group: str
@@ -38,6 +41,8 @@ class Part:
     config: Any
     description: str
     provider: str
+    takes: tuple[str, ...] | None = None
+    gives: str | None = None
 
     def build(self, *args, **kwargs):
         """Calls the part's builder, importing it first if it is a ``"module:function"`` string."""
@@ -61,11 +66,17 @@ class Registry:
         self.multiple = multiple
         self._parts: dict[str, Part] = {}
 
-    def register(self, name, build, config=None, description=None, *, provider):
+    def register(self, name, build, config=None, description=None, *, provider, takes=None,
+                 gives=None):
         """Adds a part and stores its default config in Hydra's ConfigStore.
 
+        Args:
+            takes: a kind or kinds of input the part accepts (``framework.kinds``).
+            gives: the kind of output it gives.
+
         Raises:
-            PluginError: the name is taken (both providers are named) or invalid.
+            PluginError: the name is taken (both providers are named) or invalid, or a kind is
+                unknown.
         """
         if not isinstance(name, str) or not name.isidentifier():
             raise PluginError(
@@ -81,7 +92,14 @@ class Registry:
         if description is None:
             doc = getattr(build, "__doc__", None) if callable(build) else None
             description = (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
-        part = Part(self.group, name, build, config, description, provider)
+        takes = (takes,) if isinstance(takes, str) else tuple(takes) if takes else None
+        for kind in (*(takes or ()), *([gives] if gives else [])):
+            if kind not in KINDS:
+                raise PluginError(
+                    f"plugin {provider!r} registered the {self.group} {name!r} with an unknown "
+                    f"kind {kind!r}; accepted: {', '.join(KINDS)}"
+                )
+        part = Part(self.group, name, build, config, description, provider, takes, gives)
         _store_config(part, self.multiple)
         self._parts[name] = part
         return part

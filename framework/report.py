@@ -9,7 +9,7 @@ import numpy as np
 matplotlib.use("Agg")  # files only; no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from framework.rundir import write_atomic, write_csv_atomic  # noqa: E402
+from framework.rundir import shown, write_atomic, write_csv_atomic  # noqa: E402
 
 def write_metrics(run_dir: Path, metrics: dict):
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
@@ -54,7 +54,7 @@ def console_report(run_dir: Path, metrics: dict) -> str:
     """A few lines for the end of a run."""
     test = metrics["test"]
     lines = [
-        f"Run dir:   {run_dir}",
+        f"Run dir:   {shown(run_dir)}",
         f"Model:     {metrics['model']['name']} ({metrics['model']['params']:,} parameters)",
         f"Data:      {metrics['data']['name']} ({', '.join(metrics['data']['classes'])})",
         f"Epochs:    {metrics['epochs']}",

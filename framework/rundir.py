@@ -11,6 +11,15 @@ from framework.errors import UserError
 FAILED = "FAILED"
 
 
+def shown(path: Path) -> Path:
+    """A path as printed for the user: relative to the working directory when inside it."""
+    path = Path(path).absolute()
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
 def finished_run_check(run_dir: Path):
     """Raises UserError if ``run_dir`` holds a finished run (it has metrics.json)."""
     if (run_dir / "metrics.json").exists():

@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
-from framework.rundir import FAILED, write_csv_atomic
+from framework.rundir import FAILED, shown, write_csv_atomic
 
 SUMMARY = "summary.csv"
 COLUMNS = ("job", "status", "overrides", "validation_accuracy", "test_accuracy", "epochs",
@@ -40,7 +40,7 @@ class SweepSummary(Callback):
         _unfinished[:] = [job for job in jobs if job["status"] != "finished"]
         if jobs:
             print(format_table(jobs))
-            print(f"Wrote:     {sweep_dir / SUMMARY}")
+            print(f"Wrote:     {shown(sweep_dir / SUMMARY)}")
 
 
 def unfinished_jobs() -> list[dict]:

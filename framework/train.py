@@ -20,7 +20,16 @@ from framework.contexts import DataContext, RunContext
 from framework.errors import UserError
 from framework.evaluation import evaluate, is_one_hot, split_arrays, take_examples
 from framework.feature_cache import cache_key, load_or_extract
-from framework.model import build_model, check_optimizer, loss_for, make_optimizer, set_trainable
+from framework.kinds import data_kind
+from framework.preflight import check_fit, check_takes
+from framework.model import (
+    build_model,
+    check_optimizer,
+    loss_for,
+    make_optimizer,
+    optimizer_settings,
+    set_trainable,
+)
 from framework.rundir import FAILED, finished_run_check, mark_failed
 from framework.report import (
     console_report,
@@ -60,6 +69,8 @@ def train(cfg: DictConfig, run_dir) -> dict:
 
 
 def _train(cfg, run_dir: Path) -> dict:
+    check_fit({group: cfg[group].name for group in ("dataset", "backbone", "head")},
+              list(cfg.regularizer))
     check_optimizer(cfg.optimizer.name)
     stages = _stages(cfg)
     for stage in stages:
@@ -76,17 +87,19 @@ def _train(cfg, run_dir: Path) -> dict:
     features = None  # the frozen backbone's features, once a head-only stage needs them
 
     history, stage_starts, stage_metrics = [], [], []
-    for stage in stages:
+    for number, stage in enumerate(stages, start=1):
         trainable = _plain(stage.trainable)
         if trainable is None:  # as built: a pretrained backbone stays frozen
             trainable = "head" if built.pretrained else "all"
         set_trainable(built.backbone, trainable, built.pretrained)
         key = _feature_key(cfg, data, built) if trainable == "head" else None
+        epochs = f"{stage.epochs} epoch{'s' if stage.epochs != 1 else ''}"
+        print(f"Stage {number}/{len(stages)} {stage.name}: {epochs}, trains "
+              f"{_describe_trainable(trainable)}")
         if key is not None and features is None:
             features, hit = load_or_extract(built.backbone, data, key,
                                             Path(cfg.trainer.feature_cache.dir))
-            print(f"Stage {stage.name}: training the head on "
-                  f"{'cached' if hit else 'newly extracted'} features "
+            print(f"  on {'cached' if hit else 'newly extracted'} features of the frozen backbone "
                   f"({Path(cfg.trainer.feature_cache.dir) / key})")
         # A head-only stage over cached features trains the head model, whose layers the full
         # model shares: the full model is trained all the same.
@@ -133,6 +146,7 @@ def _train(cfg, run_dir: Path) -> dict:
             "stage": stage.name,
             "trainable": trainable,
             "cached_features": key is not None,
+            "optimizer": _optimizer(stage, cfg),
             **{split: {"loss": s["loss"], "accuracy": s["accuracy"]} for split, s in scores.items()},
         })
 
@@ -167,12 +181,16 @@ def _train(cfg, run_dir: Path) -> dict:
 
 
 def _compile(model, stage, cfg, loss):
-    optimizer = make_optimizer(
-        stage.optimizer or cfg.optimizer.name,
-        stage.learning_rate or cfg.optimizer.learning_rate,
-        cfg.optimizer.momentum,
-    )
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=make_optimizer(**_optimizer(stage, cfg)), loss=loss,
+                  metrics=["accuracy"])
+
+
+def _optimizer(stage, cfg) -> dict:
+    """The optimizer a stage trains with, its settings resolved."""
+    learning_rate = (stage.learning_rate if stage.learning_rate is not None
+                     else cfg.optimizer.learning_rate)
+    return optimizer_settings(stage.optimizer or cfg.optimizer.name, learning_rate,
+                              cfg.optimizer.momentum)
 
 
 def _feature_key(cfg, data, built):
@@ -192,6 +210,11 @@ def load_data(cfg):
     input_size = tuple(input_size) if input_size else None
     ctx = DataContext(seed=cfg.seed, batch_size=cfg.trainer.batch_size, input_size=input_size)
     data = registry.datasets.get(cfg.dataset.name).build(cfg.dataset, ctx)
+    # What the data turned out to be decides, for datasets that declared nothing too.
+    source = f"dataset {cfg.dataset.name!r}"
+    check_takes(registry.backbones.get(cfg.backbone.name), data_kind(data.input_shape), source)
+    for name in cfg.regularizer:
+        check_takes(registry.regularizers.get(name), data_kind(data.input_shape), source)
     if len(data.class_names) < 2:
         raise UserError(
             f"dataset {cfg.dataset.name!r} has {len(data.class_names)} class "
@@ -201,9 +224,23 @@ def load_data(cfg):
 
 
 def _stages(cfg):
-    if cfg.trainer.stages:
-        return list(cfg.trainer.stages)
-    return [OmegaConf.structured(StageConfig(epochs=cfg.trainer.epochs))]
+    # Copies: the run's config stays as composed.
+    stages = [OmegaConf.merge(StageConfig, s) for s in cfg.trainer.stages]
+    stages = stages or [OmegaConf.structured(StageConfig())]
+    for stage in stages:
+        if stage.epochs is None:
+            stage.epochs = cfg.trainer.epochs
+    return stages
+
+
+def _describe_trainable(trainable) -> str:
+    if trainable == "head":
+        return "the head"
+    if trainable == "all":
+        return "everything"
+    (key, value), = trainable.items()
+    return f"the head and the backbone's last {value} layers" if key == "last" else (
+        f"the head and the backbone from layer {value!r}")
 
 
 def _fit_inputs(split, batch_size):

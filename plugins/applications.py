@@ -20,7 +20,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from framework.api import UserError, hookimpl
+from omegaconf import OmegaConf
+
+from framework.api import FEATURE_MAPS, IMAGES, UserError, hookimpl
 
 # keras.applications' preprocess_input modes, done by layers inside the model.
 CAFFE_MEAN_BGR = [103.939, 116.779, 123.68]
@@ -81,13 +83,23 @@ class ApplicationConfig:
 
 @dataclass
 class EfficientNetConfig(ApplicationConfig):
-    # Default: the input size of the chosen size (b0 224 ... b7 600), from the table below.
-    input_size: list[int] = "${.default_input_sizes.${.size}}"
+    # Default: the input size of the chosen size (b0 224, b1 240, ... b7 600).
+    input_size: list[int] = "${efficientnet_input_size:${.size}}"
     # b0 .. b7.
     size: str = "b0"
-    default_input_sizes: dict[str, list[int]] = field(
-        default_factory=lambda: {size: [side, side] for size, side in EFFICIENTNET_SIZES.items()}
-    )
+
+
+def efficientnet_input_size(size: str) -> list[int]:
+    """The input size an EfficientNet size's ImageNet weights were trained on, as [h, w]."""
+    if size not in EFFICIENTNET_SIZES:
+        raise UserError(
+            f"backbone.size must be one of {', '.join(EFFICIENTNET_SIZES)}. Received: size={size!r}"
+        )
+    return [EFFICIENTNET_SIZES[size]] * 2
+
+
+# Resolved when the config is, so --cfg job --resolve shows the size a run uses.
+OmegaConf.register_new_resolver("efficientnet_input_size", efficientnet_input_size, replace=True)
 
 
 def build_application(cfg, input_shape, ctx):
@@ -260,10 +272,14 @@ def register_backbones(register):
             ApplicationConfig(input_size=[side, side]),
             f"{family.constructor} from keras.applications on raw 0..255 RGB ({inside}); "
             f"{side}x{side}, at least {smallest}x{smallest}",
+            takes=IMAGES,
+            gives=FEATURE_MAPS,
         )
     register(
         "efficientnet",
         build_application,
         EfficientNetConfig(),
         "EfficientNet B0-B7 from keras.applications by backbone.size (it rescales 0..255 itself)",
+        takes=IMAGES,
+        gives=FEATURE_MAPS,
     )

@@ -7,7 +7,7 @@ pixels the image datasets serve.
 
 from dataclasses import dataclass
 
-from framework.api import Regularization, UserError, hookimpl
+from framework.api import IMAGES, Regularization, UserError, hookimpl
 
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical", "none")
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
@@ -15,9 +15,10 @@ FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 
 @dataclass
 class AugmentConfig:
+    """Each factor (rotation, translation, zoom, shear, contrast) turns its layer off at 0."""
+
     # RandomFlip mode: horizontal, vertical, horizontal_and_vertical, or none.
     flip: str = "horizontal"
-    # Each factor below turns its layer off at 0.
     # RandomRotation: fraction of a full turn either way (0.1 = up to 36 degrees).
     rotation: float = 0.1
     # RandomTranslation: fraction of the height and of the width either way.
@@ -74,4 +75,4 @@ def build_augment(cfg) -> Regularization:
 
 @hookimpl
 def register_regularizers(register):
-    register("augment", build_augment, AugmentConfig())
+    register("augment", build_augment, AugmentConfig(), takes=IMAGES)

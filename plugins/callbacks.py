@@ -7,21 +7,31 @@ from framework.api import hookimpl
 
 @dataclass
 class EarlyStoppingConfig:
+    # The logged metric to watch: val_loss, val_accuracy, loss, accuracy.
     monitor: str = "val_loss"
+    # Epochs without improvement before training stops.
     patience: int = 3
+    # The smallest change that counts as an improvement.
     min_delta: float = 0.0
+    # min, max, or auto (max for accuracies, min otherwise).
     mode: str = "auto"
+    # Keep the weights of the best epoch, not the last.
     restore_best_weights: bool = True
 
 
 @dataclass
 class ModelCheckpointConfig:
+    # The logged metric that decides which epoch is best.
     monitor: str = "val_accuracy"
+    # min, max, or auto.
     mode: str = "max"
+    # Save only when the monitored metric improves.
     save_best_only: bool = True
     # Inside the run dir; Keras 3 wants a .keras file (or .weights.h5 with save_weights_only).
     filename: str = "checkpoints/best.keras"
+    # Save the weights alone (a .weights.h5 filename), not the whole model.
     save_weights_only: bool = False
+    # 1: a line each time a checkpoint is saved.
     verbose: int = 0
 
 
@@ -29,25 +39,33 @@ class ModelCheckpointConfig:
 class TensorBoardConfig:
     # Inside the run dir; view with: tensorboard --logdir <run dir>/tensorboard
     log_dir: str = "tensorboard"
+    # Epochs between weight histograms; 0: none.
     histogram_freq: int = 0
 
 
 @dataclass
 class CsvLoggerConfig:
+    # Inside the run dir: one row per epoch with every logged metric.
     filename: str = "training_log.csv"
 
 
 @dataclass
 class ReduceLrConfig:
+    # The logged metric to watch.
     monitor: str = "val_loss"
+    # The learning rate is multiplied by this when the metric stalls.
     factor: float = 0.1
+    # Epochs without improvement before the learning rate drops.
     patience: int = 5
+    # The learning rate never drops below this.
     min_lr: float = 0.0
+    # min, max, or auto.
     mode: str = "auto"
 
 
 @dataclass
 class BackupConfig:
+    # Inside the run dir: the state a killed run resumes from when run again in the same dir.
     backup_dir: str = "backup"
 
 

@@ -3,13 +3,14 @@
 
 from dataclasses import dataclass, field
 
-from framework.api import UserError, hookimpl
+from framework.api import FEATURE_MAPS, FEATURES, IMAGES, UserError, hookimpl
 
 
 @dataclass
 class SimpleCnnConfig:
-    # [height, width] the dataset resizes images to (passed to it as the backbone's input size).
-    input_size: list[int] = field(default_factory=lambda: [150, 150])
+    # [height, width] of the images the model takes; image datasets resize to it. The
+    # curriculum's cats-vs-dogs CNN uses 150x150 (experiment cnn_binary); 32x32 suits digits.
+    input_size: list[int] = field(default_factory=lambda: [32, 32])
     # One Conv2D + MaxPooling2D block per entry.
     filters: list[int] = field(default_factory=lambda: [32, 64, 128])
     kernel_size: int = 3
@@ -87,10 +88,11 @@ def build_gap_dense(cfg, features, ctx):
 
 @hookimpl
 def register_backbones(register):
-    register("simple_cnn", build_simple_cnn, SimpleCnnConfig())
+    register("simple_cnn", build_simple_cnn, SimpleCnnConfig(), takes=IMAGES, gives=FEATURE_MAPS)
 
 
 @hookimpl
 def register_heads(register):
-    register("flatten_dense", build_flatten_dense, FlattenDenseConfig())
-    register("gap_dense", build_gap_dense, GapDenseConfig())
+    register("flatten_dense", build_flatten_dense, FlattenDenseConfig(),
+             takes=(FEATURE_MAPS, FEATURES))
+    register("gap_dense", build_gap_dense, GapDenseConfig(), takes=FEATURE_MAPS)

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from framework.api import hookimpl
+from framework.api import FEATURES, hookimpl
 
 
 @dataclass
@@ -41,9 +41,9 @@ def build_dense_head(cfg, features, ctx):
 
 @hookimpl
 def register_backbones(register):
-    register("mlp", build_mlp, MlpConfig())
+    register("mlp", build_mlp, MlpConfig(), takes=FEATURES, gives=FEATURES)
 
 
 @hookimpl
 def register_heads(register):
-    register("dense", build_dense_head, DenseHeadConfig())
+    register("dense", build_dense_head, DenseHeadConfig(), takes=FEATURES)

@@ -4,9 +4,9 @@
 values 0..255 like any photo, so image backbones take them unchanged.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from framework.api import Data, hookimpl
+from framework.api import IMAGES, Data, hookimpl
 from framework_plugins import image_data
 
 # The digits' pixel values run 0..16.
@@ -15,12 +15,14 @@ DIGITS_MAX = 16.0
 
 @dataclass
 class DigitsConfig(image_data.ImageDataConfig):
-    # [height, width] the 8x8 digits are upsampled to; null: the backbone's input_size.
-    target_size: list[int] | None = field(default_factory=lambda: [32, 32])
+    # [height, width] the 8x8 digits are upsampled to: the backbone's input_size (32x32 for a
+    # backbone without one).
+    target_size: list[int] | None = image_data.BACKBONE_INPUT_SIZE
     # Resize method: bilinear, nearest, bicubic, area, ...
     interpolation: str = "bilinear"
-    # Fractions held out for validation and test (stratified, seeded by `seed`).
+    # Fraction held out for validation (stratified, seeded by `seed`).
     validation_split: float = 0.2
+    # Fraction held out for the final test (stratified, seeded by `seed`).
     test_split: float = 0.2
 
 
@@ -59,4 +61,4 @@ def build_digits(cfg, ctx) -> Data:
 
 @hookimpl
 def register_datasets(register):
-    register("digits", build_digits, DigitsConfig())
+    register("digits", build_digits, DigitsConfig(), gives=IMAGES)

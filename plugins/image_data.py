@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 from framework.api import Data, UserError, load_image
 
+# The default of an image dataset's size: the backbone's input_size (the one source of truth),
+# null for a backbone without one.
+BACKBONE_INPUT_SIZE = "${oc.select:backbone.input_size,null}"
+
 CLASS_MODES = ("binary", "categorical", "sparse")
 INTERPOLATIONS = (
     "bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic",
@@ -21,8 +25,9 @@ DECODED_SHUFFLE_BUFFER = 1000
 
 @dataclass
 class ImageDataConfig:
-    # There is no `rescale`: the backbone rescales 0..255 itself, and rescaling twice stalls
-    # training.
+    """Settings every image dataset has. There is no ``rescale``: the backbone rescales 0..255
+    itself, and rescaling twice stalls training."""
+
     # Images per batch; null: trainer.batch_size.
     batch_size: int | None = None
     # Labels, in flow_from_directory's words. null or sparse: integer class indices (a binary
@@ -38,13 +43,20 @@ def image_size(value, ctx, default: tuple[int, int], key: str) -> tuple[int, int
     """The ``(height, width)`` to serve: the config's value, else the backbone's, else a default.
 
     Raises:
-        UserError: the value is not two positive integers.
+        UserError: the value is not two positive integers, or differs from the backbone's
+            ``input_size`` (the model is built for that one).
     """
     size = value if value is not None else ctx.input_size or default
     size = tuple(size)
     if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
         raise UserError(
             f"dataset.{key} must be [height, width] in pixels. Received: {key}={list(size)}"
+        )
+    if ctx.input_size and size != tuple(ctx.input_size):
+        raise UserError(
+            f"dataset.{key}={list(size)} differs from backbone.input_size="
+            f"{list(ctx.input_size)}, the size the model is built for; set backbone.input_size "
+            f"(dataset.{key} follows it)"
         )
     return size
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from framework.api import IMAGE_EXTENSIONS, Data, UserError, hookimpl, is_readable
+from framework.api import IMAGE_EXTENSIONS, IMAGES, Data, UserError, hookimpl, is_readable
 from framework_plugins import image_data
 
 SPLITS = ("train", "validation", "test")
@@ -31,8 +31,9 @@ SHOWN_SKIPPED = 5
 @dataclass
 class ImageFolderConfig(image_data.ImageDataConfig):
     path: str = "???"
-    # [height, width] images are resized to; null: the backbone's input_size (else 150x150).
-    target_size: list[int] | None = None
+    # [height, width] images are resized to: the backbone's input_size (150x150 for a backbone
+    # without one).
+    target_size: list[int] | None = image_data.BACKBONE_INPUT_SIZE
     # rgb or grayscale.
     color_mode: str = "rgb"
     # Resize method: bilinear, nearest, bicubic, area, ...
@@ -259,4 +260,4 @@ def _relative(root: Path, path: Path) -> str:
 
 @hookimpl
 def register_datasets(register):
-    register("image_folder", build_image_folder, ImageFolderConfig())
+    register("image_folder", build_image_folder, ImageFolderConfig(), gives=IMAGES)

@@ -7,17 +7,21 @@ from framework.api import Regularization, hookimpl
 
 @dataclass
 class DropoutConfig:
+    # Fraction of a hidden layer's outputs dropped at each training step.
     rate: float = 0.3
 
 
 @dataclass
 class FactorConfig:
+    # Weight of the penalty on every Dense kernel, added to the loss.
     factor: float = 0.01
 
 
 @dataclass
 class L1L2Config:
+    # Weight of the L1 penalty (sum of absolute kernel values).
     l1: float = 0.01
+    # Weight of the L2 penalty (sum of squared kernel values).
     l2: float = 0.01
 
 

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from framework.api import Data, UserError, hookimpl
+from framework.api import IMAGES, Data, UserError, hookimpl
 from framework_plugins import image_data
 
 # The first num_classes of these are drawn; class names (and labels) are then sorted, as the
@@ -35,12 +35,14 @@ class ShapesConfig(image_data.ImageDataConfig):
     num_classes: int = 3
     # Images of each class, before the split (with 1000, simple_cnn learns 3 classes to 98%+).
     samples_per_class: int = 1000
-    # [height, width] of the images; null: the backbone's input_size (else 64x64).
-    image_size: list[int] | None = None
+    # [height, width] of the images: the backbone's input_size (64x64 for a backbone without
+    # one).
+    image_size: list[int] | None = image_data.BACKBONE_INPUT_SIZE
     # Standard deviation of the pixel noise, as a fraction of 255.
     noise: float = 0.08
-    # Fractions of each class held out for validation and test.
+    # Fraction of each class held out for validation.
     validation_split: float = 0.2
+    # Fraction of each class held out for the final test.
     test_split: float = 0.2
 
 
@@ -243,7 +245,7 @@ def build_shapes(cfg, ctx) -> Data:
 
 @hookimpl
 def register_datasets(register):
-    register("shapes", build_shapes, ShapesConfig())
+    register("shapes", build_shapes, ShapesConfig(), gives=IMAGES)
 
 
 def main(argv=None):

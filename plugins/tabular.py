@@ -8,9 +8,11 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from framework.api import Data, UserError, hookimpl
+from framework.api import FEATURES, Data, UserError, hookimpl
 
 IRIS_TARGETS = ("species", "setosa")
+MISSING_VALUES = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"}
+MISSING_POLICIES = ("error", "drop", "mean")
 
 
 @dataclass
@@ -34,11 +36,15 @@ class IrisConfig(SplitConfig):
 
 @dataclass
 class CsvConfig(SplitConfig):
+    # The CSV file; its first row names the columns.
     path: str = "???"
     # The column holding the class; its values (numbers or strings) become the classes.
     target: str = "???"
-    # Feature columns; empty: every column but the target.
+    # Feature columns; empty: every column but the target. Text columns are one-hot encoded.
     features: list[str] | None = None
+    # Cells that are empty, NA, N/A, NaN, null, None or ?: error (refuse them), drop (drop those
+    # rows), or mean (fill numbers with the training split's mean; text gets no category).
+    missing: str = "error"
 
 
 def split_and_scale(x, y, class_names, cfg, info) -> Data:
@@ -60,6 +66,9 @@ def split_and_scale(x, y, class_names, cfg, info) -> Data:
         )
     except ValueError as e:
         raise UserError(f"cannot split the dataset into train/validation/test: {e}") from None
+    if cfg.get("missing") == "mean":  # from the training split only, as the scaler
+        means = np.nan_to_num(np.nanmean(x_train, axis=0))
+        x_train, x_val, x_test = (np.where(np.isnan(a), means, a) for a in (x_train, x_val, x_test))
     if cfg.standardize:
         scaler = StandardScaler().fit(x_train)
         x_train, x_val, x_test = (scaler.transform(a) for a in (x_train, x_val, x_test))
@@ -116,11 +125,10 @@ def build_csv(cfg, ctx) -> Data:
     path = Path(cfg.path).expanduser()
     if not path.is_file():
         raise UserError(f"CSV file not found. Received: dataset.path={cfg.path!r}")
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        raise UserError(f"CSV file is empty. Received: dataset.path={cfg.path!r}")
-    header, rows = [h.strip() for h in rows[0]], [r for r in rows[1:] if any(c.strip() for c in r)]
+    if cfg.missing not in MISSING_POLICIES:
+        raise UserError(f"unknown dataset.missing {cfg.missing!r}; accepted: "
+                        f"{', '.join(MISSING_POLICIES)}")
+    header, rows, lines = _read_csv(path)
     if cfg.target not in header:
         raise UserError(
             f"target column {cfg.target!r} is not in {path.name}; columns: {', '.join(header)}"
@@ -131,29 +139,122 @@ def build_csv(cfg, ctx) -> Data:
         raise UserError(
             f"feature column {missing[0]!r} is not in {path.name}; columns: {', '.join(header)}"
         )
-    t = header.index(cfg.target)
-    labels = [r[t].strip() for r in rows]
+    columns = {name: [r[header.index(name)].strip() for r in rows]
+               for name in [cfg.target, *features]}
+    if cfg.missing == "drop":
+        keep = [i for i in range(len(rows)) if not any(_is_missing(v[i]) for v in columns.values())]
+        columns = {name: [values[i] for i in keep] for name, values in columns.items()}
+        lines = [lines[i] for i in keep]
+    _check_missing(cfg.target, columns[cfg.target], lines, path, "the target")
+    labels = columns[cfg.target]
     class_names = sorted(set(labels), key=_numeric_first)
-    index = {name: i for i, name in enumerate(class_names)}
-    x = np.empty((len(rows), len(features)), dtype=np.float64)
-    for j, column in enumerate(features):
-        c = header.index(column)
-        for i, r in enumerate(rows):
-            try:
-                x[i, j] = float(r[c])
-            except (ValueError, IndexError):
-                raise UserError(
-                    f"feature column {column!r} holds a non-numeric value on line {i + 2} of "
-                    f"{path.name}: {r[c] if c < len(r) else ''!r}; list numeric columns in "
-                    "dataset.features"
-                ) from None
     if len(class_names) < 2:
         raise UserError(
             f"target column {cfg.target!r} of {path.name} has {len(class_names)} class "
             f"({', '.join(class_names) or 'none'}); a classifier needs at least 2"
         )
+    blocks, names, categorical = [], [], []
+    for column in features:
+        values = columns[column]
+        if cfg.missing == "error":
+            _check_missing(column, values, lines, path, "a feature")
+        numbers = _numbers(values, column, lines, path)
+        if numbers is None:  # text: one 0/1 column per category (a missing cell: all zeros)
+            categories = sorted({v for v in values if not _is_missing(v)})
+            blocks.append(np.array([[v == c for c in categories] for v in values], np.float64))
+            names += [f"{column}={c}" for c in categories]
+            categorical.append(column)
+            continue
+        bad = next((i for i, x in enumerate(numbers) if np.isinf(x)), None)
+        if bad is not None:
+            raise UserError(
+                f"feature column {column!r} holds {values[bad]!r} on line {lines[bad]} of "
+                f"{path.name}; features must be finite numbers"
+            )
+        blocks.append(np.array(numbers, np.float64)[:, None])
+        names.append(column)
+    x = np.concatenate(blocks, axis=1) if blocks else np.empty((len(labels), 0))
+    if categorical:
+        print(f"dataset csv: one-hot encoded the text column(s) {', '.join(categorical)}")
+    index = {name: i for i, name in enumerate(class_names)}
     y = np.array([index[v] for v in labels])
-    return split_and_scale(x, y, class_names, cfg, {"samples": len(rows), "path": str(path)})
+    info = {"samples": len(labels), "path": str(path), "features": names}
+    if len(labels) < len(rows):
+        info["dropped_rows"] = len(rows) - len(labels)
+    return split_and_scale(x, y, class_names, cfg, info)
+
+
+def _read_csv(path: Path):
+    """The header, the non-blank rows of a CSV file (each as long as the header) and their line
+    numbers."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path.name} is not UTF-8 text (byte {e.object[e.start]:#x} at "
+                        f"offset {e.start}); save it as UTF-8") from None
+    except csv.Error as e:
+        raise UserError(f"{path.name} is not a readable CSV file: {e}") from None
+    if not rows:
+        raise UserError(f"CSV file is empty. Received: dataset.path={str(path)!r}")
+    header = [h.strip() for h in rows[0]]
+    body, lines = [], []
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise UserError(f"line {number} of {path.name} has {len(row)} fields; the header "
+                            f"has {len(header)}")
+        body.append(row)
+        lines.append(number)
+    return header, body, lines
+
+
+def _is_missing(value: str) -> bool:
+    return value in MISSING_VALUES
+
+
+def _numbers(values, column, lines, path):
+    """The values as floats (NaN where missing), or None for a text column (no value is a
+    number).
+
+    Raises:
+        UserError: a column of numbers holds a value that is not one.
+    """
+    numbers, text = [], []
+    for i, v in enumerate(values):
+        if _is_missing(v):
+            numbers.append(float("nan"))
+            continue
+        try:
+            numbers.append(float(v))
+        except ValueError:
+            numbers.append(float("nan"))
+            text.append(i)
+    present = sum(not _is_missing(v) for v in values)
+    if text and len(text) == present:
+        return None
+    if text:
+        i = text[0]
+        raise UserError(
+            f"feature column {column!r} holds numbers and the non-numeric value {values[i]!r} "
+            f"on line {lines[i]} of {path.name}; correct it, or leave the column out of "
+            "dataset.features"
+        )
+    return numbers
+
+
+def _check_missing(column, values, lines, path, role):
+    missing = [i for i, v in enumerate(values) if _is_missing(v)]
+    if missing:
+        first = missing[0]
+        raise UserError(
+            f"column {column!r} ({role}) of {path.name} has {len(missing)} missing value(s), "
+            f"the first {values[first] or 'an empty cell'!r} on line {lines[first]}; set "
+            "dataset.missing=drop to drop rows with missing cells"
+            + (", or dataset.missing=mean to fill numbers with the training mean"
+               if role == "a feature" else "")
+        )
 
 
 def _numeric_first(value: str):
@@ -165,7 +266,7 @@ def _numeric_first(value: str):
 
 @hookimpl
 def register_datasets(register):
-    register("iris", build_iris, IrisConfig())
-    register("wine", build_wine, SplitConfig())
-    register("breast_cancer", build_breast_cancer, SplitConfig())
-    register("csv", build_csv, CsvConfig())
+    register("iris", build_iris, IrisConfig(), gives=FEATURES)
+    register("wine", build_wine, SplitConfig(), gives=FEATURES)
+    register("breast_cancer", build_breast_cancer, SplitConfig(), gives=FEATURES)
+    register("csv", build_csv, CsvConfig(), gives=FEATURES)

@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore  # noqa: E402
 from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 
 from framework.plugins import load_plugins  # noqa: E402
+from framework.preflight import choose_parts  # noqa: E402
 from framework.registry import REGISTRIES  # noqa: E402
 
 load_plugins()  # the ConfigStore must be filled before any composition
@@ -21,11 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def compose_config(*overrides):
-    """The config ``python -m framework *overrides`` would run, via Hydra's compose API."""
+    """The config ``python -m framework *overrides`` would run, via Hydra's compose API (with
+    the backbone and head the command line picks to fit the dataset)."""
+    extra, _ = choose_parts(list(overrides))
     GlobalHydra.instance().clear()
     try:
         with hydra.initialize_config_module(version_base="1.3", config_module="framework.conf"):
-            return hydra.compose("config", overrides=list(overrides))
+            return hydra.compose("config", overrides=[*overrides, *extra])
     finally:
         GlobalHydra.instance().clear()
 

@@ -79,3 +79,13 @@ def test_a_finished_run_is_never_overwritten(cli, tmp_path):
     assert_one_line_error(again, "already holds a finished run")
     after = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
     assert after == before  # Hydra's own .hydra/ files included
+
+
+@pytest.mark.parametrize("args, message", [
+    (["backbone=nope"], "backbone/nope"),                                       # composition
+    (["dataset=csv", "dataset.path=nope.csv", "dataset.target=x"], "CSV file not found"),  # run
+])
+def test_hydra_full_error_shows_the_traceback_of_every_error(cli, args, message):
+    result = cli(*args, env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode != 0
+    assert "Traceback (most recent call last)" in result.stderr and message in result.stderr

@@ -79,13 +79,19 @@ def test_a_changed_backbone_or_data_makes_a_new_entry(compose, tmp_path):
     assert len(entries(cache)) == 3
 
 
-def test_no_caching_with_augmentation_or_trainable_backbone(compose, tmp_path):
+def test_no_caching_with_augmentation_or_trainable_backbone(compose, tmp_path, capsys):
     cache = tmp_path / "cache"
     augmented = run(compose, tmp_path / "a", cache, "regularizer=[augment]")
     assert not augmented["stages"][0]["cached_features"]
+    capsys.readouterr()
     both = run(compose, tmp_path / "b", cache,
                "trainer.stages=[{name:head,epochs:1,trainable:head},"
-               "{name:tune,epochs:1,trainable:{last:2},learning_rate:0.00001}]")
+               "{name:tune,epochs:2,trainable:{last:2},learning_rate:0.00001}]")
     assert [s["cached_features"] for s in both["stages"]] == [True, False]
     assert [(s["stage"], s["trainable"]) for s in both["stages"]] == [
         ("head", "head"), ("tune", {"last": 2})]
+    assert [s["optimizer"]["learning_rate"] for s in both["stages"]] == [0.001, 0.00001]
+    # Every stage opens with a line of its own.
+    headers = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Stage")]
+    assert headers == ["Stage 1/2 head: 1 epoch, trains the head",
+                       "Stage 2/2 tune: 2 epochs, trains the head and the backbone's last 2 layers"]

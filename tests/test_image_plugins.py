@@ -78,7 +78,10 @@ def test_a_written_tree_reads_back_like_the_generator_with_a_corrupt_file_skippe
 
 def test_one_folder_is_split_by_validation_split(tmp_path):
     make_folder(tmp_path, {"cats": 8, "dogs": 4})
-    data = folder_data(tmp_path, validation_split=0.25, target_size=[16, 16])
+    cfg = OmegaConf.structured(ImageFolderConfig(path=str(tmp_path), shuffle=False,
+                                                 validation_split=0.25, target_size=[16, 16]))
+    # A backbone without an input_size: the dataset's target_size decides.
+    data = build_image_folder(cfg, DataContext(seed=0, batch_size=8))
     assert data.class_names == ["cats", "dogs"]
     assert data.info["class_counts"] == {"train": {"cats": 6, "dogs": 3},
                                          "validation": {"cats": 2, "dogs": 1}}
@@ -167,3 +170,35 @@ def test_simple_cnn_refuses_images_too_small(compose, tmp_path):
                   "backbone.input_size=[16,16]", "head=flatten_dense", "trainer.verbose=0")
     with pytest.raises(UserError, match="needs images of at least 22x22"):
         train(cfg, tmp_path)
+
+
+@pytest.mark.parametrize("overrides, size", [
+    ([], [32, 32]),                                            # simple_cnn's own default
+    (["backbone.input_size=[40,40]"], [40, 40]),
+    (["backbone=mobilenetv2", "head=gap_dense"], [224, 224]),
+    (["backbone=efficientnet", "backbone.size=b3", "head=gap_dense"], [300, 300]),
+    (["dataset=shapes", "backbone.input_size=[24,24]"], [24, 24]),
+])
+def test_the_image_size_shown_is_the_size_served(compose, overrides, size):
+    from framework.train import load_data
+
+    cfg = compose(*overrides, "dataset.validation_split=0.2")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    key = "image_size" if cfg.dataset.name == "shapes" else "target_size"
+    assert resolved["backbone"]["input_size"] == resolved["dataset"][key] == size
+    if cfg.dataset.name == "digits" and size[0] <= 64:  # building 224x224 digits is slow
+        assert load_data(cfg).input_shape == (*size, 3)
+
+
+def test_efficientnet_has_no_internal_table_among_its_settings(compose):
+    assert set(compose("backbone=efficientnet", "head=gap_dense").backbone) == {
+        "name", "input_size", "weights", "frozen", "size"}
+
+
+def test_a_dataset_size_apart_from_the_backbone_is_refused(compose):
+    from framework.train import load_data
+
+    cfg = compose("dataset.target_size=[16,16]")
+    with pytest.raises(UserError, match=r"dataset.target_size=\[16, 16\] differs from "
+                                        r"backbone.input_size=\[32, 32\]"):
+        load_data(cfg)

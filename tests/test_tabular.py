@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
@@ -79,3 +81,69 @@ def test_csv_numeric_classes_sort_numerically(tmp_path):
     path = tmp_path / "n.csv"
     path.write_text("x,y\n" + "".join(f"{i},{[2, 10, 1][i % 3]}\n" for i in range(30)))
     assert build("csv", path=str(path), target="y").class_names == ["1", "2", "10"]
+
+
+PENGUIN_ROWS = [
+    "species,island,bill_length_mm,sex",
+    *[f"{s},{i},{b + k * 0.5},{('male', 'female')[k % 2]}"
+      for k in range(10)
+      for s, i, b in (("Adelie", "Torgersen", 38.0), ("Gentoo", "Biscoe", 47.0))],
+]
+
+
+def penguins(tmp_path, *extra_rows):
+    path = tmp_path / "penguins.csv"
+    path.write_text("\n".join([*PENGUIN_ROWS, *extra_rows]) + "\n")
+    return str(path)
+
+
+def test_csv_text_columns_are_one_hot_encoded(tmp_path, capsys):
+    data = build("csv", path=penguins(tmp_path), target="species", standardize=False)
+    assert data.info["features"] == ["island=Biscoe", "island=Torgersen", "bill_length_mm",
+                                     "sex=female", "sex=male"]
+    x = np.concatenate([data.train[0], data.validation[0], data.test[0]])
+    assert set(np.unique(x[:, [0, 1, 3, 4]])) == {0.0, 1.0}
+    assert (x[:, 0] + x[:, 1] == 1).all() and (x[:, 3] + x[:, 4] == 1).all()
+    assert "one-hot encoded the text column(s) island, sex" in capsys.readouterr().out
+
+
+def test_csv_missing_cells_are_refused_by_name_unless_dropped_or_filled(tmp_path):
+    path = penguins(tmp_path, "Adelie,Torgersen,NA,NA", "Gentoo,Biscoe,,male")
+    with pytest.raises(UserError) as error:
+        build("csv", path=path, target="species")
+    message = str(error.value)
+    assert message.startswith("column 'bill_length_mm' (a feature) of penguins.csv has 2 "
+                              "missing value(s), the first 'NA' on line 22")
+    assert "dataset.missing=drop" in message and "dataset.missing=mean" in message
+    assert "non-numeric" not in message
+    dropped = build("csv", path=path, target="species", missing="drop")
+    assert dropped.info["samples"] == 20 and dropped.info["dropped_rows"] == 2
+    filled = build("csv", path=path, target="species", missing="mean", standardize=False)
+    assert filled.info["samples"] == 22
+    x = np.concatenate([filled.train[0], filled.validation[0], filled.test[0]])
+    assert np.isfinite(x).all()
+    train_mean = filled.train[0][:, 2].mean()  # the filled rows hold the training mean
+    assert np.isclose(x[:, 2], train_mean).sum() >= 2
+    with pytest.raises(UserError, match="unknown dataset.missing 'zero'; accepted: error, "
+                                        "drop, mean"):
+        build("csv", path=path, target="species", missing="zero")
+
+
+@pytest.mark.parametrize("rows, message", [
+    (["Adelie,Torgersen,inf,male"], "'bill_length_mm' holds 'inf' on line 22 of penguins.csv; "
+                                    "features must be finite numbers"),
+    (["Adelie,Torgersen,40.0"], "line 22 of penguins.csv has 3 fields; the header has 4"),
+    (["Adelie,Torgersen,forty,male"], "'bill_length_mm' holds numbers and the non-numeric value "
+                                      "'forty' on line 22"),
+    (["NA,Torgersen,40.0,male"], "column 'species' (the target) of penguins.csv has 1 missing"),
+])
+def test_csv_bad_cells_are_one_line_errors(tmp_path, rows, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        build("csv", path=penguins(tmp_path, *rows), target="species")
+
+
+def test_csv_that_is_not_utf8_is_refused(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("x,label\n1,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UserError, match="latin.csv is not UTF-8 text .byte 0xe9"):
+        build("csv", path=str(path), target="label")

@@ -108,3 +108,28 @@ def test_failed_run_is_marked_and_has_no_metrics(compose, tmp_path):
         train(cfg, tmp_path / "run")
     assert (tmp_path / "run" / "FAILED").read_text().startswith("UserError: CSV file not found")
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["optimizer=sgd"], {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}),
+    (["optimizer.name=sgd"], {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}),
+    (["optimizer.name=sgd", "optimizer.learning_rate=0.05"],
+     {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9}),
+    (["optimizer=rmsprop", "optimizer.momentum=0.5"],
+     {"name": "rmsprop", "learning_rate": 0.001, "momentum": 0.5}),
+    ([], {"name": "adam", "learning_rate": 0.001, "momentum": 0.0}),
+])
+def test_an_optimizer_by_group_or_by_name_runs_with_the_same_settings(compose, overrides,
+                                                                      expected):
+    from framework.model import make_optimizer, optimizer_settings
+
+    cfg = compose("experiment=wine", *overrides).optimizer
+    assert optimizer_settings(cfg.name, cfg.learning_rate, cfg.momentum) == expected
+    optimizer = make_optimizer(cfg.name, cfg.learning_rate, cfg.momentum)
+    assert float(optimizer.learning_rate) == pytest.approx(expected["learning_rate"])
+
+
+def test_metrics_record_the_optimizer_each_stage_used(finished_run):
+    _, _, metrics = finished_run
+    assert metrics["stages"][0]["optimizer"] == {"name": "adam", "learning_rate": 0.001,
+                                                 "momentum": 0.0}

@@ -5,7 +5,7 @@ Installed with pip, it is selected like any built-in: ``python -m framework back
 
 from dataclasses import dataclass
 
-from framework.api import hookimpl
+from framework.api import FEATURES, hookimpl
 
 
 @dataclass
@@ -33,4 +33,4 @@ def build_resmlp(cfg, input_shape, ctx):
 
 @hookimpl
 def register_backbones(register):
-    register("resmlp", build_resmlp, ResMlpConfig())
+    register("resmlp", build_resmlp, ResMlpConfig(), takes=FEATURES, gives=FEATURES)

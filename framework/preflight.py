@@ -1,0 +1,180 @@
+"""Before Hydra composes a run: pick the backbone and head that fit the dataset where the user
+chose none, and refuse parts that cannot fit together, in one line and without TensorFlow.
+
+The command line and the selected experiment are read through Hydra's own defaults list, so
+``backbone=x`` and an experiment's ``override /backbone: x`` both count as a choice.
+"""
+
+import importlib.resources
+
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.utils import create_config_search_path
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from framework import kinds
+from framework.config import CONF_PACKAGE, experiment_part_settings
+from framework.errors import UserError
+from framework.registry import REGISTRIES
+
+CONFIG_NAME = "config"
+# Groups whose choice decides which parts meet.
+CHOICE_GROUPS = ("dataset", "backbone", "head", "experiment")
+
+
+def choose_parts(overrides: list[str], config_name: str = CONFIG_NAME):
+    """Fits the backbone and head to the dataset and checks every declared kind.
+
+    Args:
+        overrides: the command line's overrides (Hydra's syntax).
+        config_name: the primary config; only ours is looked into.
+
+    Returns:
+        ``(extra overrides, notes)``: overrides that pick the parts the user left to the core,
+        and one-line notes to show the user.
+
+    Raises:
+        UserError: chosen parts cannot fit together; the message names the ones that do.
+    """
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    if config_name != CONFIG_NAME or any(
+        o.is_sweep_override() and o.key_or_group in CHOICE_GROUPS for o in parsed
+    ):
+        return [], []  # a sweep over parts: each job's shapes are checked when it runs
+    defaults = _defaults_list(overrides, config_name)
+    choices, regularizers, experiments = {}, [], []
+    for d in defaults.defaults:
+        group, _, option = d.config_path.rpartition("/")
+        if group in ("dataset", "backbone", "head") and d.package == group:
+            choices[group] = option
+        elif group == "regularizer":
+            regularizers.append(option)
+        elif group == "experiment":
+            experiments.append(option)
+    if not {"dataset", "backbone", "head"} <= set(choices):
+        return [], []  # a group set to null: Hydra's own error follows
+    chosen = set(defaults.overrides.override_choices)
+    extra, notes = [], []
+    picked = _pick_unchosen(choices, chosen)
+    if picked:
+        extra = [f"{group}={name}" for group, name in picked.items()]
+        dataset = REGISTRIES["dataset"].get(choices["dataset"])
+        notes.append(
+            f"dataset {dataset.name!r} gives {kinds.describe(dataset.gives)}, so "
+            f"{' '.join(extra)} (choose others with "
+            f"{' '.join(f'{group}=...' for group in picked)})"
+        )
+        choices.update(picked)
+    check_fit(choices, regularizers)
+    notes.extend(_unapplied_experiment_settings(experiments, choices))
+    return extra, notes
+
+
+def check_fit(choices: dict, regularizers=()):
+    """Refuses a dataset, backbone, head or regularizer whose declared kinds do not meet.
+
+    Args:
+        choices: part names by group (``dataset``, ``backbone``, ``head``).
+        regularizers: the names of the selected regularizers.
+
+    Raises:
+        UserError: the first mismatch, with the parts that would fit.
+    """
+    dataset = REGISTRIES["dataset"].get(choices["dataset"])
+    backbone = REGISTRIES["backbone"].get(choices["backbone"])
+    head = REGISTRIES["head"].get(choices["head"])
+    check_takes(backbone, dataset.gives, f"dataset {dataset.name!r}")
+    check_takes(head, backbone.gives, f"backbone {backbone.name!r}")
+    for name in regularizers:
+        check_takes(REGISTRIES["regularizer"].get(name), dataset.gives,
+                    f"dataset {dataset.name!r}")
+
+
+def check_takes(part, kind, source: str):
+    """Refuses ``part`` if it declares what it takes and ``kind`` is not among it.
+
+    Args:
+        part: a registered part.
+        kind: what ``source`` gives, or None if unknown (then nothing is checked).
+        source: who gives it, for the message, e.g. ``"dataset 'wine'"``.
+
+    Raises:
+        UserError: the part does not take that kind; the message lists the parts that do.
+    """
+    if kind is None or part.takes is None or kind in part.takes:
+        return
+    fitting = [p.name for p in REGISTRIES[part.group] if p.takes and kind in p.takes]
+    if part.group == "regularizer":  # the others are optional: leave this one out
+        hint = f"leave {part.name!r} out of regularizer=[...]"
+    elif fitting:
+        hint = f"{part.group}s that take {kinds.describe(kind)}: {', '.join(fitting)}"
+    else:
+        hint = f"no registered {part.group} takes {kinds.describe(kind)}"
+    raise UserError(
+        f"{part.group} {part.name!r} takes {kinds.describe(part.takes)}, but {source} gives "
+        f"{kinds.describe(kind)}; {hint}"
+    )
+
+
+def parts_by_input() -> dict:
+    """The defaults table of ``conf/parts_by_input.yaml``: ``{group: {kind: part name}}``."""
+    text = importlib.resources.files(CONF_PACKAGE).joinpath("parts_by_input.yaml").read_text()
+    return OmegaConf.to_container(OmegaConf.create(text))
+
+
+def _pick_unchosen(choices: dict, chosen: set) -> dict:
+    """The backbone and head, where not chosen, that the table gives for what comes before."""
+    table = parts_by_input()
+    picked = {}
+    source = REGISTRIES["dataset"].get(choices["dataset"])
+    for group in ("backbone", "head"):
+        current = choices[group]
+        if group not in chosen and source.gives is not None:
+            name = table.get(group, {}).get(source.gives)
+            if name in REGISTRIES[group] and name != current:
+                picked[group] = current = name
+        source = REGISTRIES[group].get(current)
+    return picked
+
+
+def _unapplied_experiment_settings(experiments, choices) -> list[str]:
+    notes = []
+    for experiment in experiments:
+        for group, (option, keys) in experiment_part_settings(experiment).items():
+            if choices.get(group) != option:
+                notes.append(
+                    f"experiment {experiment!r} sets {', '.join(f'{group}.{k}' for k in keys)} "
+                    f"for {group} {option!r}; not applied to {group} {choices.get(group)!r}"
+                )
+    return notes
+
+
+def _defaults_list(overrides, config_name):
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(
+        f"pkg://{CONF_PACKAGE}"))
+    return loader.compute_defaults_list(config_name, overrides, RunMode.RUN)
+
+
+def ineffective_settings(cfg, mode: RunMode, sweep_params, task_overrides) -> list[str]:
+    """One line for each setting of a composed run that would have no effect.
+
+    Args:
+        cfg: the composed run config.
+        mode: Hydra's run mode (a single run or a multirun).
+        sweep_params: ``hydra.sweeper.params``, the sweep a config sets for itself, if any.
+        task_overrides: the command line's overrides of the run config.
+
+    Returns:
+        The notes, possibly none.
+    """
+    notes = []
+    if mode == RunMode.RUN and sweep_params:
+        notes.append(f"this config sweeps {', '.join(sweep_params)} (hydra.sweeper.params), "
+                     "which only a multirun does; this runs one job: add -m to run the sweep")
+    given = {o.partition("=")[0].lstrip("+~") for o in task_overrides}
+    stages = cfg.trainer.stages
+    if "trainer.epochs" in given and stages and all(s.epochs is not None for s in stages):
+        notes.append(f"trainer.epochs={cfg.trainer.epochs} has no effect: every stage of "
+                     "trainer.stages sets its own epochs (trainer.stages.<i>.epochs=N)")
+    return notes

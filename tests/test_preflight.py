@@ -1,0 +1,142 @@
+"""Before a run: parts picked to fit the dataset, mismatches refused in one line, experiment
+settings that stay with their part, and notes on settings that would have no effect."""
+
+import subprocess
+import sys
+
+import pytest
+from hydra.types import RunMode
+
+from framework.errors import PluginError, UserError
+from framework.kinds import FEATURES, IMAGES
+from framework.preflight import choose_parts, ineffective_settings
+from test_cli_errors import assert_one_line_error
+
+
+@pytest.mark.parametrize("overrides, extra", [
+    ([], []),                                            # digits: the defaults fit
+    (["dataset=wine"], ["backbone=mlp", "head=dense"]),
+    (["dataset=csv"], ["backbone=mlp", "head=dense"]),
+    (["dataset=wine", "backbone=mlp"], ["head=dense"]),
+    (["dataset=wine", "head=flatten_dense"], ["backbone=mlp"]),
+    (["experiment=wine"], []),                          # the experiment chose them
+    (["backbone=mobilenetv2"], []),                     # flatten_dense takes feature maps
+    (["-m", "dataset=wine,digits"][1:], []),            # a sweep over datasets: checked per job
+])
+def test_unchosen_parts_are_picked_to_fit_the_dataset(overrides, extra):
+    picked, notes = choose_parts(overrides)
+    assert picked == extra
+    assert bool(notes) == bool(extra)
+    if extra:
+        assert notes[0].startswith("dataset '") and " ".join(extra) in notes[0]
+
+
+def test_the_composed_config_is_the_one_picked(compose):
+    cfg = compose("dataset=wine")
+    assert (cfg.backbone.name, cfg.head.name) == ("mlp", "dense")
+    assert compose().backbone.name == "simple_cnn"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["head=dense"], "head 'dense' takes features, but backbone 'simple_cnn' gives feature maps; "
+                     "heads that take feature maps: flatten_dense, gap_dense"),
+    (["dataset=wine", "head=gap_dense"], "head 'gap_dense' takes feature maps, but backbone 'mlp' "
+                                         "gives features; heads that take features: dense, "
+                                         "flatten_dense"),
+    (["experiment=wine", "backbone=simple_cnn"], "backbone 'simple_cnn' takes images, but "
+                                                 "dataset 'wine' gives features; backbones that "
+                                                 "take features: mlp"),
+    (["dataset=iris", "backbone=mobilenetv2"], "backbone 'mobilenetv2' takes images"),
+    (["dataset=wine", "regularizer=[dropout,augment]"], "regularizer 'augment' takes images, "
+                                                        "but dataset 'wine' gives features; "
+                                                        "leave 'augment' out"),
+])
+def test_parts_that_cannot_fit_are_refused_by_name(overrides, message):
+    with pytest.raises(UserError) as error:
+        choose_parts(overrides)
+    assert message in str(error.value)
+
+
+def test_a_mismatch_is_one_line_before_tensorflow_and_nothing_is_written(tmp_path):
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "framework", "head=dense"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time")}
+    assert "hydra" in imported and "tensorflow" not in imported
+    result.stderr = "\n".join(line for line in result.stderr.splitlines()
+                              if not line.startswith("import time"))
+    assert_one_line_error(result, "head 'dense' takes features")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_undeclared_parts_are_checked_by_their_shapes_at_run_time(isolated_registries,
+                                                                   compose, tmp_path):
+    from framework.train import train
+    from framework_plugins.tabular import SplitConfig, build_wine
+
+    # A third party's dataset that says nothing of its kind: the data's rank decides.
+    isolated_registries["dataset"].register("plain_wine", build_wine, SplitConfig(),
+                                            provider="test")
+    assert choose_parts(["dataset=plain_wine"]) == ([], [])
+    cfg = compose("dataset=plain_wine", "trainer.verbose=0")
+    with pytest.raises(UserError, match="backbone 'simple_cnn' takes images, but dataset "
+                                        "'plain_wine' gives features"):
+        train(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "FAILED").exists()
+
+
+def test_a_kind_must_be_known(isolated_registries):
+    with pytest.raises(PluginError, match="unknown kind 'pictures'; accepted: features, images"):
+        isolated_registries["backbone"].register("x", print, None, takes="pictures",
+                                                 provider="test")
+    part = isolated_registries["head"].register("y", print, None, takes=FEATURES, provider="t")
+    assert part.takes == (FEATURES,) and part.gives is None
+    assert isolated_registries["dataset"].register("z", print, None, gives=IMAGES,
+                                                   provider="t").gives == IMAGES
+
+
+def test_an_experiment_takes_another_part_without_its_own_parts_settings(
+        isolated_registries, compose):
+    from dataclasses import dataclass
+
+    @dataclass
+    class WideConfig:
+        width: int = 32
+
+    isolated_registries["backbone"].register("wide", print, WideConfig(), takes=FEATURES,
+                                             gives=FEATURES, provider="test")
+    cfg = compose("experiment=wine", "backbone=wide", "backbone.width=7")
+    assert cfg.backbone.name == "wide" and cfg.backbone.width == 7
+    assert "units" not in cfg.backbone
+    assert (cfg.trainer.epochs, cfg.dataset.name, cfg.head.name) == (50, "wine", "dense")
+    _, notes = choose_parts(["experiment=wine", "backbone=wide"])
+    assert notes == ["experiment 'wine' sets backbone.units for backbone 'mlp'; not applied to "
+                     "backbone 'wide'"]
+    # With its own part, the experiment's settings apply, and the command line still wins.
+    assert list(compose("experiment=wine").backbone.units) == [32, 16]
+    assert list(compose("experiment=wine", "backbone.units=[4]").backbone.units) == [4]
+
+
+def test_included_experiments_pass_their_part_settings_on(compose):
+    assert list(compose("experiment=iris_deep").backbone.units) == [16, 8, 4]
+    image_size = compose("experiment=cnn_image_size")
+    assert list(image_size.backbone.input_size) == [150, 150]
+    assert image_size.dataset.class_mode == "binary"
+
+
+@pytest.mark.parametrize("experiment, task, mode, expected", [
+    ("cnn_image_size", [], RunMode.RUN, "this config sweeps backbone.input_size"),
+    ("cnn_image_size", [], RunMode.MULTIRUN, None),
+    ("tl_mobilenetv2_finetune", ["trainer.epochs=1"], RunMode.RUN,
+     "trainer.epochs=1 has no effect: every stage of trainer.stages sets its own epochs"),
+    ("tl_mobilenetv2_finetune", [], RunMode.RUN, None),
+    ("wine", ["trainer.epochs=1"], RunMode.RUN, None),
+])
+def test_settings_without_effect_get_a_note(compose, experiment, task, mode, expected):
+    cfg = compose(f"experiment={experiment}", *task)
+    params = {"backbone.input_size": "[64,64],[150,150]"} if experiment == "cnn_image_size" else {}
+    notes = ineffective_settings(cfg, mode, params, task)
+    if expected is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and notes[0].startswith(expected)

@@ -26,7 +26,7 @@ def run(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     sweep_params = hydra_cfg.sweeper.get("params")
     for note in ineffective_settings(cfg, hydra_cfg.mode, sweep_params, hydra_cfg.overrides.task):
-        print(f"note: {note}", file=sys.stderr)
+        print(f"note: {note}")
     try:
         result = train(cfg, hydra_cfg.runtime.output_dir)
     except (UserError, OmegaConfBaseException) as e:
@@ -60,6 +60,13 @@ def refuse_finished_run_dir(args):
             finished_sweep_check(Path(value))
 
 
+def _after_last(argv: list[str], overrides: list[str]) -> int:
+    """The position just after the command line's last override (its end if it has none)."""
+    if not overrides:
+        return len(argv)
+    return len(argv) - argv[::-1].index(overrides[-1])
+
+
 def main():
     # The user's own HYDRA_FULL_ERROR=1 keeps Hydra's tracebacks; otherwise ask Hydra to raise,
     # so report_errors() can turn composition errors into one line and exit code 2.
@@ -70,10 +77,16 @@ def main():
         refuse_finished_run_dir(sys.argv[1:])
         load_plugins()  # fills the ConfigStore before Hydra composes anything
         args = get_args_parser().parse_args(sys.argv[1:])
-        extra, notes = choose_parts(args.overrides, args.config_name or CONFIG_NAME)
+        extra, notes = choose_parts(args.overrides, args.config_name or CONFIG_NAME,
+                                    args.config_dir)
+        # Beside a run's own output; on stderr where stdout is a config or help text.
+        config_only = args.help or args.cfg or args.info or args.shell_completion
         for note in notes:
-            print(f"note: {note}", file=sys.stderr)
-        sys.argv.extend(extra)  # Hydra reads them as the user's own: the config shown is run
+            print(f"note: {note}", file=sys.stderr if config_only else sys.stdout)
+        # Hydra reads them as the user's own, so the config shown is the one run; argparse
+        # wants all overrides side by side.
+        at = _after_last(sys.argv, args.overrides)
+        sys.argv[at:at] = extra
         run()
     unfinished = [f"job {job['job']}: {job['status']}" for job in unfinished_jobs()]
     unfinished = unfinished or _failed_jobs  # the summary's view, or this process's own

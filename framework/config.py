@@ -147,20 +147,21 @@ def _store_part_settings(experiments: dict) -> dict:
             del node[group]
 
     def effective(name, seen=()):
+        """``{(group, part): settings}``, the included experiments' merged under its own."""
         settings = {}
         for entry in included(name, seen):
             settings.update(effective(entry, (*seen, name)))
         for group, (part, block) in own[name].items():
-            if group in settings and settings[group][0] == part:
-                block = OmegaConf.merge(settings[group][1], block)
-            settings[group] = (part, block)
+            earlier = settings.get((group, part))
+            settings[group, part] = block if earlier is None else OmegaConf.merge(earlier, block)
         return settings
 
     for name in experiments:
-        for group, (part, block) in effective(name).items():
+        for (group, part), block in effective(name).items():
             ConfigStore.instance().store(group=f"{SETTINGS_GROUP}/{group}", name=f"{name}-{part}",
                                          node=block, package=group)
-            _part_settings.setdefault(name, {})[group] = (part, [str(k) for k in block])
+            if picks(name).get(group) == part:  # an included experiment's other pick: no note
+                _part_settings.setdefault(name, {})[group] = (part, [str(k) for k in block])
     return experiments
 
 

@@ -6,6 +6,7 @@ The command line and the selected experiment are read through Hydra's own defaul
 """
 
 import importlib.resources
+import os
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.utils import create_config_search_path
@@ -23,12 +24,14 @@ CONFIG_NAME = "config"
 CHOICE_GROUPS = ("dataset", "backbone", "head", "experiment")
 
 
-def choose_parts(overrides: list[str], config_name: str = CONFIG_NAME):
+def choose_parts(overrides: list[str], config_name: str = CONFIG_NAME,
+                 config_dir: str | None = None):
     """Fits the backbone and head to the dataset and checks every declared kind.
 
     Args:
         overrides: the command line's overrides (Hydra's syntax).
         config_name: the primary config; only ours is looked into.
+        config_dir: a folder of the user's own configs (``--config-dir``), searched too.
 
     Returns:
         ``(extra overrides, notes)``: overrides that pick the parts the user left to the core,
@@ -42,7 +45,7 @@ def choose_parts(overrides: list[str], config_name: str = CONFIG_NAME):
         o.is_sweep_override() and o.key_or_group in CHOICE_GROUPS for o in parsed
     ):
         return [], []  # a sweep over parts: each job's shapes are checked when it runs
-    defaults = _defaults_list(overrides, config_name)
+    defaults = _defaults_list(overrides, config_name, config_dir)
     choices, regularizers, experiments = {}, [], []
     for d in defaults.defaults:
         group, _, option = d.config_path.rpartition("/")
@@ -150,10 +153,13 @@ def _unapplied_experiment_settings(experiments, choices) -> list[str]:
     return notes
 
 
-def _defaults_list(overrides, config_name):
-    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(
-        f"pkg://{CONF_PACKAGE}"))
-    return loader.compute_defaults_list(config_name, overrides, RunMode.RUN)
+def _defaults_list(overrides, config_name, config_dir):
+    # Hydra's own loader (hydra-core is pinned to 1.3), searching where hydra.main does.
+    search_path = create_config_search_path(f"pkg://{CONF_PACKAGE}")
+    if config_dir:
+        search_path.append("command-line", f"file://{os.path.realpath(config_dir)}")
+    return ConfigLoaderImpl(config_search_path=search_path).compute_defaults_list(
+        config_name, overrides, RunMode.RUN)
 
 
 def ineffective_settings(cfg, mode: RunMode, sweep_params, task_overrides) -> list[str]:

@@ -140,3 +140,20 @@ def test_settings_without_effect_get_a_note(compose, experiment, task, mode, exp
         assert notes == []
     else:
         assert len(notes) == 1 and notes[0].startswith(expected)
+
+
+@pytest.mark.parametrize("args", [
+    ["--cfg", "job", "dataset=wine"],
+    ["dataset=wine", "--cfg", "job"],
+    ["--config-dir", "{dir}", "experiment=own", "--cfg", "job"],  # a user's own experiment
+])
+def test_the_parts_picked_are_in_the_config_shown(tmp_path, args):
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "own.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /dataset: iris\n")
+    args = [a.format(dir=tmp_path) for a in args]
+    result = subprocess.run([sys.executable, "-m", "framework", *args], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "backbone:\n  name: mlp" in result.stdout and "head:\n  name: dense" in result.stdout
+    assert result.stderr.startswith("note: dataset '")

@@ -1,0 +1,206 @@
+"""Regenerates every figure and pasted output of README.md from real runs, in one command.
+
+    python docs/figures.py            # runs everything in a scratch folder, rewrites README.md
+    python docs/figures.py --check    # runs everything, prints what would change, writes nothing
+
+README.md marks what this script owns: a value ``<!-- fig:KEY -->0.9806<!-- /fig -->`` and a
+pasted block (the fenced block right after ``<!-- out:KEY -->``). Runs are deterministic on one
+machine, not across machines (oneDNN kernels and thread counts differ), so the README names the
+machine the figures came from (``fig:machine``). Takes about 6 minutes on 2 CPU cores.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+TABULAR = ["iris_binary", "iris_deep", "iris_tanh", "iris_multiclass", "iris_dropout", "wine",
+           "wine_dropout_l2", "wine_callbacks"]
+
+
+class Session:
+    """Runs shell commands in one scratch folder with this Python first on the PATH."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        bindir = str(Path(sys.executable).parent)
+        self.env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+                    "FRAMEWORK_DISABLE_PLUGIN_AUTOLOAD": "1", "COLUMNS": "100"}
+
+    def run(self, command: str, expect: int = 0) -> str:
+        """Runs ``command``; returns its stdout and stderr."""
+        print(f"$ {command}", file=sys.stderr, flush=True)
+        result = subprocess.run(command, shell=True, cwd=self.workdir, env=self.env,
+                                capture_output=True, text=True, executable="/bin/bash")
+        if result.returncode != expect:
+            sys.exit(f"{command!r} exited {result.returncode}, not {expect}:\n"
+                     f"{result.stderr[-3000:]}")
+        return result.stdout, result.stderr
+
+    def metrics(self, run_dir: str) -> dict:
+        return json.loads((self.workdir / run_dir / "metrics.json").read_text())
+
+
+def transcript(command: str, lines) -> str:
+    """A pasted block: the command after ``$ ``, then the lines it printed."""
+    return "\n".join([f"$ {command}", *lines])
+
+
+def as_shown(stdout: str, stderr: str) -> list[str]:
+    """What a failed command shows: its notes (stdout), then its error (stderr)."""
+    notes = [line for line in stdout.splitlines() if line.startswith("note:")]
+    return [*notes, *stderr.strip().splitlines()]
+
+
+def report_lines(stdout: str, from_last_epoch: bool = False) -> list[str]:
+    """The run report at the end of a run's output (and the last epoch's line before it)."""
+    lines = stdout.rstrip().splitlines()
+    start = next(i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith("Run dir:"))
+    if from_last_epoch:
+        start = next(i for i in range(start, -1, -1) if lines[i].startswith("Epoch "))
+    return lines[start:]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import keras
+    import tensorflow as tf
+
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()}, Python "
+            f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
+
+
+def collect(s: Session) -> tuple[dict, dict]:
+    """Runs what the README shows; returns its values and its pasted blocks, by key."""
+    figs, outs = {}, {}
+    stdout, _ = s.run("python -m framework")
+    outs["default_run"] = "\n".join(report_lines(stdout, from_last_epoch=True))
+    run_dir = next(line for line in stdout.splitlines() if line.startswith("Run dir:"))
+    m = s.metrics(run_dir.split(":", 1)[1].strip())
+    figs["default.val"] = f"{m['validation']['accuracy']:.4f}"
+    figs["default.test"] = f"{m['test']['accuracy']:.4f}"
+
+    for name in [*TABULAR, "cnn_shapes"]:
+        s.run(f"python -m framework experiment={name} trainer.verbose=0 hydra.run.dir=runs/{name}")
+        m = s.metrics(f"runs/{name}")
+        figs[f"{name}.test"] = f"{m['test']['accuracy']:.4f}"
+        figs[f"{name}.epochs"] = str(m["epochs"])
+
+    command = "python -m framework dataset=wine trainer.verbose=0"
+    stdout, _ = s.run(command)
+    outs["auto_parts"] = transcript(command, [*stdout.splitlines()[:2], "...",
+                                              *report_lines(stdout)[:2]])
+    fit_errors = []
+    for command in ("python -m framework head=dense",
+                    "python -m framework experiment=wine backbone=simple_cnn"):
+        fit_errors.append(transcript(command, as_shown(*s.run(command, expect=2))))
+    outs["fit_errors"] = "\n".join(fit_errors)
+
+    command = ("python -m framework_plugins.shapes pets --num-classes 2 --samples-per-class 300 "
+               "--image-size 64")
+    stdout, _ = s.run(command)
+    tree = transcript(command, stdout.strip().splitlines())
+    command = ("python -m framework experiment=cnn_binary dataset.path=pets "
+               "backbone.input_size=[64,64] hydra.run.dir=pets_run")
+    stdout, _ = s.run(command)
+    outs["cnn_binary"] = "\n".join([tree, transcript(command, ["...", *report_lines(stdout)])])
+    figs["cnn_binary.test"] = f"{s.metrics('pets_run')['test']['accuracy']:.4f}"
+
+    blocks = []
+    for command in (
+        "python -m framework.predict pets_run pets/test/circle/circle_00240.png --top 2",
+        "python -m framework.predict pets_run pets/test --output pets_predictions.csv",
+    ):
+        stdout, _ = s.run(command)
+        blocks.append(transcript(command, stdout.strip().splitlines()))
+    outs["predict"] = "\n".join(blocks)
+
+    blocks = []
+    for command in (
+        "python -m framework.export pets_run --format tflite",
+        "python -m framework.export pets_run --format tflite --quantize int8",
+        "python -m framework.predict pets_run/export/model_int8.tflite pets/test "
+        "--output int8_predictions.csv",
+    ):
+        stdout, _ = s.run(command)
+        blocks.append(transcript(command, stdout.strip().splitlines()))
+    outs["export"] = "\n".join(blocks)
+
+    command = ("python -m framework -m experiment=iris_binary trainer.verbose=0 "
+               "'backbone.units=[8,4],[16,8]' optimizer=adam,sgd hydra.sweep.dir=sweep")
+    stdout, _ = s.run(command)
+    lines = stdout.strip().splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Sweep:")):]
+    head, _ = s.run("head -2 sweep/summary.csv")
+    outs["sweep"] = "\n".join([transcript(command, ["...", *table]),
+                               transcript("head -2 sweep/summary.csv", head.strip().splitlines())])
+
+    command = r"printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n' > flowers.csv"
+    s.run(command)
+    blocks = [transcript(command, [])]
+    for command in ("python -m framework backbone=resnet",
+                    "python -m framework trainer.epochs=ten",
+                    "python -m framework dataset=csv dataset.path=flowers.csv dataset.target=kind"):
+        blocks.append(transcript(command, as_shown(*s.run(command, expect=2))))
+    outs["errors"] = "\n".join(blocks)
+    figs["machine"] = machine()
+    return figs, outs
+
+
+def rewrite(text: str, figs: dict, outs: dict) -> str:
+    """README text with every marked value and block replaced; unknown keys are an error."""
+    def value(match):
+        key = match.group(1)
+        if key not in figs:
+            sys.exit(f"README.md marks fig:{key}, which this script does not produce")
+        return f"<!-- fig:{key} -->{figs[key]}<!-- /fig -->"
+
+    def block(match):
+        key = match.group(1)
+        if key not in outs:
+            sys.exit(f"README.md marks out:{key}, which this script does not produce")
+        return f"<!-- out:{key} -->\n```\n{outs[key]}\n```"
+
+    text = re.sub(r"<!-- fig:([\w.]+) -->.*?<!-- /fig -->", value, text)
+    return re.sub(r"<!-- out:(\w+) -->\n```[^\n]*\n.*?\n```", block, text, flags=re.S)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="print the changes, write nothing")
+    parser.add_argument("--workdir", type=Path, help="scratch folder (default: a new temporary one)")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="figures-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    figs, outs = collect(Session(workdir))
+    old = README.read_text()
+    new = rewrite(old, figs, outs)
+    for key, value in sorted(figs.items()):
+        print(f"{key:<24} {value}")
+    if args.check:
+        import difflib
+
+        sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                                   "README.md", "README.md (regenerated)"))
+    elif new != old:
+        README.write_text(new)
+        print(f"rewrote {README.name} (runs in {workdir})")
+    else:
+        print(f"{README.name} is up to date (runs in {workdir})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Every command of README.md and of the example plugin's README runs as written.
+
+Commands run in order in one scratch folder (later ones use what earlier ones made, as a reader
+would), each ``python -m framework`` command shortened with ``trainer.epochs=1`` as README.md
+says. Left out: the set-up (``make``, activating the venv), benchmarks, and commands that
+download ImageNet weights. A transcript's ``error:`` and ``note:`` lines must match exactly (in
+the order printed: notes on stdout, errors on stderr), and a transcript that shows an error must
+exit with code 2; every other command must exit 0.
+"""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHORTEN = "trainer.epochs=1"
+SKIP = re.compile(r"^(make |\. \.venv/bin/activate|python benchmarks/)")
+APPLICATIONS = re.compile(r"backbone=(vgg|resnet|inception|xception|mobilenet|densenet|efficient)")
+# Said in README.md to be the reader's own file: a stand-in with text columns and NA cells.
+PENGUINS = """species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex,year
+""" + "".join(
+    f"{s},{i},{b + k * 0.3:.1f},{d - k * 0.1:.1f},{f + k},{m + 10 * k},{sex},2008\n"
+    for k in range(12)
+    for s, i, b, d, f, m in (("Adelie", "Torgersen", 38.8, 18.3, 190, 3700),
+                             ("Gentoo", "Biscoe", 47.5, 15.0, 217, 5076),
+                             ("Chinstrap", "Dream", 48.8, 18.4, 196, 3733))
+    for sex in (("male", "female", "NA")[k % 3],)
+) + "Adelie,Torgersen,NA,NA,NA,NA,NA,2007\n"
+
+
+@dataclass
+class Command:
+    text: str
+    # The transcript's lines after the command; None for a command listed without output.
+    expected: list[str] | None = None
+
+
+def readme_commands(markdown: str) -> list[Command]:
+    """The commands of a markdown file's ``bash`` blocks and ``$ `` transcripts, in order."""
+    commands = []
+    for lang, body in re.findall(r"^```(\w*)\n(.*?)^```", markdown, flags=re.S | re.M):
+        lines = body.splitlines()
+        if any(line.startswith("$ ") for line in lines):
+            for line in lines:
+                if line.startswith("$ "):
+                    commands.append(Command(line[2:], []))
+                elif commands and commands[-1].expected is not None:
+                    commands[-1].expected.append(line)
+        elif lang == "bash":
+            commands += [Command(line) for line in lines if line.strip()]
+    return commands
+
+
+def needs_network(command: str) -> bool:
+    """Whether a command downloads ImageNet weights."""
+    if "--help" in command or "--cfg" in command:
+        return False
+    return "experiment=tl_" in command or (
+        APPLICATIONS.search(command) is not None and "weights=null" not in command)
+
+
+def shortened(command: str) -> str:
+    """A ``python -m framework`` command with ``trainer.epochs=1`` after its last override
+    (Hydra wants its overrides side by side, and the last one wins)."""
+    words = shlex.split(command, comments=True)
+    if words[:3] != ["python", "-m", "framework"]:
+        return command
+    overrides = [i for i, w in enumerate(words) if "=" in w and not w.startswith("-")]
+    at = overrides[-1] + 1 if overrides else len(words)
+    return shlex.join([*words[:at], SHORTEN, *words[at:]])
+
+
+def run_readme(path: Path, workdir: Path, env: dict, replace: dict | None = None):
+    """Runs every command of a README; returns the failures, one message each."""
+    failures, ran = [], 0
+    for command in readme_commands(path.read_text()):
+        text = command.text
+        if SKIP.match(text) or needs_network(text):
+            continue
+        if replace and text.split(" #")[0].strip() in replace:
+            replace[text.split(" #")[0].strip()]()
+            continue
+        result = subprocess.run(shortened(text), shell=True, cwd=workdir, env=env,
+                                executable="/bin/bash", capture_output=True, text=True,
+                                timeout=600)
+        ran += 1
+        expected = command.expected or []
+        wants_error = any(line.startswith("error:") for line in expected)
+        code = 2 if wants_error else 0
+        if result.returncode != code:
+            failures.append(f"{text!r} exited {result.returncode}, not {code}: "
+                            f"{result.stderr.strip()[-1500:]}")
+            continue
+        said = [line for line in (result.stdout + result.stderr).splitlines()
+                if line.startswith(("error:", "note:"))]
+        shown = [line for line in expected if line.startswith(("error:", "note:"))]
+        if command.expected is not None and said != shown:
+            failures.append(f"{text!r} printed {said}, README.md shows {shown}")
+    return failures, ran
+
+
+def base_env():
+    bindir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_readme_commands_run_as_written(tmp_path):
+    (tmp_path / "penguins.csv").write_text(PENGUINS)
+    failures, ran = run_readme(ROOT / "README.md", tmp_path, base_env())
+    assert ran > 25  # the parser found the README's commands
+    assert not failures, "\n".join(failures)
+
+
+def test_example_plugin_readme_runs_as_written(tmp_path):
+    site = tmp_path / "site"
+
+    def install():  # pip install ./examples/framework-resmlp, into a folder of its own
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+             "--no-build-isolation", "--target", str(site),
+             str(ROOT / "examples" / "framework-resmlp")],
+            check=True, capture_output=True, text=True,
+        )
+
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    env = {**base_env(), "PYTHONPATH": str(site), "FRAMEWORK_DISABLE_PLUGIN_AUTOLOAD": "0"}
+    failures, ran = run_readme(ROOT / "examples" / "framework-resmlp" / "README.md", tmp_path,
+                               env, replace={"pip install ./examples/framework-resmlp": install})
+    assert ran == 3
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("command, network", [
+    ("python -m framework backbone=mobilenetv2 head=gap_dense", True),
+    ("python -m framework backbone=mobilenetv2 head=gap_dense backbone.weights=null", False),
+    ("python -m framework backbone=mobilenetv2 --help", False),
+    ("python -m framework experiment=tl_resnet50 dataset.path=pets", True),
+    ("python -m framework dataset=wine", False),
+])
+def test_network_commands_are_recognised(command, network):
+    assert needs_network(command) is network
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("python -m framework", "python -m framework trainer.epochs=1"),
+    ("python -m framework backbone=mobilenetv2 --help   # note",
+     "python -m framework backbone=mobilenetv2 trainer.epochs=1 --help"),
+    ("python -m framework -m 'backbone.units=[8,4],[16,8]' seed=1,2",
+     "python -m framework -m 'backbone.units=[8,4],[16,8]' seed=1,2 trainer.epochs=1"),
+    ("python -m framework.predict run x.png", "python -m framework.predict run x.png"),
+])
+def test_training_commands_are_shortened_after_their_last_override(command, expected):
+    assert shortened(command) == expected

@@ -52,6 +52,7 @@ def refuse_finished_run_dir(args):
     holds a sweep, before Hydra writes into it."""
     for arg in args:
         key, _, value = arg.partition("=")
+        key = key.lstrip("+~")
         if "${" in value:
             continue
         if key == "hydra.run.dir":

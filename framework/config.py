@@ -18,7 +18,7 @@ CONF_PACKAGE = "framework.conf"
 EXPERIMENTS_PACKAGE = "framework.experiments"
 # Groups of one part each, whose settings an experiment keeps for the part it picks.
 PART_GROUPS = ("dataset", "backbone", "head")
-# Where those settings are stored: <prefix>/<experiment>/<group>, option = the part's name.
+# Where those settings are stored: group experiment_settings/<group>, option <experiment>-<part>.
 SETTINGS_GROUP = "experiment_settings"
 
 # What each experiment sets for the part it picks: {experiment: {group: (part, keys)}}.
@@ -109,9 +109,14 @@ def config_groups() -> str:
     return "\n".join(f"{group}: {', '.join(names)}" for group, names in sorted(groups.items()))
 
 
-def experiment_part_settings(name: str) -> dict[str, tuple[str, list[str]]]:
+def experiment_part_settings(name: str | None) -> dict[str, tuple[str, list[str]]]:
     """What experiment ``name`` sets for the parts it picks: ``{group: (part name, keys)}``."""
     return _part_settings.get(name, {})
+
+
+def is_stored_experiment(name: str) -> bool:
+    """Whether ``name`` is one of the experiments shipped in ``experiments/``."""
+    return f"{name}.yaml" in ConfigStore.instance().repo.get("experiment", {})
 
 
 def _store_part_settings(experiments: dict) -> dict:

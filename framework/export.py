@@ -195,7 +195,8 @@ def calibration_images(run_dir: Path, count: int = CALIBRATION_IMAGES):
     cfg = OmegaConf.load(config_path)
     load_plugins()
     try:
-        train = load_data(cfg).train
+        # The size the model was built for (runs before one source of truth kept two).
+        train = load_data(cfg, follow_backbone=False).train
     except UserError as e:
         raise UserError(f"int8 calibration needs the run's training data: {e}") from None
     if isinstance(train, tuple):

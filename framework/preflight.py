@@ -15,7 +15,13 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from framework import kinds
-from framework.config import CONF_PACKAGE, experiment_part_settings
+from framework.config import (
+    CONF_PACKAGE,
+    PART_GROUPS,
+    SETTINGS_GROUP,
+    experiment_part_settings,
+    is_stored_experiment,
+)
 from framework.errors import UserError
 from framework.registry import REGISTRIES
 
@@ -34,35 +40,37 @@ def choose_parts(overrides: list[str], config_name: str = CONFIG_NAME,
         config_dir: a folder of the user's own configs (``--config-dir``), searched too.
 
     Returns:
-        ``(extra overrides, notes)``: overrides that pick the parts the user left to the core,
+        ``(extra overrides, notes)``: overrides that pick the parts the user left to the core
+        (and load the part settings of our experiments that a user's own experiment includes),
         and one-line notes to show the user.
 
     Raises:
         UserError: chosen parts cannot fit together; the message names the ones that do.
     """
     parsed = OverridesParser.create().parse_overrides(overrides)
-    if config_name != CONFIG_NAME or any(
-        o.is_sweep_override() and o.key_or_group in CHOICE_GROUPS for o in parsed
-    ):
-        return [], []  # a sweep over parts: each job's shapes are checked when it runs
+    if config_name != CONFIG_NAME:
+        return [], []
+    swept = {o.key_or_group for o in parsed if o.is_sweep_override()} & set(CHOICE_GROUPS)
+    if swept & {"dataset", "experiment"}:
+        return [], []  # each job's data differs: its shapes are checked when it runs
     defaults = _defaults_list(overrides, config_name, config_dir)
     choices, regularizers, experiments = {}, [], []
     for d in defaults.defaults:
         group, _, option = d.config_path.rpartition("/")
-        if group in ("dataset", "backbone", "head") and d.package == group:
-            choices[group] = option
+        if group in PART_GROUPS and d.package == group:
+            choices[group] = None if group in swept else option
         elif group == "regularizer":
             regularizers.append(option)
         elif group == "experiment":
-            experiments.append(option)
-    if not {"dataset", "backbone", "head"} <= set(choices):
-        return [], []  # a group set to null: Hydra's own error follows
-    chosen = set(defaults.overrides.override_choices)
-    extra, notes = [], []
+            experiments.append((option, d.parent == config_name))
+    if "dataset" not in choices:
+        return [], []
+    chosen = set(defaults.overrides.override_choices) | swept
     picked = _pick_unchosen(choices, chosen)
+    extra = [f"{group}={name}" for group, name in picked.items()]
+    notes = []
     if picked:
-        extra = [f"{group}={name}" for group, name in picked.items()]
-        dataset = REGISTRIES["dataset"].get(choices["dataset"])
+        dataset = _part("dataset", choices["dataset"])
         notes.append(
             f"dataset {dataset.name!r} gives {kinds.describe(dataset.gives)}, so "
             f"{' '.join(extra)} (choose others with "
@@ -70,28 +78,30 @@ def choose_parts(overrides: list[str], config_name: str = CONFIG_NAME,
         )
         choices.update(picked)
     check_fit(choices, regularizers)
-    notes.extend(_unapplied_experiment_settings(experiments, choices))
-    return extra, notes
+    settings, settings_notes = _experiment_settings(experiments, choices)
+    return extra + settings, notes + settings_notes
 
 
 def check_fit(choices: dict, regularizers=()):
     """Refuses a dataset, backbone, head or regularizer whose declared kinds do not meet.
 
     Args:
-        choices: part names by group (``dataset``, ``backbone``, ``head``).
+        choices: option names by group (``dataset``, ``backbone``, ``head``); an option that is
+            not a registered part (a user's own YAML) or None (swept) is not checked.
         regularizers: the names of the selected regularizers.
 
     Raises:
         UserError: the first mismatch, with the parts that would fit.
     """
-    dataset = REGISTRIES["dataset"].get(choices["dataset"])
-    backbone = REGISTRIES["backbone"].get(choices["backbone"])
-    head = REGISTRIES["head"].get(choices["head"])
-    check_takes(backbone, dataset.gives, f"dataset {dataset.name!r}")
-    check_takes(head, backbone.gives, f"backbone {backbone.name!r}")
+    dataset, backbone, head = (_part(g, choices.get(g)) for g in PART_GROUPS)
+    if backbone is not None and dataset is not None:
+        check_takes(backbone, dataset.gives, f"dataset {dataset.name!r}")
+    if head is not None and backbone is not None:
+        check_takes(head, backbone.gives, f"backbone {backbone.name!r}")
     for name in regularizers:
-        check_takes(REGISTRIES["regularizer"].get(name), dataset.gives,
-                    f"dataset {dataset.name!r}")
+        regularizer = _part("regularizer", name)
+        if regularizer is not None and dataset is not None:
+            check_takes(regularizer, dataset.gives, f"dataset {dataset.name!r}")
 
 
 def check_takes(part, kind, source: str):
@@ -126,31 +136,57 @@ def parts_by_input() -> dict:
     return OmegaConf.to_container(OmegaConf.create(text))
 
 
+def _part(group: str, option: str | None):
+    """The registered part an option names, or None (a user's own YAML option, or unknown)."""
+    registry = REGISTRIES[group]
+    return registry.get(option) if option in registry else None
+
+
 def _pick_unchosen(choices: dict, chosen: set) -> dict:
     """The backbone and head, where not chosen, that the table gives for what comes before."""
     table = parts_by_input()
     picked = {}
-    source = REGISTRIES["dataset"].get(choices["dataset"])
+    source = _part("dataset", choices["dataset"])
     for group in ("backbone", "head"):
-        current = choices[group]
-        if group not in chosen and source.gives is not None:
+        current = choices.get(group)
+        if group not in chosen and source is not None and source.gives is not None:
             name = table.get(group, {}).get(source.gives)
             if name in REGISTRIES[group] and name != current:
                 picked[group] = current = name
-        source = REGISTRIES[group].get(current)
+        source = _part(group, current)
     return picked
 
 
-def _unapplied_experiment_settings(experiments, choices) -> list[str]:
-    notes = []
-    for experiment in experiments:
-        for group, (option, keys) in experiment_part_settings(experiment).items():
-            if choices.get(group) != option:
-                notes.append(
-                    f"experiment {experiment!r} sets {', '.join(f'{group}.{k}' for k in keys)} "
-                    f"for {group} {option!r}; not applied to {group} {choices.get(group)!r}"
-                )
-    return notes
+def _experiment_settings(experiments, choices):
+    """Overrides loading the part settings of our experiments that a user's own selected
+    experiment includes, and notes on settings left out because another part was chosen.
+
+    Args:
+        experiments: ``(name, selected)`` of each experiment in the defaults list, in order.
+        choices: the final option of each part group.
+    """
+    selected = next((name for name, is_selected in experiments if is_selected), None)
+    if selected is None:
+        return [], []
+    extra, notes = [], []
+    for group in PART_GROUPS:
+        if is_stored_experiment(selected):
+            source = selected  # config.yaml loads its settings, its includes' merged in
+        else:  # a user's own experiment: the settings of the last of ours it includes
+            source = next((name for name, _ in reversed(experiments)
+                           if group in experiment_part_settings(name)), None)
+        if group not in experiment_part_settings(source):
+            continue
+        part, keys = experiment_part_settings(source)[group]
+        if choices.get(group) == part:
+            if source != selected:
+                extra.append(f"{SETTINGS_GROUP}/{group}@{group}={source}-{part}")
+        elif choices.get(group) is not None:
+            notes.append(
+                f"experiment {source!r} sets {', '.join(f'{group}.{k}' for k in keys)} for "
+                f"{group} {part!r}; not applied to {group} {choices[group]!r}"
+            )
+    return extra, notes
 
 
 def _defaults_list(overrides, config_name, config_dir):

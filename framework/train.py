@@ -200,13 +200,18 @@ def _feature_key(cfg, data, built):
     return cache_key(cfg, data, registry.backbones.get(cfg.backbone.name))
 
 
-def load_data(cfg):
+def load_data(cfg, follow_backbone: bool = True):
     """The dataset a run config describes, resized to its backbone's input size if it has one.
+
+    Args:
+        cfg: a composed run config.
+        follow_backbone: False to serve the dataset's own size as its config says, without
+            checking it against the backbone's (a finished run's data, rebuilt).
 
     Raises:
         UserError: the dataset cannot be built, or has fewer than 2 classes.
     """
-    input_size = cfg.backbone.get("input_size")
+    input_size = cfg.backbone.get("input_size") if follow_backbone else None
     input_size = tuple(input_size) if input_size else None
     ctx = DataContext(seed=cfg.seed, batch_size=cfg.trainer.batch_size, input_size=input_size)
     data = registry.datasets.get(cfg.dataset.name).build(cfg.dataset, ctx)

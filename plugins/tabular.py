@@ -5,6 +5,7 @@ StandardScaler fitted on the training split only.
 """
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,12 @@ def split_and_scale(x, y, class_names, cfg, info) -> Data:
     except ValueError as e:
         raise UserError(f"cannot split the dataset into train/validation/test: {e}") from None
     if cfg.get("missing") == "mean":  # from the training split only, as the scaler
-        means = np.nan_to_num(np.nanmean(x_train, axis=0))
+        empty = np.flatnonzero(np.isnan(x_train).all(axis=0))
+        if empty.size:
+            names = info.get("features") or [str(i + 1) for i in range(x.shape[1])]
+            raise UserError(f"feature column {names[empty[0]]!r} has no value in the training "
+                            "split to take the mean of; leave it out of dataset.features")
+        means = np.nanmean(x_train, axis=0)
         x_train, x_val, x_test = (np.where(np.isnan(a), means, a) for a in (x_train, x_val, x_test))
     if cfg.standardize:
         scaler = StandardScaler().fit(x_train)
@@ -134,6 +140,9 @@ def build_csv(cfg, ctx) -> Data:
             f"target column {cfg.target!r} is not in {path.name}; columns: {', '.join(header)}"
         )
     features = list(cfg.features) if cfg.features else [h for h in header if h != cfg.target]
+    if cfg.target in features:
+        raise UserError(f"dataset.features lists the target column {cfg.target!r}; leave it out "
+                        "(the model would be given the answer)")
     missing = [c for c in features if c not in header]
     if missing:
         raise UserError(
@@ -211,7 +220,12 @@ def _read_csv(path: Path):
 
 
 def _is_missing(value: str) -> bool:
-    return value in MISSING_VALUES
+    if value in MISSING_VALUES:
+        return True
+    try:
+        return math.isnan(float(value))  # NAN, -nan, Nan...
+    except ValueError:
+        return False
 
 
 def _numbers(values, column, lines, path):

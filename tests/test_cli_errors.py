@@ -75,10 +75,11 @@ def test_a_finished_run_is_never_overwritten(cli, tmp_path):
     args = ["experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0", "hydra.run.dir=run"]
     assert cli(*args).returncode == 0
     before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
-    again = cli(*args)
-    assert_one_line_error(again, "already holds a finished run")
-    after = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
-    assert after == before  # Hydra's own .hydra/ files included
+    for run_dir in ("hydra.run.dir=run", "++hydra.run.dir=run", "+hydra.run.dir=run"):
+        again = cli(*args[:-1], run_dir)
+        assert_one_line_error(again, "already holds a finished run")
+        after = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+        assert after == before  # Hydra's own .hydra/ files included
 
 
 @pytest.mark.parametrize("args, message", [

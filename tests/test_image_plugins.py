@@ -202,3 +202,11 @@ def test_a_dataset_size_apart_from_the_backbone_is_refused(compose):
     with pytest.raises(UserError, match=r"dataset.target_size=\[16, 16\] differs from "
                                         r"backbone.input_size=\[32, 32\]"):
         load_data(cfg)
+
+
+def test_a_finished_runs_data_is_rebuilt_at_the_size_it_was_trained(compose):
+    from framework.train import load_data
+
+    # A run from before one source of truth: its dataset kept a size of its own.
+    cfg = compose("dataset.target_size=[16,16]", "backbone.input_size=[150,150]")
+    assert load_data(cfg, follow_backbone=False).input_shape == (16, 16, 3)

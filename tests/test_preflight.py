@@ -157,3 +157,33 @@ def test_the_parts_picked_are_in_the_config_shown(tmp_path, args):
     assert result.returncode == 0, result.stderr
     assert "backbone:\n  name: mlp" in result.stdout and "head:\n  name: dense" in result.stdout
     assert result.stderr.startswith("note: dataset '")
+
+
+def test_a_sweep_over_heads_still_gets_the_backbone_that_fits():
+    assert choose_parts(["dataset=wine", "head=dense,flatten_dense"]) == (
+        ["backbone=mlp"], ["dataset 'wine' gives features, so backbone=mlp (choose others with "
+                           "backbone=...)"])
+
+
+def test_notes_name_the_selected_experiment_once():
+    _, notes = choose_parts(["experiment=iris_deep", "dataset=wine"])
+    assert notes == ["experiment 'iris_deep' sets dataset.target for dataset 'iris'; not applied "
+                     "to dataset 'wine'"]
+
+
+def test_users_own_configs_compose_as_before(tmp_path):
+    (tmp_path / "backbone").mkdir()
+    (tmp_path / "backbone" / "wide_mlp.yaml").write_text("defaults:\n  - mlp\nunits: [64, 64]\n")
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - wine\nbackbone:\n  activation: tanh\n")
+    # A user's option that is not a registered part: nothing to check it by, nothing picked.
+    assert choose_parts(["dataset=wine", "backbone=wide_mlp", "head=dense"],
+                        config_dir=str(tmp_path)) == ([], [])
+    # A user's experiment including ours keeps our experiment's part settings, under its own.
+    extra, notes = choose_parts(["experiment=mine"], config_dir=str(tmp_path))
+    assert extra == ["experiment_settings/backbone@backbone=wine-mlp"] and notes == []
+    result = subprocess.run([sys.executable, "-m", "framework", "--config-dir", str(tmp_path),
+                             "experiment=mine", "--cfg", "job"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert "  units:\n  - 32\n  - 16\n  activation: tanh" in result.stdout, result.stderr

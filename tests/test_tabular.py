@@ -147,3 +147,22 @@ def test_csv_that_is_not_utf8_is_refused(tmp_path):
     path.write_bytes("x,label\n1,caf\xe9\n".encode("latin-1"))
     with pytest.raises(UserError, match="latin.csv is not UTF-8 text .byte 0xe9"):
         build("csv", path=str(path), target="label")
+
+
+@pytest.mark.parametrize("rows, settings, message", [
+    (["Adelie,Torgersen,NAN,male"], {}, "'bill_length_mm' (a feature) of penguins.csv has 1 "
+                                        "missing value(s), the first 'NAN' on line 22"),
+    ([], {"features": ["bill_length_mm", "species"]}, "dataset.features lists the target column "
+                                                      "'species'"),
+])
+def test_csv_nan_spellings_are_missing_and_the_target_is_no_feature(tmp_path, rows, settings,
+                                                                     message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        build("csv", path=penguins(tmp_path, *rows), target="species", **settings)
+
+
+def test_csv_mean_of_a_column_without_values_is_refused(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("a,b,label\n" + "".join(f"{i},NA,{'xy'[i % 2]}\n" for i in range(20)))
+    with pytest.raises(UserError, match="'b' has no value in the training split"):
+        build("csv", path=str(path), target="label", missing="mean")

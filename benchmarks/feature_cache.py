@@ -13,17 +13,15 @@ input sizes. On 2 CPU cores: 10.1x at 224x224 (about 16 minutes), 3.5x at 96x96.
 """
 
 import argparse
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from sweep_timing import time_sweep
 
 
 def sweep(workdir: Path, args, cache: bool) -> float:
     """Runs the 4-job sweep in ``workdir``; returns its wall time in seconds."""
-    command = [
-        sys.executable, "-m", "framework", "-m",
+    return time_sweep(workdir, [
         "dataset=shapes", f"dataset.samples_per_class={args.samples_per_class}",
         f"backbone={args.backbone}",
         *([f"backbone.weights={args.weights}"] if args.weights else []),
@@ -33,11 +31,7 @@ def sweep(workdir: Path, args, cache: bool) -> float:
         "trainer.verbose=0",
         f"trainer.feature_cache.enabled={str(cache).lower()}",
         f"trainer.feature_cache.dir={workdir / 'feature_cache'}",
-        f"hydra.sweep.dir={workdir / 'sweep'}",
-    ]
-    start = time.perf_counter()
-    subprocess.run(command, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    ])
 
 
 def main():

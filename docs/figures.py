@@ -148,6 +148,15 @@ def collect(s: Session) -> tuple[dict, dict]:
     outs["sweep"] = "\n".join([transcript(command, ["...", *table]),
                                transcript("head -2 sweep/summary.csv", head.strip().splitlines())])
 
+    command = ("python -m framework -m hydra/launcher=joblib hydra.launcher.n_jobs=2 "
+               "experiment=iris_binary trainer.verbose=0 backbone.activation=relu,tanh,sigmoid "
+               "hydra.sweep.dir=parallel")
+    stdout, _ = s.run(command)
+    lines = stdout.strip().splitlines()
+    notes = [line for line in lines if line.startswith("note:")]
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Sweep:")):]
+    outs["parallel_sweep"] = transcript(command, [*notes, "...", *table])
+
     command = r"printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n' > flowers.csv"
     s.run(command)
     blocks = [transcript(command, [])]

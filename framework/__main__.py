@@ -1,6 +1,7 @@
 """``python -m framework [overrides]``: compose the config with Hydra and run it."""
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from framework.cli import USAGE_ERROR, one_line, report_errors
+from framework.devices import claim_worker_gpus
 from framework.errors import UserError
 from framework.rundir import finished_run_check
 from framework.plugins import load_plugins
@@ -20,10 +22,16 @@ from framework.sweep_summary import finished_sweep_check, unfinished_jobs
 
 
 @hydra.main(version_base="1.3", config_path="pkg://framework.conf", config_name="config")
-def run(cfg: DictConfig) -> float | None:
-    from framework.train import train  # TensorFlow is imported here, after composition
-
+def run(cfg: DictConfig) -> float:
+    """One job: trains the config; returns its objective (validation), NaN if it failed."""
+    # A launcher may run this in a process of its own (joblib, Ray, submitit) that never ran
+    # main(): the plugins are loaded where the job runs (a no-op where they are).
+    load_plugins()
     hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN and _runs_in_own_process(hydra_cfg.launcher):
+        _claim_gpus(cfg, hydra_cfg)
+    from framework.train import train  # TensorFlow is imported here, after the GPU claim
+
     sweep_params = hydra_cfg.sweeper.get("params")
     for note in ineffective_settings(cfg, hydra_cfg.mode, sweep_params, hydra_cfg.overrides.task):
         print(f"note: {note}")
@@ -35,16 +43,28 @@ def run(cfg: DictConfig) -> float | None:
         if hydra_cfg.mode == RunMode.RUN:
             print(f"error: {one_line(e)}", file=sys.stderr)
             sys.exit(USAGE_ERROR)
-        # In a sweep, the other jobs go on; the summary at the end lists the failed ones.
-        message = one_line(e)
-        print(f"error: job {hydra_cfg.job.num} failed: {message}", file=sys.stderr)
-        _failed_jobs.append(f"job {hydra_cfg.job.num}: {message}")
-        return None
-    return result["test"]["accuracy"]
+        # In a sweep, the other jobs go on; the summary, read from the sweep dir, lists the
+        # failed ones. NaN: what optimizing sweepers (Optuna) record as a failed trial.
+        print(f"error: job {hydra_cfg.job.num} failed: {one_line(e)}", file=sys.stderr,
+              flush=True)
+        return float("nan")
+    sys.stdout.flush()  # a worker's output reaches the console as its job ends
+    return result["objective"]["value"]
 
 
-# Jobs of this process's sweep that stopped on bad input (with an in-process launcher).
-_failed_jobs: list[str] = []
+def _runs_in_own_process(launcher) -> bool:
+    """Whether jobs run in worker processes that share the machine's GPUs (joblib, submitit),
+    not one after another in this process, nor on GPUs Ray assigns itself."""
+    target = str(launcher.get("_target_", ""))
+    return not any(name in target for name in ("BasicLauncher", "RayLauncher", "RayAWSLauncher"))
+
+
+def _claim_gpus(cfg, hydra_cfg):
+    """Gives this worker process its own GPU(s), once, before TensorFlow is imported."""
+    sweep_dir = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir
+    line = claim_worker_gpus(sweep_dir, cfg.trainer.gpus_per_job)
+    if line:
+        print(line, flush=True)
 
 
 def refuse_finished_run_dir(args):
@@ -59,6 +79,14 @@ def refuse_finished_run_dir(args):
             finished_run_check(Path(value))
         elif key == "hydra.sweep.dir":
             finished_sweep_check(Path(value))
+
+
+# The shell's exit status for a command stopped by SIGINT.
+INTERRUPTED = 128 + signal.SIGINT
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _after_last(argv: list[str], overrides: list[str]) -> int:
@@ -88,9 +116,15 @@ def main():
         # wants all overrides side by side.
         at = _after_last(sys.argv, args.overrides)
         sys.argv[at:at] = extra
-        run()
+        try:
+            signal.signal(signal.SIGTERM, _interrupt)  # kill, scancel: stop as Ctrl-C does
+            run()
+        except KeyboardInterrupt:
+            # A parallel sweep's pool stops its workers (Ctrl-C reaches them too: one process
+            # group); summary.csv holds the jobs that ended.
+            print("interrupted", file=sys.stderr)
+            return INTERRUPTED
     unfinished = [f"job {job['job']}: {job['status']}" for job in unfinished_jobs()]
-    unfinished = unfinished or _failed_jobs  # the summary's view, or this process's own
     if unfinished:
         print(f"error: {len(unfinished)} sweep job(s) did not finish; {unfinished[0]} "
               "(see summary.csv in the sweep directory)", file=sys.stderr)

@@ -62,6 +62,11 @@ class TrainerConfig:
     batch_size: int = 32
     # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
     verbose: int = 2
+    # GPUs each worker process of a parallel sweep (joblib, submitit) claims for all its jobs.
+    gpus_per_job: int = 1
+    # What a sweep ranks and an optimizing sweeper tunes: val_accuracy (maximized), val_loss
+    # (minimized), accuracy or loss. Never the test split.
+    objective: str = "val_accuracy"
     # Empty: one stage of `epochs` that trains the head over a pretrained (frozen) backbone,
     # everything otherwise.
     stages: list[StageConfig] = field(default_factory=list)

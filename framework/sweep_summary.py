@@ -16,8 +16,8 @@ from framework.errors import UserError
 from framework.rundir import FAILED, shown, write_csv_atomic
 
 SUMMARY = "summary.csv"
-COLUMNS = ("job", "status", "overrides", "validation_accuracy", "test_accuracy", "epochs",
-           "run_dir")
+COLUMNS = ("job", "status", "overrides", "objective", "objective_value", "validation_accuracy",
+           "test_accuracy", "epochs", "run_dir")
 
 # The jobs of the last sweep this process ran that did not finish: python -m framework exits
 # with an error when there are some (Hydra turns a callback's own exceptions into warnings).
@@ -84,7 +84,15 @@ def collect_jobs(sweep_dir: Path, output_subdir: str = ".hydra") -> list[dict]:
     shared = set.intersection(*(set(job["overrides"]) for job in jobs)) if jobs else set()
     for job in jobs:
         job["varied"] = " ".join(o for o in job["overrides"] if o not in shared)
-    return sorted(jobs, key=lambda job: (-job.get("validation_accuracy", -1.0), job["job"]))
+    return sorted(jobs, key=_rank)
+
+
+def _rank(job: dict):
+    """Best objective first (by its direction), then jobs without one, each by job number."""
+    if "objective_value" not in job or job["objective_value"] != job["objective_value"]:  # NaN
+        return (1, 0.0, job["job"])
+    sign = 1.0 if job["direction"] == "min" else -1.0
+    return (0, sign * job["objective_value"], job["job"])
 
 
 def _outcome(job_dir: Path) -> dict:
@@ -93,8 +101,14 @@ def _outcome(job_dir: Path) -> dict:
     if metrics_file.is_file():
         try:
             metrics = json.loads(metrics_file.read_text())
+            # Runs from before trainer.objective ranked by validation accuracy.
+            objective = metrics.get("objective") or {
+                "name": "val_accuracy", "value": metrics["validation"]["accuracy"],
+                "direction": "max"}
             outcome = {"status": "finished", "epochs": metrics["epochs"],
-                       "validation_accuracy": metrics["validation"]["accuracy"]}
+                       "validation_accuracy": metrics["validation"]["accuracy"],
+                       "objective": objective["name"], "objective_value": objective["value"],
+                       "direction": objective["direction"]}
             if metrics["evaluated_on"] == "test":
                 outcome["test_accuracy"] = metrics["test"]["accuracy"]
             return outcome
@@ -112,20 +126,21 @@ def summary_rows(jobs: list[dict]) -> list[list]:
 
 
 def format_table(jobs: list[dict]) -> str:
-    """The jobs as aligned columns, best validation accuracy first."""
-    rows = [["job", "val acc", "test acc", "overrides / status"]]
+    """The jobs as aligned columns, best objective first."""
+    objective = next((job["objective"] for job in jobs if "objective" in job), "val_accuracy")
+    rows = [["job", objective, "test acc", "overrides / status"]]
     for job in jobs:
         finished = job["status"] == "finished"
         rows.append([
             str(job["job"]),
-            f"{job['validation_accuracy']:.4f}" if finished else "-",
+            f"{job['objective_value']:.4f}" if finished else "-",
             f"{job['test_accuracy']:.4f}" if "test_accuracy" in job else "-",
             job["varied"] + ("" if finished else f"  ({job['status']})"),
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3]
              for row in rows]
-    return f"Sweep:     {len(jobs)} jobs, best validation accuracy first\n" + "\n".join(
+    return f"Sweep:     {len(jobs)} jobs, best {objective} first\n" + "\n".join(
         "  " + line.rstrip() for line in lines)
 
 

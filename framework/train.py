@@ -1,10 +1,15 @@
-"""One run: data -> model -> callbacks -> fit stage by stage -> evaluate -> run directory.
+"""One run, in named phases: ``check_run`` -> ``load_data`` -> ``build_model`` ->
+``plan_stages`` -> ``fit_stage`` for each stage (fit, then evaluate) -> ``write_run_dir``.
 
-``train(cfg, run_dir)`` is pure: tests call it without Hydra.
+``train(cfg, run_dir)`` runs them all and is pure: tests call it without Hydra. Anything else
+that trains (a tuner trial, a resumed run) calls the same phases.
 """
 
+import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from framework.backend import import_tensorflow
 
@@ -21,6 +26,7 @@ from framework.errors import UserError
 from framework.evaluation import evaluate, is_one_hot, split_arrays, take_examples
 from framework.feature_cache import cache_key, load_or_extract
 from framework.kinds import data_kind
+from framework.objective import check_objective, direction, objective_value
 from framework.preflight import check_fit, check_takes
 from framework.model import (
     build_model,
@@ -68,94 +74,197 @@ def train(cfg: DictConfig, run_dir) -> dict:
     return metrics
 
 
+@dataclass
+class StagePlan:
+    """One training stage, resolved before any training.
+
+    Args:
+        number: its place, from 1.
+        name: its name in history.csv and metrics.json.
+        epochs: how many epochs it trains.
+        trainable: ``"all"``, ``"head"``, ``{"last": N}`` or ``{"from": layer}``.
+        optimizer: the optimizer's name and settings (``optimizer_settings``).
+        feature_key: the feature-cache key when the stage trains the head on cached features
+            of the frozen backbone, else None.
+    """
+
+    number: int
+    name: str
+    epochs: int
+    trainable: Any
+    optimizer: dict
+    feature_key: str | None = None
+
+    @property
+    def on_cached_features(self) -> bool:
+        return self.feature_key is not None
+
+
+@dataclass
+class Run:
+    """What the phases of one run hand on to each other.
+
+    Args:
+        cfg: the run config.
+        run_dir: where the run writes.
+        data: the loaded dataset.
+        built: the assembled model and its parts.
+        batch_size: the batch size of fit and evaluation.
+        features: the frozen backbone's features by split, once a stage needs them.
+        history: one row per epoch, over all stages.
+        stage_starts: ``(first epoch, stage name)`` of each stage, for the curves.
+        stage_metrics: each stage's scores, as metrics.json lists them.
+        scores: the last stage's evaluation of each split (with labels and predictions).
+    """
+
+    cfg: Any
+    run_dir: Path
+    data: Any
+    built: Any
+    batch_size: int
+    features: dict | None = None
+    history: list = field(default_factory=list)
+    stage_starts: list = field(default_factory=list)
+    stage_metrics: list = field(default_factory=list)
+    scores: dict = field(default_factory=dict)
+
+    @property
+    def loss(self) -> str:
+        return loss_for(self.data.task, _one_hot(self.data.train))
+
+
 def _train(cfg, run_dir: Path) -> dict:
+    check_run(cfg)
+    keras.backend.clear_session()  # models of earlier runs in this process: free them
+    keras.utils.set_random_seed(cfg.seed)
+    data = load_data(cfg)
+    run = Run(cfg, run_dir, data, build_model(cfg, data, _one_hot(data.train)),
+              cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size)
+    plans = plan_stages(cfg, run.data, run.built)
+    for plan in plans:
+        fit_stage(run, plan, len(plans))
+    return write_run_dir(run)
+
+
+def check_run(cfg):
+    """Checks what can be checked before any data is loaded.
+
+    Raises:
+        UserError: parts that cannot fit together, or an unknown optimizer.
+    """
     check_fit({group: cfg[group].name for group in ("dataset", "backbone", "head")},
               list(cfg.regularizer))
     check_optimizer(cfg.optimizer.name)
-    stages = _stages(cfg)
-    for stage in stages:
+    check_objective(cfg.trainer.objective)
+    for stage in cfg.trainer.stages:
         if stage.optimizer:
             check_optimizer(stage.optimizer)
-    keras.backend.clear_session()  # models of earlier runs in this process: free them
-    keras.utils.set_random_seed(cfg.seed)
 
-    data = load_data(cfg)
-    one_hot = _one_hot(data.train)
-    built = build_model(cfg, data, one_hot)
-    model = built.model
-    batch_size = cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size
-    features = None  # the frozen backbone's features, once a head-only stage needs them
 
-    history, stage_starts, stage_metrics = [], [], []
+def plan_stages(cfg, data, built) -> list[StagePlan]:
+    """The run's stages, resolved: epochs, what trains, the optimizer, cached features or not.
+
+    Returns:
+        One plan per ``trainer.stages`` entry, or one stage of ``trainer.epochs`` without them.
+    """
+    stages = list(cfg.trainer.stages) or [OmegaConf.structured(StageConfig())]
+    plans, backbone_trained = [], False
     for number, stage in enumerate(stages, start=1):
         trainable = _plain(stage.trainable)
         if trainable is None:  # as built: a pretrained backbone stays frozen
             trainable = "head" if built.pretrained else "all"
-        set_trainable(built.backbone, trainable, built.pretrained)
-        key = _feature_key(cfg, data, built) if trainable == "head" else None
-        epochs = f"{stage.epochs} epoch{'s' if stage.epochs != 1 else ''}"
-        print(f"Stage {number}/{len(stages)} {stage.name}: {epochs}, trains "
-              f"{_describe_trainable(trainable)}")
-        if key is not None and features is None:
-            features, hit = load_or_extract(built.backbone, data, key,
-                                            Path(cfg.trainer.feature_cache.dir))
-            print(f"  on {'cached' if hit else 'newly extracted'} features of the frozen backbone "
-                  f"({Path(cfg.trainer.feature_cache.dir) / key})")
-        # A head-only stage over cached features trains the head model, whose layers the full
-        # model shares: the full model is trained all the same.
-        target = built.head if key is not None else model
-        _compile(target, stage, cfg, loss_for(data.task, one_hot))
-        callbacks = [
-            registry.callbacks.get(name).build(cb_cfg, RunContext(run_dir, stage.name))
-            for name, cb_cfg in cfg.callbacks.items()
-        ]
-        stage_starts.append((len(history) + 1, stage.name))
-        if key is not None:
-            fit = built.head.fit(
-                *features["train"],
-                batch_size=batch_size,
-                # The training split reshuffles each epoch exactly when it has a fixed-order twin.
-                shuffle=data.train_in_order is not None,
-                validation_data=features["validation"],
-                epochs=stage.epochs,
-                callbacks=callbacks,
-                verbose=cfg.trainer.verbose,
-            )
-            # Saved compiled, with an optimizer built for the variables it would train.
-            _compile(model, stage, cfg, loss_for(data.task, one_hot))
-            model.optimizer.build(model.trainable_variables)
-            splits = {split: features.get(split) for split in ("validation", "test")}
-        else:
-            args, kwargs = _fit_inputs(data.train, batch_size)
-            fit = model.fit(
-                *args,
-                **kwargs,
-                validation_data=data.validation,
-                epochs=stage.epochs,
-                callbacks=callbacks,
-                verbose=cfg.trainer.verbose,
-            )
-            splits = {"validation": data.validation, "test": data.test}
-        for i in range(len(fit.epoch)):
-            row = {"epoch": len(history) + 1, "stage": stage.name}
-            row.update({k: float(v[i]) for k, v in fit.history.items()})
-            history.append(row)
-        scores = {split: evaluate(target, source, data.class_names, batch_size)
-                  for split, source in splits.items() if source is not None}
-        stage_metrics.append({
-            "stage": stage.name,
-            "trainable": trainable,
-            "cached_features": key is not None,
-            "optimizer": _optimizer(stage, cfg),
-            **{split: {"loss": s["loss"], "accuracy": s["accuracy"]} for split, s in scores.items()},
-        })
+        # Features extracted before the backbone trained would be stale after it.
+        key = (_feature_key(cfg, data, built)
+               if trainable == "head" and not backbone_trained else None)
+        backbone_trained = backbone_trained or trainable != "head"
+        epochs = stage.epochs if stage.epochs is not None else cfg.trainer.epochs
+        plans.append(StagePlan(number, stage.name, epochs, trainable, _optimizer(stage, cfg),
+                               key))
+    return plans
 
+
+def fit_stage(run: Run, plan: StagePlan, stages: int):
+    """Trains one stage and evaluates it on validation and test.
+
+    Args:
+        run: the run so far; its history, stage metrics and scores grow.
+        plan: the stage.
+        stages: how many stages the run has (for the stage's header line).
+    """
+    built, cfg = run.built, run.cfg
+    set_trainable(built.backbone, plan.trainable, built.pretrained)
+    epochs = f"{plan.epochs} epoch{'s' if plan.epochs != 1 else ''}"
+    print(f"Stage {plan.number}/{stages} {plan.name}: {epochs}, trains "
+          f"{_describe_trainable(plan.trainable)}")
+    if plan.on_cached_features and run.features is None:
+        cache_dir = Path(cfg.trainer.feature_cache.dir)
+        run.features, hit = load_or_extract(built.backbone, run.data, plan.feature_key, cache_dir)
+        print(f"  on {'cached' if hit else 'newly extracted'} features of the frozen backbone "
+              f"({cache_dir / plan.feature_key})")
+    # A head-only stage over cached features trains the head model, whose layers the full
+    # model shares: the full model is trained all the same.
+    target = built.head if plan.on_cached_features else built.model
+    _compile(target, plan, run.loss)
+    callbacks = [
+        registry.callbacks.get(name).build(cb_cfg, RunContext(run.run_dir, plan.name))
+        for name, cb_cfg in cfg.callbacks.items()
+    ]
+    run.stage_starts.append((len(run.history) + 1, plan.name))
+    if plan.on_cached_features:
+        fit = built.head.fit(
+            *run.features["train"],
+            batch_size=run.batch_size,
+            # The training split reshuffles each epoch exactly when it has a fixed-order twin.
+            shuffle=run.data.train_in_order is not None,
+            validation_data=run.features["validation"],
+            epochs=plan.epochs,
+            callbacks=callbacks,
+            verbose=cfg.trainer.verbose,
+        )
+        # Saved compiled, with an optimizer built for the variables it would train.
+        _compile(built.model, plan, run.loss)
+        built.model.optimizer.build(built.model.trainable_variables)
+        splits = {split: run.features.get(split) for split in ("validation", "test")}
+    else:
+        args, kwargs = _fit_inputs(run.data.train, run.batch_size)
+        fit = built.model.fit(
+            *args,
+            **kwargs,
+            validation_data=run.data.validation,
+            epochs=plan.epochs,
+            callbacks=callbacks,
+            verbose=cfg.trainer.verbose,
+        )
+        splits = {"validation": run.data.validation, "test": run.data.test}
+    for i in range(len(fit.epoch)):
+        row = {"epoch": len(run.history) + 1, "stage": plan.name}
+        row.update({k: float(v[i]) for k, v in fit.history.items()})
+        run.history.append(row)
+    run.scores = {split: evaluate(target, source, run.data.class_names, run.batch_size)
+                  for split, source in splits.items() if source is not None}
+    run.stage_metrics.append({
+        "stage": plan.name,
+        "trainable": plan.trainable,
+        "cached_features": plan.on_cached_features,
+        "optimizer": plan.optimizer,
+        **{split: {"loss": s["loss"], "accuracy": s["accuracy"]}
+           for split, s in run.scores.items()},
+    })
+
+
+def write_run_dir(run: Run) -> dict:
+    """Writes the plots, the model, its summary, the history and, last, metrics.json.
+
+    Returns:
+        The metrics written.
+    """
+    data, run_dir, model = run.data, run.run_dir, run.built.model
     evaluated_on = "test" if data.test is not None else "validation"
-    final = scores[evaluated_on]
+    final = run.scores[evaluated_on]
     plot_confusion_matrix(run_dir, final["y_true"], final["y_pred"], data.class_names,
                           evaluated_on)
     if len(data.input_shape) == 3:  # images: show the validation images the model got wrong
-        val = scores["validation"]
+        val = run.scores["validation"]
         wrong = np.flatnonzero(val["y_true"] != val["y_pred"])
         images = take_examples(split_arrays(data.validation)[0], wrong)
         plot_misclassified(run_dir, images, val["y_true"][wrong], val["y_pred"][wrong],
@@ -163,26 +272,34 @@ def _train(cfg, run_dir: Path) -> dict:
     final = {k: v for k, v in final.items() if k not in ("y_true", "y_pred")}
     _save_model(model, run_dir)
     write_summary(run_dir, model)
-    write_history(run_dir, history)
-    plot_curves(run_dir, history, stage_starts)
+    write_history(run_dir, run.history)
+    plot_curves(run_dir, run.history, run.stage_starts)
     metrics = {
         "test": final,
         "evaluated_on": evaluated_on,
-        "validation": stage_metrics[-1]["validation"],
-        "stages": stage_metrics,
-        "epochs": len(history),
+        "validation": run.stage_metrics[-1]["validation"],
+        "stages": run.stage_metrics,
+        "epochs": len(run.history),
         "model": {"name": model.name, "params": int(model.count_params())},
-        "data": {"name": cfg.dataset.name, "task": data.task, "classes": list(data.class_names),
-                 **data.info},
-        "seed": cfg.seed,
+        "data": {"name": run.cfg.dataset.name, "task": data.task,
+                 "classes": list(data.class_names), **data.info},
+        "seed": run.cfg.seed,
+        # Where it ran: Keras's devices, and the GPUs this process was given.
+        "devices": {"keras": keras.distribution.list_devices(),
+                    "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")},
+        "objective": {
+            "name": run.cfg.trainer.objective,
+            "value": objective_value(run.cfg.trainer.objective, run.stage_metrics[-1]["validation"],
+                                     run.history),
+            "direction": direction(run.cfg.trainer.objective),
+        },
     }
     write_metrics(run_dir, metrics)  # last: its presence marks a finished run
     return metrics
 
 
-def _compile(model, stage, cfg, loss):
-    model.compile(optimizer=make_optimizer(**_optimizer(stage, cfg)), loss=loss,
-                  metrics=["accuracy"])
+def _compile(model, plan: StagePlan, loss):
+    model.compile(optimizer=make_optimizer(**plan.optimizer), loss=loss, metrics=["accuracy"])
 
 
 def _optimizer(stage, cfg) -> dict:
@@ -226,16 +343,6 @@ def load_data(cfg, follow_backbone: bool = True):
             f"({', '.join(map(str, data.class_names)) or 'none'}); a classifier needs at least 2"
         )
     return data
-
-
-def _stages(cfg):
-    # Copies: the run's config stays as composed.
-    stages = [OmegaConf.merge(StageConfig, s) for s in cfg.trainer.stages]
-    stages = stages or [OmegaConf.structured(StageConfig())]
-    for stage in stages:
-        if stage.epochs is None:
-            stage.epochs = cfg.trainer.epochs
-    return stages
 
 
 def _describe_trainable(trainable) -> str:

@@ -21,14 +21,15 @@ load_plugins()  # the ConfigStore must be filled before any composition
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def compose_config(*overrides):
+def compose_config(*overrides, return_hydra_config=False):
     """The config ``python -m framework *overrides`` would run, via Hydra's compose API (with
     the backbone and head the command line picks to fit the dataset)."""
     extra, _ = choose_parts(list(overrides))
     GlobalHydra.instance().clear()
     try:
         with hydra.initialize_config_module(version_base="1.3", config_module="framework.conf"):
-            return hydra.compose("config", overrides=[*overrides, *extra])
+            return hydra.compose("config", overrides=[*overrides, *extra],
+                                 return_hydra_config=return_hydra_config)
     finally:
         GlobalHydra.instance().clear()
 
@@ -36,6 +37,12 @@ def compose_config(*overrides):
 @pytest.fixture
 def compose():
     return compose_config
+
+
+@pytest.fixture
+def compose_hydra():
+    """Like ``compose``, with Hydra's own config (launcher, sweeper...) under ``hydra``."""
+    return lambda *overrides: compose_config(*overrides, return_hydra_config=True)
 
 
 @pytest.fixture

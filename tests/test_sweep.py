@@ -26,10 +26,94 @@ def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path
     for row in finished:
         assert float(row["test_accuracy"]) == metrics[row["job"]]["test"]["accuracy"]
     assert rows[-1]["job"] == "1" and rows[-1]["status"].startswith("failed: UserError")
-    assert "Sweep:     3 jobs, best validation accuracy first" in result.stdout
+    assert "Sweep:     3 jobs, best val_accuracy first" in result.stdout
+    assert {row["objective"] for row in finished} == {"val_accuracy"}
+    assert [float(row["objective_value"]) for row in finished] == [
+        float(row["validation_accuracy"]) for row in finished]
 
     # The same sweep dir again: refused before anything in it is touched.
     before = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()}
     again = cli("-m", "experiment=iris_binary", "optimizer.name=adam", "hydra.sweep.dir=sweep")
     assert again.returncode == 2 and "sweep already holds a sweep" in again.stderr
     assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
+
+
+def test_a_parallel_sweep_runs_its_jobs_in_worker_processes_ranked_by_objective(cli, tmp_path):
+    # joblib's workers never run main(): each job loads the plugins where it runs. Two fake
+    # GPUs: each worker claims one for all its jobs.
+    result = cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "experiment=iris_binary",
+                 "trainer.epochs=2", "trainer.verbose=0", "trainer.objective=val_loss",
+                 "backbone.activation=relu,tanh,sigmoid", "hydra.sweep.dir=sweep",
+                 env={"FRAMEWORK_GPUS": "0,1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = [json.loads(p.read_text()) for p in (tmp_path / "sweep").glob("*/metrics.json")]
+    assert sorted(m["devices"]["cuda_visible_devices"] for m in jobs)[-1] == "1"
+    assert {m["devices"]["cuda_visible_devices"] for m in jobs} == {"0", "1"}
+    assert result.stdout.count(": GPU ") == 2  # one line per worker, not per job
+    rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
+    assert [row["status"] for row in rows] == ["finished"] * 3
+    losses = {row["job"]: json.loads((tmp_path / "sweep" / row["job"] / "metrics.json")
+                                     .read_text())["validation"]["loss"] for row in rows}
+    # val_loss is minimized: the smallest first, and what each job reported as its objective.
+    assert [float(row["objective_value"]) for row in rows] == sorted(losses.values())
+    assert [float(row["objective_value"]) for row in rows] == [losses[r["job"]] for r in rows]
+    assert "Sweep:     3 jobs, best val_loss first" in result.stdout
+
+
+def test_an_unknown_objective_is_refused_before_training(compose, tmp_path):
+    import pytest
+
+    from framework.errors import UserError
+    from framework.train import train
+
+    with pytest.raises(UserError, match="unknown trainer.objective 'val_f1'; accepted: "
+                                        "val_loss, val_accuracy, loss, accuracy"):
+        train(compose("experiment=iris_binary", "trainer.objective=val_f1"), tmp_path / "run")
+    assert not (tmp_path / "run" / "history.csv").exists()
+
+
+def test_submitit_runs_each_job_as_a_process_of_its_own(cli, tmp_path):
+    result = cli("-m", "hydra/launcher=submitit_local", "experiment=iris_binary",
+                 "trainer.epochs=1", "trainer.verbose=0", "backbone.activation=relu,tanh",
+                 "hydra.sweep.dir=sweep")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
+    assert sorted(row["job"] for row in rows if row["status"] == "finished") == ["0", "1"]
+
+
+def test_slurm_launcher_composes_with_gpus_and_a_time_limit(compose_hydra):
+    cfg = compose_hydra("hydra/launcher=submitit_slurm", "hydra.launcher.gpus_per_node=1",
+                        "hydra.launcher.timeout_min=120", "experiment=iris_binary")
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.gpus_per_node, launcher.timeout_min) == (1, 120)
+    assert launcher.submitit_folder == f"{cfg.hydra.sweep.dir}/.submitit/%j"
+
+
+def test_ctrl_c_stops_a_parallel_sweep_and_its_workers(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def group_processes(pgid):
+        table = subprocess.run(["ps", "-eo", "pid=,pgid="], capture_output=True, text=True)
+        return [line for line in table.stdout.splitlines() if line.split()[1] == str(pgid)]
+
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "framework", "-m", "hydra/launcher=joblib",
+         "hydra.launcher.n_jobs=2", "experiment=wine", "trainer.verbose=0",
+         "trainer.epochs=100000", "backbone.activation=relu,tanh,elu", "hydra.sweep.dir=sweep"],
+        cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("sweep/*/.hydra"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(5)  # both workers are training
+    assert len(group_processes(sweep.pid)) >= 3  # the sweep and its two workers
+    os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, stderr = sweep.communicate(timeout=60)
+    assert sweep.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted"
+    time.sleep(2)
+    assert group_processes(sweep.pid) == []  # no worker left holding a device

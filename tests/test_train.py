@@ -133,3 +133,9 @@ def test_metrics_record_the_optimizer_each_stage_used(finished_run):
     _, _, metrics = finished_run
     assert metrics["stages"][0]["optimizer"] == {"name": "adam", "learning_rate": 0.001,
                                                  "momentum": 0.0}
+
+
+def test_metrics_hold_the_objective_on_the_validation_split(finished_run):
+    _, _, metrics = finished_run
+    assert metrics["objective"] == {"name": "val_accuracy", "direction": "max",
+                                    "value": metrics["validation"]["accuracy"]}

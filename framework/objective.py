@@ -1,0 +1,45 @@
+"""What a sweep or a tuner optimizes: one metric on the validation split, with its direction.
+
+The test split is looked at once, at the end of a run; it never steers a search.
+"""
+
+from framework.errors import UserError
+
+# The metrics every run logs (the compiled loss and accuracy) and their validation twins.
+METRICS = ("loss", "accuracy")
+OBJECTIVES = tuple(f"val_{m}" for m in METRICS) + METRICS
+# Metrics that are better small.
+MINIMIZED = ("loss", "error", "mae", "mse")
+
+
+def check_objective(name: str):
+    """Refuses an objective the run does not log.
+
+    Raises:
+        UserError: the name and the accepted ones.
+    """
+    if name not in OBJECTIVES:
+        raise UserError(f"unknown trainer.objective {name!r}; accepted: {', '.join(OBJECTIVES)}")
+
+
+def direction(name: str) -> str:
+    """``"min"`` for a loss or an error, ``"max"`` otherwise."""
+    return "min" if any(word in name for word in MINIMIZED) else "max"
+
+
+def objective_value(name: str, validation: dict, history: list[dict]) -> float:
+    """The objective of a finished run.
+
+    Args:
+        name: e.g. ``val_accuracy``.
+        validation: the final model's scores on the validation split (``loss``, ``accuracy``).
+        history: the per-epoch rows of history.csv.
+
+    Returns:
+        ``val_<m>``: the final model's validation score (the model that is saved, also when
+        EarlyStopping restored an earlier epoch); a training metric: its last epoch's value.
+    """
+    metric = name.removeprefix("val_")
+    if name.startswith("val_") and metric in validation:
+        return float(validation[metric])
+    return float(history[-1][name])

@@ -18,6 +18,7 @@ from framework.errors import UserError
 from framework.rundir import finished_run_check
 from framework.plugins import load_plugins
 from framework.preflight import CONFIG_NAME, choose_parts, ineffective_settings
+from framework.sweep_resume import NAME as RESUME
 from framework.sweep_summary import finished_sweep_check, unfinished_jobs
 
 
@@ -69,7 +70,8 @@ def _claim_gpus(cfg, hydra_cfg):
 
 def refuse_finished_run_dir(args):
     """Refuses a ``hydra.run.dir`` that holds a finished run, or a ``hydra.sweep.dir`` that
-    holds a sweep, before Hydra writes into it."""
+    holds a sweep (unless ``hydra/sweeper=resume`` resumes it), before Hydra writes into it."""
+    resume = f"hydra/sweeper={RESUME}" in args
     for arg in args:
         key, _, value = arg.partition("=")
         key = key.lstrip("+~")
@@ -77,7 +79,7 @@ def refuse_finished_run_dir(args):
             continue
         if key == "hydra.run.dir":
             finished_run_check(Path(value))
-        elif key == "hydra.sweep.dir":
+        elif key == "hydra.sweep.dir" and not resume:
             finished_sweep_check(Path(value))
 
 

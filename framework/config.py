@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from omegaconf import MISSING, OmegaConf
 
 from framework.errors import PluginError
@@ -89,6 +90,14 @@ def store_core_configs():
     """Stores the schema and the experiments, and refuses YAML files that shadow a part."""
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
+    # hydra/sweeper=resume: the grid sweeper, skipping the jobs its sweep dir holds finished.
+    # Registered by hand too: an editable install hides it from Hydra's namespace scan.
+    from hydra_plugins.framework_resume_sweeper import ResumingSweeper
+
+    Plugins.instance().register(ResumingSweeper)
+    cs.store(group="hydra/sweeper", name="resume", provider="framework", node={
+        "_target_": "hydra_plugins.framework_resume_sweeper.ResumingSweeper", "max_batch_size": None,
+        "params": None})
     OmegaConf.register_new_resolver("framework_config_groups", config_groups, replace=True)
     experiments = {name: OmegaConf.create(text)
                    for name, text in _yaml_files(EXPERIMENTS_PACKAGE).items()}

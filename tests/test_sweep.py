@@ -117,3 +117,39 @@ def test_ctrl_c_stops_a_parallel_sweep_and_its_workers(tmp_path):
     assert sweep.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted"
     time.sleep(2)
     assert group_processes(sweep.pid) == []  # no worker left holding a device
+
+
+def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sweep_dir = tmp_path / "sweep"
+    args = [sys.executable, "-m", "framework", "-m", "experiment=iris_binary", "trainer.verbose=0",
+            "trainer.epochs=40", "backbone.activation=relu,tanh,sigmoid,elu",
+            "hydra.sweep.dir=sweep"]
+    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    deadline = time.monotonic() + 180
+    while not (sweep_dir / "1" / "metrics.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGTERM)  # killed after 2 of 4 jobs
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 130, stderr[-2000:]
+    finished = sorted(p.parent.name for p in sweep_dir.glob("*/metrics.json"))
+    assert finished == ["0", "1"]
+    kept = {p: p.read_bytes() for job in ("0", "1") for p in (sweep_dir / job).rglob("*")
+            if p.is_file()}
+
+    # Without the switch the sweep dir stays refused; with it, only jobs 2 and 3 run.
+    refused = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
+    assert refused.returncode == 2 and "already holds a sweep" in refused.stderr
+    resumed = subprocess.run([*args, "hydra/sweeper=resume"], cwd=tmp_path, capture_output=True,
+                             text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resuming: 2 job(s) finished before, 2 to run" in resumed.stdout
+    assert resumed.stdout.count("Run dir:") == 2
+    assert {p: p.read_bytes() for p in kept} == kept  # finished jobs untouched
+    rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
+    assert sorted(row["job"] for row in rows if row["status"] == "finished") == ["0", "1", "2", "3"]

@@ -1,0 +1,71 @@
+"""``hydra/sweeper=resume``: Hydra's own grid sweeper, run again on a sweep's directory.
+
+A job that finished there with the same overrides is not run again (its ``metrics.json`` gives
+its objective); a job that failed or never finished runs again in its own directory. Selecting
+this sweeper is the explicit switch: without it a sweep dir that holds a sweep stays refused.
+The sweeper class lives in ``hydra_plugins.framework_resume_sweeper``, where Hydra looks for
+plugins; this module is its glue around Hydra's launcher.
+"""
+
+import json
+from pathlib import Path
+
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+
+from framework.errors import UserError
+
+NAME = "resume"
+
+
+class SkipFinished:
+    """Wraps a launcher: launches only the jobs not finished in the sweep dir, with their own
+    job numbers (so each lands in its own directory again)."""
+
+    def __init__(self, launcher, sweep_dir: Path):
+        self.launcher = launcher
+        self.sweep_dir = sweep_dir
+
+    def launch(self, job_overrides, initial_job_idx):
+        returns, pending = [], []
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            done = finished_job(self.sweep_dir / str(idx), list(overrides), idx)
+            if done is None:
+                pending.append(idx)
+            returns.append(done)
+        print(f"Resuming: {len(job_overrides) - len(pending)} job(s) finished before, "
+              f"{len(pending)} to run", flush=True)
+        # Contiguous runs of pending jobs keep their numbers.
+        start = 0
+        while start < len(pending):
+            end = start
+            while end + 1 < len(pending) and pending[end + 1] == pending[end] + 1:
+                end += 1
+            first = pending[start]
+            batch = [job_overrides[i - initial_job_idx] for i in pending[start:end + 1]]
+            for offset, ret in enumerate(self.launcher.launch(batch, initial_job_idx=first)):
+                returns[first - initial_job_idx + offset] = ret
+            start = end + 1
+        return returns
+
+
+def finished_job(job_dir: Path, overrides: list[str], idx: int) -> JobReturn | None:
+    """The result of a job that finished in ``job_dir`` with ``overrides``, else None.
+
+    Raises:
+        UserError: the directory holds a finished job of other overrides: not the same sweep.
+    """
+    metrics_file = job_dir / "metrics.json"
+    if not metrics_file.is_file():
+        return None
+    recorded = list(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))
+    if recorded != overrides:
+        raise UserError(
+            f"job {idx} in {job_dir.parent} ran other overrides ({' '.join(recorded)}); a resumed "
+            "sweep must be the same sweep: repeat its command with hydra/sweeper=resume"
+        )
+    metrics = json.loads(metrics_file.read_text())
+    value = metrics.get("objective", {}).get("value", metrics["validation"]["accuracy"])
+    ret = JobReturn(overrides=overrides, working_dir=str(job_dir), status=JobStatus.COMPLETED)
+    ret.return_value = value
+    return ret

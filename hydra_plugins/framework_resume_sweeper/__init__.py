@@ -1,0 +1,27 @@
+"""``hydra/sweeper=resume`` (see framework.sweep_resume): Hydra instantiates sweepers only from
+the ``hydra_plugins`` namespace package, so the class is here."""
+
+from pathlib import Path
+
+from hydra._internal.core_plugins import basic_sweeper
+from hydra.plugins.sweeper import Sweeper
+
+from framework.sweep_resume import SkipFinished
+
+
+class ResumingSweeper(Sweeper):
+    """Hydra's BasicSweeper, whose launcher skips the jobs the sweep dir holds finished.
+
+    It holds a BasicSweeper rather than subclassing it, looked up when needed: Hydra's plugin
+    scan executes the core plugin modules again, replacing their classes.
+    """
+
+    def __init__(self, max_batch_size=None, params=None):
+        self.grid = basic_sweeper.BasicSweeper(max_batch_size=max_batch_size, params=params)
+
+    def setup(self, *, hydra_context, task_function, config):
+        self.grid.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.grid.launcher = SkipFinished(self.grid.launcher, Path(config.hydra.sweep.dir))
+
+    def sweep(self, arguments):
+        return self.grid.sweep(arguments)

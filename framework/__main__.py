@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from framework.cli import USAGE_ERROR, one_line, report_errors
 from framework.devices import claim_worker_gpus
 from framework.errors import UserError
-from framework.rundir import finished_run_check
+from framework.rundir import FAILED, finished_run_check, mark_failed
 from framework.plugins import load_plugins
 from framework.preflight import CONFIG_NAME, choose_parts, ineffective_settings
 from framework.sweep_resume import NAME as RESUME
@@ -29,14 +29,14 @@ def run(cfg: DictConfig) -> float:
     # main(): the plugins are loaded where the job runs (a no-op where they are).
     load_plugins()
     hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode == RunMode.MULTIRUN and _runs_in_own_process(hydra_cfg.launcher):
-        _claim_gpus(cfg, hydra_cfg)
-    from framework.train import train  # TensorFlow is imported here, after the GPU claim
-
     sweep_params = hydra_cfg.sweeper.get("params")
     for note in ineffective_settings(cfg, hydra_cfg.mode, sweep_params, hydra_cfg.overrides.task):
         print(f"note: {note}")
     try:
+        if hydra_cfg.mode == RunMode.MULTIRUN and _shares_local_gpus(hydra_cfg.launcher):
+            _claim_gpus(cfg, hydra_cfg)
+        from framework.train import train  # TensorFlow is imported here, after the GPU claim
+
         result = train(cfg, hydra_cfg.runtime.output_dir)
     except (UserError, OmegaConfBaseException) as e:
         if os.environ.get("FRAMEWORK_FULL_ERROR"):
@@ -46,6 +46,9 @@ def run(cfg: DictConfig) -> float:
             sys.exit(USAGE_ERROR)
         # In a sweep, the other jobs go on; the summary, read from the sweep dir, lists the
         # failed ones. NaN: what optimizing sweepers (Optuna) record as a failed trial.
+        job_dir = Path(hydra_cfg.runtime.output_dir)
+        if not (job_dir / FAILED).exists():  # failed before train() could mark it
+            mark_failed(job_dir, f"{type(e).__name__}: {e}")
         print(f"error: job {hydra_cfg.job.num} failed: {one_line(e)}", file=sys.stderr,
               flush=True)
         return float("nan")
@@ -53,11 +56,13 @@ def run(cfg: DictConfig) -> float:
     return result["objective"]["value"]
 
 
-def _runs_in_own_process(launcher) -> bool:
-    """Whether jobs run in worker processes that share the machine's GPUs (joblib, submitit),
-    not one after another in this process, nor on GPUs Ray assigns itself."""
-    target = str(launcher.get("_target_", ""))
-    return not any(name in target for name in ("BasicLauncher", "RayLauncher", "RayAWSLauncher"))
+def _shares_local_gpus(launcher) -> bool:
+    """Whether the jobs run in local worker processes that share this machine's GPUs (joblib).
+
+    Jobs run one after another in one process need no claim; Slurm and Ray give each job its
+    own GPUs; submitit_local shows its jobs only the gpus_per_node it was given.
+    """
+    return "JoblibLauncher" in str(launcher.get("_target_", ""))
 
 
 def _claim_gpus(cfg, hydra_cfg):

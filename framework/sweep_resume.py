@@ -22,14 +22,33 @@ class SkipFinished:
     """Wraps a launcher: launches only the jobs not finished in the sweep dir, with their own
     job numbers (so each lands in its own directory again)."""
 
-    def __init__(self, launcher, sweep_dir: Path):
+    def __init__(self, launcher, sweep_dir: Path, hydra_cfg):
+        sweep = OmegaConf.to_container(hydra_cfg.sweep, resolve=False)
+        if sweep.get("subdir") != "${hydra.job.num}" or not hydra_cfg.output_subdir:
+            raise UserError(
+                "hydra/sweeper=resume finds jobs by number: it needs hydra.sweep.subdir="
+                "${hydra.job.num} and hydra.output_subdir set (the defaults)"
+            )
         self.launcher = launcher
         self.sweep_dir = sweep_dir
+        self.records = hydra_cfg.output_subdir
+
+    def check_job_count(self, count: int):
+        """Refuses a sweep dir that holds finished jobs beyond this sweep's ``count`` jobs.
+
+        Raises:
+            UserError: it does: the sweep is not the same sweep.
+        """
+        beyond = sorted(int(p.parent.name) for p in self.sweep_dir.glob("*/metrics.json")
+                        if p.parent.name.isdigit() and int(p.parent.name) >= count)
+        if beyond:
+            raise UserError(f"{self.sweep_dir} holds job {beyond[0]}, beyond the {count} jobs of "
+                            "this sweep; a resumed sweep must be the same sweep")
 
     def launch(self, job_overrides, initial_job_idx):
         returns, pending = [], []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            done = finished_job(self.sweep_dir / str(idx), list(overrides), idx)
+            done = finished_job(self.sweep_dir / str(idx), list(overrides), idx, self.records)
             if done is None:
                 pending.append(idx)
             returns.append(done)
@@ -49,7 +68,8 @@ class SkipFinished:
         return returns
 
 
-def finished_job(job_dir: Path, overrides: list[str], idx: int) -> JobReturn | None:
+def finished_job(job_dir: Path, overrides: list[str], idx: int,
+                 records: str = ".hydra") -> JobReturn | None:
     """The result of a job that finished in ``job_dir`` with ``overrides``, else None.
 
     Raises:
@@ -58,11 +78,13 @@ def finished_job(job_dir: Path, overrides: list[str], idx: int) -> JobReturn | N
     metrics_file = job_dir / "metrics.json"
     if not metrics_file.is_file():
         return None
-    recorded = list(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))
+    recorded_file = job_dir / records / "overrides.yaml"
+    recorded = list(OmegaConf.load(recorded_file)) if recorded_file.is_file() else None
     if recorded != overrides:
         raise UserError(
-            f"job {idx} in {job_dir.parent} ran other overrides ({' '.join(recorded)}); a resumed "
-            "sweep must be the same sweep: repeat its command with hydra/sweeper=resume"
+            f"job {idx} in {job_dir.parent} ran other overrides "
+            f"({' '.join(recorded or ['unrecorded'])}); a resumed sweep must be the same sweep: "
+            "repeat its command with hydra/sweeper=resume"
         )
     metrics = json.loads(metrics_file.read_text())
     value = metrics.get("objective", {}).get("value", metrics["validation"]["accuracy"])

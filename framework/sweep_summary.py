@@ -37,7 +37,10 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config, **kwargs):
         sweep_dir = _sweep_dir(config)
         jobs = write_summary(sweep_dir, config.hydra.output_subdir)
-        _unfinished[:] = [job for job in jobs if job["status"] != "finished"]
+        _unfinished[:] = [job for job in jobs if job["status"] != "finished"] or [
+            # Without .hydra records (output_subdir null), the FAILED files still tell.
+            {"job": path.parent.name, "status": "failed"}
+            for path in sorted(sweep_dir.glob(f"*/{FAILED}"))]
         if jobs:
             print(format_table(jobs))
             print(f"Wrote:     {shown(sweep_dir / SUMMARY)}")

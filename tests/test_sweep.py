@@ -153,3 +153,24 @@ def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path
     assert {p: p.read_bytes() for p in kept} == kept  # finished jobs untouched
     rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
     assert sorted(row["job"] for row in rows if row["status"] == "finished") == ["0", "1", "2", "3"]
+
+
+def test_a_worker_without_a_free_gpu_fails_its_job_and_the_sweep_goes_on(cli, tmp_path):
+    # One fake GPU for two workers: the jobs of the worker without it fail in one line each.
+    result = cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "experiment=iris_binary",
+                 "trainer.epochs=1", "trainer.verbose=0", "backbone.activation=relu,tanh,elu",
+                 "hydra.sweep.dir=sweep", env={"FRAMEWORK_GPUS": "0"})
+    assert result.returncode == 2
+    rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
+    assert len(rows) == 3 and any(row["status"] == "finished" for row in rows)
+    failed = [row for row in rows if row["status"] != "finished"]
+    assert failed and all("held by another worker" in row["status"] for row in failed)
+    assert "Traceback" not in result.stderr
+
+
+def test_a_failed_job_is_reported_without_hydra_records(cli, tmp_path):
+    result = cli("-m", "experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0",
+                 "optimizer.name=adam,adamx", "hydra.output_subdir=null", "hydra.sweep.dir=sweep")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: 1 sweep job(s) did not finish; job 1: failed")

@@ -4,6 +4,7 @@ the ``hydra_plugins`` namespace package, so the class is here."""
 from pathlib import Path
 
 from hydra._internal.core_plugins import basic_sweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.plugins.sweeper import Sweeper
 
 from framework.sweep_resume import SkipFinished
@@ -21,7 +22,13 @@ class ResumingSweeper(Sweeper):
 
     def setup(self, *, hydra_context, task_function, config):
         self.grid.setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self.grid.launcher = SkipFinished(self.grid.launcher, Path(config.hydra.sweep.dir))
+        self.grid.launcher = SkipFinished(self.grid.launcher, Path(config.hydra.sweep.dir),
+                                          config.hydra)
 
     def sweep(self, arguments):
+        # The sweep's job count, as the grid sweeper will split it into jobs.
+        parser = OverridesParser.create(config_loader=self.grid.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*self.grid._parse_config(), *arguments])
+        batches = self.grid.split_arguments(overrides, self.grid.max_batch_size)
+        self.grid.launcher.check_job_count(sum(len(batch) for batch in batches))
         return self.grid.sweep(arguments)

@@ -1,0 +1,44 @@
+"""hydra/sweeper=resume refuses what it cannot resume safely (no training here)."""
+
+import json
+
+import pytest
+from omegaconf import OmegaConf
+
+from framework.errors import UserError
+from framework.sweep_resume import SkipFinished, finished_job
+
+HYDRA = {"sweep": {"dir": "sweep", "subdir": "${hydra.job.num}"}, "output_subdir": ".hydra"}
+
+
+def finished(sweep_dir, job, overrides, value=0.5):
+    (sweep_dir / job / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(overrides), sweep_dir / job / ".hydra" / "overrides.yaml")
+    (sweep_dir / job / "metrics.json").write_text(json.dumps(
+        {"objective": {"value": value}, "validation": {"accuracy": value}}))
+
+
+def test_a_job_finished_with_the_same_overrides_is_not_run_again(tmp_path):
+    finished(tmp_path, "0", ["seed=1"], 0.75)
+    ret = finished_job(tmp_path / "0", ["seed=1"], 0)
+    assert ret.return_value == 0.75
+    assert finished_job(tmp_path / "1", ["seed=2"], 1) is None  # not finished: runs again
+    with pytest.raises(UserError, match="job 0 in .* ran other overrides .seed=1."):
+        finished_job(tmp_path / "0", ["seed=3"], 0)
+
+
+def test_a_sweep_dir_with_jobs_beyond_the_sweep_is_refused(tmp_path):
+    for job in ("0", "1", "2"):
+        finished(tmp_path, job, [f"seed={job}"])
+    launcher = SkipFinished(None, tmp_path, OmegaConf.create(HYDRA))
+    launcher.check_job_count(3)
+    with pytest.raises(UserError, match="holds job 2, beyond the 2 jobs of this sweep"):
+        launcher.check_job_count(2)
+
+
+@pytest.mark.parametrize("change", [{"sweep": {"subdir": "${hydra.job.override_dirname}"}},
+                                    {"output_subdir": None}])
+def test_job_dirs_not_found_by_number_cannot_be_resumed(tmp_path, change):
+    hydra_cfg = OmegaConf.merge(HYDRA, change)
+    with pytest.raises(UserError, match="finds jobs by number"):
+        SkipFinished(None, tmp_path, hydra_cfg)

@@ -124,7 +124,7 @@ def main():
         at = _after_last(sys.argv, args.overrides)
         sys.argv[at:at] = extra
         try:
-            signal.signal(signal.SIGTERM, _interrupt)  # kill, scancel: stop as Ctrl-C does
+            signal.signal(signal.SIGTERM, _interrupt)  # kill (SIGTERM): stop as Ctrl-C does
             run()
         except KeyboardInterrupt:
             # A parallel sweep's pool stops its workers (Ctrl-C reaches them too: one process

@@ -94,5 +94,5 @@ def claim_gpus(sweep_dir: Path, gpus: list[str], per_job: int = 1) -> list[str]:
         return slot
     raise UserError(
         f"every group of {per_job} GPU(s) of {','.join(gpus)} is held by another worker of "
-        f"this sweep; run at most {len(slots)} jobs at once (hydra.launcher.n_jobs={len(slots)})"
+        f"this sweep; run at most {len(slots)} job(s) at once (hydra.launcher.n_jobs={len(slots)})"
     )

@@ -7,6 +7,7 @@ The sweeper class lives in ``hydra_plugins.framework_resume_sweeper``, where Hyd
 plugins; this module is its glue around Hydra's launcher.
 """
 
+import itertools
 import json
 from pathlib import Path
 
@@ -54,17 +55,14 @@ class SkipFinished:
             returns.append(done)
         print(f"Resuming: {len(job_overrides) - len(pending)} job(s) finished before, "
               f"{len(pending)} to run", flush=True)
-        # Contiguous runs of pending jobs keep their numbers.
-        start = 0
-        while start < len(pending):
-            end = start
-            while end + 1 < len(pending) and pending[end + 1] == pending[end] + 1:
-                end += 1
-            first = pending[start]
-            batch = [job_overrides[i - initial_job_idx] for i in pending[start:end + 1]]
-            for offset, ret in enumerate(self.launcher.launch(batch, initial_job_idx=first)):
-                returns[first - initial_job_idx + offset] = ret
-            start = end + 1
+        # Each run of consecutive pending jobs is launched with its first job's number, so every
+        # job keeps its number (and its directory).
+        for _, run in itertools.groupby(enumerate(pending), key=lambda pair: pair[1] - pair[0]):
+            numbers = [idx for _, idx in run]
+            batch = [job_overrides[idx - initial_job_idx] for idx in numbers]
+            launched = self.launcher.launch(batch, initial_job_idx=numbers[0])
+            for idx, ret in zip(numbers, launched):
+                returns[idx - initial_job_idx] = ret
         return returns
 
 

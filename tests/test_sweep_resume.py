@@ -42,3 +42,21 @@ def test_job_dirs_not_found_by_number_cannot_be_resumed(tmp_path, change):
     hydra_cfg = OmegaConf.merge(HYDRA, change)
     with pytest.raises(UserError, match="finds jobs by number"):
         SkipFinished(None, tmp_path, hydra_cfg)
+
+
+def test_pending_jobs_are_launched_with_their_own_numbers_around_finished_ones(tmp_path):
+    class Recorder:  # a launcher that records what it was asked to run
+        calls = []
+
+        def launch(self, batch, initial_job_idx):
+            self.calls.append((initial_job_idx, [list(o) for o in batch]))
+            return [f"ran {initial_job_idx + i}" for i in range(len(batch))]
+
+    for job in ("0", "2"):
+        finished(tmp_path, job, [f"seed={job}"], 1.0)
+    recorder = Recorder()
+    returns = SkipFinished(recorder, tmp_path, OmegaConf.create(HYDRA)).launch(
+        [[f"seed={i}"] for i in range(5)], initial_job_idx=0)
+    assert recorder.calls == [(1, [["seed=1"]]), (3, [["seed=3"], ["seed=4"]])]
+    assert [r if isinstance(r, str) else r.return_value for r in returns] == [
+        1.0, "ran 1", 1.0, "ran 3", "ran 4"]

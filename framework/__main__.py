@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from framework.cli import USAGE_ERROR, one_line, report_errors
 from framework.devices import claim_worker_gpus
 from framework.errors import UserError
+from framework.job_checkpoint import wanted
 from framework.rundir import FAILED, finished_run_check, mark_failed
 from framework.plugins import load_plugins
 from framework.preflight import CONFIG_NAME, choose_parts, ineffective_settings
@@ -37,7 +38,8 @@ def run(cfg: DictConfig) -> float:
             _claim_gpus(cfg, hydra_cfg)
         from framework.train import train  # TensorFlow is imported here, after the GPU claim
 
-        result = train(cfg, hydra_cfg.runtime.output_dir)
+        checkpoint = wanted(cfg.trainer.checkpoint, hydra_cfg.mode == RunMode.MULTIRUN)
+        result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint)
     except (UserError, OmegaConfBaseException) as e:
         if os.environ.get("FRAMEWORK_FULL_ERROR"):
             raise
@@ -52,8 +54,20 @@ def run(cfg: DictConfig) -> float:
         print(f"error: job {hydra_cfg.job.num} failed: {one_line(e)}", file=sys.stderr,
               flush=True)
         return float("nan")
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        _write_hparams(hydra_cfg, result)
     sys.stdout.flush()  # a worker's output reaches the console as its job ends
     return result["objective"]["value"]
+
+
+def _write_hparams(hydra_cfg, metrics: dict):
+    """The job's row of the sweep in TensorBoard's HParams dashboard."""
+    from framework.sweep_hparams import sweep_overrides, varied_settings, write_hparams
+
+    sweep_dir = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir
+    settings = varied_settings(sweep_overrides(sweep_dir), hydra_cfg.sweeper.get("params"),
+                               list(hydra_cfg.overrides.task))
+    write_hparams(Path(hydra_cfg.runtime.output_dir), settings, metrics)
 
 
 def _shares_local_gpus(launcher) -> bool:

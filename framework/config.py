@@ -12,6 +12,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from omegaconf import MISSING, OmegaConf
 
+from framework.devices import gpu_workers
 from framework.errors import PluginError
 from framework.registry import REGISTRIES
 
@@ -63,15 +64,27 @@ class TrainerConfig:
     batch_size: int = 32
     # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
     verbose: int = 2
-    # GPUs each worker process of a parallel sweep (joblib, submitit) claims for all its jobs.
+    # GPUs each worker process of a parallel sweep (hydra/launcher=joblib or gpus) claims for all
+    # its jobs; the GPUs each job asks for with hydra/launcher=ray_cluster or slurm.
     gpus_per_job: int = 1
     # What a sweep ranks and an optimizing sweeper tunes: val_accuracy (maximized), val_loss
     # (minimized), accuracy or loss. Never the test split.
     objective: str = "val_accuracy"
+    # Keep a checkpoint in the run dir as training goes (each epoch, each stage), so that a run
+    # stopped part-way continues there when it runs again: a Slurm job requeued, a sweep
+    # resumed with hydra/sweeper=resume. auto: in sweep jobs and Slurm jobs; true; false.
+    checkpoint: Any = "auto"
     # Empty: one stage of `epochs` that trains the head over a pretrained (frozen) backbone,
     # everything otherwise.
     stages: list[StageConfig] = field(default_factory=list)
     feature_cache: FeatureCacheConfig = field(default_factory=FeatureCacheConfig)
+
+
+@dataclass
+class SweepConfig:
+    # At the end of a sweep (-m), keep model.keras of the best k jobs only (by trainer.objective)
+    # and delete the others'; null: keep every job's.
+    keep_top_k: int | None = None
 
 
 @dataclass
@@ -83,6 +96,7 @@ class Config:
     callbacks: dict[str, Any] = field(default_factory=dict)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     seed: int = 42
 
 
@@ -99,6 +113,7 @@ def store_core_configs():
         "_target_": "hydra_plugins.framework_resume_sweeper.ResumingSweeper", "max_batch_size": None,
         "params": None})
     OmegaConf.register_new_resolver("framework_config_groups", config_groups, replace=True)
+    OmegaConf.register_new_resolver("framework_gpu_workers", gpu_workers, replace=True)
     experiments = {name: OmegaConf.create(text)
                    for name, text in _yaml_files(EXPERIMENTS_PACKAGE).items()}
     for name, node in _store_part_settings(experiments).items():

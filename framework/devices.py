@@ -41,6 +41,12 @@ def claim_worker_gpus(sweep_dir: Path, per_job: int = 1) -> str | None:
     return f"worker {os.getpid()}: GPU {','.join(claimed)}, for every job it runs"
 
 
+def gpu_workers(per_job=1) -> int:
+    """How many workers can each claim ``per_job`` GPUs here (``hydra/launcher=gpus``); 1
+    without GPUs."""
+    return max(len(visible_gpus()) // max(int(per_job), 1), 1)
+
+
 def visible_gpus() -> list[str]:
     """The GPU indices a sweep may share out; empty on a machine without GPUs."""
     for env in (GPUS_ENV, "CUDA_VISIBLE_DEVICES"):

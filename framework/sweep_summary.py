@@ -42,8 +42,30 @@ class SweepSummary(Callback):
             {"job": path.parent.name, "status": "failed"}
             for path in sorted(sweep_dir.glob(f"*/{FAILED}"))]
         if jobs:
+            from framework.sweep_plot import PLOT, plot_sweep  # matplotlib: only once it is needed
+
+            plot_sweep(sweep_dir, jobs)
             print(format_table(jobs))
-            print(f"Wrote:     {shown(sweep_dir / SUMMARY)}")
+            print(f"Wrote:     {shown(sweep_dir / SUMMARY)}, {PLOT}")
+            keep = OmegaConf.select(config, "sweep.keep_top_k")
+            if keep is not None and keep >= 1:  # a smaller one failed every job (check_run)
+                deleted = delete_models_outside(jobs, keep)
+                if deleted:
+                    print(f"Deleted:   model.keras of {len(deleted)} job(s) outside the best "
+                          f"{keep} (sweep.keep_top_k): job {', '.join(map(str, deleted))}")
+
+
+def delete_models_outside(jobs: list[dict], keep: int) -> list[int]:
+    """Deletes ``model.keras`` of the finished jobs after the best ``keep`` (jobs ranked best
+    first); returns their numbers."""
+    finished = [job for job in jobs if job["status"] == "finished"]
+    deleted = []
+    for job in finished[keep:]:
+        model = Path(job["run_dir"]) / "model.keras"
+        if model.is_file():
+            model.unlink()
+            deleted.append(job["job"])
+    return deleted
 
 
 def unfinished_jobs() -> list[dict]:

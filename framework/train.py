@@ -25,6 +25,7 @@ from framework.contexts import DataContext, RunContext
 from framework.errors import UserError
 from framework.evaluation import evaluate, is_one_hot, split_arrays, take_examples
 from framework.feature_cache import cache_key, load_or_extract
+from framework.job_checkpoint import JobCheckpoint
 from framework.kinds import data_kind
 from framework.objective import check_objective, direction, objective_value
 from framework.preflight import check_fit, check_takes
@@ -48,12 +49,14 @@ from framework.report import (
 )
 
 
-def train(cfg: DictConfig, run_dir) -> dict:
+def train(cfg: DictConfig, run_dir, checkpoint: bool = False) -> dict:
     """Trains, evaluates and saves the model a config describes.
 
     Args:
         cfg: a composed config (see conf/config.yaml).
         run_dir: the directory to write into; it must not hold a finished run.
+        checkpoint: keep a checkpoint in the run dir as training goes, and continue from the
+            one an earlier, stopped run of the same config left there (a requeued job).
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -66,7 +69,7 @@ def train(cfg: DictConfig, run_dir) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / FAILED).unlink(missing_ok=True)
     try:
-        metrics = _train(cfg, run_dir)
+        metrics = _train(cfg, run_dir, checkpoint)
     except BaseException as e:
         mark_failed(run_dir, f"{type(e).__name__}: {e}")
         raise
@@ -115,6 +118,7 @@ class Run:
         stage_starts: ``(first epoch, stage name)`` of each stage, for the curves.
         stage_metrics: each stage's scores, as metrics.json lists them.
         scores: the last stage's evaluation of each split (with labels and predictions).
+        checkpoint: the run's own checkpoint, when it keeps one.
     """
 
     cfg: Any
@@ -127,35 +131,46 @@ class Run:
     stage_starts: list = field(default_factory=list)
     stage_metrics: list = field(default_factory=list)
     scores: dict = field(default_factory=dict)
+    checkpoint: JobCheckpoint | None = None
 
     @property
     def loss(self) -> str:
         return loss_for(self.data.task, _one_hot(self.data.train))
 
 
-def _train(cfg, run_dir: Path) -> dict:
+def _train(cfg, run_dir: Path, checkpoint: bool) -> dict:
     check_run(cfg)
+    job_checkpoint = JobCheckpoint(run_dir, cfg) if checkpoint else None
     keras.backend.clear_session()  # models of earlier runs in this process: free them
     keras.utils.set_random_seed(cfg.seed)
     data = load_data(cfg)
     run = Run(cfg, run_dir, data, build_model(cfg, data, _one_hot(data.train)),
-              cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size)
+              cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
+              checkpoint=job_checkpoint)
     plans = plan_stages(cfg, run.data, run.built)
     for plan in plans:
         fit_stage(run, plan, len(plans))
-    return write_run_dir(run)
+    metrics = write_run_dir(run)
+    if job_checkpoint:
+        job_checkpoint.delete()  # the run is finished: metrics.json says so
+    return metrics
 
 
 def check_run(cfg):
     """Checks what can be checked before any data is loaded.
 
     Raises:
-        UserError: parts that cannot fit together, or an unknown optimizer.
+        UserError: parts that cannot fit together, an unknown optimizer or objective, or a bad
+            sweep.keep_top_k.
     """
     check_fit({group: cfg[group].name for group in ("dataset", "backbone", "head")},
               list(cfg.regularizer))
     check_optimizer(cfg.optimizer.name)
     check_objective(cfg.trainer.objective)
+    keep = OmegaConf.select(cfg, "sweep.keep_top_k")
+    if keep is not None and keep < 1:
+        raise UserError("sweep.keep_top_k must be at least 1, or null to keep every job's model. "
+                        f"Received: {keep}")
     for stage in cfg.trainer.stages:
         if stage.optimizer:
             check_optimizer(stage.optimizer)
@@ -186,6 +201,8 @@ def plan_stages(cfg, data, built) -> list[StagePlan]:
 def fit_stage(run: Run, plan: StagePlan, stages: int):
     """Trains one stage and evaluates it on validation and test.
 
+    A stage that the run's checkpoint holds finished is restored instead of trained.
+
     Args:
         run: the run so far; its history, stage metrics and scores grow.
         plan: the stage.
@@ -196,6 +213,15 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
     epochs = f"{plan.epochs} epoch{'s' if plan.epochs != 1 else ''}"
     print(f"Stage {plan.number}/{stages} {plan.name}: {epochs}, trains "
           f"{_describe_trainable(plan.trainable)}")
+    done = run.checkpoint.finished_stage(plan.number) if run.checkpoint else None
+    if done:
+        run.checkpoint.restore_weights(built.model, plan.number)
+        print("  restored, finished, from the run's checkpoint")
+        run.stage_starts.append(tuple(done["start"]))
+        run.history += done["history"]
+        if plan.number < stages:  # only the last stage's scores are kept: no need to evaluate
+            run.stage_metrics.append(done["metrics"])
+            return
     if plan.on_cached_features and run.features is None:
         cache_dir = Path(cfg.trainer.feature_cache.dir)
         run.features, hit = load_or_extract(built.backbone, run.data, plan.feature_key, cache_dir)
@@ -205,41 +231,21 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
     # model shares: the full model is trained all the same.
     target = built.head if plan.on_cached_features else built.model
     _compile(target, plan, run.loss)
-    callbacks = [
-        registry.callbacks.get(name).build(cb_cfg, RunContext(run.run_dir, plan.name))
-        for name, cb_cfg in cfg.callbacks.items()
-    ]
-    run.stage_starts.append((len(run.history) + 1, plan.name))
+    if not done:
+        start = len(run.history) + 1
+        run.stage_starts.append((start, plan.name))
+        history = _fit(run, plan, target)
+        for i in range(len(next(iter(history.values()), []))):
+            row = {"epoch": len(run.history) + 1, "stage": plan.name}
+            row.update({k: v[i] for k, v in history.items()})
+            run.history.append(row)
     if plan.on_cached_features:
-        fit = built.head.fit(
-            *run.features["train"],
-            batch_size=run.batch_size,
-            # The training split reshuffles each epoch exactly when it has a fixed-order twin.
-            shuffle=run.data.train_in_order is not None,
-            validation_data=run.features["validation"],
-            epochs=plan.epochs,
-            callbacks=callbacks,
-            verbose=cfg.trainer.verbose,
-        )
         # Saved compiled, with an optimizer built for the variables it would train.
         _compile(built.model, plan, run.loss)
         built.model.optimizer.build(built.model.trainable_variables)
         splits = {split: run.features.get(split) for split in ("validation", "test")}
     else:
-        args, kwargs = _fit_inputs(run.data.train, run.batch_size)
-        fit = built.model.fit(
-            *args,
-            **kwargs,
-            validation_data=run.data.validation,
-            epochs=plan.epochs,
-            callbacks=callbacks,
-            verbose=cfg.trainer.verbose,
-        )
         splits = {"validation": run.data.validation, "test": run.data.test}
-    for i in range(len(fit.epoch)):
-        row = {"epoch": len(run.history) + 1, "stage": plan.name}
-        row.update({k: float(v[i]) for k, v in fit.history.items()})
-        run.history.append(row)
     run.scores = {split: evaluate(target, source, run.data.class_names, run.batch_size)
                   for split, source in splits.items() if source is not None}
     run.stage_metrics.append({
@@ -250,6 +256,37 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
         **{split: {"loss": s["loss"], "accuracy": s["accuracy"]}
            for split, s in run.scores.items()},
     })
+    if run.checkpoint and not done:
+        run.checkpoint.save_stage(built.model, plan.number, {
+            "start": [start, plan.name], "metrics": run.stage_metrics[-1],
+            "history": run.history[start - 1:]})
+
+
+def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
+    """Fits the stage's model; returns its history (with the epochs from before a restart)."""
+    callbacks = [
+        registry.callbacks.get(name).build(cb_cfg, RunContext(run.run_dir, plan.name))
+        for name, cb_cfg in run.cfg.callbacks.items()
+    ]
+    if run.checkpoint:
+        callbacks += run.checkpoint.callbacks(plan.number)
+    if plan.on_cached_features:
+        args, kwargs = run.features["train"], {
+            "batch_size": run.batch_size,
+            # The training split reshuffles each epoch exactly when it has a fixed-order twin.
+            "shuffle": run.data.train_in_order is not None,
+            "validation_data": run.features["validation"]}
+    else:
+        args, kwargs = _fit_inputs(run.data.train, run.batch_size)
+        kwargs["validation_data"] = run.data.validation
+    fit = target.fit(*args, **kwargs, epochs=plan.epochs, callbacks=callbacks,
+                     verbose=run.cfg.trainer.verbose)
+    if run.checkpoint:
+        # BackupAndRestore leaves its restored epoch on the model, where the next stage's fit
+        # would start from it (Keras reads it on every fit and never resets it).
+        target._initial_epoch = None
+        return run.checkpoint.stage_history(plan.number, fit.history)
+    return {k: [float(v) for v in values] for k, values in fit.history.items()}
 
 
 def write_run_dir(run: Run) -> dict:

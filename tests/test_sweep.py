@@ -4,10 +4,29 @@ others, and the sweep ends with a summary, best first."""
 import csv
 import json
 
+import pytest
+
+
+def hparams_session(log_dir):
+    """The hyperparameters and metric values that TensorBoard reads from a job's event file."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.util import tensor_util
+
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    start = metadata.parse_session_start_info_plugin_data(
+        events.PluginTagToContent("hparams")[metadata.SESSION_START_INFO_TAG])
+    settings = {name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+                for name, value in start.hparams.items()}
+    scores = {tag: float(tensor_util.make_ndarray(events.Tensors(tag)[0].tensor_proto))
+              for tag in events.Tags()["tensors"] if tag != metadata.SESSION_START_INFO_TAG}
+    return settings, scores
+
 
 def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path):
     result = cli("-m", "experiment=iris_binary", "trainer.epochs=2", "trainer.verbose=0",
-                 "optimizer.name=adam,adamx,sgd", "hydra.sweep.dir=sweep")
+                 "optimizer.name=adam,adamx,sgd", "sweep.keep_top_k=1", "hydra.sweep.dir=sweep")
     sweep = tmp_path / "sweep"
     # Job 1 names an unknown optimizer: it fails, the jobs after it still run.
     assert (sweep / "1" / "FAILED").is_file() and not (sweep / "1" / "metrics.json").exists()
@@ -30,6 +49,19 @@ def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path
     assert {row["objective"] for row in finished} == {"val_accuracy"}
     assert [float(row["objective_value"]) for row in finished] == [
         float(row["validation_accuracy"]) for row in finished]
+    assert (sweep / "summary.png").stat().st_size > 0
+    # sweep.keep_top_k=1: the best job keeps its model, the other finished one loses it.
+    best, other = finished[0]["job"], finished[1]["job"]
+    assert (sweep / best / "model.keras").is_file() and not (sweep / other / "model.keras").exists()
+    assert f"Deleted:   model.keras of 1 job(s) outside the best 1 (sweep.keep_top_k): job {other}" \
+        in result.stdout
+    # Each finished job is a session of TensorBoard's HParams dashboard: what the sweep varies,
+    # and its scores.
+    assert hparams_session(sweep / "0" / "tensorboard") == (  # scalars are float32
+        {"optimizer.name": "adam"},
+        pytest.approx({"val_accuracy": metrics["0"]["validation"]["accuracy"],
+                       "val_loss": metrics["0"]["validation"]["loss"],
+                       "test_accuracy": metrics["0"]["test"]["accuracy"]}, rel=1e-6))
 
     # The same sweep dir again: refused before anything in it is touched.
     before = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()}
@@ -79,6 +111,36 @@ def test_submitit_runs_each_job_as_a_process_of_its_own(cli, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
     assert sorted(row["job"] for row in rows if row["status"] == "finished") == ["0", "1"]
+
+
+def test_a_ray_sweep_runs_its_jobs_on_a_local_ray(cli, tmp_path):
+    # The Ray launcher starts Ray on this machine; each job runs in a Ray worker process.
+    result = cli("-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
+                 "+hydra.launcher.ray.init.include_dashboard=false", "experiment=iris_binary",
+                 "trainer.epochs=1", "trainer.verbose=0", "backbone.activation=relu,tanh",
+                 "hydra.sweep.dir=sweep")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Ray Launcher is launching 2 jobs" in result.stdout + result.stderr
+    rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
+    assert sorted(row["job"] for row in rows if row["status"] == "finished") == ["0", "1"]
+    assert "Sweep:     2 jobs, best val_accuracy first" in result.stdout
+
+
+def test_our_launcher_configs_give_each_job_its_gpus(compose_hydra, monkeypatch):
+    monkeypatch.setenv("FRAMEWORK_GPUS", "0,1,2,3,4,5,6,7")
+    gpus = compose_hydra("hydra/launcher=gpus", "trainer.gpus_per_job=2",
+                         "experiment=iris_binary").hydra.launcher
+    assert gpus._target_.endswith("JoblibLauncher") and gpus.n_jobs == 4
+    ray = compose_hydra("hydra/launcher=ray_cluster", "experiment=iris_binary").hydra.launcher
+    assert ray._target_.endswith("RayLauncher")
+    assert (ray.ray.init.address, ray.ray.remote.num_gpus) == ("auto", 1)
+    slurm = compose_hydra("hydra/launcher=slurm", "trainer.gpus_per_job=2",
+                          "experiment=iris_binary").hydra.launcher
+    assert slurm._target_.endswith("SlurmLauncher")
+    # A job out of time or preempted is requeued, and continues from its checkpoint.
+    assert (slurm.gpus_per_node, slurm.max_num_timeout, slurm.timeout_min) == (2, 3, 240)
+    monkeypatch.setenv("FRAMEWORK_GPUS", "")
+    assert compose_hydra("hydra/launcher=gpus", "experiment=iris_binary").hydra.launcher.n_jobs == 1
 
 
 def test_slurm_launcher_composes_with_gpus_and_a_time_limit(compose_hydra):

@@ -13,9 +13,9 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from framework.cli import USAGE_ERROR, one_line, report_errors
+from framework.config import checkpoint_wanted
 from framework.devices import claim_worker_gpus
 from framework.errors import UserError
-from framework.job_checkpoint import wanted
 from framework.rundir import FAILED, finished_run_check, mark_failed
 from framework.plugins import load_plugins
 from framework.preflight import CONFIG_NAME, choose_parts, ineffective_settings
@@ -38,7 +38,8 @@ def run(cfg: DictConfig) -> float:
             _claim_gpus(cfg, hydra_cfg)
         from framework.train import train  # TensorFlow is imported here, after the GPU claim
 
-        checkpoint = wanted(cfg.trainer.checkpoint, hydra_cfg.mode == RunMode.MULTIRUN)
+        checkpoint = checkpoint_wanted(cfg.trainer.checkpoint,
+                                       hydra_cfg.mode == RunMode.MULTIRUN)
         result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint)
     except (UserError, OmegaConfBaseException) as e:
         if os.environ.get("FRAMEWORK_FULL_ERROR"):
@@ -61,13 +62,18 @@ def run(cfg: DictConfig) -> float:
 
 
 def _write_hparams(hydra_cfg, metrics: dict):
-    """The job's row of the sweep in TensorBoard's HParams dashboard."""
+    """The job's row of the sweep in TensorBoard's HParams dashboard; a job that finished stays
+    finished if it cannot be written."""
     from framework.sweep_hparams import sweep_overrides, varied_settings, write_hparams
 
     sweep_dir = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir
-    settings = varied_settings(sweep_overrides(sweep_dir), hydra_cfg.sweeper.get("params"),
-                               list(hydra_cfg.overrides.task))
-    write_hparams(Path(hydra_cfg.runtime.output_dir), settings, metrics)
+    try:
+        settings = varied_settings(sweep_overrides(sweep_dir), hydra_cfg.sweeper.get("params"),
+                                   list(hydra_cfg.overrides.task))
+        write_hparams(Path(hydra_cfg.runtime.output_dir), settings, metrics)
+    except Exception as e:  # noqa: BLE001 (a report's failure is not the job's)
+        print(f"warning: job {hydra_cfg.job.num}: no TensorBoard HParams: {one_line(e)}",
+              file=sys.stderr, flush=True)
 
 
 def _shares_local_gpus(launcher) -> bool:

@@ -5,6 +5,7 @@ the top-level config and the experiments shipped in ``experiments/``.
 """
 
 import importlib.resources
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,7 @@ from hydra.core.plugins import Plugins
 from omegaconf import MISSING, OmegaConf
 
 from framework.devices import gpu_workers
-from framework.errors import PluginError
+from framework.errors import PluginError, UserError
 from framework.registry import REGISTRIES
 
 CONF_PACKAGE = "framework.conf"
@@ -78,6 +79,20 @@ class TrainerConfig:
     # everything otherwise.
     stages: list[StageConfig] = field(default_factory=list)
     feature_cache: FeatureCacheConfig = field(default_factory=FeatureCacheConfig)
+
+
+def checkpoint_wanted(setting, in_sweep: bool) -> bool:
+    """Whether a run keeps its own checkpoint: ``trainer.checkpoint`` (auto, true or false),
+    where auto means in a sweep's job or a Slurm job.
+
+    Raises:
+        UserError: any other setting.
+    """
+    if not (setting is True or setting is False or setting == "auto"):
+        raise UserError(f"trainer.checkpoint must be auto, true or false. Received: {setting!r}")
+    if setting == "auto":
+        return in_sweep or "SLURM_JOB_ID" in os.environ
+    return setting
 
 
 @dataclass

@@ -9,10 +9,10 @@ deleted once the run has written metrics.json.
 
 import csv
 import json
-import os
 import shutil
 from pathlib import Path
 
+import keras
 import numpy as np
 from omegaconf import OmegaConf
 
@@ -20,21 +20,6 @@ from framework.errors import UserError
 from framework.rundir import write_atomic
 
 RESUME_DIR = ".resume"
-CHOICES = ("auto", True, False)
-
-
-def wanted(setting, in_sweep: bool) -> bool:
-    """Whether a run keeps a checkpoint: ``trainer.checkpoint`` (auto, true or false), where
-    auto means in a sweep's job or a Slurm job.
-
-    Raises:
-        UserError: any other setting.
-    """
-    if setting not in CHOICES or isinstance(setting, int) and not isinstance(setting, bool):
-        raise UserError(f"trainer.checkpoint must be auto, true or false. Received: {setting!r}")
-    if setting == "auto":
-        return in_sweep or "SLURM_JOB_ID" in os.environ
-    return setting
 
 
 class JobCheckpoint:
@@ -53,18 +38,19 @@ class JobCheckpoint:
                 f"{run_dir} holds an unfinished run of another config (its checkpoint is in "
                 f"{self.dir}); run this config in another directory, or delete {self.dir}"
             )
-        self.resumed = stored.is_file()
         self.dir.mkdir(parents=True, exist_ok=True)
         write_atomic(stored, config)
 
     def callbacks(self, stage: int) -> list:
         """The Keras callbacks that keep a stage's progress, epoch by epoch."""
-        import keras  # here: the task function reads `wanted` before TensorFlow may load
-
         backup = self.dir / f"stage{stage}"
         epochs = self._epochs_file(stage)
         if not backup.exists():  # a fresh start of the stage: epochs logged before are void
             epochs.unlink(missing_ok=True)
+        else:
+            # Keras restores the model, its optimizer and the epoch, not the callbacks' counts.
+            print("  continues from the run's checkpoint; callbacks that count epochs (patience, "
+                  "best score so far) count again from here")
         # The epoch's row first, its backup after: a stop in between replays that epoch, and
         # the replayed row replaces the first (see stage_history).
         return [keras.callbacks.CSVLogger(str(epochs), append=True),
@@ -76,10 +62,15 @@ class JobCheckpoint:
         Args:
             stage: the stage's number.
             fit_history: ``History.history`` of the stage's last ``fit`` (its key order is kept).
+
+        Returns:
+            Each metric's values, one per epoch of the stage.
         """
         rows = {}
         with self._epochs_file(stage).open(newline="") as f:
             for row in csv.DictReader(f):
+                if None in row.values() or "" in row.values():
+                    continue  # the row a hard kill cut short; its epoch was replayed
                 rows[int(row.pop("epoch"))] = row  # a replayed epoch: the last row counts
         keys = list(fit_history) or (list(next(iter(rows.values()))) if rows else [])
         return {key: [float(rows[epoch][key]) for epoch in sorted(rows)] for key in keys}
@@ -90,6 +81,7 @@ class JobCheckpoint:
         return json.loads(record.read_text()) if record.is_file() else None
 
     def restore_weights(self, model, stage: int):
+        """Sets the model's weights to those a finished stage left."""
         with np.load(self.dir / f"stage{stage}.weights.npz") as saved:
             model.set_weights([saved[f"w{i}"] for i in range(len(saved.files))])
 
@@ -102,6 +94,7 @@ class JobCheckpoint:
         write_atomic(self.dir / f"stage{stage}.json", json.dumps(record))
 
     def delete(self):
+        """Deletes the checkpoint (the run is finished)."""
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _epochs_file(self, stage: int) -> Path:

@@ -8,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 
+from framework.sweep_summary import has_objective  # noqa: E402
+
 PLOT = "summary.png"
 BEST, OTHERS = "tab:orange", "tab:blue"
 
@@ -15,8 +17,7 @@ BEST, OTHERS = "tab:orange", "tab:blue"
 def plot_sweep(sweep_dir: Path, jobs: list[dict]):
     """Draws the finished jobs' objective, one bar each, best first (jobs as ``collect_jobs``
     ranks them); the title names the jobs without one."""
-    finished = [job for job in jobs
-                if job["status"] == "finished" and job["objective_value"] == job["objective_value"]]
+    finished = [job for job in jobs if job["status"] == "finished" and has_objective(job)]
     if not finished:
         return
     objective = finished[0]["objective"]

@@ -44,15 +44,15 @@ class SweepSummary(Callback):
         if jobs:
             from framework.sweep_plot import PLOT, plot_sweep  # matplotlib: only once it is needed
 
-            plot_sweep(sweep_dir, jobs)
             print(format_table(jobs))
-            print(f"Wrote:     {shown(sweep_dir / SUMMARY)}, {PLOT}")
             keep = OmegaConf.select(config, "sweep.keep_top_k")
             if keep is not None and keep >= 1:  # a smaller one failed every job (check_run)
                 deleted = delete_models_outside(jobs, keep)
                 if deleted:
                     print(f"Deleted:   model.keras of {len(deleted)} job(s) outside the best "
                           f"{keep} (sweep.keep_top_k): job {', '.join(map(str, deleted))}")
+            plot_sweep(sweep_dir, jobs)
+            print(f"Wrote:     {shown(sweep_dir / SUMMARY)}, {PLOT}")
 
 
 def delete_models_outside(jobs: list[dict], keep: int) -> list[int]:
@@ -112,9 +112,14 @@ def collect_jobs(sweep_dir: Path, output_subdir: str = ".hydra") -> list[dict]:
     return sorted(jobs, key=_rank)
 
 
+def has_objective(job: dict) -> bool:
+    """Whether a job of ``collect_jobs`` has an objective value (not NaN)."""
+    return "objective_value" in job and job["objective_value"] == job["objective_value"]
+
+
 def _rank(job: dict):
     """Best objective first (by its direction), then jobs without one, each by job number."""
-    if "objective_value" not in job or job["objective_value"] != job["objective_value"]:  # NaN
+    if not has_objective(job):
         return (1, 0.0, job["job"])
     sign = 1.0 if job["direction"] == "min" else -1.0
     return (0, sign * job["objective_value"], job["job"])

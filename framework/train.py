@@ -213,15 +213,10 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
     epochs = f"{plan.epochs} epoch{'s' if plan.epochs != 1 else ''}"
     print(f"Stage {plan.number}/{stages} {plan.name}: {epochs}, trains "
           f"{_describe_trainable(plan.trainable)}")
-    done = run.checkpoint.finished_stage(plan.number) if run.checkpoint else None
-    if done:
-        run.checkpoint.restore_weights(built.model, plan.number)
-        print("  restored, finished, from the run's checkpoint")
-        run.stage_starts.append(tuple(done["start"]))
-        run.history += done["history"]
-        if plan.number < stages:  # only the last stage's scores are kept: no need to evaluate
-            run.stage_metrics.append(done["metrics"])
-            return
+    done = _restore_stage(run, plan) if run.checkpoint else None
+    if done and plan.number < stages:  # only the last stage's scores are kept: no need to evaluate
+        run.stage_metrics.append(done["metrics"])
+        return
     if plan.on_cached_features and run.features is None:
         cache_dir = Path(cfg.trainer.feature_cache.dir)
         run.features, hit = load_or_extract(built.backbone, run.data, plan.feature_key, cache_dir)
@@ -262,6 +257,21 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
             "history": run.history[start - 1:]})
 
 
+def _restore_stage(run: Run, plan: StagePlan) -> dict | None:
+    """Restores the weights and history of a stage that the run's checkpoint holds finished.
+
+    Returns:
+        What the checkpoint held of the stage (its history and scores), or None.
+    """
+    done = run.checkpoint.finished_stage(plan.number)
+    if done:
+        run.checkpoint.restore_weights(run.built.model, plan.number)
+        print("  restored, finished, from the run's checkpoint")
+        run.stage_starts.append(tuple(done["start"]))
+        run.history += done["history"]
+    return done
+
+
 def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
     """Fits the stage's model; returns its history (with the epochs from before a restart)."""
     callbacks = [
@@ -281,10 +291,11 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
         kwargs["validation_data"] = run.data.validation
     fit = target.fit(*args, **kwargs, epochs=plan.epochs, callbacks=callbacks,
                      verbose=run.cfg.trainer.verbose)
+    # BackupAndRestore (ours or the backup_and_restore callback's) leaves its restored epoch on
+    # the model, where the next stage's fit would start from it (Keras reads it on every fit
+    # and never resets it).
+    target._initial_epoch = None
     if run.checkpoint:
-        # BackupAndRestore leaves its restored epoch on the model, where the next stage's fit
-        # would start from it (Keras reads it on every fit and never resets it).
-        target._initial_epoch = None
         return run.checkpoint.stage_history(plan.number, fit.history)
     return {k: [float(v) for v in values] for k, values in fit.history.items()}
 

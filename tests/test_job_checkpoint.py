@@ -7,7 +7,8 @@ import keras
 import pytest
 
 from framework.errors import UserError
-from framework.job_checkpoint import JobCheckpoint, wanted
+from framework.config import checkpoint_wanted
+from framework.job_checkpoint import JobCheckpoint
 from framework.train import train
 
 TWO_STAGES = ("experiment=iris_binary", "trainer.verbose=0",
@@ -30,9 +31,13 @@ class StopAfter(keras.callbacks.Callback):
 
 @pytest.fixture
 def epochs_trained(monkeypatch):
-    """Counts the epochs each stage trains; ``stop[0] = (stage, epochs)`` stops the next run
-    after that stage's epoch, once its checkpoint is saved."""
-    trained, stop = {}, [None]
+    """Counts the epochs each stage trains, and keeps the weights each stage's fit starts from.
+
+    ``stop[0] = (stage, epochs)`` stops the next run after that epoch of that stage, once the
+    checkpoint has it; ``(stage, epochs, "before backup")`` stops it between the epoch's row of
+    the epoch log and its backup.
+    """
+    trained, stop, starts = Counts(), [None], {}
     keep = JobCheckpoint.callbacks
 
     class Count(keras.callbacks.Callback):
@@ -40,18 +45,27 @@ def epochs_trained(monkeypatch):
             super().__init__()
             self.stage = stage
 
+        def on_train_begin(self, logs=None):  # after BackupAndRestore's restore
+            starts[self.stage] = [w.copy() for w in self.model.get_weights()]
+
         def on_epoch_end(self, epoch, logs=None):
             trained[self.stage] = trained.get(self.stage, 0) + 1
 
     def callbacks(self, stage):
-        extra = [Count(stage)]
+        epoch_log, backup = keep(self, stage)
+        chain = [epoch_log, backup, Count(stage)]
         if stop[0] and stop[0][0] == stage:
-            extra.append(StopAfter(*stop[0]))
+            chain.insert(1 if stop[0][2:] == ("before backup",) else 3, StopAfter(*stop[0][:2]))
             stop[0] = None
-        return keep(self, stage) + extra
+        return chain
 
     monkeypatch.setattr(JobCheckpoint, "callbacks", callbacks)
+    trained.starts = starts
     return trained, stop
+
+
+class Counts(dict):
+    starts: dict
 
 
 def _history(run_dir):
@@ -103,6 +117,31 @@ def test_a_run_stopped_after_a_stages_last_epoch_trains_only_the_next(compose, t
     assert metrics["epochs"] == 7
 
 
+def test_a_restored_stage_hands_its_weights_to_the_next(compose, tmp_path, epochs_trained):
+    cfg = compose(*TWO_STAGES)
+    trained, stop = epochs_trained
+    train(cfg, tmp_path / "whole", checkpoint=True)
+    whole = trained.starts[2]
+    stop[0] = (2, 1, "before backup")  # stage 2 has no backup yet: it starts over
+    with pytest.raises(Stop):
+        train(cfg, tmp_path / "job", checkpoint=True)
+    train(cfg, tmp_path / "job", checkpoint=True)
+    assert all((a == b).all() for a, b in zip(trained.starts[2], whole, strict=True))
+
+
+def test_an_epoch_logged_but_not_backed_up_is_replayed_once(compose, tmp_path, epochs_trained):
+    cfg = compose(*TWO_STAGES)
+    trained, stop = epochs_trained
+    stop[0] = (2, 3, "before backup")  # epoch 3's row is in the log, its backup is not
+    with pytest.raises(Stop):
+        train(cfg, tmp_path / "job", checkpoint=True)
+    trained.clear()
+    metrics = train(cfg, tmp_path / "job", checkpoint=True)
+    assert trained == {2: 2}  # epochs 3 (again) and 4
+    assert [int(r["epoch"]) for r in _history(tmp_path / "job")] == list(range(1, 8))
+    assert metrics["epochs"] == 7
+
+
 def test_an_uninterrupted_run_with_a_checkpoint_gives_the_same_results(compose, tmp_path):
     cfg = compose(*TWO_STAGES)
     train(cfg, tmp_path / "plain")
@@ -132,10 +171,11 @@ def test_checkpoints_are_kept_in_sweeps_and_slurm_jobs_by_default(setting, in_sw
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     if slurm:
         monkeypatch.setenv("SLURM_JOB_ID", "1234")
-    assert wanted(setting, in_sweep) is expected
+    assert checkpoint_wanted(setting, in_sweep) is expected
 
 
-def test_an_unknown_checkpoint_setting_is_refused():
-    with pytest.raises(UserError, match="trainer.checkpoint must be auto, true or false. "
-                                        "Received: 'yes'"):
-        wanted("yes", True)
+@pytest.mark.parametrize("setting", ["yes", 1, 1.0])
+def test_an_unknown_checkpoint_setting_is_refused(setting):
+    with pytest.raises(UserError, match=f"trainer.checkpoint must be auto, true or false. "
+                                        f"Received: {setting!r}"):
+        checkpoint_wanted(setting, True)

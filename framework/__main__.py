@@ -9,7 +9,7 @@ import hydra
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from framework.cli import USAGE_ERROR, one_line, report_errors
@@ -36,11 +36,19 @@ def run(cfg: DictConfig) -> float:
     try:
         if hydra_cfg.mode == RunMode.MULTIRUN and _shares_local_gpus(hydra_cfg.launcher):
             _claim_gpus(cfg, hydra_cfg)
-        from framework.train import train  # TensorFlow is imported here, after the GPU claim
+        # TensorFlow is imported here, after the GPU claim.
+        if OmegaConf.select(cfg, "tuner.algorithm"):  # ~tuner leaves the rest of its settings
+            from framework.tuning import tune
 
-        checkpoint = checkpoint_wanted(cfg.trainer.checkpoint,
-                                       hydra_cfg.mode == RunMode.MULTIRUN)
-        result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint)
+            result = tune(cfg, hydra_cfg.runtime.output_dir)
+            if not result:
+                return float("nan")  # a worker of a distributed search
+        else:
+            from framework.train import train
+
+            checkpoint = checkpoint_wanted(cfg.trainer.checkpoint,
+                                           hydra_cfg.mode == RunMode.MULTIRUN)
+            result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint)
     except (UserError, OmegaConfBaseException) as e:
         if os.environ.get("FRAMEWORK_FULL_ERROR"):
             raise

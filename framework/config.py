@@ -15,6 +15,7 @@ from omegaconf import MISSING, OmegaConf
 
 from framework.devices import gpu_workers
 from framework.errors import PluginError, UserError
+from framework.optuna_study import store_optuna_config
 from framework.registry import REGISTRIES
 
 CONF_PACKAGE = "framework.conf"
@@ -96,6 +97,29 @@ def checkpoint_wanted(setting, in_sweep: bool) -> bool:
 
 
 @dataclass
+class TunerConfig:
+    # random, bayesian or hyperband: keras-tuner's RandomSearch, BayesianOptimization or
+    # Hyperband oracle (tuner=random etc. picks one with its defaults).
+    algorithm: str = "random"
+    # Trials to run in all, resumed searches included (random, bayesian).
+    max_trials: int = 10
+    # null: trainer.objective (val_accuracy, val_loss, accuracy or loss).
+    objective: str | None = None
+    # Epochs each trial trains; null: trainer.epochs. Hyperband: the most a trial trains.
+    epochs: int | None = None
+    # Hyperband: the factor between its brackets' budgets, and how many times it runs them.
+    factor: int = 3
+    hyperband_iterations: int = 1
+    # The settings to search, by their config key, e.g.
+    #   backbone.units: {choice: [[32], [64, 32]]}    optimizer.learning_rate: {log_float: [1e-4, 1e-2]}
+    #   regularizer.dropout.rate: {float: [0.0, 0.5, 0.1]}    trainer.batch_size: {int: [16, 64, 16]}
+    space: dict[str, Any] = field(default_factory=dict)
+
+
+TUNER_ALGORITHMS = ("random", "bayesian", "hyperband")
+
+
+@dataclass
 class SweepConfig:
     # At the end of a sweep (-m), keep model.keras of the best k jobs only (by trainer.objective)
     # and delete the others'; null: keep every job's.
@@ -112,6 +136,8 @@ class Config:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    # A hyperparameter search in one run (tuner=random, bayesian or hyperband); null: none.
+    tuner: Any = None
     seed: int = 42
 
 
@@ -119,11 +145,15 @@ def store_core_configs():
     """Stores the schema and the experiments, and refuses YAML files that shadow a part."""
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
+    for algorithm in TUNER_ALGORITHMS:
+        cs.store(group="tuner", name=algorithm, node=TunerConfig(algorithm=algorithm))
     # hydra/sweeper=resume: the grid sweeper, skipping the jobs its sweep dir holds finished.
     # Registered by hand too: an editable install hides it from Hydra's namespace scan.
-    from hydra_plugins.framework_resume_sweeper import ResumingSweeper
+    from hydra_plugins.framework_resume_sweeper import ContinuingOptunaSweeper, ResumingSweeper
 
     Plugins.instance().register(ResumingSweeper)
+    Plugins.instance().register(ContinuingOptunaSweeper)
+    store_optuna_config()  # after the scan above, which stores the plugin's own
     cs.store(group="hydra/sweeper", name="resume", provider="framework", node={
         "_target_": "hydra_plugins.framework_resume_sweeper.ResumingSweeper", "max_batch_size": None,
         "params": None})

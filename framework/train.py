@@ -119,6 +119,7 @@ class Run:
         stage_metrics: each stage's scores, as metrics.json lists them.
         scores: the last stage's evaluation of each split (with labels and predictions).
         checkpoint: the run's own checkpoint, when it keeps one.
+        score_test: False for a tuner's trial, which never looks at the test split.
     """
 
     cfg: Any
@@ -132,10 +133,11 @@ class Run:
     stage_metrics: list = field(default_factory=list)
     scores: dict = field(default_factory=dict)
     checkpoint: JobCheckpoint | None = None
+    score_test: bool = True
 
     @property
     def loss(self) -> str:
-        return loss_for(self.data.task, _one_hot(self.data.train))
+        return loss_for(self.data.task, one_hot_targets(self.data.train))
 
 
 def _train(cfg, run_dir: Path, checkpoint: bool) -> dict:
@@ -144,7 +146,7 @@ def _train(cfg, run_dir: Path, checkpoint: bool) -> dict:
     keras.backend.clear_session()  # models of earlier runs in this process: free them
     keras.utils.set_random_seed(cfg.seed)
     data = load_data(cfg)
-    run = Run(cfg, run_dir, data, build_model(cfg, data, _one_hot(data.train)),
+    run = Run(cfg, run_dir, data, build_model(cfg, data, one_hot_targets(data.train)),
               cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
               checkpoint=job_checkpoint)
     plans = plan_stages(cfg, run.data, run.built)
@@ -241,6 +243,8 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
         splits = {split: run.features.get(split) for split in ("validation", "test")}
     else:
         splits = {"validation": run.data.validation, "test": run.data.test}
+    if not run.score_test:
+        splits.pop("test")
     run.scores = {split: evaluate(target, source, run.data.class_names, run.batch_size)
                   for split, source in splits.items() if source is not None}
     run.stage_metrics.append({
@@ -410,7 +414,8 @@ def _fit_inputs(split, batch_size):
     return (split,), {"shuffle": False}  # a tf.data pipeline shuffles itself
 
 
-def _one_hot(split) -> bool:
+def one_hot_targets(split) -> bool:
+    """Whether a split's labels are one-hot (categorical cross-entropy) or integers."""
     return is_one_hot(np.shape(split[1]) if isinstance(split, tuple)
                       else split.element_spec[1].shape)
 

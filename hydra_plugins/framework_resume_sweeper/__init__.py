@@ -1,5 +1,6 @@
-"""``hydra/sweeper=resume`` (see framework.sweep_resume): Hydra instantiates sweepers only from
-the ``hydra_plugins`` namespace package, so the class is here."""
+"""``hydra/sweeper=resume`` (see framework.sweep_resume) and ``hydra/sweeper=optuna`` (see
+framework.optuna_study): Hydra instantiates sweepers only from the ``hydra_plugins`` namespace
+package, so the classes are here."""
 
 from pathlib import Path
 
@@ -7,6 +8,7 @@ from hydra._internal.core_plugins import basic_sweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.plugins.sweeper import Sweeper
 
+from framework.optuna_study import fail_running_trials, next_job_number
 from framework.sweep_resume import SkipFinished
 
 
@@ -32,3 +34,30 @@ class ResumingSweeper(Sweeper):
         batches = self.grid.split_arguments(overrides, self.grid.max_batch_size)
         self.grid.launcher.check_job_count(sum(len(batch) for batch in batches))
         return self.grid.sweep(arguments)
+
+
+class ContinuingOptunaSweeper(Sweeper):
+    """Hydra's Optuna sweeper (``hydra/sweeper=optuna``), continuing the study its sweep dir
+    holds: the new trials' jobs are numbered after the jobs already there, and trials that a
+    stopped sweep left running are marked failed first."""
+
+    def __init__(self, **settings):
+        from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+
+        self.optuna = OptunaSweeper(**settings)
+
+    def setup(self, *, hydra_context, task_function, config):
+        self.optuna.setup(hydra_context=hydra_context, task_function=task_function,
+                          config=config)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # where the study's sqlite file goes
+        impl = self.optuna.sweeper
+        impl.job_idx = next_job_number(sweep_dir)
+        failed = fail_running_trials(impl.storage, impl.study_name)
+        if failed:
+            print(f"note: {failed} trial(s) that a stopped sweep left running are marked failed")
+        if impl.job_idx:
+            print(f"Resuming: study {impl.study_name!r} continues after job {impl.job_idx - 1}")
+
+    def sweep(self, arguments):
+        return self.optuna.sweep(arguments)

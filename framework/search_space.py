@@ -1,0 +1,68 @@
+"""A tuner's search space over config keys, as keras-tuner hyperparameters.
+
+``tuner.space`` maps a config key to one kind of range:
+
+- ``{choice: [v1, v2, ...]}``: one of the values; lists too (``[[32], [64, 32]]``);
+- ``{int: [low, high]}`` or ``{int: [low, high, step]}``;
+- ``{float: [low, high]}`` or ``{float: [low, high, step]}``;
+- ``{log_float: [low, high]}``: sampled evenly in log scale (learning rates).
+"""
+
+import json
+
+from omegaconf import OmegaConf
+
+from framework.errors import UserError
+
+KINDS = ("choice", "int", "float", "log_float")
+_MISSING = object()
+
+
+def check_space(space, cfg) -> dict:
+    """The space as plain data, checked against the run config.
+
+    Raises:
+        UserError: an unknown key or kind, or a range of the wrong shape.
+    """
+    space = OmegaConf.to_container(space) if OmegaConf.is_config(space) else dict(space or {})
+    if not space:
+        raise UserError("tuner.space is empty; give the settings to search, e.g. "
+                        "tuner.space={optimizer.learning_rate: {log_float: [1e-4, 1e-2]}}")
+    for key, spec in space.items():
+        if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
+            raise UserError(f"tuner.space: unknown setting {key!r} (not in the run's config)")
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
+            raise UserError(f"tuner.space.{key} must be one of {{kind: values}} with kind in "
+                            f"{', '.join(KINDS)}. Received: {spec!r}")
+        (kind, values), = spec.items()
+        sizes = {"choice": None, "int": (2, 3), "float": (2, 3), "log_float": (2,)}[kind]
+        if not isinstance(values, list) or not values or (sizes and len(values) not in sizes):
+            shape = "a list of values" if kind == "choice" else (
+                "[low, high]" if kind == "log_float" else "[low, high] or [low, high, step]")
+            raise UserError(f"tuner.space.{key}: {kind} takes {shape}. Received: {values!r}")
+    return space
+
+
+def define(hp, space: dict) -> dict:
+    """Declares the space's hyperparameters on keras-tuner's ``hp``; returns their values."""
+    return {key: _define_one(hp, key, kind, values)
+            for key, ((kind, values),) in ((k, tuple(s.items())) for k, s in space.items())}
+
+
+def _define_one(hp, key, kind, values):
+    if kind == "choice":
+        if all(isinstance(v, (int, float, str, bool)) for v in values):
+            return hp.Choice(key, values)
+        # keras-tuner's choices are scalars: lists are chosen by their JSON text.
+        return json.loads(hp.Choice(key, [json.dumps(v) for v in values]))
+    if kind == "int":
+        return hp.Int(key, values[0], values[1], step=values[2] if len(values) > 2 else 1)
+    if kind == "float":
+        value = hp.Float(key, values[0], values[1], step=values[2] if len(values) > 2 else None)
+        return float(f"{value:.12g}")  # a stepped value without its float noise (0.30000000000000004)
+    return hp.Float(key, values[0], values[1], sampling="log")
+
+
+def as_override(key: str, value) -> str:
+    """``key=value`` as Hydra reads it back (lists as ``[64,32]``)."""
+    return f"{key}={json.dumps(value).replace(' ', '') if isinstance(value, list) else value}"

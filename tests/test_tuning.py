@@ -1,0 +1,123 @@
+"""Hyperparameter search: keras-tuner in one run (tuner=...), Optuna through Hydra's sweeper."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from omegaconf import OmegaConf
+
+from framework.errors import UserError
+from framework.search_space import as_override, check_space
+
+SEARCH = ("experiment=tune_wine_random", "tuner.max_trials=3", "trainer.epochs=10",
+          "trainer.verbose=0")
+
+
+def test_a_random_search_keeps_its_trials_and_retrains_the_best(cli, tmp_path):
+    result = cli(*SEARCH, "hydra.run.dir=run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "run"
+    trials = list(csv.DictReader((run / "trials.csv").open()))
+    assert [t["status"] for t in trials] == ["COMPLETED"] * 3
+    values = [float(t["val_accuracy"]) for t in trials]
+    assert values == sorted(values, reverse=True)  # best first
+    assert "Search:    3 trials, best val_accuracy first" in result.stdout
+    best = OmegaConf.load(run / "best_overrides.yaml")
+    assert best.trial == trials[0]["trial"] and best.objective.value == values[0]
+    assert "~tuner" in best.overrides and best.command.startswith("python -m framework ")
+    # The best config, retrained on the full schedule, is the run's model.
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (run / "model.keras").is_file() and metrics["epochs"] == 10
+
+    # Its overrides run the best trial again, without the tuner.
+    again = cli(*best.overrides, "hydra.run.dir=again")
+    assert again.returncode == 0, again.stderr[-2000:]
+    rerun = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert "Search:" not in again.stdout
+    assert abs(rerun["validation"]["accuracy"] - best.objective.value) <= 0.02
+
+    # A finished search is not run again into the same run dir.
+    refused = cli(*SEARCH, "hydra.run.dir=run")
+    assert refused.returncode == 2 and "already holds a finished run" in refused.stderr
+
+
+def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
+    command = [sys.executable, "-m", "framework", *SEARCH, "hydra.run.dir=run"]
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                             text=True)
+    deadline = time.monotonic() + 300
+    while "Trial 2:" not in (tmp_path / "first.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)  # killed in its third trial: no clean-up at all
+    first.wait(timeout=60)
+    trial_dir = tmp_path / "run" / "tuner" / "search"
+    kept = {p: p.read_bytes() for p in trial_dir.glob("trial_[01]/run.json")}
+    assert len(kept) == 2 and not (tmp_path / "run" / "metrics.json").exists()
+
+    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resuming: 2 trial(s) finished before" in resumed.stdout
+    assert [line.split(":")[0] for line in resumed.stdout.splitlines()
+            if line.startswith("Trial ")] == ["Trial 2"]
+    assert {p: p.read_bytes() for p in kept} == kept
+    trials = list(csv.DictReader((tmp_path / "run" / "trials.csv").open()))
+    assert sorted(t["trial"] for t in trials if t["status"] == "COMPLETED") == ["0", "1", "2"]
+
+
+def test_an_optuna_sweep_reports_a_jobs_validation_score_and_continues_its_study(cli, tmp_path):
+    args = ("-m", "experiment=search_wine_optuna", "hydra.sweeper.n_trials=3", "trainer.epochs=3",
+            "trainer.verbose=0")
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    sweep = tmp_path / "outputs" / "searches" / "search_wine_optuna"
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    scores = {job.parent.name: json.loads(job.read_text())["validation"]["accuracy"]
+              for job in sweep.glob("*/metrics.json")}
+    assert sorted(scores) == ["0", "1", "2"]
+    assert best.best_value == max(scores.values())
+
+    again = cli(*args[:2], "hydra.sweeper.n_trials=1", *args[3:])  # the same study, one more
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Resuming: study 'search_wine_optuna' continues after job 2" in again.stdout
+    assert "Using an existing study" in again.stderr
+    assert sorted(p.parent.name for p in sweep.glob("*/metrics.json")) == ["0", "1", "2", "3"]
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert len(rows) == 4
+
+
+def test_trials_left_running_by_a_killed_sweep_are_marked_failed(tmp_path):
+    import optuna
+
+    from framework.optuna_study import fail_running_trials
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    assert fail_running_trials(storage, "study") == 0  # no study yet
+    study = optuna.create_study(study_name="study", storage=storage)
+    study.tell(study.ask(), 0.5)
+    study.ask()  # the sweep was killed in this one
+    assert fail_running_trials(storage, "study") == 1
+    states = [t.state.name for t in optuna.load_study(study_name="study",
+                                                      storage=storage).trials]
+    assert states == ["COMPLETE", "FAIL"]
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"backbone.unit": {"choice": [[8]]}}, "unknown setting 'backbone.unit'"),
+    ({"backbone.units": {"pick": [[8]]}}, "kind in choice, int, float, log_float"),
+    ({"optimizer.learning_rate": {"log_float": [1e-4]}}, "log_float takes [low, high]"),
+    ({}, "tuner.space is empty"),
+])
+def test_a_bad_search_space_is_refused_naming_it(compose, space, message):
+    with pytest.raises(UserError, match=None) as error:
+        check_space(space, compose("experiment=wine"))
+    assert message in str(error.value)
+
+
+def test_overrides_read_back_as_the_values_tried():
+    assert as_override("backbone.units", [64, 32]) == "backbone.units=[64,32]"
+    assert as_override("optimizer.learning_rate", 0.00125) == "optimizer.learning_rate=0.00125"

@@ -6,6 +6,8 @@
 - ``{int: [low, high]}`` or ``{int: [low, high, step]}``;
 - ``{float: [low, high]}`` or ``{float: [low, high, step]}``;
 - ``{log_float: [low, high]}``: sampled evenly in log scale (learning rates).
+
+On the command line: ``+tuner.space.head.units={choice:[64,128]}``.
 """
 
 import json
@@ -25,6 +27,7 @@ def check_space(space, cfg) -> dict:
         UserError: an unknown key or kind, or a range of the wrong shape.
     """
     space = OmegaConf.to_container(space) if OmegaConf.is_config(space) else dict(space or {})
+    space = _flatten(space)
     if not space:
         raise UserError("tuner.space is empty; give the settings to search, e.g. "
                         "tuner.space={optimizer.learning_rate: {log_float: [1e-4, 1e-2]}}")
@@ -41,6 +44,19 @@ def check_space(space, cfg) -> dict:
                 "[low, high]" if kind == "log_float" else "[low, high] or [low, high, step]")
             raise UserError(f"tuner.space.{key}: {kind} takes {shape}. Received: {values!r}")
     return space
+
+
+def _flatten(space: dict, prefix: str = "") -> dict:
+    """``{head: {units: {choice: ...}}}`` (as ``+tuner.space.head.units=...`` gives it) as
+    ``{"head.units": {choice: ...}}``."""
+    flat = {}
+    for key, spec in space.items():
+        if isinstance(spec, dict) and spec and not set(spec) & set(KINDS) and all(
+                isinstance(inner, dict) for inner in spec.values()):
+            flat.update(_flatten(spec, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = spec
+    return flat
 
 
 def define(hp, space: dict) -> dict:

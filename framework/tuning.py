@@ -52,7 +52,9 @@ class Search(keras_tuner.Tuner):
         super().__init__(oracle=oracle, directory=str(directory), project_name=PROJECT,
                          overwrite=False)
         self.cfg, self.space = cfg, space
-        self._data, self._features = {}, {}  # the search's data and cached features, reused
+        # Reused from trial to trial: the data, and the frozen backbone's features (extracted
+        # once, kept in memory; trainer.feature_cache also keeps them on disk for later runs).
+        self._data, self._features = {}, {}
 
     def run_trial(self, trial, *args, **kwargs):
         settings = search_space.define(trial.hyperparameters, self.space)
@@ -67,8 +69,8 @@ class Search(keras_tuner.Tuner):
         if data_key not in self._data:
             self._data[data_key] = load_data(cfg)
         data = self._data[data_key]
-        run = Run(cfg, Path(self.get_trial_dir(trial.trial_id)), data,
-                  build_model(cfg, data, one_hot_targets(data.train)),
+        built = build_model(cfg, data, one_hot_targets(data.train))
+        run = Run(cfg, Path(self.get_trial_dir(trial.trial_id)), data, built,
                   cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
                   score_test=False)
         plans = plan_stages(cfg, data, run.built)

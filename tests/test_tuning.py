@@ -121,3 +121,23 @@ def test_a_bad_search_space_is_refused_naming_it(compose, space, message):
 def test_overrides_read_back_as_the_values_tried():
     assert as_override("backbone.units", [64, 32]) == "backbone.units=[64,32]"
     assert as_override("optimizer.learning_rate", 0.00125) == "optimizer.learning_rate=0.00125"
+
+
+def test_a_head_search_extracts_the_frozen_backbones_features_once(compose, tmp_path,
+                                                                   monkeypatch):
+    from framework import feature_cache, tuning
+
+    extractions = []
+    extract = feature_cache.extract
+    monkeypatch.setattr(feature_cache, "extract",
+                        lambda *a, **kw: extractions.append(1) or extract(*a, **kw))
+    cfg = compose("experiment=cnn_shapes", "dataset.samples_per_class=10", "trainer.verbose=0",
+                  "trainer.stages=[{name:head,epochs:1,trainable:head}]",
+                  f"trainer.feature_cache.dir={tmp_path / 'cache'}", "tuner=random",
+                  "tuner.max_trials=3", "+tuner.space.head.units={choice:[16,32,64]}")
+    metrics = tuning.tune(cfg, tmp_path / "run")
+    # The 3 trials and the best's retraining all train their heads on one extraction.
+    assert extractions == [1]
+    trials = list(csv.DictReader((tmp_path / "run" / "trials.csv").open()))
+    assert sorted(t["head.units"] for t in trials) == ["16", "32", "64"]
+    assert metrics["stages"][0]["cached_features"] is True

@@ -1,0 +1,82 @@
+"""A 16-trial keras-tuner head search over a frozen MobileNetV2 vs one plain run of that head.
+
+Both run in this process, one after the other, each with an empty feature cache (so each pays
+for extracting the frozen base's features once, inside the measured time): one run of
+``tune_mobilenetv2_head``'s schedule (the head trained 10 epochs), then the experiment's 16-trial
+random search with the best config retrained at its end. Prints both wall times, their ratio
+(target: at most 2x) and the process's memory after each trial (it must not grow per trial).
+Generated shapes stand in for the user's folders, and random weights for ImageNet's (the
+timing does not depend on the weights' values)::
+
+    python benchmarks/tuner_head.py [--trials 16] [--samples-per-class 200] [--size 224]
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.global_hydra import GlobalHydra
+
+
+def compose(overrides: list[str]):
+    from framework.plugins import load_plugins
+
+    load_plugins()
+    GlobalHydra.instance().clear()
+    with hydra.initialize_config_module(version_base="1.3", config_module="framework.conf"):
+        return hydra.compose("config", overrides=overrides)
+
+
+def rss_mb() -> float:
+    """This process's resident memory, in MB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--samples-per-class", type=int, default=200)
+    parser.add_argument("--size", type=int, default=224)
+    args = parser.parse_args()
+    from framework import tuning
+    from framework.train import train
+
+    memory = []
+    run_trial = tuning.Search.run_trial
+
+    def measured_trial(self, trial, *a, **kw):
+        result = run_trial(self, trial, *a, **kw)
+        memory.append(rss_mb())
+        return result
+
+    tuning.Search.run_trial = measured_trial
+    with tempfile.TemporaryDirectory() as tmp:
+        base = ["experiment=tune_mobilenetv2_head", "dataset=shapes",
+                f"dataset.samples_per_class={args.samples_per_class}", "backbone.weights=null",
+                f"backbone.input_size=[{args.size},{args.size}]", "trainer.verbose=0",
+                f"tuner.max_trials={args.trials}"]
+        plain_cfg = compose([*base, f"trainer.feature_cache.dir={tmp}/cache_plain"])
+        start = time.perf_counter()
+        train(plain_cfg, Path(tmp) / "plain")
+        plain = time.perf_counter() - start
+        search_cfg = compose([*base, f"trainer.feature_cache.dir={tmp}/cache_search"])
+        start = time.perf_counter()
+        tuning.tune(search_cfg, Path(tmp) / "search")
+        search = time.perf_counter() - start
+    print(f"\nHead search over a frozen MobileNetV2 at {args.size}x{args.size}, "
+          f"{3 * args.samples_per_class} shapes images, 10 epochs per trial")
+    print(f"  one plain run of the head:        {plain:7.1f} s")
+    print(f"  {args.trials}-trial search + best retrained: {search:7.1f} s")
+    print(f"  ratio: {search / plain:.2f}x (target: at most 2x)")
+    print("  memory after trials 1, 2, 4, ...: " + ", ".join(
+        f"{memory[i - 1]:.0f}" for i in (1, 2, 4, 8, 16, 32) if i <= len(memory)) + " MB"
+          f"; trial 2 to last: {memory[-1] - memory[1]:+.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

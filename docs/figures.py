@@ -157,6 +157,25 @@ def collect(s: Session) -> tuple[dict, dict]:
     table = lines[next(i for i, line in enumerate(lines) if line.startswith("Sweep:")):]
     outs["parallel_sweep"] = transcript(command, [*notes, "...", *table])
 
+    command = "python -m framework experiment=tune_wine_random trainer.verbose=0 hydra.run.dir=tuned"
+    stdout, _ = s.run(command)
+    lines = [line for line in stdout.strip().splitlines() if not line.startswith("Stage ")]
+    outs["tune"] = transcript(command, lines)
+    figs["tune_wine_random.test"] = f"{s.metrics('tuned')['test']['accuracy']:.4f}"
+    command = "tail -3 tuned/best_overrides.yaml"
+    outs["tune_best"] = transcript(command, s.run(command)[0].strip().splitlines())
+    s.run("python -m framework experiment=tune_wine_hyperband trainer.verbose=0 "
+          "hydra.run.dir=hyperband")
+    figs["tune_wine_hyperband.test"] = f"{s.metrics('hyperband')['test']['accuracy']:.4f}"
+
+    command = ("python -m framework -m experiment=search_wine_optuna hydra.sweeper.n_trials=6 "
+               "trainer.verbose=0")
+    stdout, _ = s.run(command)
+    lines = stdout.strip().splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Sweep:")):]
+    best = [line.split("[HYDRA] ")[1] for line in lines if "[HYDRA] Best" in line]
+    outs["optuna"] = transcript(command, ["...", *best, *table])
+
     command = r"printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n' > flowers.csv"
     s.run(command)
     blocks = [transcript(command, [])]

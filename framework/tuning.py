@@ -110,12 +110,13 @@ def tune(cfg, run_dir) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_same_search(run_dir / TUNER_DIR, cfg)
     search = Search(cfg, space, _oracle(tuner_cfg, objective, cfg, space), run_dir / TUNER_DIR)
+    if is_worker():  # its trials come from the chief's oracle, which reports and retrains
+        search.search(verbose=cfg.trainer.verbose > 0)
+        return {}
     done = [t for t in search.oracle.trials.values() if t.status == "COMPLETED"]
     if done:
         print(f"Resuming: {len(done)} trial(s) finished before")
     search.search(verbose=cfg.trainer.verbose > 0)
-    if is_worker():
-        return {}  # the chief of the distributed search reports and retrains
     trials = trial_rows(search, objective)
     best = next((t for t in trials if t["status"] == "COMPLETED"), None)
     if best is None:

@@ -141,3 +141,28 @@ def test_a_head_search_extracts_the_frozen_backbones_features_once(compose, tmp_
     trials = list(csv.DictReader((tmp_path / "run" / "trials.csv").open()))
     assert sorted(t["head.units"] for t in trials) == ["16", "32", "64"]
     assert metrics["stages"][0]["cached_features"] is True
+
+
+def test_a_distributed_search_runs_trials_on_workers_and_retrains_on_the_chief(tmp_path):
+    import os
+    import socket
+
+    with socket.socket() as probe:  # a free port on this machine for the chief's oracle
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "framework", "experiment=tune_wine_random",
+               "tuner.max_trials=2", "trainer.epochs=2", "trainer.verbose=0", "hydra.run.dir=run"]
+    processes = {}
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id,
+               "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
+        processes[tuner_id] = subprocess.Popen(command, cwd=tmp_path, env=env, text=True,
+                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    outputs = {name: p.communicate(timeout=300) for name, p in processes.items()}
+    assert all(p.returncode == 0 for p in processes.values()), outputs
+    worker_trials = [line for name in ("tuner0", "tuner1")
+                     for line in outputs[name][0].splitlines() if line.startswith("Trial ")]
+    assert len(worker_trials) == 2  # the workers ran the trials...
+    assert "Trial " not in outputs["chief"][0]  # ...the chief served them, then retrained
+    assert "Search:    2 trials" in outputs["chief"][0]
+    assert (tmp_path / "run" / "model.keras").is_file()

@@ -37,17 +37,17 @@ def run(cfg: DictConfig) -> float:
         if hydra_cfg.mode == RunMode.MULTIRUN and _shares_local_gpus(hydra_cfg.launcher):
             _claim_gpus(cfg, hydra_cfg)
         # TensorFlow is imported here, after the GPU claim.
+        checkpoint = checkpoint_wanted(cfg.trainer.checkpoint,
+                                       hydra_cfg.mode == RunMode.MULTIRUN)
         if OmegaConf.select(cfg, "tuner.algorithm"):  # ~tuner leaves the rest of its settings
             from framework.tuning import tune
 
-            result = tune(cfg, hydra_cfg.runtime.output_dir)
+            result = tune(cfg, hydra_cfg.runtime.output_dir, checkpoint)
             if not result:
                 return float("nan")  # a worker of a distributed search
         else:
             from framework.train import train
 
-            checkpoint = checkpoint_wanted(cfg.trainer.checkpoint,
-                                           hydra_cfg.mode == RunMode.MULTIRUN)
             result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint)
     except (UserError, OmegaConfBaseException) as e:
         if os.environ.get("FRAMEWORK_FULL_ERROR"):
@@ -103,8 +103,10 @@ def _claim_gpus(cfg, hydra_cfg):
 
 def refuse_finished_run_dir(args):
     """Refuses a ``hydra.run.dir`` that holds a finished run, or a ``hydra.sweep.dir`` that
-    holds a sweep (unless ``hydra/sweeper=resume`` resumes it), before Hydra writes into it."""
-    resume = f"hydra/sweeper={RESUME}" in args
+    holds a sweep (unless ``hydra/sweeper=resume`` or ``optuna`` continues it), before Hydra
+    writes into it."""
+    # Both continue what the sweep dir holds: the resuming grid, and an Optuna study.
+    resume = f"hydra/sweeper={RESUME}" in args or "hydra/sweeper=optuna" in args
     for arg in args:
         key, _, value = arg.partition("=")
         key = key.lstrip("+~")

@@ -15,7 +15,7 @@ from omegaconf import MISSING, OmegaConf
 
 from framework.devices import gpu_workers
 from framework.errors import PluginError, UserError
-from framework.optuna_study import store_optuna_config
+from framework.optuna_study import optuna_direction, store_optuna_config
 from framework.registry import REGISTRIES
 
 CONF_PACKAGE = "framework.conf"
@@ -159,6 +159,7 @@ def store_core_configs():
         "params": None})
     OmegaConf.register_new_resolver("framework_config_groups", config_groups, replace=True)
     OmegaConf.register_new_resolver("framework_gpu_workers", gpu_workers, replace=True)
+    OmegaConf.register_new_resolver("framework_direction", optuna_direction, replace=True)
     experiments = {name: OmegaConf.create(text)
                    for name, text in _yaml_files(EXPERIMENTS_PACKAGE).items()}
     for name, node in _store_part_settings(experiments).items():

@@ -8,6 +8,8 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
+from framework.objective import direction
+
 
 def store_optuna_config():
     """Makes ``hydra/sweeper=optuna`` Hydra's Optuna sweeper with its study in the sweep dir;
@@ -23,9 +25,16 @@ def store_optuna_config():
         # Inside the sweep dir: running the same command again continues the study.
         storage: Any = "sqlite:///${hydra.sweep.dir}/optuna.db"
         study_name: str | None = "framework"
+        # trainer.objective's: maximize val_accuracy, minimize val_loss.
+        direction: Any = "${framework_direction:${trainer.objective}}"
 
     ConfigStore.instance().store(group="hydra/sweeper", name="optuna",
                                  node=ContinuingOptunaSweeperConf, provider="framework")
+
+
+def optuna_direction(objective: str) -> str:
+    """Optuna's name for the direction of a ``trainer.objective``."""
+    return "minimize" if direction(objective) == "min" else "maximize"
 
 
 def next_job_number(sweep_dir: Path) -> int:
@@ -41,13 +50,11 @@ def fail_running_trials(storage, study_name) -> int:
         return 0
     import optuna
 
-    store = optuna.storages.get_storage(storage)
     try:
-        study_id = store.get_study_id_from_name(study_name)
+        study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:  # no such study yet
         return 0
-    running = store.get_all_trials(study_id, deepcopy=False,
-                                   states=(optuna.trial.TrialState.RUNNING,))
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for trial in running:
-        store.set_trial_state(trial._trial_id, optuna.trial.TrialState.FAIL)
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
     return len(running)

@@ -11,6 +11,7 @@ On the command line: ``+tuner.space.head.units={choice:[64,128]}``.
 """
 
 import json
+import re
 
 from omegaconf import OmegaConf
 
@@ -30,7 +31,7 @@ def check_space(space, cfg) -> dict:
     space = _flatten(space)
     if not space:
         raise UserError("tuner.space is empty; give the settings to search, e.g. "
-                        "tuner.space={optimizer.learning_rate: {log_float: [1e-4, 1e-2]}}")
+                        "'+tuner.space.optimizer.learning_rate={log_float:[1e-4,1e-2]}'")
     for key, spec in space.items():
         if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
             raise UserError(f"tuner.space: unknown setting {key!r} (not in the run's config)")
@@ -80,5 +81,19 @@ def _define_one(hp, key, kind, values):
 
 
 def as_override(key: str, value) -> str:
-    """``key=value`` as Hydra reads it back (lists as ``[64,32]``)."""
-    return f"{key}={json.dumps(value).replace(' ', '') if isinstance(value, list) else value}"
+    """``++key=value`` as Hydra reads it back; ``++`` sets the key whether the base config has
+    it or a ``+`` override added it."""
+    return f"++{key}={_hydra_value(value)}"
+
+
+def _hydra_value(value) -> str:
+    """A value in Hydra's override grammar: JSON for numbers, booleans and null, a quoted string
+    where a bare one would not parse, lists and dicts with unquoted keys."""
+    if isinstance(value, str):
+        return value if re.fullmatch(r"[A-Za-z_][\w./-]*", value) else (
+            "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'")
+    if isinstance(value, list):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_hydra_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)

@@ -9,6 +9,7 @@ running the same command on the same run dir resumes it); at its end the run dir
 schedule by ``train``, with the usual report files.
 """
 
+import copy
 import json
 import math
 import os
@@ -28,7 +29,12 @@ from framework.config import TUNER_ALGORITHMS  # noqa: E402
 from framework.errors import UserError  # noqa: E402
 from framework.model import build_model  # noqa: E402
 from framework.objective import check_objective, direction, objective_value  # noqa: E402
-from framework.rundir import finished_run_check, shown, write_atomic, write_csv_atomic  # noqa
+from framework.rundir import (  # noqa: E402
+    finished_run_check,
+    shown,
+    write_atomic,
+    write_csv_atomic,
+)
 from framework.train import (  # noqa: E402
     Run,
     check_run,
@@ -41,7 +47,7 @@ from framework.train import (  # noqa: E402
 
 TUNER_DIR = "tuner"
 PROJECT = "search"
-# Beside keras-tuner's own trial.json: what the trial ran and scored, in our terms.
+# Beside keras-tuner's own trial.json: the epochs a trial was given and trained.
 TRIAL_RECORD = "run.json"
 
 
@@ -63,14 +69,32 @@ class Search(keras_tuner.Tuner):
         # Hyperband gives each trial its budget of epochs.
         epochs = trial.hyperparameters.values.get("tuner/epochs") or self.cfg.tuner.epochs
         cfg = trial_config(self.cfg, settings, epochs)
+        try:
+            check_run(cfg)  # settings a trial chose: an unknown optimizer, say
+            value, trained = self._run(cfg, Path(self.get_trial_dir(trial.trial_id)))
+        except UserError as e:
+            # Bad input stops the search (keras-tuner would retry, then fail trial after trial).
+            raise keras_tuner.errors.FatalError(str(e)) from e
+        except Exception as e:
+            print(f"  trial {trial.trial_id} failed: {type(e).__name__}: {e}", flush=True)
+            raise
+        write_atomic(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD,
+                     json.dumps({"epochs": epochs, "trained_epochs": trained}))
+        return {self.oracle.objective.name: value}
+
+    def _run(self, cfg, trial_dir: Path) -> tuple[float, int]:
+        """Trains a trial's config; returns its objective and the epochs it trained."""
         keras.backend.clear_session()  # the models of earlier trials: free them
         keras.utils.set_random_seed(cfg.seed)
-        data_key = (OmegaConf.to_yaml(cfg.dataset, resolve=True), cfg.trainer.batch_size)
+        # What load_data reads.
+        data_key = OmegaConf.to_yaml(OmegaConf.create({
+            "dataset": cfg.dataset, "backbone": cfg.backbone.name, "seed": cfg.seed,
+            "input_size": cfg.backbone.get("input_size"), "batch": cfg.trainer.batch_size,
+            "regularizer": list(cfg.regularizer)}), resolve=True)
         if data_key not in self._data:
             self._data[data_key] = load_data(cfg)
         data = self._data[data_key]
-        built = build_model(cfg, data, one_hot_targets(data.train))
-        run = Run(cfg, Path(self.get_trial_dir(trial.trial_id)), data, built,
+        run = Run(cfg, trial_dir, data, build_model(cfg, data, one_hot_targets(data.train)),
                   cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
                   score_test=False)
         plans = plan_stages(cfg, data, run.built)
@@ -82,23 +106,23 @@ class Search(keras_tuner.Tuner):
             self._features[feature_key] = run.features
         value = objective_value(self.oracle.objective.name, run.stage_metrics[-1]["validation"],
                                 run.history)
-        write_atomic(run.run_dir / TRIAL_RECORD, json.dumps(
-            {"settings": settings, "epochs": len(run.history), "value": value}))
-        return {self.oracle.objective.name: value}
+        return value, len(run.history)
 
 
-def tune(cfg, run_dir) -> dict:
+def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
     """Searches the config's ``tuner.space``, then retrains the best trial's config.
 
     Args:
         cfg: a composed run config with a ``tuner``.
         run_dir: the run's directory; an unfinished search there is resumed.
+        checkpoint: keep a checkpoint while the best config is retrained (``train``'s).
 
     Returns:
-        The metrics of the retrained best model (``train``'s).
+        The metrics of the retrained best model (``train``'s); empty in a worker of a
+        distributed search.
 
     Raises:
-        UserError: a bad tuner config, or no trial that finished.
+        UserError: a bad tuner config or trial setting, or no trial that finished.
     """
     run_dir = Path(run_dir)
     finished_run_check(run_dir)
@@ -111,24 +135,40 @@ def tune(cfg, run_dir) -> dict:
     _check_same_search(run_dir / TUNER_DIR, cfg)
     search = Search(cfg, space, _oracle(tuner_cfg, objective, cfg, space), run_dir / TUNER_DIR)
     if is_worker():  # its trials come from the chief's oracle, which reports and retrains
-        search.search(verbose=cfg.trainer.verbose > 0)
+        _search(search, cfg)
         return {}
     done = [t for t in search.oracle.trials.values() if t.status == "COMPLETED"]
     if done:
         print(f"Resuming: {len(done)} trial(s) finished before")
-    search.search(verbose=cfg.trainer.verbose > 0)
-    trials = trial_rows(search, objective)
+    try:
+        _search(search, cfg)
+    finally:  # also when trial after trial failed: the table says how
+        trials = _trial_rows(search, space, objective)
+        if trials:
+            _write_trials(run_dir, trials, list(space), objective)
     best = next((t for t in trials if t["status"] == "COMPLETED"), None)
     if best is None:
-        raise UserError(f"no trial of the search finished; see {shown(run_dir / TUNER_DIR)}")
-    write_trials(run_dir, trials, list(space), objective)
-    print(format_trials(trials, list(space), objective))
-    overrides = best_overrides(cfg, best)
-    write_best(run_dir, best, objective, overrides)
+        raise UserError(f"no trial of the search finished; see {shown(run_dir / 'trials.csv')}")
+    print(_format_trials(trials, list(space), objective))
+    overrides = _best_overrides(cfg, best)
+    _write_best(run_dir, best, objective, overrides)
     print(f"Best:      trial {best['trial']}, {objective} {best['value']:.4f}; run it again "
           f"with:\n  python -m framework {shlex.join(overrides)}")
     print("Retraining the best trial's config on the full schedule")
-    return train(trial_config(cfg, best["settings"]), run_dir)
+    return train(trial_config(cfg, best["settings"]), run_dir, checkpoint)
+
+
+def _search(search: Search, cfg):
+    """Runs keras-tuner's search; a trial's bad input, or too many failed trials, is a
+    UserError."""
+    try:
+        search.search(verbose=cfg.trainer.verbose > 0)
+    except keras_tuner.errors.FatalError as e:
+        if isinstance(e.__cause__, UserError):
+            raise e.__cause__ from None
+        raise
+    except RuntimeError as e:  # keras-tuner's max_consecutive_failed_trials
+        raise UserError(f"the search stopped: {str(e).splitlines()[0]}") from e
 
 
 def is_worker() -> bool:
@@ -140,7 +180,7 @@ def is_worker() -> bool:
 
 def trial_config(cfg, settings: dict, epochs: int | None = None):
     """The run config with a trial's settings, and its epochs where a trial has its own."""
-    trial = OmegaConf.create(OmegaConf.to_container(cfg))
+    trial = copy.deepcopy(cfg)
     for key, value in settings.items():
         OmegaConf.update(trial, key, value, merge=False)
     if epochs is not None:
@@ -148,58 +188,62 @@ def trial_config(cfg, settings: dict, epochs: int | None = None):
     return trial
 
 
-def trial_rows(search: Search, objective: str) -> list[dict]:
-    """One row per trial, best first (by the objective's direction), then unfinished ones."""
+def _trial_rows(search: Search, space: dict, objective: str) -> list[dict]:
+    """One row per trial, best first (by the objective's direction), then unfinished ones; from
+    the oracle (the chief's, in a distributed search)."""
     rows = []
     for trial in search.oracle.trials.values():
         record = Path(search.get_trial_dir(trial.trial_id)) / TRIAL_RECORD
-        finished = json.loads(record.read_text()) if record.is_file() else {}
+        ran = json.loads(record.read_text()) if record.is_file() else {}
+        score = trial.score if trial.status == "COMPLETED" and trial.score is not None else None
         rows.append({"trial": trial.trial_id, "status": trial.status,
-                     "settings": finished.get("settings", {}),
-                     "value": finished.get("value", math.nan),
-                     "epochs": finished.get("epochs", "")})
+                     "settings": search_space.define(trial.hyperparameters.copy(), space),
+                     "value": math.nan if score is None else float(score),
+                     "epochs": ran.get("epochs"), "trained_epochs": ran.get("trained_epochs", "")})
     sign = 1.0 if direction(objective) == "min" else -1.0
-    return sorted(rows, key=lambda r: (r["status"] != "COMPLETED" or r["value"] != r["value"],
-                                       sign * r["value"] if r["value"] == r["value"] else 0.0,
+    return sorted(rows, key=lambda r: (math.isnan(r["value"]),
+                                       0.0 if math.isnan(r["value"]) else sign * r["value"],
                                        r["trial"]))
 
 
-def write_trials(run_dir: Path, trials: list[dict], keys: list[str], objective: str):
+def _write_trials(run_dir: Path, trials: list[dict], keys: list[str], objective: str):
+    """Writes trials.csv: one row per trial, best first."""
     write_csv_atomic(run_dir / "trials.csv", ["trial", "status", *keys, objective, "epochs"],
                      ([t["trial"], t["status"], *(_cell(t["settings"].get(k, "")) for k in keys),
-                       t["value"], t["epochs"]] for t in trials))
+                       t["value"], t["trained_epochs"]] for t in trials))
 
 
-def format_trials(trials: list[dict], keys: list[str], objective: str) -> str:
-    """The trials as aligned columns, best first."""
+def _format_trials(trials: list[dict], keys: list[str], objective: str) -> str:
     rows = [["trial", objective, "epochs", *keys]]
     for t in trials:
         finished = t["status"] == "COMPLETED"
         rows.append([t["trial"], f"{t['value']:.4f}" if finished else t["status"].lower(),
-                     str(t["epochs"]), *(_cell(t["settings"].get(k, "-")) for k in keys)])
+                     str(t["trained_epochs"]), *(_cell(t["settings"].get(k, "-")) for k in keys)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     return f"Search:    {len(trials)} trials, best {objective} first\n" + "\n".join(lines)
 
 
-def best_overrides(cfg, best: dict) -> list[str]:
-    """The command-line overrides that run the best trial again, without the tuner."""
+def _best_overrides(cfg, best: dict) -> list[str]:
+    """The command-line overrides that run the best trial again, as it ran, without the tuner
+    (with its own epochs where ``tuner.epochs`` or Hyperband gave it some)."""
     from hydra.core.hydra_config import HydraConfig
 
     task = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    keep = [o for o in task if not o.lstrip("+~").startswith(("tuner", "hydra."))
+    keep = [o for o in task if not o.lstrip("+~").startswith("tuner")
             and o.split("=")[0].lstrip("+~") not in best["settings"]]
     overrides = [*keep, "~tuner", *(search_space.as_override(k, v)
                                     for k, v in best["settings"].items())]
-    if isinstance(best["epochs"], int) and best["epochs"] != cfg.trainer.epochs:
+    if best["epochs"] is not None:
         overrides.append(f"trainer.epochs={best['epochs']}")
     return overrides
 
 
-def write_best(run_dir: Path, best: dict, objective: str, overrides: list[str]):
+def _write_best(run_dir: Path, best: dict, objective: str, overrides: list[str]):
+    """Writes best_overrides.yaml: the best trial, and the command that runs it again."""
     text = OmegaConf.to_yaml(OmegaConf.create({
         "trial": best["trial"], "objective": {"name": objective, "value": best["value"]},
-        "epochs": best["epochs"], "settings": best["settings"], "overrides": overrides,
+        "epochs": best["trained_epochs"], "settings": best["settings"], "overrides": overrides,
         "command": f"python -m framework {shlex.join(overrides)}"}))
     write_atomic(run_dir / "best_overrides.yaml",
                  "# The best trial of the search; `command` runs it again without the tuner.\n"
@@ -208,7 +252,10 @@ def write_best(run_dir: Path, best: dict, objective: str, overrides: list[str]):
 
 def _oracle(tuner_cfg, objective: str, cfg, space: dict):
     hyperparameters = keras_tuner.HyperParameters()
-    search_space.define(hyperparameters, space)  # the whole space, known before any trial
+    try:
+        search_space.define(hyperparameters, space)  # the whole space, known before any trial
+    except (TypeError, ValueError) as e:  # keras-tuner's word on a range (mixed types, low>high)
+        raise UserError(f"tuner.space: {str(e).splitlines()[0]}") from e
     common = {"objective": keras_tuner.Objective(objective, direction(objective)),
               "seed": cfg.seed, "hyperparameters": hyperparameters}
     if tuner_cfg.algorithm == "random":
@@ -227,7 +274,10 @@ def _oracle(tuner_cfg, objective: str, cfg, space: dict):
 def _check_same_search(tuner_dir: Path, cfg):
     """Refuses to resume a search of another config in the same run dir."""
     saved = tuner_dir / "config.yaml"
-    config = OmegaConf.to_yaml(cfg, resolve=True)
+    # What a resumed search may change: how much it says, and how many trials it runs in all.
+    compared = OmegaConf.to_container(cfg, resolve=True)
+    del compared["trainer"]["verbose"], compared["tuner"]["max_trials"]
+    config = OmegaConf.to_yaml(compared)
     if saved.is_file() and saved.read_text() != config:
         raise UserError(f"{tuner_dir} holds a search of another config; run this one in another "
                         "directory (hydra.run.dir=...)")
@@ -236,4 +286,5 @@ def _check_same_search(tuner_dir: Path, cfg):
 
 
 def _cell(value) -> str:
-    return json.dumps(value).replace(" ", "") if isinstance(value, list) else str(value)
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else str(
+        value)

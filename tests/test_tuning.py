@@ -118,9 +118,42 @@ def test_a_bad_search_space_is_refused_naming_it(compose, space, message):
     assert message in str(error.value)
 
 
-def test_overrides_read_back_as_the_values_tried():
-    assert as_override("backbone.units", [64, 32]) == "backbone.units=[64,32]"
-    assert as_override("optimizer.learning_rate", 0.00125) == "optimizer.learning_rate=0.00125"
+@pytest.mark.parametrize("value", [[64, 32], 0.00125, True, None, "adam", "x y", "it's",
+                                   {"a": [1, 2]}])
+def test_overrides_read_back_as_the_values_tried(value):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    override = as_override("backbone.choice", value)
+    assert override.startswith("++backbone.choice=")
+    parsed, = OverridesParser.create().parse_overrides([override])
+    assert parsed.value() == value
+
+
+def test_a_trials_bad_setting_stops_the_search_in_one_line(cli):
+    result = cli("experiment=tune_wine_random", "tuner.max_trials=2", "trainer.verbose=0",
+                 "+tuner.space.optimizer.name={choice:[sgdd]}", "hydra.run.dir=run")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: unknown optimizer 'sgdd'; accepted: adam, adamw, rmsprop, sgd")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_resumed_search_may_change_its_verbosity_and_trial_count_only(compose, tmp_path):
+    from framework.tuning import _check_same_search
+
+    _check_same_search(tmp_path, compose(*SEARCH))
+    _check_same_search(tmp_path, compose(*SEARCH, "trainer.verbose=2", "tuner.max_trials=9"))
+    with pytest.raises(UserError, match="holds a search of another config"):
+        _check_same_search(tmp_path, compose(*SEARCH, "trainer.epochs=11"))
+
+
+@pytest.mark.parametrize("objective, expected", [("val_accuracy", "maximize"),
+                                                 ("val_loss", "minimize")])
+def test_the_optuna_sweeper_follows_the_objectives_direction(compose_hydra, objective, expected):
+    cfg = compose_hydra("hydra/sweeper=optuna", "experiment=wine",
+                        f"trainer.objective={objective}")
+    assert cfg.hydra.sweeper.direction == expected
+    assert cfg.hydra.sweeper.storage == f"sqlite:///{cfg.hydra.sweep.dir}/optuna.db"
 
 
 def test_a_head_search_extracts_the_frozen_backbones_features_once(compose, tmp_path,

@@ -17,7 +17,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
-from framework.rundir import write_atomic
+from framework.rundir import record_config, write_atomic
 
 RESUME_DIR = ".resume"
 
@@ -31,15 +31,11 @@ class JobCheckpoint:
 
     def __init__(self, run_dir: Path, cfg):
         self.dir = run_dir / RESUME_DIR
-        config = OmegaConf.to_yaml(cfg, resolve=True)
-        stored = self.dir / "config.yaml"
-        if stored.is_file() and stored.read_text() != config:
+        if not record_config(self.dir, OmegaConf.to_yaml(cfg, resolve=True)):
             raise UserError(
                 f"{run_dir} holds an unfinished run of another config (its checkpoint is in "
                 f"{self.dir}); run this config in another directory, or delete {self.dir}"
             )
-        self.dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(stored, config)
 
     def callbacks(self, stage: int) -> list:
         """The Keras callbacks that keep a stage's progress, epoch by epoch."""

@@ -29,6 +29,21 @@ def finished_run_check(run_dir: Path):
         )
 
 
+def record_config(directory: Path, config: str) -> bool:
+    """Keeps ``config`` (a config's YAML) as ``directory/config.yaml``, for a run that may be
+    continued there later.
+
+    Returns:
+        False, keeping nothing, where the directory holds another config.
+    """
+    saved = directory / "config.yaml"
+    if saved.is_file() and saved.read_text() != config:
+        return False
+    directory.mkdir(parents=True, exist_ok=True)
+    write_atomic(saved, config)
+    return True
+
+
 def write_atomic(path: Path, text: str):
     """Writes a file so that readers see the old content or the new one, never a part."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # writers in parallel jobs apart

@@ -31,6 +31,7 @@ from framework.model import build_model  # noqa: E402
 from framework.objective import check_objective, direction, objective_value  # noqa: E402
 from framework.rundir import (  # noqa: E402
     finished_run_check,
+    record_config,
     shown,
     write_atomic,
     write_csv_atomic,
@@ -273,16 +274,12 @@ def _oracle(tuner_cfg, objective: str, cfg, space: dict):
 
 def _check_same_search(tuner_dir: Path, cfg):
     """Refuses to resume a search of another config in the same run dir."""
-    saved = tuner_dir / "config.yaml"
     # What a resumed search may change: how much it says, and how many trials it runs in all.
     compared = OmegaConf.to_container(cfg, resolve=True)
     del compared["trainer"]["verbose"], compared["tuner"]["max_trials"]
-    config = OmegaConf.to_yaml(compared)
-    if saved.is_file() and saved.read_text() != config:
+    if not record_config(tuner_dir, OmegaConf.to_yaml(compared)):
         raise UserError(f"{tuner_dir} holds a search of another config; run this one in another "
                         "directory (hydra.run.dir=...)")
-    tuner_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(saved, config)
 
 
 def _cell(value) -> str:

@@ -111,8 +111,10 @@ class TunerConfig:
     factor: int = 3
     hyperband_iterations: int = 1
     # The settings to search, by their config key, e.g.
-    #   backbone.units: {choice: [[32], [64, 32]]}    optimizer.learning_rate: {log_float: [1e-4, 1e-2]}
-    #   regularizer.dropout.rate: {float: [0.0, 0.5, 0.1]}    trainer.batch_size: {int: [16, 64, 16]}
+    #   backbone.units: {choice: [[32], [64, 32]]}
+    #   optimizer.learning_rate: {log_float: [1e-4, 1e-2]}
+    #   regularizer.dropout.rate: {float: [0.0, 0.5, 0.1]}
+    #   trainer.batch_size: {int: [16, 64, 16]}
     space: dict[str, Any] = field(default_factory=dict)
 
 

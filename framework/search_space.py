@@ -76,24 +76,25 @@ def _define_one(hp, key, kind, values):
         return hp.Int(key, values[0], values[1], step=values[2] if len(values) > 2 else 1)
     if kind == "float":
         value = hp.Float(key, values[0], values[1], step=values[2] if len(values) > 2 else None)
-        return float(f"{value:.12g}")  # a stepped value without its float noise (0.30000000000000004)
+        return float(f"{value:.12g}")  # a stepped value without float noise (0.30000000000000004)
     return hp.Float(key, values[0], values[1], sampling="log")
 
 
 def as_override(key: str, value) -> str:
     """``++key=value`` as Hydra reads it back; ``++`` sets the key whether the base config has
     it or a ``+`` override added it."""
-    return f"++{key}={_hydra_value(value)}"
+    return f"++{key}={hydra_value(value)}"
 
 
-def _hydra_value(value) -> str:
-    """A value in Hydra's override grammar: JSON for numbers, booleans and null, a quoted string
-    where a bare one would not parse, lists and dicts with unquoted keys."""
+def hydra_value(value) -> str:
+    """A value as Hydra's override grammar writes it (and as trial tables show it): JSON for
+    numbers, booleans and null, a quoted string where a bare one would not parse, lists and
+    dicts with unquoted keys."""
     if isinstance(value, str):
         return value if re.fullmatch(r"[A-Za-z_][\w./-]*", value) else (
             "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'")
     if isinstance(value, list):
-        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{_hydra_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
     return json.dumps(value)

@@ -210,7 +210,7 @@ def _trial_rows(search: Search, space: dict, objective: str) -> list[dict]:
 def _write_trials(run_dir: Path, trials: list[dict], keys: list[str], objective: str):
     """Writes trials.csv: one row per trial, best first."""
     write_csv_atomic(run_dir / "trials.csv", ["trial", "status", *keys, objective, "epochs"],
-                     ([t["trial"], t["status"], *(_cell(t["settings"].get(k, "")) for k in keys),
+                     ([t["trial"], t["status"], *(_shown(t["settings"], k, "") for k in keys),
                        t["value"], t["trained_epochs"]] for t in trials))
 
 
@@ -219,7 +219,7 @@ def _format_trials(trials: list[dict], keys: list[str], objective: str) -> str:
     for t in trials:
         finished = t["status"] == "COMPLETED"
         rows.append([t["trial"], f"{t['value']:.4f}" if finished else t["status"].lower(),
-                     str(t["trained_epochs"]), *(_cell(t["settings"].get(k, "-")) for k in keys)])
+                     str(t["trained_epochs"]), *(_shown(t["settings"], k, "-") for k in keys)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     return f"Search:    {len(trials)} trials, best {objective} first\n" + "\n".join(lines)
@@ -282,6 +282,6 @@ def _check_same_search(tuner_dir: Path, cfg):
                         "directory (hydra.run.dir=...)")
 
 
-def _cell(value) -> str:
-    return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else str(
-        value)
+def _shown(settings: dict, key: str, missing: str) -> str:
+    """A trial's value of a setting as the trial table shows it (as an override writes it)."""
+    return search_space.hydra_value(settings[key]) if key in settings else missing

@@ -48,7 +48,9 @@ def run(cfg: DictConfig) -> float:
         else:
             from framework.train import train
 
-            result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint)
+            hparams = (_varied_settings(hydra_cfg) if hydra_cfg.mode == RunMode.MULTIRUN
+                       else None)
+            result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint, hparams)
     except (UserError, OmegaConfBaseException) as e:
         if os.environ.get("FRAMEWORK_FULL_ERROR"):
             raise
@@ -63,25 +65,17 @@ def run(cfg: DictConfig) -> float:
         print(f"error: job {hydra_cfg.job.num} failed: {one_line(e)}", file=sys.stderr,
               flush=True)
         return float("nan")
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        _write_hparams(hydra_cfg, result)
     sys.stdout.flush()  # a worker's output reaches the console as its job ends
     return result["objective"]["value"]
 
 
-def _write_hparams(hydra_cfg, metrics: dict):
-    """The job's row of the sweep in TensorBoard's HParams dashboard; a job that finished stays
-    finished if it cannot be written."""
-    from framework.sweep_hparams import sweep_overrides, varied_settings, write_hparams
+def _varied_settings(hydra_cfg) -> dict:
+    """The settings this sweep job's sweep varies, with the job's values."""
+    from framework.sweep_hparams import sweep_overrides, varied_settings
 
     sweep_dir = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir
-    try:
-        settings = varied_settings(sweep_overrides(sweep_dir), hydra_cfg.sweeper.get("params"),
-                                   list(hydra_cfg.overrides.task))
-        write_hparams(Path(hydra_cfg.runtime.output_dir), settings, metrics)
-    except Exception as e:  # noqa: BLE001 (a report's failure is not the job's)
-        print(f"warning: job {hydra_cfg.job.num}: no TensorBoard HParams: {one_line(e)}",
-              file=sys.stderr, flush=True)
+    return varied_settings(sweep_overrides(sweep_dir), hydra_cfg.sweeper.get("params"),
+                           list(hydra_cfg.overrides.task))
 
 
 def _shares_local_gpus(launcher) -> bool:
@@ -98,7 +92,8 @@ def _claim_gpus(cfg, hydra_cfg):
     sweep_dir = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir
     line = claim_worker_gpus(sweep_dir, cfg.trainer.gpus_per_job)
     if line:
-        print(line, flush=True)
+        # One write: workers share the console, and print's separate newline could interleave.
+        print(line + "\n", end="", flush=True)
 
 
 def refuse_finished_run_dir(args):

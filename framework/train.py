@@ -37,6 +37,7 @@ from framework.model import (
     optimizer_settings,
     set_trainable,
 )
+from framework.sweep_hparams import write_hparams
 from framework.rundir import FAILED, finished_run_check, mark_failed
 from framework.report import (
     console_report,
@@ -49,7 +50,7 @@ from framework.report import (
 )
 
 
-def train(cfg: DictConfig, run_dir, checkpoint: bool = False) -> dict:
+def train(cfg: DictConfig, run_dir, checkpoint: bool = False, hparams: dict | None = None) -> dict:
     """Trains, evaluates and saves the model a config describes.
 
     Args:
@@ -57,6 +58,8 @@ def train(cfg: DictConfig, run_dir, checkpoint: bool = False) -> dict:
         run_dir: the directory to write into; it must not hold a finished run.
         checkpoint: keep a checkpoint in the run dir as training goes, and continue from the
             one an earlier, stopped run of the same config left there (a requeued job).
+        hparams: the settings a sweep varies: written with the scores as the job's row of
+            TensorBoard's HParams dashboard, before metrics.json.
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -69,7 +72,7 @@ def train(cfg: DictConfig, run_dir, checkpoint: bool = False) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / FAILED).unlink(missing_ok=True)
     try:
-        metrics = _train(cfg, run_dir, checkpoint)
+        metrics = _train(cfg, run_dir, checkpoint, hparams)
     except BaseException as e:
         mark_failed(run_dir, f"{type(e).__name__}: {e}")
         raise
@@ -120,6 +123,7 @@ class Run:
         scores: the last stage's evaluation of each split (with labels and predictions).
         checkpoint: the run's own checkpoint, when it keeps one.
         score_test: False for a tuner's trial, which never looks at the test split.
+        hparams: a sweep job's varied settings, for TensorBoard's HParams dashboard, or None.
     """
 
     cfg: Any
@@ -134,13 +138,14 @@ class Run:
     scores: dict = field(default_factory=dict)
     checkpoint: JobCheckpoint | None = None
     score_test: bool = True
+    hparams: dict | None = None
 
     @property
     def loss(self) -> str:
         return loss_for(self.data.task, one_hot_targets(self.data.train))
 
 
-def _train(cfg, run_dir: Path, checkpoint: bool) -> dict:
+def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> dict:
     check_run(cfg)
     job_checkpoint = JobCheckpoint(run_dir, cfg) if checkpoint else None
     keras.backend.clear_session()  # models of earlier runs in this process: free them
@@ -148,7 +153,7 @@ def _train(cfg, run_dir: Path, checkpoint: bool) -> dict:
     data = load_data(cfg)
     run = Run(cfg, run_dir, data, build_model(cfg, data, one_hot_targets(data.train)),
               cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
-              checkpoint=job_checkpoint)
+              checkpoint=job_checkpoint, hparams=hparams)
     plans = plan_stages(cfg, run.data, run.built)
     for plan in plans:
         fit_stage(run, plan, len(plans))
@@ -346,6 +351,8 @@ def write_run_dir(run: Run) -> dict:
             "direction": direction(run.cfg.trainer.objective),
         },
     }
+    if run.hparams is not None:
+        write_hparams(run_dir, run.hparams, metrics)
     write_metrics(run_dir, metrics)  # last: its presence marks a finished run
     return metrics
 

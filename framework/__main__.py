@@ -12,15 +12,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from framework.cli import USAGE_ERROR, one_line, report_errors
-from framework.config import checkpoint_wanted
+from framework.cli import USAGE_ERROR, one_line, one_line_usage, report_errors
 from framework.devices import claim_worker_gpus
-from framework.errors import UserError
-from framework.rundir import FAILED, finished_run_check, mark_failed
+from framework.errors import Stopped, UserError
+from framework.rundir import FAILED, failure, mark_failed
 from framework.plugins import load_plugins
 from framework.preflight import CONFIG_NAME, choose_parts, ineffective_settings
-from framework.sweep_resume import NAME as RESUME
-from framework.sweep_summary import finished_sweep_check, unfinished_jobs
+from framework.sweep_summary import unfinished_jobs
 
 
 @hydra.main(version_base="1.3", config_path="pkg://framework.conf", config_name="config")
@@ -37,8 +35,7 @@ def run(cfg: DictConfig) -> float:
         if hydra_cfg.mode == RunMode.MULTIRUN and _shares_local_gpus(hydra_cfg.launcher):
             _claim_gpus(cfg, hydra_cfg)
         # TensorFlow is imported here, after the GPU claim.
-        checkpoint = checkpoint_wanted(cfg.trainer.checkpoint,
-                                       hydra_cfg.mode == RunMode.MULTIRUN)
+        checkpoint = cfg.trainer.checkpoint
         if OmegaConf.select(cfg, "tuner.algorithm"):  # ~tuner leaves the rest of its settings
             from framework.tuning import tune
 
@@ -61,7 +58,7 @@ def run(cfg: DictConfig) -> float:
         # failed ones. NaN: what optimizing sweepers (Optuna) record as a failed trial.
         job_dir = Path(hydra_cfg.runtime.output_dir)
         if not (job_dir / FAILED).exists():  # failed before train() could mark it
-            mark_failed(job_dir, f"{type(e).__name__}: {e}")
+            mark_failed(job_dir, failure(e))
         print(f"error: job {hydra_cfg.job.num} failed: {one_line(e)}", file=sys.stderr,
               flush=True)
         return float("nan")
@@ -96,29 +93,8 @@ def _claim_gpus(cfg, hydra_cfg):
         print(line + "\n", end="", flush=True)
 
 
-def refuse_finished_run_dir(args):
-    """Refuses a ``hydra.run.dir`` that holds a finished run, or a ``hydra.sweep.dir`` that
-    holds a sweep (unless ``hydra/sweeper=resume`` or ``optuna`` continues it), before Hydra
-    writes into it."""
-    # Both continue what the sweep dir holds: the resuming grid, and an Optuna study.
-    resume = f"hydra/sweeper={RESUME}" in args or "hydra/sweeper=optuna" in args
-    for arg in args:
-        key, _, value = arg.partition("=")
-        key = key.lstrip("+~")
-        if "${" in value:
-            continue
-        if key == "hydra.run.dir":
-            finished_run_check(Path(value))
-        elif key == "hydra.sweep.dir" and not resume:
-            finished_sweep_check(Path(value))
-
-
-# The shell's exit status for a command stopped by SIGINT.
-INTERRUPTED = 128 + signal.SIGINT
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _stop(signum, frame):
+    raise Stopped(signum)
 
 
 def _after_last(argv: list[str], overrides: list[str]) -> int:
@@ -129,33 +105,35 @@ def _after_last(argv: list[str], overrides: list[str]) -> int:
 
 
 def main():
+    # Ctrl-C and SIGTERM (kill, timeout, Slurm, docker stop) stop a run the same way: FAILED in
+    # its directory says which signal, one line here, exit code 130 or 143.
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     # The user's own HYDRA_FULL_ERROR=1 keeps Hydra's tracebacks; otherwise ask Hydra to raise,
     # so report_errors() can turn composition errors into one line and exit code 2.
     if os.environ.get("HYDRA_FULL_ERROR"):
         os.environ["FRAMEWORK_FULL_ERROR"] = "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    with report_errors():
-        refuse_finished_run_dir(sys.argv[1:])
-        load_plugins()  # fills the ConfigStore before Hydra composes anything
-        args = get_args_parser().parse_args(sys.argv[1:])
-        extra, notes = choose_parts(args.overrides, args.config_name or CONFIG_NAME,
-                                    args.config_dir)
-        # Beside a run's own output; on stderr where stdout is a config or help text.
-        config_only = args.help or args.cfg or args.info or args.shell_completion
-        for note in notes:
-            print(f"note: {note}", file=sys.stderr if config_only else sys.stdout)
-        # Hydra reads them as the user's own, so the config shown is the one run; argparse
-        # wants all overrides side by side.
-        at = _after_last(sys.argv, args.overrides)
-        sys.argv[at:at] = extra
-        try:
-            signal.signal(signal.SIGTERM, _interrupt)  # kill (SIGTERM): stop as Ctrl-C does
+    try:
+        with report_errors():
+            load_plugins()  # fills the ConfigStore before Hydra composes anything
+            args = one_line_usage(get_args_parser()).parse_args(sys.argv[1:])
+            extra, notes = choose_parts(args.overrides, args.config_name or CONFIG_NAME,
+                                        args.config_dir)
+            # Beside a run's own output; on stderr where stdout is a config or help text.
+            config_only = args.help or args.cfg or args.info or args.shell_completion
+            for note in notes:
+                print(f"note: {note}", file=sys.stderr if config_only else sys.stdout)
+            # Hydra reads them as the user's own, so the config shown is the one run; argparse
+            # wants all overrides side by side.
+            at = _after_last(sys.argv, args.overrides)
+            sys.argv[at:at] = extra
             run()
-        except KeyboardInterrupt:
-            # A parallel sweep's pool stops its workers (Ctrl-C reaches them too: one process
-            # group); summary.csv holds the jobs that ended.
-            print("interrupted", file=sys.stderr)
-            return INTERRUPTED
+    except Stopped as stopped:
+        # A parallel sweep's pool stops its workers (Ctrl-C reaches them too: one process
+        # group); summary.csv holds the jobs that ended.
+        print(f"interrupted: {stopped}", file=sys.stderr)
+        return stopped.exit_code
     unfinished = [f"job {job['job']}: {job['status']}" for job in unfinished_jobs()]
     if unfinished:
         print(f"error: {len(unfinished)} sweep job(s) did not finish; {unfinished[0]} "

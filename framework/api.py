@@ -17,6 +17,7 @@ from framework.contexts import (
 )
 from framework.errors import UserError
 from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
+from framework.ranges import setting
 from framework.images import IMAGE_EXTENSIONS, is_readable, load_image
 
 hookimpl = pluggy.HookimplMarker("framework")
@@ -37,4 +38,5 @@ __all__ = [
     "hookimpl",
     "is_readable",
     "load_image",
+    "setting",
 ]

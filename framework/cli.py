@@ -1,14 +1,16 @@
 """Turns errors the user can fix into one line on stderr and exit code 2."""
 
+import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException, MissingConfigException
-from omegaconf.errors import OmegaConfBaseException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from framework.errors import UserError
+from framework.errors import Refused, UserError
 from framework.registry import REGISTRIES
 
 USAGE_ERROR = 2
@@ -22,10 +24,10 @@ def report_errors():
     """
     try:
         yield
-    except (UserError, HydraException, OmegaConfBaseException) as e:
+    except (UserError, HydraException, OmegaConfBaseException, Refused) as e:
         if os.environ.get("FRAMEWORK_FULL_ERROR"):
             raise
-        print(f"error: {one_line(e)}", file=sys.stderr)
+        print(f"error: {one_line(e.error if isinstance(e, Refused) else e)}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
 
 
@@ -37,13 +39,44 @@ def one_line(error: BaseException) -> str:
         return f"unknown {group or 'config'} {bad!r}; accepted: {', '.join(sorted(options))}"
     # Hydra and OmegaConf chain the precise cause (e.g. a wrong type) under a general message.
     cause = error.__cause__
+    if isinstance(cause, UserError):  # raised inside a resolver or a callback: already one line
+        return one_line(cause)
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and _fields(cause.object_type):
+        return (f"unknown key {cause.full_key!r}; accepted: "
+                f"{', '.join(_fields(cause.object_type))}")
+    if isinstance(error, OverrideParseException):
+        override = str(error).splitlines()[0].partition(": ")[2] or str(error)
+        return (f"cannot read the override {override!r}; quote a value that holds spaces or "
+                "characters other than letters, digits and _-+./, e.g. "
+                "'dataset.target=\"prix €\"' (https://hydra.cc/docs/advanced/override_grammar/basic)")
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = lines[0] if lines else type(error).__name__
+    # A resolver's own UserError (e.g. efficientnet_input_size), wrapped by OmegaConf.
+    text = text.removeprefix(f"{UserError.__name__} raised while resolving interpolation: ")
     if text.endswith(":") and len(lines) > 1:  # Hydra puts the detail on the next line
         text = f"{text} {lines[1]}"
     if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
         text = f"{text.rstrip('.')}: {str(cause).strip().splitlines()[0]}"
     return text
+
+
+def one_line_usage(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Makes a parser report a bad argument as ``error: <what>`` on one line, exit code 2, as
+    every other error is (argparse prints its usage block first). ``--help`` is unchanged."""
+
+    def error(message):
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+
+    parser.error = error
+    return parser
+
+
+def _fields(cls) -> list[str]:
+    """The keys a typed config node accepts (a dataclass's fields), else []."""
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        return []
+    return [f.name for f in dataclasses.fields(cls)]
 
 
 def plain_text(docstring: str) -> str:

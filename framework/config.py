@@ -5,7 +5,6 @@ the top-level config and the experiments shipped in ``experiments/``.
 """
 
 import importlib.resources
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +13,10 @@ from hydra.core.plugins import Plugins
 from omegaconf import MISSING, OmegaConf
 
 from framework.devices import gpu_workers
-from framework.errors import PluginError, UserError
+from framework.errors import PluginError
+from framework.objective import OBJECTIVES
 from framework.optuna_study import optuna_direction, store_optuna_config
+from framework.ranges import setting
 from framework.registry import REGISTRIES
 
 CONF_PACKAGE = "framework.conf"
@@ -29,27 +30,30 @@ SETTINGS_GROUP = "experiment_settings"
 _part_settings: dict[str, dict[str, tuple[str, list[str]]]] = {}
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+
+
 @dataclass
 class OptimizerConfig:
     # adam, adamw, sgd or rmsprop; optimizer=sgd and optimizer.name=sgd are the same.
-    name: str = "adam"
+    name: str = setting("adam", choices=OPTIMIZERS)
     # null: the optimizer's own default (adam, adamw, rmsprop 0.001; sgd 0.01).
-    learning_rate: float | None = None
+    learning_rate: float | None = setting(None, above=0)
     # sgd and rmsprop only; null: sgd 0.9, rmsprop 0.0.
-    momentum: float | None = None
+    momentum: float | None = setting(None, at_least=0, at_most=1)
 
 
 @dataclass
 class StageConfig:
     name: str = "train"
     # null: trainer.epochs.
-    epochs: int | None = None
+    epochs: int | None = setting(None, at_least=1)
     # What is trainable: "all", "head", "last: N" or "from: <layer name>" (of the backbone), or
     # null, as the backbone is built: "head" over one its plugin builds frozen (pretrained
     # weights), else "all".
     trainable: Any = None
-    learning_rate: float | None = None
-    optimizer: str | None = None
+    learning_rate: float | None = setting(None, above=0)
+    optimizer: str | None = setting(None, choices=OPTIMIZERS)
 
 
 @dataclass
@@ -62,54 +66,44 @@ class FeatureCacheConfig:
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 10
-    batch_size: int = 32
+    epochs: int = setting(10, at_least=1)
+    batch_size: int = setting(32, at_least=1)
     # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
-    verbose: int = 2
+    verbose: int = setting(2, choices=(0, 1, 2))
     # GPUs each worker process of a parallel sweep (hydra/launcher=joblib or gpus) claims for all
     # its jobs; the GPUs each job asks for with hydra/launcher=ray_cluster or slurm.
-    gpus_per_job: int = 1
+    gpus_per_job: int = setting(1, at_least=0)
     # What a sweep ranks and an optimizing sweeper tunes: val_accuracy (maximized), val_loss
     # (minimized), accuracy or loss. Never the test split.
-    objective: str = "val_accuracy"
+    objective: str = setting("val_accuracy", choices=OBJECTIVES)
     # Keep a checkpoint in the run dir as training goes (each epoch, each stage), so that a run
-    # stopped part-way continues there when it runs again: a Slurm job requeued, a sweep
-    # resumed with hydra/sweeper=resume. auto: in sweep jobs and Slurm jobs; true; false.
-    checkpoint: Any = "auto"
+    # stopped part-way continues there when it runs again in the same dir: a killed run rerun
+    # with hydra.run.dir=<its dir>, a Slurm job requeued, a sweep resumed with
+    # hydra/sweeper=resume. Deleted when the run finishes.
+    checkpoint: bool = True
     # Empty: one stage of `epochs` that trains the head over a pretrained (frozen) backbone,
     # everything otherwise.
     stages: list[StageConfig] = field(default_factory=list)
     feature_cache: FeatureCacheConfig = field(default_factory=FeatureCacheConfig)
 
 
-def checkpoint_wanted(setting, in_sweep: bool) -> bool:
-    """Whether a run keeps its own checkpoint: ``trainer.checkpoint`` (auto, true or false),
-    where auto means in a sweep's job or a Slurm job.
-
-    Raises:
-        UserError: any other setting.
-    """
-    if not (setting is True or setting is False or setting == "auto"):
-        raise UserError(f"trainer.checkpoint must be auto, true or false. Received: {setting!r}")
-    if setting == "auto":
-        return in_sweep or "SLURM_JOB_ID" in os.environ
-    return setting
+TUNER_ALGORITHMS = ("random", "bayesian", "hyperband")
 
 
 @dataclass
 class TunerConfig:
     # random, bayesian or hyperband: keras-tuner's RandomSearch, BayesianOptimization or
     # Hyperband oracle (tuner=random etc. picks one with its defaults).
-    algorithm: str = "random"
+    algorithm: str = setting("random", choices=TUNER_ALGORITHMS)
     # Trials to run in all, resumed searches included (random, bayesian).
-    max_trials: int = 10
+    max_trials: int = setting(10, at_least=1)
     # null: trainer.objective (val_accuracy, val_loss, accuracy or loss).
-    objective: str | None = None
+    objective: str | None = setting(None, choices=OBJECTIVES)
     # Epochs each trial trains; null: trainer.epochs. Hyperband: the most a trial trains.
-    epochs: int | None = None
+    epochs: int | None = setting(None, at_least=1)
     # Hyperband: the factor between its brackets' budgets, and how many times it runs them.
-    factor: int = 3
-    hyperband_iterations: int = 1
+    factor: int = setting(3, at_least=2)
+    hyperband_iterations: int = setting(1, at_least=1)
     # The settings to search, by their config key, e.g.
     #   backbone.units: {choice: [[32], [64, 32]]}
     #   optimizer.learning_rate: {log_float: [1e-4, 1e-2]}
@@ -118,14 +112,11 @@ class TunerConfig:
     space: dict[str, Any] = field(default_factory=dict)
 
 
-TUNER_ALGORITHMS = ("random", "bayesian", "hyperband")
-
-
 @dataclass
 class SweepConfig:
     # At the end of a sweep (-m), keep model.keras of the best k jobs only (by trainer.objective)
     # and delete the others'; null: keep every job's.
-    keep_top_k: int | None = None
+    keep_top_k: int | None = setting(None, at_least=1)
 
 
 @dataclass
@@ -140,7 +131,8 @@ class Config:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     # A hyperparameter search in one run (tuner=random, bayesian or hyperband); null: none.
     tuner: Any = None
-    seed: int = 42
+    # NumPy's seeds are 32-bit.
+    seed: int = setting(42, at_least=0, at_most=2**32 - 1)
 
 
 def store_core_configs():

@@ -102,7 +102,11 @@ class ModelContext:
         for k in kernels:
             cfg = k.get_config()
             if not set(cfg) <= {"l1", "l2"}:
-                raise ValueError(f"cannot combine kernel regularizer {k!r} with others")
+                raise UserError(
+                    f"cannot combine the kernel regularizer {type(k).__name__} {cfg} with "
+                    "another: only L1/L2 penalties add up; select one regularizer that sets "
+                    "kernel, or only l1, l2 and l1_l2"
+                )
             l1 += cfg.get("l1", 0.0)
             l2 += cfg.get("l2", 0.0)
         return keras.regularizers.L1L2(l1=l1, l2=l2)

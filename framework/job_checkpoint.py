@@ -12,7 +12,6 @@ import json
 import shutil
 from pathlib import Path
 
-import keras
 import numpy as np
 from omegaconf import OmegaConf
 
@@ -20,6 +19,25 @@ from framework.errors import UserError
 from framework.rundir import record_config, write_atomic
 
 RESUME_DIR = ".resume"
+
+
+def check_resumable(run_dir: Path, cfg):
+    """Refuses a run config that differs from the one whose checkpoint ``run_dir`` holds.
+
+    Raises:
+        UserError: the directory holds an unfinished run of another config.
+    """
+    saved = run_dir / RESUME_DIR / "config.yaml"
+    if saved.is_file() and saved.read_text() != OmegaConf.to_yaml(cfg, resolve=True):
+        raise _another_config(run_dir)
+
+
+def _another_config(run_dir: Path) -> UserError:
+    resume_dir = run_dir / RESUME_DIR
+    return UserError(
+        f"{run_dir} holds an unfinished run of another config (its checkpoint is in "
+        f"{resume_dir}); run this config in another directory, or delete {resume_dir}"
+    )
 
 
 class JobCheckpoint:
@@ -32,10 +50,7 @@ class JobCheckpoint:
     def __init__(self, run_dir: Path, cfg):
         self.dir = run_dir / RESUME_DIR
         if not record_config(self.dir, OmegaConf.to_yaml(cfg, resolve=True)):
-            raise UserError(
-                f"{run_dir} holds an unfinished run of another config (its checkpoint is in "
-                f"{self.dir}); run this config in another directory, or delete {self.dir}"
-            )
+            raise _another_config(run_dir)
 
     def callbacks(self, stage: int) -> list:
         """The Keras callbacks that keep a stage's progress, epoch by epoch."""
@@ -49,7 +64,10 @@ class JobCheckpoint:
                   "best score so far) count again from here")
         # The epoch's row first, its backup after: a stop in between replays that epoch, and
         # the replayed row replaces the first (see stage_history).
+        import keras  # here: the run's checks import this module before TensorFlow is wanted
+
         return [keras.callbacks.CSVLogger(str(epochs), append=True),
+                _seed_keeper(keras)(self.dir / f"stage{stage}.seeds"),
                 keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True)]
 
     def stage_history(self, stage: int, fit_history: dict) -> dict[str, list[float]]:
@@ -77,9 +95,11 @@ class JobCheckpoint:
         return json.loads(record.read_text()) if record.is_file() else None
 
     def restore_weights(self, model, stage: int):
-        """Sets the model's weights to those a finished stage left."""
+        """Sets the model's weights (and its random layers' states) to those a finished stage
+        left."""
         with np.load(self.dir / f"stage{stage}.weights.npz") as saved:
             model.set_weights([saved[f"w{i}"] for i in range(len(saved.files))])
+        load_seed_states(model, self.dir / f"stage{stage}.seeds.npz")
 
     def save_stage(self, model, stage: int, record: dict):
         """Keeps a finished stage: the model's weights, then its record (which marks it)."""
@@ -87,6 +107,7 @@ class JobCheckpoint:
         tmp = self.dir / f".stage{stage}.tmp.npz"
         np.savez(tmp, **{f"w{i}": w for i, w in enumerate(model.get_weights())})
         tmp.replace(self.dir / f"stage{stage}.weights.npz")
+        save_seed_states(model, self.dir / f"stage{stage}.seeds.npz")
         write_atomic(self.dir / f"stage{stage}.json", json.dumps(record))
 
     def delete(self):
@@ -95,3 +116,54 @@ class JobCheckpoint:
 
     def _epochs_file(self, stage: int) -> Path:
         return self.dir / f"stage{stage}.epochs.csv"
+
+
+def seed_states(model) -> list:
+    """The state variables of the model's random layers (dropout, noise, augmentation).
+
+    Keras keeps them out of the weights that ``save_weights`` and ``BackupAndRestore`` write, so
+    a run restored without them would draw other random numbers than the run it continues.
+    """
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
+def save_seed_states(model, path: Path):
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, *[np.asarray(v.numpy()) for v in seed_states(model)])
+    tmp.replace(path)
+
+
+def load_seed_states(model, path: Path):
+    with np.load(path) as saved:
+        for i, variable in enumerate(seed_states(model)):
+            variable.assign(saved[f"arr_{i}"])
+
+
+def _seed_keeper(keras):
+    """The Keras callback class that keeps the random layers' states with each epoch's backup."""
+
+    class SeedKeeper(keras.callbacks.Callback):
+        """Saves the states after each epoch (before its backup: both are kept for the last two
+        epochs) and, once BackupAndRestore has restored a backup, restores the states of the
+        epoch it restored."""
+
+        def __init__(self, prefix: Path):
+            super().__init__()
+            self.prefix = prefix
+
+        def on_train_begin(self, logs=None):
+            self.restored = False
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if not self.restored and epoch > 0:  # BackupAndRestore set the epoch it restored
+                load_seed_states(self.model, self._file(epoch))
+            self.restored = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            save_seed_states(self.model, self._file(epoch + 1))
+            self._file(epoch - 1).unlink(missing_ok=True)
+
+        def _file(self, epochs_done: int) -> Path:
+            return self.prefix.with_name(f"{self.prefix.name}{epochs_done}.npz")
+
+    return SeedKeeper

@@ -6,7 +6,7 @@ from typing import Any
 import keras
 
 from framework import registry
-from framework.contexts import BINARY, Data, ModelContext
+from framework.contexts import BINARY, Data, ModelContext, Regularization
 from framework.errors import UserError
 from framework.kinds import output_kind
 from framework.preflight import check_takes
@@ -57,26 +57,33 @@ def build_model(cfg, data: Data, one_hot: bool = False) -> Assembled:
     Returns:
         The model and its backbone and head.
     """
-    regularizations = [
-        registry.regularizers.get(name).build(reg_cfg) for name, reg_cfg in cfg.regularizer.items()
-    ]
+    regularizations = []
+    for name, reg_cfg in cfg.regularizer.items():
+        part = registry.regularizers.get(name)
+        regularization = part.build(reg_cfg)
+        if not isinstance(regularization, Regularization):
+            raise part.misbehaved(f"returned {_shown(regularization)}, not a Regularization")
+        regularizations.append(regularization)
     ctx = ModelContext(data.task, len(data.class_names), regularizations)
     inputs = keras.Input(shape=tuple(data.input_shape), name="inputs")
     x = inputs
     input_steps = [r.on_input for r in regularizations if r.on_input is not None]
     for step in input_steps:
         x = step(x)
-    backbone = registry.backbones.get(cfg.backbone.name).build(
-        cfg.backbone, tuple(data.input_shape), ctx
-    )
+    part = registry.backbones.get(cfg.backbone.name)
+    backbone = part.build(cfg.backbone, tuple(data.input_shape), ctx)
     if not isinstance(backbone, keras.Model):
-        raise TypeError(f"backbone {cfg.backbone.name!r} must build a keras.Model")
+        raise part.misbehaved(f"returned {_shown(backbone)}, not a keras.Model")
     pretrained = not backbone.trainable
     check_takes(registry.heads.get(cfg.head.name), output_kind(backbone.output.shape[1:]),
                 f"backbone {cfg.backbone.name!r}")
     # The head is a model of its own, so a head-only stage can train it on cached features.
     features = keras.Input(shape=backbone.output.shape[1:], name="features")
-    y = registry.heads.get(cfg.head.name).build(cfg.head, features, ctx)
+    part = registry.heads.get(cfg.head.name)
+    y = part.build(cfg.head, features, ctx)
+    if not isinstance(y, keras.KerasTensor):
+        raise part.misbehaved(f"returned {_shown(y)}, not the output tensor of layers applied to "
+                              "its input")
     if data.task == BINARY and not one_hot:
         outputs = ctx.dense(1, "sigmoid", name="predictions")(y)
     else:
@@ -84,6 +91,12 @@ def build_model(cfg, data: Data, one_hot: bool = False) -> Assembled:
     head = keras.Model(features, outputs, name="head")
     model = keras.Model(inputs, head(backbone(x)), name=f"{cfg.backbone.name}_{cfg.head.name}")
     return Assembled(model, backbone, head, bool(input_steps), pretrained)
+
+
+def _shown(value) -> str:
+    """A value a plugin returned, shortened for a one-line message."""
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
 def make_optimizer(name: str, learning_rate: float | None = None, momentum: float | None = None):

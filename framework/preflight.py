@@ -23,6 +23,7 @@ from framework.config import (
     is_stored_experiment,
 )
 from framework.errors import UserError
+from framework.ranges import check_ranges
 from framework.registry import REGISTRIES
 
 CONFIG_NAME = "config"
@@ -80,6 +81,17 @@ def choose_parts(overrides: list[str], config_name: str = CONFIG_NAME,
     check_fit(choices, regularizers)
     settings, settings_notes = _experiment_settings(experiments, choices)
     return extra + settings, notes + settings_notes
+
+
+def check_settings(cfg):
+    """Checks a composed run config before anything runs, without TensorFlow.
+
+    Raises:
+        UserError: a setting outside the range its config declares, or parts that cannot fit
+            together.
+    """
+    check_ranges(cfg)
+    check_fit({group: cfg[group].name for group in PART_GROUPS}, list(cfg.regularizer))
 
 
 def check_fit(choices: dict, regularizers=()):

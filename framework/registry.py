@@ -16,7 +16,7 @@ from typing import Any, Callable
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from framework.errors import PluginError, UnknownPartError
+from framework.errors import PluginError, UnknownPartError, UserError
 from framework.kinds import KINDS
 
 
@@ -45,12 +45,28 @@ class Part:
     gives: str | None = None
 
     def build(self, *args, **kwargs):
-        """Calls the part's builder, importing it first if it is a ``"module:function"`` string."""
+        """Calls the part's builder, importing it first if it is a ``"module:function"`` string.
+
+        Raises:
+            UserError: the builder's own, as it raised it.
+            PluginError: any other error of the builder, with the plugin and part named (the
+                original is chained: HYDRA_FULL_ERROR=1 shows its traceback).
+        """
         builder = self.builder
-        if isinstance(builder, str):
-            module, _, attr = builder.partition(":")
-            builder = getattr(importlib.import_module(module), attr)
-        return builder(*args, **kwargs)
+        try:
+            if isinstance(builder, str):
+                module, _, attr = builder.partition(":")
+                builder = getattr(importlib.import_module(module), attr)
+            return builder(*args, **kwargs)
+        except UserError:
+            raise
+        except Exception as e:
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise self.misbehaved(f"failed: {type(e).__name__}: {detail}".rstrip(": ")) from e
+
+    def misbehaved(self, what: str) -> PluginError:
+        """The error for this part doing something wrong, e.g. ``returned 3, not a keras.Model``."""
+        return PluginError(f"{self.group} {self.name!r} of plugin {self.provider!r} {what}")
 
 
 class Registry:
@@ -160,12 +176,14 @@ def config_node(part: Part):
         if f.name == "name":
             raise PluginError(f"the config of {part.group} {part.name!r} may not define 'name'")
         value = getattr(config, f.name) if not isinstance(config, type) else f.default
+        # The metadata carries the field's accepted range (framework.ranges).
         if value is dataclasses.MISSING:
-            default = dataclasses.field(default_factory=f.default_factory)
+            default = dataclasses.field(default_factory=f.default_factory, metadata=f.metadata)
         elif isinstance(value, (list, dict)):
-            default = dataclasses.field(default_factory=lambda v=value: type(v)(v))
+            default = dataclasses.field(default_factory=lambda v=value: type(v)(v),
+                                        metadata=f.metadata)
         else:
-            default = dataclasses.field(default=value)
+            default = dataclasses.field(default=value, metadata=f.metadata)
         fields.append((f.name, hints[f.name], default))
     node_cls = dataclasses.make_dataclass(cls.__name__, fields)
     node_cls.__module__ = cls.__module__

@@ -60,7 +60,7 @@ def console_report(run_dir: Path, metrics: dict) -> str:
         f"Epochs:    {metrics['epochs']}",
         f"Validation: loss {metrics['validation']['loss']:.4f}  "
         f"accuracy {metrics['validation']['accuracy']:.4f}",
-        f"{metrics['evaluated_on'].capitalize() + ':':<11}loss {test['loss']:.4f}  "
+        f"{metrics['evaluated_on'].capitalize() + ':':<10} loss {test['loss']:.4f}  "
         f"accuracy {test['accuracy']:.4f}  macro F1 {test['macro']['f1']:.4f}  "
         f"({test['samples']} samples)",
         "Wrote:     " + ", ".join(sorted(p.name for p in run_dir.iterdir() if p.is_file()

@@ -1,14 +1,20 @@
 """The state of a run directory: finished (it has metrics.json), failed (FAILED), or neither."""
 
+import contextlib
 import csv
+import fcntl
 import io
 import os
 from pathlib import Path
 
-from framework.errors import UserError
+from framework.errors import Stopped, UserError
 
 # Marks a run that stopped with an error; a finished run has metrics.json instead.
 FAILED = "FAILED"
+# Locked by the process that runs in the directory, for as long as it runs.
+LOCK = ".lock"
+
+_held_locks: dict[Path, int] = {}  # directory -> the open file holding its lock
 
 
 def shown(path: Path) -> Path:
@@ -60,6 +66,58 @@ def write_csv_atomic(path: Path, header: list[str], rows):
     write_atomic(path, out.getvalue())
 
 
+def failure(error: BaseException) -> str:
+    """What FAILED says of the error that stopped a run."""
+    if isinstance(error, Stopped):
+        return str(error)  # stopped by SIGTERM
+    return f"{type(error).__name__}: {error}"
+
+
 def mark_failed(run_dir: Path, message: str):
     if run_dir.is_dir():
         write_atomic(run_dir / FAILED, message + "\n")
+
+
+def hold_lock(directory: Path) -> bool:
+    """Locks ``directory`` for this process (an ``flock`` on its ``.lock`` file, released by the
+    system when the process ends, however it ends).
+
+    Returns:
+        True if it was locked now, False if this process already held it.
+
+    Raises:
+        UserError: another running process holds it (its pid is named), or the directory
+            cannot be written.
+    """
+    key = Path(directory).resolve()
+    if key in _held_locks:
+        return False
+    try:
+        fd = os.open(key / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(f"cannot write into {shown(directory)}: {e.strerror}; choose a "
+                        "directory you can write to (hydra.run.dir=...)") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise UserError(f"{shown(directory)} is in use by another running process (pid {pid}); "
+                        "wait for it to end, or choose another directory (hydra.run.dir=...)"
+                        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _held_locks[key] = fd
+    return True
+
+
+@contextlib.contextmanager
+def locked(directory: Path):
+    """Holds the directory's lock for the body, unless this process already holds it (then it
+    keeps holding it after)."""
+    took = hold_lock(directory)
+    try:
+        yield
+    finally:
+        if took:
+            os.close(_held_locks.pop(Path(directory).resolve()))

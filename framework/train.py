@@ -27,18 +27,17 @@ from framework.evaluation import evaluate, is_one_hot, split_arrays, take_exampl
 from framework.feature_cache import cache_key, load_or_extract
 from framework.job_checkpoint import JobCheckpoint
 from framework.kinds import data_kind
-from framework.objective import check_objective, direction, objective_value
-from framework.preflight import check_fit, check_takes
+from framework.objective import direction, objective_value
+from framework.preflight import check_settings, check_takes
 from framework.model import (
     build_model,
-    check_optimizer,
     loss_for,
     make_optimizer,
     optimizer_settings,
     set_trainable,
 )
 from framework.sweep_hparams import write_hparams
-from framework.rundir import FAILED, finished_run_check, mark_failed
+from framework.rundir import FAILED, failure, finished_run_check, locked, mark_failed
 from framework.report import (
     console_report,
     plot_confusion_matrix,
@@ -70,12 +69,14 @@ def train(cfg: DictConfig, run_dir, checkpoint: bool = False, hparams: dict | No
     run_dir = Path(run_dir)
     finished_run_check(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / FAILED).unlink(missing_ok=True)
-    try:
-        metrics = _train(cfg, run_dir, checkpoint, hparams)
-    except BaseException as e:
-        mark_failed(run_dir, f"{type(e).__name__}: {e}")
-        raise
+    with locked(run_dir):
+        finished_run_check(run_dir)  # again: another process may have finished it meanwhile
+        (run_dir / FAILED).unlink(missing_ok=True)
+        try:
+            metrics = _train(cfg, run_dir, checkpoint, hparams)
+        except BaseException as e:
+            mark_failed(run_dir, failure(e))
+            raise
     print(console_report(run_dir, metrics))
     return metrics
 
@@ -167,20 +168,9 @@ def check_run(cfg):
     """Checks what can be checked before any data is loaded.
 
     Raises:
-        UserError: parts that cannot fit together, an unknown optimizer or objective, or a bad
-            sweep.keep_top_k.
+        UserError: a setting out of its range, or parts that cannot fit together.
     """
-    check_fit({group: cfg[group].name for group in ("dataset", "backbone", "head")},
-              list(cfg.regularizer))
-    check_optimizer(cfg.optimizer.name)
-    check_objective(cfg.trainer.objective)
-    keep = OmegaConf.select(cfg, "sweep.keep_top_k")
-    if keep is not None and keep < 1:
-        raise UserError("sweep.keep_top_k must be at least 1, or null to keep every job's model. "
-                        f"Received: {keep}")
-    for stage in cfg.trainer.stages:
-        if stage.optimizer:
-            check_optimizer(stage.optimizer)
+    check_settings(cfg)
 
 
 def plan_stages(cfg, data, built) -> list[StagePlan]:
@@ -432,6 +422,6 @@ def _plain(value):
 
 
 def _save_model(model, run_dir: Path):
-    tmp = run_dir / ".model.tmp.keras"
+    tmp = run_dir / f".model.{os.getpid()}.tmp.keras"  # apart from another process's
     model.save(tmp)
     shutil.move(tmp, run_dir / "model.keras")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from framework.api import FEATURE_MAPS, IMAGES, UserError, hookimpl
+from framework.api import FEATURE_MAPS, IMAGES, UserError, hookimpl, setting
 
 # keras.applications' preprocess_input modes, done by layers inside the model.
 CAFFE_MEAN_BGR = [103.939, 116.779, 123.68]
@@ -72,7 +72,7 @@ FAMILIES = {
 class ApplicationConfig:
     # [height, width] the dataset resizes images to; the default is the size the ImageNet
     # weights were trained on.
-    input_size: list[int] = field(default_factory=lambda: [224, 224])
+    input_size: list[int] = setting(default_factory=lambda: [224, 224], at_least=1)
     # imagenet (downloaded once into Keras's cache), null (random initialization), or the path
     # of a weights file of the application without its top (e.g. written by save_weights).
     weights: str | None = "imagenet"
@@ -86,7 +86,7 @@ class EfficientNetConfig(ApplicationConfig):
     # Default: the input size of the chosen size (b0 224, b1 240, ... b7 600).
     input_size: list[int] = "${efficientnet_input_size:${.size}}"
     # b0 .. b7.
-    size: str = "b0"
+    size: str = setting("b0", choices=EFFICIENTNET_SIZES)
 
 
 def efficientnet_input_size(size: str) -> list[int]:

@@ -7,7 +7,7 @@ pixels the image datasets serve.
 
 from dataclasses import dataclass
 
-from framework.api import IMAGES, Regularization, UserError, hookimpl
+from framework.api import IMAGES, Regularization, UserError, hookimpl, setting
 
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical", "none")
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
@@ -18,19 +18,19 @@ class AugmentConfig:
     """Each factor (rotation, translation, zoom, shear, contrast) turns its layer off at 0."""
 
     # RandomFlip mode: horizontal, vertical, horizontal_and_vertical, or none.
-    flip: str = "horizontal"
+    flip: str = setting("horizontal", choices=FLIP_MODES)
     # RandomRotation: fraction of a full turn either way (0.1 = up to 36 degrees).
-    rotation: float = 0.1
+    rotation: float = setting(0.1, at_least=0)
     # RandomTranslation: fraction of the height and of the width either way.
-    translation: float = 0.1
+    translation: float = setting(0.1, at_least=0, at_most=1)
     # RandomZoom: fraction of the size either way (in and out).
-    zoom: float = 0.1
+    zoom: float = setting(0.1, at_least=0, below=1)
     # RandomShear: shear intensity along x and y, 0..1.
-    shear: float = 0.0
+    shear: float = setting(0.0, at_least=0, at_most=1)
     # RandomContrast: contrast changes by a random factor in [1 - contrast, 1 + contrast].
-    contrast: float = 0.0
+    contrast: float = setting(0.0, at_least=0, at_most=1)
     # How rotation, translation, zoom and shear fill the pixels they uncover.
-    fill_mode: str = "reflect"
+    fill_mode: str = setting("reflect", choices=FILL_MODES)
 
 
 def build_augment(cfg) -> Regularization:

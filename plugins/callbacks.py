@@ -2,7 +2,9 @@
 
 from dataclasses import dataclass
 
-from framework.api import hookimpl
+from framework.api import hookimpl, setting
+
+MODES = ("auto", "min", "max")
 
 
 @dataclass
@@ -10,11 +12,11 @@ class EarlyStoppingConfig:
     # The logged metric to watch: val_loss, val_accuracy, loss, accuracy.
     monitor: str = "val_loss"
     # Epochs without improvement before training stops.
-    patience: int = 3
+    patience: int = setting(3, at_least=0)
     # The smallest change that counts as an improvement.
-    min_delta: float = 0.0
+    min_delta: float = setting(0.0, at_least=0)
     # min, max, or auto (max for accuracies, min otherwise).
-    mode: str = "auto"
+    mode: str = setting("auto", choices=MODES)
     # Keep the weights of the best epoch, not the last.
     restore_best_weights: bool = True
 
@@ -24,7 +26,7 @@ class ModelCheckpointConfig:
     # The logged metric that decides which epoch is best.
     monitor: str = "val_accuracy"
     # min, max, or auto.
-    mode: str = "max"
+    mode: str = setting("max", choices=MODES)
     # Save only when the monitored metric improves.
     save_best_only: bool = True
     # Inside the run dir; Keras 3 wants a .keras file (or .weights.h5 with save_weights_only).
@@ -32,7 +34,7 @@ class ModelCheckpointConfig:
     # Save the weights alone (a .weights.h5 filename), not the whole model.
     save_weights_only: bool = False
     # 1: a line each time a checkpoint is saved.
-    verbose: int = 0
+    verbose: int = setting(0, choices=(0, 1))
 
 
 @dataclass
@@ -40,7 +42,7 @@ class TensorBoardConfig:
     # Inside the run dir; view with: tensorboard --logdir <run dir>/tensorboard
     log_dir: str = "tensorboard"
     # Epochs between weight histograms; 0: none.
-    histogram_freq: int = 0
+    histogram_freq: int = setting(0, at_least=0)
 
 
 @dataclass
@@ -54,13 +56,13 @@ class ReduceLrConfig:
     # The logged metric to watch.
     monitor: str = "val_loss"
     # The learning rate is multiplied by this when the metric stalls.
-    factor: float = 0.1
+    factor: float = setting(0.1, above=0, below=1)
     # Epochs without improvement before the learning rate drops.
-    patience: int = 5
+    patience: int = setting(5, at_least=0)
     # The learning rate never drops below this.
-    min_lr: float = 0.0
+    min_lr: float = setting(0.0, at_least=0)
     # min, max, or auto.
-    mode: str = "auto"
+    mode: str = setting("auto", choices=MODES)
 
 
 @dataclass

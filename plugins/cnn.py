@@ -1,35 +1,35 @@
 """Convolutional networks for images: the ``simple_cnn`` backbone and the ``flatten_dense`` and
 ``gap_dense`` heads."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from framework.api import FEATURE_MAPS, FEATURES, IMAGES, UserError, hookimpl
+from framework.api import FEATURE_MAPS, FEATURES, IMAGES, UserError, hookimpl, setting
 
 
 @dataclass
 class SimpleCnnConfig:
     # [height, width] of the images the model takes; image datasets resize to it. The
     # curriculum's cats-vs-dogs CNN uses 150x150 (experiment cnn_binary); 32x32 suits digits.
-    input_size: list[int] = field(default_factory=lambda: [32, 32])
+    input_size: list[int] = setting(default_factory=lambda: [32, 32], at_least=1)
     # One Conv2D + MaxPooling2D block per entry.
-    filters: list[int] = field(default_factory=lambda: [32, 64, 128])
-    kernel_size: int = 3
+    filters: list[int] = setting(default_factory=lambda: [32, 64, 128], at_least=1)
+    kernel_size: int = setting(3, at_least=1)
     activation: str = "relu"
 
 
 @dataclass
 class FlattenDenseConfig:
-    units: int = 512
+    units: int = setting(512, at_least=1)
     activation: str = "relu"
-    dropout: float = 0.5
+    dropout: float = setting(0.5, at_least=0, below=1)
 
 
 @dataclass
 class GapDenseConfig:
     # A hidden Dense layer after the pooling; 0 or null: none.
-    units: int | None = None
+    units: int | None = setting(None, at_least=0)
     activation: str = "relu"
-    dropout: float = 0.2
+    dropout: float = setting(0.2, at_least=0, below=1)
 
 
 def build_simple_cnn(cfg, input_shape, ctx):

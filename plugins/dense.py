@@ -1,14 +1,14 @@
 """Dense networks: the ``mlp`` backbone and the ``dense`` head."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from framework.api import FEATURES, hookimpl
+from framework.api import FEATURES, hookimpl, setting
 
 
 @dataclass
 class MlpConfig:
     # One hidden Dense layer per entry, e.g. [8, 4] or [16, 8, 4].
-    units: list[int] = field(default_factory=lambda: [8, 4])
+    units: list[int] = setting(default_factory=lambda: [8, 4], at_least=1)
     # Any Keras activation name: relu, tanh, elu, gelu, sigmoid...
     activation: str = "relu"
 
@@ -16,7 +16,7 @@ class MlpConfig:
 @dataclass
 class DenseHeadConfig:
     # Hidden Dense layers between the backbone and the output layer; empty: none.
-    units: list[int] = field(default_factory=list)
+    units: list[int] = setting(default_factory=list, at_least=1)
     activation: str = "relu"
 
 

@@ -6,7 +6,7 @@ values 0..255 like any photo, so image backbones take them unchanged.
 
 from dataclasses import dataclass
 
-from framework.api import IMAGES, Data, hookimpl
+from framework.api import IMAGES, Data, hookimpl, setting
 from framework_plugins import image_data
 
 # The digits' pixel values run 0..16.
@@ -21,9 +21,9 @@ class DigitsConfig(image_data.ImageDataConfig):
     # Resize method: bilinear, nearest, bicubic, area, ...
     interpolation: str = "bilinear"
     # Fraction held out for validation (stratified, seeded by `seed`).
-    validation_split: float = 0.2
+    validation_split: float = setting(0.2, at_least=0, below=1)
     # Fraction held out for the final test (stratified, seeded by `seed`).
-    test_split: float = 0.2
+    test_split: float = setting(0.2, at_least=0, below=1)
 
 
 def build_digits(cfg, ctx) -> Data:

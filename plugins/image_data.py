@@ -9,7 +9,7 @@ TensorFlow is imported inside the functions, so loading the plugins stays cheap.
 
 from dataclasses import dataclass
 
-from framework.api import Data, UserError, load_image
+from framework.api import Data, UserError, load_image, setting
 
 # The default of an image dataset's size: the backbone's input_size (the one source of truth),
 # null for a backbone without one.
@@ -29,14 +29,14 @@ class ImageDataConfig:
     itself, and rescaling twice stalls training."""
 
     # Images per batch; null: trainer.batch_size.
-    batch_size: int | None = None
+    batch_size: int | None = setting(None, at_least=1)
     # Labels, in flow_from_directory's words. null or sparse: integer class indices (a binary
     # task for 2 classes); binary: 0/1, exactly 2 classes; categorical: one-hot rows (a softmax output, even for 2).
-    class_mode: str | None = None
+    class_mode: str | None = setting(None, choices=CLASS_MODES)
     # Shuffle the training split every epoch; validation and test always keep their order.
     shuffle: bool = True
     # Seed of the data (the split, and the shapes drawn), apart from the run's seed.
-    seed: int = 42
+    seed: int = setting(42, at_least=0, at_most=2**32 - 1)
 
 
 def image_size(value, ctx, default: tuple[int, int], key: str) -> tuple[int, int]:

@@ -2,27 +2,27 @@
 
 from dataclasses import dataclass
 
-from framework.api import Regularization, hookimpl
+from framework.api import Regularization, hookimpl, setting
 
 
 @dataclass
 class DropoutConfig:
     # Fraction of a hidden layer's outputs dropped at each training step.
-    rate: float = 0.3
+    rate: float = setting(0.3, at_least=0, below=1)
 
 
 @dataclass
 class FactorConfig:
     # Weight of the penalty on every Dense kernel, added to the loss.
-    factor: float = 0.01
+    factor: float = setting(0.01, at_least=0)
 
 
 @dataclass
 class L1L2Config:
     # Weight of the L1 penalty (sum of absolute kernel values).
-    l1: float = 0.01
+    l1: float = setting(0.01, at_least=0)
     # Weight of the L2 penalty (sum of squared kernel values).
-    l2: float = 0.01
+    l2: float = setting(0.01, at_least=0)
 
 
 def build_dropout(cfg) -> Regularization:

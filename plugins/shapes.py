@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from framework.api import IMAGES, Data, UserError, hookimpl
+from framework.api import IMAGES, Data, UserError, hookimpl, setting
 from framework_plugins import image_data
 
 # The first num_classes of these are drawn; class names (and labels) are then sorted, as the
@@ -32,18 +32,18 @@ MIN_CONTRAST = 80  # mean absolute difference of shape and background colours, 0
 @dataclass
 class ShapesConfig(image_data.ImageDataConfig):
     # Between 2 and 10 classes: circle, square, triangle, cross, star, bar, ring, ...
-    num_classes: int = 3
+    num_classes: int = setting(3, at_least=2, at_most=len(SHAPES))
     # Images of each class, before the split (with 1000, simple_cnn learns 3 classes to 98%+).
-    samples_per_class: int = 1000
+    samples_per_class: int = setting(1000, at_least=1)
     # [height, width] of the images: the backbone's input_size (64x64 for a backbone without
     # one).
     image_size: list[int] | None = image_data.BACKBONE_INPUT_SIZE
     # Standard deviation of the pixel noise, as a fraction of 255.
-    noise: float = 0.08
+    noise: float = setting(0.08, at_least=0)
     # Fraction of each class held out for validation.
-    validation_split: float = 0.2
+    validation_split: float = setting(0.2, at_least=0, below=1)
     # Fraction of each class held out for the final test.
-    test_split: float = 0.2
+    test_split: float = setting(0.2, at_least=0, below=1)
 
 
 def shape_image(shape: str, size: tuple[int, int], rng, noise: float):

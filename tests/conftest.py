@@ -66,6 +66,16 @@ def run_cli(*args, cwd, module="framework", env=None):
     )
 
 
+def assert_one_line_error(result, *fragments):
+    """The command failed with exit code 2 and one line on stderr holding every fragment."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
 @pytest.fixture
 def cli(tmp_path):
     """``cli(*overrides)`` runs ``python -m framework`` with tmp_path as the working directory."""

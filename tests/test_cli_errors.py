@@ -3,14 +3,7 @@ looks finished."""
 
 import pytest
 
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
+from conftest import assert_one_line_error
 
 
 def finished_runs(root):
@@ -71,15 +64,65 @@ def test_unknown_optimizer_and_activation(cli, tmp_path):
     assert not finished_runs(tmp_path)
 
 
+def files(root):
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 def test_a_finished_run_is_never_overwritten(cli, tmp_path):
     args = ["experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0", "hydra.run.dir=run"]
     assert cli(*args).returncode == 0
-    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
-    for run_dir in ("hydra.run.dir=run", "++hydra.run.dir=run", "+hydra.run.dir=run"):
-        again = cli(*args[:-1], run_dir)
-        assert_one_line_error(again, "already holds a finished run")
-        after = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
-        assert after == before  # Hydra's own .hydra/ files included
+    before = files(tmp_path / "run")
+    # However the run dir is set: on the command line, through an environment variable, in the
+    # user's own experiment; the resolved directory is checked before Hydra writes anything.
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - iris_binary\nhydra:\n  run:\n    dir: run\n")
+    for again, message in [
+        (cli(*args[:-1], "hydra.run.dir=run"), "already holds a finished run"),
+        (cli(*args[:-1], "++hydra.run.dir=run"), "already holds a finished run"),
+        (cli(*args[:-1], "hydra.run.dir=${oc.env:RUN_DIR}", env={"RUN_DIR": "run"}),
+         "already holds a finished run"),
+        (cli("--config-dir", "conf", "experiment=mine", "trainer.epochs=1"),
+         "already holds a finished run"),
+        # Hydra's own refusal: the key exists, and a + adds a new one.
+        (cli(*args[:-1], "+hydra.run.dir=run"), "An item is already at 'hydra.run.dir'"),
+    ]:
+        assert_one_line_error(again, message)
+        assert files(tmp_path / "run") == before  # Hydra's own .hydra/ files included
+
+
+def test_a_finished_sweep_is_never_written_into_again(cli, tmp_path):
+    args = ["-m", "experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0",
+            "seed=1", "hydra.sweep.dir=sweep"]
+    assert cli(*args).returncode == 0
+    before = files(tmp_path / "sweep")
+    for sweep_dir in ("hydra.sweep.dir=sweep", "++hydra.sweep.dir=sweep"):
+        assert_one_line_error(cli(*args[:-1], sweep_dir), "already holds a sweep")
+        assert files(tmp_path / "sweep") == before  # multirun.yaml and summary.csv included
+
+
+@pytest.mark.parametrize("run_dir, message", [
+    ("a_file", "is a file, not a directory"),
+    ("a_file/run", "Not a directory"),
+])
+def test_a_run_dir_that_cannot_be_written_is_refused_before_anything_runs(cli, tmp_path,
+                                                                         run_dir, message):
+    (tmp_path / "a_file").write_text("mine")
+    result = cli("experiment=iris_binary", f"hydra.run.dir={run_dir}")
+    assert_one_line_error(result, f"hydra.run.dir={run_dir}", message)
+    assert (tmp_path / "a_file").read_text() == "mine"
+
+
+def test_a_read_only_outputs_dir_is_refused_in_one_line(cli, tmp_path):
+    import os
+
+    if os.geteuid() == 0:  # root writes through permissions: use a place no one may write
+        outputs = "/sys/framework-test-outputs"
+    else:
+        (tmp_path / "outputs").mkdir(mode=0o555)
+        outputs = "outputs"
+    result = cli("experiment=iris_binary", f"hydra.run.dir={outputs}/run")
+    assert_one_line_error(result, "cannot write into", f"{outputs}/run")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -7,7 +7,6 @@ import keras
 import pytest
 
 from framework.errors import UserError
-from framework.config import checkpoint_wanted
 from framework.job_checkpoint import JobCheckpoint
 from framework.train import train
 
@@ -52,10 +51,10 @@ def epochs_trained(monkeypatch):
             trained[self.stage] = trained.get(self.stage, 0) + 1
 
     def callbacks(self, stage):
-        epoch_log, backup = keep(self, stage)
-        chain = [epoch_log, backup, Count(stage)]
+        epoch_log, seeds, backup = keep(self, stage)
+        chain = [epoch_log, seeds, backup, Count(stage)]
         if stop[0] and stop[0][0] == stage:
-            chain.insert(1 if stop[0][2:] == ("before backup",) else 3, StopAfter(*stop[0][:2]))
+            chain.insert(1 if stop[0][2:] == ("before backup",) else 4, StopAfter(*stop[0][:2]))
             stop[0] = None
         return chain
 
@@ -163,19 +162,6 @@ def test_another_config_in_a_stopped_runs_directory_is_refused(compose, tmp_path
             if p.is_file()} == saved
 
 
-@pytest.mark.parametrize("setting, in_sweep, slurm, expected", [
-    ("auto", True, False, True), ("auto", False, False, False), ("auto", False, True, True),
-    (True, False, False, True), (False, True, True, False)])
-def test_checkpoints_are_kept_in_sweeps_and_slurm_jobs_by_default(setting, in_sweep, slurm,
-                                                                  expected, monkeypatch):
-    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    if slurm:
-        monkeypatch.setenv("SLURM_JOB_ID", "1234")
-    assert checkpoint_wanted(setting, in_sweep) is expected
-
-
-@pytest.mark.parametrize("setting", ["yes", 1, 1.0])
-def test_an_unknown_checkpoint_setting_is_refused(setting):
-    with pytest.raises(UserError, match=f"trainer.checkpoint must be auto, true or false. "
-                                        f"Received: {setting!r}"):
-        checkpoint_wanted(setting, True)
+def test_every_run_keeps_a_checkpoint_by_default(compose):
+    assert compose().trainer.checkpoint is True
+    assert compose("trainer.checkpoint=false").trainer.checkpoint is False

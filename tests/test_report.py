@@ -4,7 +4,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from framework.report import plot_misclassified
+from framework.report import console_report, plot_misclassified
 
 
 @pytest.mark.parametrize("shape", [(5, 32, 32, 3), (16, 28, 28, 1), (3, 16, 64, 3), (2, 4, 4, 3)])
@@ -28,3 +28,14 @@ def test_misclassified_grid_shows_every_image(tmp_path, shape):
 def test_misclassified_grid_without_images(tmp_path):
     plot_misclassified(tmp_path, np.zeros((0,)), [], [], ["a", "b"])
     assert matplotlib.image.imread(tmp_path / "misclassified.png").size
+
+
+@pytest.mark.parametrize("evaluated_on, label", [("test", "Test:      loss"),
+                                                  ("validation", "Validation: loss")])
+def test_the_console_report_keeps_a_space_after_each_label(tmp_path, evaluated_on, label):
+    scores = {"loss": 0.5, "accuracy": 0.75, "macro": {"f1": 0.7}, "samples": 8}
+    metrics = {"test": scores, "validation": scores, "evaluated_on": evaluated_on, "epochs": 1,
+               "model": {"name": "m", "params": 10}, "data": {"name": "d", "classes": ["a", "b"]}}
+    lines = console_report(tmp_path, metrics).splitlines()
+    assert lines[4].startswith("Validation: loss 0.5000")
+    assert lines[5].startswith(f"{label} 0.5000  accuracy 0.7500")

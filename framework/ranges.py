@@ -1,0 +1,140 @@
+"""The accepted values of config settings, declared next to their defaults and checked when a
+config is composed, before any data is loaded or TensorFlow imported.
+
+A config dataclass declares a field's range with ``setting``::
+
+    @dataclass
+    class MyBackboneConfig:
+        units: list[int] = setting(default_factory=lambda: [64], at_least=1)  # each entry
+        dropout: float = setting(0.2, at_least=0.0, below=1.0)
+        size: str = setting("small", choices=("small", "large"))
+
+``check_ranges(cfg)`` then refuses ``backbone.dropout=1.5`` in one line that names the key, the
+value and the range, for a third party's part exactly as for a built-in one.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from framework.errors import UserError
+
+RANGE = "framework_range"  # the key of a field's metadata that holds its Range
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a setting accepts. None (null) is always accepted where the type allows it.
+
+    Args:
+        at_least: the smallest value accepted.
+        above: values must be greater than this.
+        at_most: the largest value accepted.
+        below: values must be smaller than this.
+        choices: the values accepted, if it is a closed set.
+    """
+
+    at_least: float | None = None
+    above: float | None = None
+    at_most: float | None = None
+    below: float | None = None
+    choices: tuple | None = None
+
+    def accepts(self, value) -> bool:
+        if value is None:
+            return True
+        if isinstance(value, (list, tuple)):  # a list setting: each entry
+            return all(self.accepts(v) for v in value)
+        if self.choices is not None:
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return ((self.at_least is None or value >= self.at_least)
+                and (self.above is None or value > self.above)
+                and (self.at_most is None or value <= self.at_most)
+                and (self.below is None or value < self.below))
+
+    def describe(self) -> str:
+        """The range in words: ``>= 1``, ``> 0 and < 1``, ``a, b, c`` (choices, sorted)."""
+        if self.choices is not None:
+            return ", ".join(sorted(_shown(c) for c in self.choices))
+        words = [f"{sign} {_shown(bound)}" for sign, bound in (
+            (">=", self.at_least), (">", self.above), ("<=", self.at_most), ("<", self.below))
+            if bound is not None]
+        return " and ".join(words)
+
+
+def setting(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING, at_least=None,
+            above=None, at_most=None, below=None, choices=None):
+    """A dataclass field with the range of values it accepts (for a list, each entry's).
+
+    Args:
+        default: the default value (or ``default_factory`` for a list or dict).
+        at_least, above, at_most, below: bounds of a number.
+        choices: the accepted values of a closed set.
+
+    Returns:
+        A ``dataclasses.field`` carrying the range in its metadata.
+    """
+    accepted = Range(at_least, above, at_most, below, tuple(choices) if choices else None)
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={RANGE: accepted})
+
+
+def check_ranges(cfg, prefix: str = ""):
+    """Refuses any setting of a composed config outside the range its dataclass declares.
+
+    Args:
+        cfg: a composed config (or a node of one); typed nodes are checked, recursively.
+        prefix: the key of ``cfg`` in the whole config, for the message.
+
+    Raises:
+        UserError: ``<key>=<value> is out of range; accepted: <range>`` for the first one.
+    """
+    if isinstance(cfg, ListConfig):
+        for i, item in enumerate(cfg):
+            if isinstance(item, (DictConfig, ListConfig)):
+                check_ranges(item, f"{prefix}{i}.")
+        return
+    if not isinstance(cfg, DictConfig) or cfg._is_missing() or cfg._is_none():
+        return
+    ranges = field_ranges(OmegaConf.get_type(cfg))
+    for key in cfg:
+        node = cfg._get_node(key)
+        if node._is_missing():
+            continue
+        value = cfg[key]
+        accepted = ranges.get(key)
+        if accepted is not None:
+            plain = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+            if not accepted.accepts(plain):
+                raise UserError(_refusal(f"{prefix}{key}", plain, accepted))
+        if isinstance(value, (DictConfig, ListConfig)):
+            check_ranges(value, f"{prefix}{key}.")
+
+
+def field_ranges(cls: Any) -> dict[str, Range]:
+    """The declared ranges of a dataclass's fields, by field name."""
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        return {}
+    return {f.name: f.metadata[RANGE] for f in dataclasses.fields(cls) if RANGE in f.metadata}
+
+
+def _refusal(key: str, value, accepted: Range) -> str:
+    if accepted.choices is not None and not isinstance(value, list):
+        return f"unknown {key} {value!r}; accepted: {accepted.describe()}"
+    each = "each entry " if isinstance(value, list) else ""
+    return f"{key}={_shown(value)} is out of range; accepted: {each}{accepted.describe()}"
+
+
+def _shown(value) -> str:
+    """A value as written on the command line."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return str(value)

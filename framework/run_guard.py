@@ -1,0 +1,105 @@
+"""The checks Hydra runs before it writes anything (a callback of ``conf/config.yaml``).
+
+Hydra creates the output directory and writes ``.hydra/*.yaml`` before the task function starts,
+so a run refused there would already have rewritten what a finished run recorded. These
+callbacks see the composed config first: the output directory as it resolves (however it was
+set: the command line, ``++``, an environment variable, an experiment), and the settings.
+"""
+
+import contextlib
+import copy
+import os
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
+
+from framework.errors import Refused, UserError
+from framework.job_checkpoint import check_resumable
+from framework.preflight import check_settings
+from framework.rundir import finished_run_check, hold_lock, shown
+from framework.sweep_summary import finished_sweep_check
+
+# Sweepers that continue what their sweep dir holds: the resuming grid, and an Optuna study.
+CONTINUING_SWEEPERS = ("ResumingSweeper", "ContinuingOptunaSweeper")
+
+
+class RunGuard(Callback):
+    """Refuses a run before Hydra writes into its directory: settings out of range, a directory
+    that holds a finished run or sweep (or another config's unfinished run), that cannot be
+    written, or that another running process holds."""
+
+    def on_run_start(self, config: DictConfig, **kwargs):
+        with refusing():
+            self._check_run(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs):
+        with refusing():
+            self._check_sweep(config)
+
+    @staticmethod
+    def _check_run(config: DictConfig):
+        run_dir = _resolved_dir(config, "hydra.run.dir")
+        task_cfg = _task_config(config)
+        check_settings(task_cfg)
+        finished_run_check(run_dir)
+        make_dir(run_dir, "hydra.run.dir")
+        check_resumable(run_dir, task_cfg)
+        hold_lock(run_dir)  # until this process ends
+
+    @staticmethod
+    def _check_sweep(config: DictConfig):
+        sweep_dir = _resolved_dir(config, "hydra.sweep.dir")
+        sweeper = str(config.hydra.sweeper.get("_target_", ""))
+        if not sweeper.endswith(CONTINUING_SWEEPERS):
+            finished_sweep_check(sweep_dir)
+        make_dir(sweep_dir, "hydra.sweep.dir")
+
+
+@contextlib.contextmanager
+def refusing():
+    """Carries a UserError (or a config's own error) out of a Hydra callback, which would only
+    warn of it and go on."""
+    try:
+        yield
+    except (UserError, OmegaConfBaseException) as e:
+        raise Refused(e) from e
+
+
+def make_dir(directory: Path, key: str):
+    """Creates an output directory, or says in one line why it cannot be.
+
+    Raises:
+        UserError: the path, or one of its parents, is a file or cannot be written.
+    """
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"{key}={shown(directory)} is a file, not a directory; choose another "
+                        f"directory ({key}=...)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write_probe.{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write into {key}={shown(directory)}: {e.strerror}; choose a "
+                        f"directory you can write to ({key}=...)") from None
+
+
+def _resolved_dir(config: DictConfig, key: str) -> Path:
+    # Interpolations such as ${hydra.job.override_dirname} resolve against Hydra's config.
+    HydraConfig.instance().set_config(config)
+    return Path(OmegaConf.select(config, key))
+
+
+def _task_config(config: DictConfig) -> DictConfig:
+    """The run config the task function will get (Hydra's own node removed), its output dir set
+    as ``run_job`` sets it, so that it resolves as it will then."""
+    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+        config.hydra.runtime.output_dir = os.path.abspath(config.hydra.run.dir)
+    HydraConfig.instance().set_config(config)
+    task_cfg = copy.deepcopy(config)
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]
+    return task_cfg

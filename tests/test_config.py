@@ -5,6 +5,7 @@ import sys
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
+from omegaconf.errors import ValidationError
 
 from framework.kinds import FEATURE_MAPS, IMAGES
 from framework.registry import REGISTRIES
@@ -81,11 +82,16 @@ def test_unknown_keys_are_refused(compose, override):
         compose(override)
 
 
-@pytest.mark.parametrize("override", ["trainer.epochs=abc", "backbone.units=[a]", "seed=x",
-                                      "dataset.test_size=big"])
-def test_wrong_types_are_refused(compose, override):
-    with pytest.raises(ConfigCompositionException):
-        compose(override)
+@pytest.mark.parametrize("overrides", [("trainer.epochs=abc",),
+                                       ("experiment=iris_binary", "backbone.units=[a]"),
+                                       ("seed=x",), ("dataset=wine", "dataset.test_size=big")])
+def test_wrong_types_are_refused(compose, overrides):
+    with pytest.raises(ConfigCompositionException) as refused:
+        compose(*overrides)
+    # For its type, not as an unknown key.
+    assert isinstance(refused.value.__cause__, ValidationError), refused.value.__cause__
+    key = overrides[-1].partition("=")[0]
+    assert OmegaConf.select(compose(*overrides[:-1]), key) is not None  # a key the config has
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"], ["--info"]])

@@ -1,5 +1,6 @@
 """Each regularizer and callback does what it says inside a real (short) run."""
 
+import csv
 import keras
 import pytest
 
@@ -60,5 +61,11 @@ def test_every_callback_writes_inside_the_run_dir(compose, tmp_path):
 def test_early_stopping_stops_and_restores_the_best_weights(compose, tmp_path):
     metrics = train(compose("experiment=wine", "trainer.epochs=200", "trainer.verbose=0",
                             "callbacks=[early_stopping]", "callbacks.early_stopping.patience=2",
-                            "callbacks.early_stopping.min_delta=0.01"), tmp_path)
+                            "callbacks.early_stopping.min_delta=0",
+                            "optimizer.learning_rate=0.05"), tmp_path)
     assert metrics["epochs"] < 200
+    # Scored with the best epoch's weights (val_loss is watched), not the last epoch's.
+    val_losses = [float(row["val_loss"]) for row in csv.DictReader(
+        (tmp_path / "history.csv").open())]
+    assert val_losses[-1] > min(val_losses)
+    assert metrics["validation"]["loss"] == pytest.approx(min(val_losses), rel=1e-5)

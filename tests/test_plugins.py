@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import types
@@ -115,3 +116,13 @@ def test_example_plugin_trains_when_selected_by_name(example_site, tmp_path):
     summary = (tmp_path / "run" / "summary.txt").read_text()
     assert "block1_norm" in summary and "resmlp" in summary
     assert (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_example_plugin_passes_its_own_tests_with_the_test_kit(example_site, tmp_path):
+    example = ROOT / "examples" / "framework-resmlp"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(example / "tests")],
+        cwd=example, env={**os.environ, **NO_AUTOLOAD_OFF, "PYTHONPATH": str(example_site)},
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "1 passed" in result.stdout

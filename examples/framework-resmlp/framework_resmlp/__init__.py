@@ -5,15 +5,15 @@ Installed with pip, it is selected like any built-in: ``python -m framework back
 
 from dataclasses import dataclass
 
-from framework.api import FEATURES, hookimpl
+from framework.api import FEATURES, hookimpl, setting
 
 
 @dataclass
 class ResMlpConfig:
     # Width of every block.
-    width: int = 32
+    width: int = setting(32, at_least=1)
     # Number of residual blocks.
-    blocks: int = 2
+    blocks: int = setting(2, at_least=1)
     activation: str = "relu"
 
 

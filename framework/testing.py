@@ -1,0 +1,155 @@
+"""A test kit for plugin authors: prove a registered part works with the core, from the plugin's
+own pytest suite::
+
+    from framework.testing import check_part
+
+    def test_resmlp_works_with_the_framework(tmp_path):
+        check_part("backbone", "resmlp", tmp_path)
+
+It composes the part with the core's defaults (on a tiny bundled dataset of the kind it takes),
+checks that the ranges its config declares refuse bad values in one line, trains a real run
+for one epoch, then reloads the saved model (Keras's safe mode) and checks that it predicts what
+the run scored.
+"""
+
+from pathlib import Path
+
+import hydra
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from framework.cli import one_line
+from framework.errors import UserError
+from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
+from framework.plugins import load_plugins
+from framework.preflight import CONFIG_NAME, check_settings, choose_parts
+from framework.ranges import Range, field_ranges
+from framework.registry import REGISTRIES
+
+# A tiny bundled dataset for each kind of input, and a backbone that gives each kind.
+DATASET_FOR = {FEATURES: "iris", IMAGES: "digits"}
+BACKBONE_FOR = {FEATURES: "mlp", FEATURE_MAPS: "simple_cnn"}
+# Small images and one epoch: a check, not a benchmark.
+QUICK = ["trainer.epochs=1", "trainer.verbose=0"]
+
+
+def check_part(group: str, name: str, workdir, overrides=()) -> dict:
+    """Proves that a registered part composes, refuses bad settings, trains, saves and reloads.
+
+    Args:
+        group: the part's group (``dataset``, ``backbone``, ``head``, ``regularizer``,
+            ``callbacks``).
+        name: the name it is registered under.
+        workdir: an empty directory to run in (pytest's ``tmp_path``).
+        overrides: more overrides, e.g. ``["backbone.weights=null"]`` for a backbone that
+            downloads weights by default.
+
+    Returns:
+        The run's metrics (``metrics.json``).
+
+    Raises:
+        AssertionError: what went wrong, in words.
+    """
+    load_plugins()
+    part = REGISTRIES[group].get(name)
+    args = [*_fitting_parts(group, part), _selection(group, name), *QUICK, *overrides]
+    cfg = compose(args)
+    try:
+        check_settings(cfg)
+    except UserError as e:
+        raise AssertionError(f"the defaults of {group} {name!r} are refused: {e}") from None
+    node = cfg[group][name] if REGISTRIES[group].multiple else cfg[group]
+    key_prefix = f"{group}.{name}" if REGISTRIES[group].multiple else group
+    for key, accepted in field_ranges(OmegaConf.get_type(node)).items():
+        _check_refused(args, f"{key_prefix}.{key}", _outside(accepted, node[key]))
+    run_dir = Path(workdir) / "run"
+    from framework.train import train
+
+    metrics = train(cfg, run_dir)
+    _check_reloaded_model(cfg, run_dir, metrics)
+    return metrics
+
+
+def compose(args: list[str]):
+    """The config ``python -m framework *args`` runs (the parts the core picks included)."""
+    extra, _ = choose_parts(args)
+    GlobalHydra.instance().clear()
+    try:
+        with hydra.initialize_config_module(version_base="1.3", config_module="framework.conf"):
+            return hydra.compose(CONFIG_NAME, overrides=[*args, *extra])
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _selection(group: str, name: str) -> str:
+    return f"{group}=[{name}]" if REGISTRIES[group].multiple else f"{group}={name}"
+
+
+def _fitting_parts(group: str, part) -> list[str]:
+    """Overrides choosing a tiny dataset (and a backbone) the part fits with."""
+    takes = part.takes or (FEATURES,)
+    if group == "dataset":
+        return []
+    if group == "head":
+        kind = next(k for k in takes if k in BACKBONE_FOR)
+        backbone = REGISTRIES["backbone"].get(BACKBONE_FOR[kind])
+        return [f"dataset={DATASET_FOR[backbone.takes[0]]}", f"backbone={backbone.name}"]
+    kind = next(k for k in takes if k in DATASET_FOR)
+    return [f"dataset={DATASET_FOR[kind]}"]
+
+
+def _outside(accepted: Range, default):
+    """A value the range refuses, of the setting's type."""
+    if accepted.choices is not None:
+        bad = max((c for c in accepted.choices if isinstance(c, (int, float))), default=None)
+        bad = bad + 1 if bad is not None else "not_a_choice"
+    elif accepted.at_least is not None:
+        bad = accepted.at_least - 1
+    elif accepted.above is not None:
+        bad = accepted.above
+    elif accepted.at_most is not None:
+        bad = accepted.at_most + 1
+    else:
+        bad = accepted.below
+    if isinstance(default, float) or isinstance(bad, float):
+        bad = float(bad)
+    return [bad] if OmegaConf.is_list(default) else bad
+
+
+def _check_refused(args: list[str], key: str, bad):
+    shown = "[" + ", ".join(map(str, bad)) + "]" if isinstance(bad, list) else bad
+    try:
+        check_settings(compose([*args, f"{key}={shown}"]))
+    except (UserError, HydraException, OmegaConfBaseException) as e:  # a range's, or a type's
+        message = one_line(e)
+        if key not in message and str(shown) not in message:
+            raise AssertionError(f"{key}={shown} is refused without naming it: {message}") from e
+        return
+    raise AssertionError(f"{key}={shown} is outside its declared range, yet accepted")
+
+
+def _check_reloaded_model(cfg, run_dir: Path, metrics: dict):
+    """The saved model, reloaded in Keras's safe mode, scores what the run scored."""
+    import keras
+
+    from framework.evaluation import evaluate
+    from framework.train import load_data
+
+    try:
+        model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    except Exception as e:
+        raise AssertionError(
+            f"model.keras does not reload in safe mode: {type(e).__name__}: {e} (custom layers "
+            "must be registered with @keras.saving.register_keras_serializable)") from e
+    data = load_data(cfg)
+    split = data.test if data.test is not None else data.validation
+    scored = evaluate(model, split, data.class_names, cfg.trainer.batch_size)
+    run_scored = metrics["test"]
+    if scored["accuracy"] != run_scored["accuracy"] or abs(
+            scored["loss"] - run_scored["loss"]) > 1e-4 * max(1.0, abs(run_scored["loss"])):
+        raise AssertionError(
+            f"the reloaded model scores loss {scored['loss']:.6f}, accuracy "
+            f"{scored['accuracy']:.4f} on {metrics['evaluated_on']}; the run scored loss "
+            f"{run_scored['loss']:.6f}, accuracy {run_scored['accuracy']:.4f}")

@@ -122,6 +122,29 @@ def field_ranges(cls: Any) -> dict[str, Range]:
     return {f.name: f.metadata[RANGE] for f in dataclasses.fields(cls) if RANGE in f.metadata}
 
 
+def value_outside(accepted: Range, default):
+    """A value of the setting's type that ``accepted`` refuses (for tests of the ranges).
+
+    Args:
+        accepted: the setting's range.
+        default: its default (a list setting gets a list of one refused entry).
+    """
+    if accepted.choices is not None:
+        numbers = [c for c in accepted.choices if isinstance(c, (int, float))]
+        bad = max(numbers) + 1 if numbers else "not_a_choice"
+    elif accepted.at_least is not None:
+        bad = accepted.at_least - 1
+    elif accepted.above is not None:
+        bad = accepted.above
+    elif accepted.at_most is not None:
+        bad = accepted.at_most + 1
+    else:
+        bad = accepted.below
+    if isinstance(default, float) or isinstance(bad, float):
+        bad = float(bad)
+    return [bad] if isinstance(default, (list, ListConfig)) else bad
+
+
 def _refusal(key: str, value, accepted: Range) -> str:
     if accepted.choices is not None and not isinstance(value, list):
         return f"unknown {key} {value!r}; accepted: {accepted.describe()}"

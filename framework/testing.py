@@ -25,7 +25,7 @@ from framework.errors import UserError
 from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
 from framework.plugins import load_plugins
 from framework.preflight import CONFIG_NAME, check_settings, choose_parts
-from framework.ranges import Range, field_ranges
+from framework.ranges import field_ranges, value_outside
 from framework.registry import REGISTRIES
 
 # A tiny bundled dataset for each kind of input, and a backbone that gives each kind.
@@ -63,7 +63,7 @@ def check_part(group: str, name: str, workdir, overrides=()) -> dict:
     node = cfg[group][name] if REGISTRIES[group].multiple else cfg[group]
     key_prefix = f"{group}.{name}" if REGISTRIES[group].multiple else group
     for key, accepted in field_ranges(OmegaConf.get_type(node)).items():
-        _check_refused(args, f"{key_prefix}.{key}", _outside(accepted, node[key]))
+        _check_refused(args, f"{key_prefix}.{key}", value_outside(accepted, node[key]))
     run_dir = Path(workdir) / "run"
     from framework.train import train
 
@@ -98,24 +98,6 @@ def _fitting_parts(group: str, part) -> list[str]:
         return [f"dataset={DATASET_FOR[backbone.takes[0]]}", f"backbone={backbone.name}"]
     kind = next(k for k in takes if k in DATASET_FOR)
     return [f"dataset={DATASET_FOR[kind]}"]
-
-
-def _outside(accepted: Range, default):
-    """A value the range refuses, of the setting's type."""
-    if accepted.choices is not None:
-        bad = max((c for c in accepted.choices if isinstance(c, (int, float))), default=None)
-        bad = bad + 1 if bad is not None else "not_a_choice"
-    elif accepted.at_least is not None:
-        bad = accepted.at_least - 1
-    elif accepted.above is not None:
-        bad = accepted.above
-    elif accepted.at_most is not None:
-        bad = accepted.at_most + 1
-    else:
-        bad = accepted.below
-    if isinstance(default, float) or isinstance(bad, float):
-        bad = float(bad)
-    return [bad] if OmegaConf.is_list(default) else bad
 
 
 def _check_refused(args: list[str], key: str, bad):

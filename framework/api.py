@@ -6,6 +6,7 @@ advertised through the ``framework.plugins`` entry-point group.
 
 import pluggy
 
+from framework.cli import one_line_usage
 from framework.contexts import (
     BINARY,
     MULTICLASS,
@@ -38,5 +39,6 @@ __all__ = [
     "hookimpl",
     "is_readable",
     "load_image",
+    "one_line_usage",
     "setting",
 ]

@@ -134,15 +134,15 @@ def find_parts(name: str, group: str | None = None):
 def main(argv=None):
     import argparse
 
-    from framework.cli import report_errors
+    from framework.cli import one_line_usage, report_errors
     from framework.part_settings import describe_part
 
-    parser = argparse.ArgumentParser(
+    parser = one_line_usage(argparse.ArgumentParser(
         prog="python -m framework.plugins",
         description="Without arguments: every registered part, with the plugin that provides "
         "it. With a NAME (and optionally its GROUP first): that part's settings, with their "
         "types, defaults and comments.",
-    )
+    ))
     parser.add_argument("words", nargs="*", metavar="[GROUP] NAME")
     args = parser.parse_args(argv)
     if len(args.words) > 2:

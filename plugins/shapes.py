@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from framework.api import IMAGES, Data, UserError, hookimpl, setting
+from framework.api import IMAGES, Data, UserError, hookimpl, one_line_usage, setting
 from framework_plugins import image_data
 
 # The first num_classes of these are drawn; class names (and labels) are then sorted, as the
@@ -250,10 +250,10 @@ def register_datasets(register):
 
 def main(argv=None):
     """``python -m framework_plugins.shapes OUT_DIR [options]``: writes a shapes tree."""
-    parser = argparse.ArgumentParser(
+    parser = one_line_usage(argparse.ArgumentParser(
         prog="python -m framework_plugins.shapes",
         description="Write a generated shapes dataset as train/validation/test class folders.",
-    )
+    ))
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--num-classes", type=int, default=3)
     parser.add_argument("--samples-per-class", type=int, default=1000)

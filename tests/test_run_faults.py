@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, run_cli
 
 # A short staged run on the digits: a head stage on cached features, then everything.
 STAGED = ["trainer.verbose=2", "backbone.input_size=[16,16]", "backbone.filters=[8,16]",
@@ -83,8 +83,15 @@ def test_a_signal_stops_a_run_with_failed_one_line_and_the_shells_exit_code(tmp_
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
-def test_usage_errors_are_one_line(cli):
-    assert_one_line_error(cli("--cfg", "bogus"), "argument --cfg/-c: invalid choice: 'bogus'")
+@pytest.mark.parametrize("module, args, message", [
+    ("framework", ["--cfg", "bogus"], "argument --cfg/-c: invalid choice: 'bogus'"),
+    ("framework", ["--bogus"], "unrecognized arguments: --bogus"),
+    ("framework.plugins", ["a", "b", "c"], "give at most a group and a name"),
+    ("framework_plugins.shapes", ["out", "--num-classes", "abc"],
+     "argument --num-classes: invalid int value: 'abc'"),
+])
+def test_usage_errors_are_one_line(tmp_path, module, args, message):
+    assert_one_line_error(run_cli(*args, cwd=tmp_path, module=module), message)
 
 
 def test_temporary_model_files_are_apart_per_process(tmp_path, monkeypatch):

@@ -176,29 +176,54 @@ def collect(s: Session) -> tuple[dict, dict]:
     best = [line.split("[HYDRA] ")[1] for line in lines if "[HYDRA] Best" in line]
     outs["optuna"] = transcript(command, ["...", *best, *table])
 
-    command = r"printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n' > flowers.csv"
-    s.run(command)
-    blocks = [transcript(command, [])]
-    for command in ("python -m framework backbone=resnet",
-                    "python -m framework trainer.epochs=ten",
-                    "python -m framework dataset=csv dataset.path=flowers.csv dataset.target=kind"):
-        blocks.append(transcript(command, as_shown(*s.run(command, expect=2))))
-    outs["errors"] = "\n".join(blocks)
+    outs.update(collect_errors(s))
     figs["machine"] = machine()
     return figs, outs
 
 
-def rewrite(text: str, figs: dict, outs: dict) -> str:
+# The README's Errors section: one command per kind of mistake, in the order it shows them.
+ERROR_COMMANDS = [
+    "python -m framework backbone=resnet",
+    "python -m framework trainer.epochs=ten",
+    "python -m framework optimizer.learning_rate=-0.5",
+    "python -m framework experiment=iris_binary backbone.units=[16,0]",
+    "python -m framework trainer.epoch=5",
+    "python -m framework dataset=csv dataset.path=flowers.csv dataset.target=espèce",
+    "python -m framework dataset=csv dataset.path=flowers.csv dataset.target=kind",
+    "python -m framework --cfg bogus",
+    "python -m framework experiment=iris_binary hydra.run.dir=outputs/first",
+    "python -m framework experiment=iris_binary hydra.run.dir=flowers.csv",
+]
+
+
+def collect_errors(s: Session) -> dict:
+    """The Errors section's transcripts: a finished run first, then each mistake's one line."""
+    command = r"printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n' > flowers.csv"
+    s.run(command)
+    blocks = [transcript(command, [])]
+    command = "python -m framework experiment=iris_binary trainer.verbose=0 hydra.run.dir=outputs/first"
+    stdout, _ = s.run(command)
+    blocks.append(transcript(command, [*report_lines(stdout)[:1], "..."]))
+    for command in ERROR_COMMANDS:
+        blocks.append(transcript(command, as_shown(*s.run(command, expect=2))))
+    return {"errors": "\n".join(blocks)}
+
+
+def rewrite(text: str, figs: dict, outs: dict, partial: bool = False) -> str:
     """README text with every marked value and block replaced; unknown keys are an error."""
     def value(match):
         key = match.group(1)
         if key not in figs:
+            if partial:
+                return match.group(0)
             sys.exit(f"README.md marks fig:{key}, which this script does not produce")
         return f"<!-- fig:{key} -->{figs[key]}<!-- /fig -->"
 
     def block(match):
         key = match.group(1)
         if key not in outs:
+            if partial:
+                return match.group(0)
             sys.exit(f"README.md marks out:{key}, which this script does not produce")
         return f"<!-- out:{key} -->\n```\n{outs[key]}\n```"
 
@@ -210,12 +235,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="print the changes, write nothing")
     parser.add_argument("--workdir", type=Path, help="scratch folder (default: a new temporary one)")
+    parser.add_argument("--errors-only", action="store_true",
+                        help="regenerate the Errors section alone (a minute)")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="figures-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    figs, outs = collect(Session(workdir))
+    session = Session(workdir)
+    figs, outs = ({}, collect_errors(session)) if args.errors_only else collect(session)
     old = README.read_text()
-    new = rewrite(old, figs, outs)
+    new = rewrite(old, figs, outs, partial=args.errors_only)
     for key, value in sorted(figs.items()):
         print(f"{key:<24} {value}")
     if args.check:

@@ -69,3 +69,39 @@ def test_early_stopping_stops_and_restores_the_best_weights(compose, tmp_path):
         (tmp_path / "history.csv").open())]
     assert val_losses[-1] > min(val_losses)
     assert metrics["validation"]["loss"] == pytest.approx(min(val_losses), rel=1e-5)
+
+
+def _returns_a_number(cfg, input_shape, ctx):
+    return 3
+
+
+def _raises(cfg, input_shape, ctx):
+    raise ValueError("units must be positive\nsecond line")
+
+
+def _orthogonal(cfg):
+    from framework.api import Regularization
+
+    return Regularization(kernel=keras.regularizers.OrthogonalRegularizer(0.01))
+
+
+@pytest.mark.parametrize("group, builder, selection, message", [
+    ("backbone", _returns_a_number, "backbone=bad",
+     "backbone 'bad' of plugin 'third_party' returned int 3, not a keras.Model"),
+    ("backbone", _raises, "backbone=bad",
+     "backbone 'bad' of plugin 'third_party' failed: ValueError: units must be positive"),
+    ("regularizer", _orthogonal, "regularizer=[bad,l2]",
+     "cannot combine the kernel regularizer OrthogonalRegularizer"),
+])
+def test_a_misbehaving_plugin_is_named_in_one_line(compose, tmp_path, isolated_registries,
+                                                   group, builder, selection, message):
+    from framework.api import FEATURES
+    from framework.cli import one_line
+    from framework.errors import UserError
+
+    isolated_registries[group].register("bad", builder, {}, provider="third_party",
+                                        takes=FEATURES, gives=FEATURES)
+    with pytest.raises(UserError) as refused:
+        train(compose(*QUICK, selection), tmp_path)
+    assert message in one_line(refused.value) and "\n" not in one_line(refused.value)
+    assert (tmp_path / "FAILED").exists() and not (tmp_path / "metrics.json").exists()

@@ -101,3 +101,46 @@ def test_config_only_commands_never_import_tensorflow(tmp_path, args):
     assert result.returncode == 0, result.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
     assert "hydra" in imported and "tensorflow" not in imported and "keras" not in imported
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["trainer.epochs=0"], "trainer.epochs=0 is out of range; accepted: >= 1"),
+    (["trainer.epochs=-1"], "trainer.epochs=-1 is out of range; accepted: >= 1"),
+    (["optimizer.learning_rate=-0.5"], "optimizer.learning_rate=-0.5 is out of range; "
+                                       "accepted: > 0"),
+    (["experiment=iris_binary", "trainer.batch_size=0"],
+     "trainer.batch_size=0 is out of range; accepted: >= 1"),
+    (["seed=-1"], "seed=-1 is out of range; accepted: >= 0 and <= 4294967295"),
+    (["head.dropout=1.5"], "head.dropout=1.5 is out of range; accepted: >= 0 and < 1"),
+    (["experiment=iris_binary", "backbone.units=[0]"],
+     "backbone.units=[0] is out of range; accepted: each entry >= 1"),
+    (["trainer.stages=[{epochs:0}]"], "trainer.stages.0.epochs=0 is out of range"),
+    (["regularizer=[dropout]", "regularizer.dropout.rate=1"],
+     "regularizer.dropout.rate=1.0 is out of range; accepted: >= 0 and < 1"),
+    (["callbacks=[early_stopping]", "callbacks.early_stopping.mode=up"],
+     "unknown callbacks.early_stopping.mode 'up'; accepted: auto, max, min"),
+    (["trainer.verbose=3"], "unknown trainer.verbose 3; accepted: 0, 1, 2"),
+])
+def test_settings_out_of_their_declared_range_are_refused_by_key_value_and_range(
+        compose, overrides, message):
+    from framework.errors import UserError
+    from framework.preflight import check_settings
+
+    with pytest.raises(UserError) as refused:
+        check_settings(compose(*overrides))
+    assert str(refused.value).startswith(message)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["trainer.epoch=5"], "unknown key 'trainer.epoch'; accepted: epochs, batch_size"),
+    (["experiment=iris_binary", "head.dropout=0.5"],
+     "unknown key 'head.dropout'; accepted: name, units, activation"),
+    (["backbone=efficientnet", "backbone.size=b9", "backbone.weights=null"],
+     "backbone.size must be one of b0, b1, b2, b3, b4, b5, b6, b7. Received: size='b9'"),
+    (["dataset=csv", "dataset.target=prix€"], "cannot read the override 'dataset.target=prix€'; "
+                                              "quote a value"),
+])
+def test_config_errors_name_the_accepted_values(cli, overrides, message):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(cli(*overrides), message)

@@ -7,7 +7,9 @@ weights) or ``model_int8.tflite`` (int8 weights and activations, calibrated on t
 float32 input and output). Every model takes raw 0..255 images, as the run's model does, and has
 a ``.json`` beside it with the class names and the resize method, so that
 ``python -m framework.predict model.tflite IMAGES`` needs nothing else. An existing export is
-replaced only with ``--overwrite``; a new one appears whole or not at all.
+replaced only with ``--overwrite``; a new one appears whole or not at all. The run's model.keras
+is loaded in Keras's safe mode: one that holds Python code (a Lambda layer), which would run as
+it loads, is refused unless --unsafe is given.
 """
 
 import argparse
@@ -17,9 +19,9 @@ import tempfile
 from pathlib import Path
 
 from framework.backend import native_stderr_captured
-from framework.cli import plain_text, report_errors
+from framework.cli import one_line, one_line_usage, plain_text, report_errors
 from framework.errors import UserError
-from framework.predict import read_run
+from framework.predict import UNSAFE_HELP, load_run_model, read_run, writable_folder_check
 
 FORMATS = ("savedmodel", "tflite")
 QUANTIZATIONS = ("float16", "int8")
@@ -27,14 +29,10 @@ QUANTIZATIONS = ("float16", "int8")
 CALIBRATION_IMAGES = 100
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit code 2, like any other bad input
-        raise UserError(message)
-
-
 def main(argv=None):
-    parser = _Parser(prog="python -m framework.export", description=plain_text(__doc__),
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = one_line_usage(argparse.ArgumentParser(
+        prog="python -m framework.export", description=plain_text(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter))
     parser.add_argument("run_dir", type=Path, help="a finished run's directory")
     parser.add_argument("--format", required=True, metavar="|".join(FORMATS),
                         help="savedmodel (TensorFlow Serving, TF.js) or tflite (mobile, edge)")
@@ -44,14 +42,16 @@ def main(argv=None):
                         help="the SavedModel folder or .tflite file to write "
                              "(default: in RUN_DIR/export/)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    parser.add_argument("--unsafe", action="store_true", help=UNSAFE_HELP)
+    args = parser.parse_args(argv)
     with report_errors():
-        args = parser.parse_args(argv)
-        for path in export(args.run_dir, args.format, args.quantize, args.output, args.overwrite):
+        for path in export(args.run_dir, args.format, args.quantize, args.output, args.overwrite,
+                           args.unsafe):
             print(f"Wrote: {path} ({human_size(disk_size(path))})")
 
 
 def export(run_dir, fmt: str, quantize: str | None = None, output=None,
-           overwrite: bool = False) -> list[Path]:
+           overwrite: bool = False, unsafe: bool = False) -> list[Path]:
     """Exports a finished run's model as a SavedModel or a TFLite file.
 
     Args:
@@ -60,13 +60,15 @@ def export(run_dir, fmt: str, quantize: str | None = None, output=None,
         quantize: None, or for tflite ``"float16"`` or ``"int8"``.
         output: the SavedModel folder or ``.tflite`` file to write; None: in ``RUN_DIR/export/``.
         overwrite: replace an existing export at ``output``.
+        unsafe: load a model.keras that holds Python code (see ``predict.load_run_model``).
 
     Returns:
         The paths written: the model, then the ``.json`` with its class names.
 
     Raises:
-        UserError: a bad option, not a finished run, an existing export, or (int8) training data
-            that cannot be rebuilt from the run's config.
+        UserError: a bad option, not a finished run, a damaged or unsafe model.keras, an
+            existing export, a folder that cannot be written, or (int8) training data that
+            cannot be rebuilt from the run's config.
     """
     if fmt not in FORMATS:
         raise UserError(f"unknown --format {fmt!r}; accepted: {', '.join(FORMATS)}")
@@ -83,32 +85,39 @@ def export(run_dir, fmt: str, quantize: str | None = None, output=None,
     info_path = output.with_suffix(".json")  # where framework.predict looks for the class names
     if output.exists() and not overwrite:
         raise UserError(f"{output} exists; choose another --output or pass --overwrite")
+    # Before the work: a read-only run directory fails now, not after the conversion.
+    writable_folder_check(output.parent, f"the export {output}",
+                          "choose a folder you can write to with --output")
     from framework.backend import import_tensorflow
 
     import_tensorflow()  # before the dataset plugins import it, noisily
-    import keras
 
     # Before the model is loaded: a run whose data cannot be rebuilt fails fast.
     calibration = calibration_images(run_dir) if quantize == "int8" else None
 
-    model = keras.saving.load_model(run_dir / "model.keras")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # Built beside the target (the same file system), then renamed into place.
-    with tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent) as tmp:
-        tmp = Path(tmp)
-        built = tmp / "savedmodel"
-        write_saved_model(model, built)
-        if fmt == "tflite":
-            # From the SavedModel: from_keras_model would export one itself, in training mode.
-            tflite = tmp / "model.tflite"
-            tflite.write_bytes(to_tflite(built, quantize, calibration))
-            built = tflite
-        info = {"classes": class_names, "interpolation": interpolation,
-                "format": fmt, "quantize": quantize, "run_dir": str(run_dir.resolve())}
-        (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
-        # The model last: its presence marks a complete export.
-        _move_into_place(tmp / "info.json", info_path, tmp / "replaced.json")
-        _move_into_place(built, output, tmp / "replaced")
+    model = load_run_model(run_dir, unsafe)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        # Built beside the target (the same file system), then renamed into place; the
+        # temporary folder goes however the export ends.
+        with tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent) as tmp:
+            tmp = Path(tmp)
+            built = tmp / "savedmodel"
+            write_saved_model(model, built)
+            if fmt == "tflite":
+                # From the SavedModel: from_keras_model would export one itself, in training
+                # mode.
+                tflite = tmp / "model.tflite"
+                tflite.write_bytes(to_tflite(built, quantize, calibration))
+                built = tflite
+            info = {"classes": class_names, "interpolation": interpolation,
+                    "format": fmt, "quantize": quantize, "run_dir": str(run_dir.resolve())}
+            (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+            # The model last: its presence marks a complete export.
+            _move_into_place(tmp / "info.json", info_path, tmp / "replaced.json")
+            _move_into_place(built, output, tmp / "replaced")
+    except OSError as e:  # checked before, but e.g. a full disk shows only now
+        raise UserError(f"cannot write the export {output}: {e.strerror or one_line(e)}") from None
     return [output, info_path]
 
 
@@ -219,7 +228,13 @@ def calibration_images(run_dir: Path, count: int = CALIBRATION_IMAGES):
 def _move_into_place(src: Path, dst: Path, aside: Path):
     if dst.is_dir() or (src.is_dir() and dst.exists()):
         os.replace(dst, aside)  # a rename cannot replace a folder: move the old one aside first
-    os.replace(src, dst)
+        try:
+            os.replace(src, dst)
+        except OSError:
+            os.replace(aside, dst)  # the old one back: the temporary folder is about to go
+            raise
+    else:
+        os.replace(src, dst)
 
 
 def disk_size(path: Path) -> int:

@@ -5,17 +5,23 @@ class names are read from the ``.json`` file next to it). PATH is one image (pri
 prediction) or a folder (every image below it; writes a CSV of path, class and confidence, and
 prints a summary). A model holds its own preprocessing, so images are only decoded and resized
 here, exactly as in training.
+
+A model.keras is loaded in Keras's safe mode: one that holds Python code (a Lambda layer), which
+would run as it loads, is refused unless --unsafe is given.
 """
 
 import argparse
 import json
+import os
 import sys
 import warnings
+import zipfile
+import zlib
 from collections import Counter
 from pathlib import Path
 
 from framework.backend import native_stderr_captured
-from framework.cli import one_line, plain_text, report_errors
+from framework.cli import one_line, one_line_usage, plain_text, report_errors
 from framework.errors import UserError
 from framework.images import IMAGE_EXTENSIONS, is_image_file, is_readable
 from framework.rundir import write_csv_atomic
@@ -23,11 +29,15 @@ from framework.rundir import write_csv_atomic
 BATCH_SIZE = 32
 
 
+UNSAFE_HELP = ("load a model.keras that holds Python code (a Lambda layer), which runs as it "
+               "loads: only for a file you trust (without it, such a model is refused)")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = one_line_usage(argparse.ArgumentParser(
         prog="python -m framework.predict", description=plain_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ))
     parser.add_argument("model", type=Path,
                         help="a finished run's directory, or a .tflite file from framework.export")
     parser.add_argument("path", type=Path, help="an image file or a folder of images")
@@ -35,32 +45,40 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=Path("predictions.csv"),
                         help="the CSV written for a folder (default: predictions.csv)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.add_argument("--unsafe", action="store_true", help=UNSAFE_HELP)
     args = parser.parse_args(argv)
     with report_errors():
         if args.top < 1:
             raise UserError(f"--top must be at least 1. Received: --top={args.top}")
-        predictor = load_predictor(args.model)
+        # What can be checked before the model is loaded and run is checked first.
+        if args.path.is_dir():
+            check_output(args.output, args.overwrite)
+        else:
+            check_image(args.path)
+        predictor = load_predictor(args.model, args.unsafe)
         if args.path.is_dir():
             predict_folder(predictor, args.path, args.output, args.overwrite)
         else:
             predict_image(predictor, args.path, args.top)
 
 
-def load_predictor(model: Path) -> "ImagePredictor":
+def load_predictor(model: Path, unsafe: bool = False) -> "ImagePredictor":
     """A predictor for a run directory or an exported ``.tflite`` file.
 
     Args:
         model: a finished run's directory, or a ``.tflite`` file with its ``.json`` beside it.
+        unsafe: load a ``model.keras`` that holds Python code (see ``load_run_model``).
 
     Returns:
         A ``Predictor`` or a ``TFLitePredictor``.
 
     Raises:
-        UserError: not a finished run, or a ``.tflite`` file that is missing or unreadable.
+        UserError: not a finished run, a damaged or unsafe run, or a ``.tflite`` file that is
+            missing or unreadable.
     """
     if model.suffix == ".tflite":
         return TFLitePredictor.from_file(model)
-    return Predictor.from_run_dir(model)
+    return Predictor.from_run_dir(model, unsafe)
 
 
 def read_run(run_dir: Path) -> tuple[list[str], str]:
@@ -73,17 +91,86 @@ def read_run(run_dir: Path) -> tuple[list[str], str]:
         ``(class_names, interpolation)``.
 
     Raises:
-        UserError: the directory does not hold a finished run.
+        UserError: the directory does not hold a finished run, or its metrics.json or
+            .hydra/config.yaml is damaged.
     """
     metrics_path, model_path = run_dir / "metrics.json", run_dir / "model.keras"
     if not metrics_path.is_file() or not model_path.is_file():
         raise UserError(f"{run_dir} is not a finished run (it needs model.keras and metrics.json)")
-    class_names = json.loads(metrics_path.read_text())["data"]["classes"]
-    from omegaconf import OmegaConf
+    try:
+        metrics = json.loads(metrics_path.read_bytes())
+    except ValueError:  # truncated, or not JSON at all (UnicodeDecodeError is one too)
+        raise damaged(run_dir, "metrics.json", "not valid JSON") from None
+    except OSError as e:
+        raise UserError(f"cannot read {metrics_path}: {e.strerror}") from None
+    try:
+        class_names = [str(name) for name in metrics["data"]["classes"]]
+    except (KeyError, TypeError):
+        raise damaged(run_dir, "metrics.json", "it names no data.classes") from None
+    import yaml
+    from omegaconf import DictConfig, OmegaConf
 
     config_path = run_dir / ".hydra" / "config.yaml"
-    dataset = OmegaConf.load(config_path).dataset if config_path.is_file() else {}
-    return class_names, dataset.get("interpolation", "bilinear")
+    if not config_path.is_file():
+        return class_names, "bilinear"
+    try:
+        config = OmegaConf.load(config_path)
+    except (yaml.YAMLError, ValueError):
+        raise damaged(run_dir, ".hydra/config.yaml", "not valid YAML") from None
+    except OSError as e:
+        raise UserError(f"cannot read {config_path}: {e.strerror}") from None
+    if not isinstance(config, DictConfig):
+        raise damaged(run_dir, ".hydra/config.yaml", "not a mapping of settings")
+    dataset = config.get("dataset")
+    interpolation = dataset.get("interpolation") if isinstance(dataset, DictConfig) else None
+    return class_names, interpolation or "bilinear"
+
+
+def damaged(run_dir: Path, name: str, why: str) -> UserError:
+    """The error for a run's file that cannot be read: which file, why, and what to do."""
+    return UserError(f"{name} in {run_dir} is damaged ({why}); re-run training into a new "
+                     "directory")
+
+
+def load_run_model(run_dir: Path, unsafe: bool = False):
+    """A finished run's ``model.keras``, loaded in Keras's safe mode unless ``unsafe``.
+
+    Safe mode refuses Python code stored in the file (a Lambda layer's function), which would
+    run as the file loads.
+
+    Args:
+        run_dir: the run's directory.
+        unsafe: load such code all the same (``safe_mode=False``): only for a trusted file.
+
+    Returns:
+        The Keras model.
+
+    Raises:
+        UserError: model.keras is damaged (e.g. truncated), or holds Python code and not unsafe.
+    """
+    path = run_dir / "model.keras"
+    try:  # Keras calls a file that is no zip archive (a truncated one) "File not found"
+        with zipfile.ZipFile(path) as archive:
+            complete = "config.json" in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        complete = False
+    if not complete:
+        raise damaged(run_dir, "model.keras", "not a readable Keras file")
+    from framework.backend import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    try:
+        return keras.saving.load_model(path, safe_mode=not unsafe)
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:  # damaged inside the archive
+        raise damaged(run_dir, "model.keras", f"not a readable Keras file: {one_line(e)}") from None
+    except ValueError as e:
+        if "safe_mode=False" not in str(e):
+            raise
+        raise UserError(f"{path} holds Python code (a Lambda layer) that would run as it loads, so "
+                        "safe mode refuses it; pass --unsafe to load it anyway, only if you trust "
+                        "where the file came from") from None
 
 
 class ImagePredictor:
@@ -146,16 +233,11 @@ class Predictor(ImagePredictor):
         self.model = model
 
     @classmethod
-    def from_run_dir(cls, run_dir: Path) -> "Predictor":
-        """Loads ``model.keras`` and the class names of a finished run."""
+    def from_run_dir(cls, run_dir: Path, unsafe: bool = False) -> "Predictor":
+        """Loads ``model.keras`` and the class names of a finished run (see ``load_run_model``
+        for ``unsafe``)."""
         class_names, interpolation = read_run(run_dir)
-        from framework.backend import import_tensorflow
-
-        import_tensorflow()
-        import keras
-
-        model = keras.saving.load_model(run_dir / "model.keras")
-        return cls(model, class_names, interpolation)
+        return cls(load_run_model(run_dir, unsafe), class_names, interpolation)
 
     def outputs(self, images):
         return self.model.predict(images, verbose=0)
@@ -256,10 +338,44 @@ def check_image(path: Path):
         raise UserError(f"{path} cannot be read as an image (corrupt or truncated)")
 
 
-def predict_folder(predictor: ImagePredictor, folder: Path, output: Path, overwrite: bool):
-    """Classifies every image below ``folder``; writes ``output`` and prints a summary."""
+def check_output(output: Path, overwrite: bool):
+    """Raises UserError unless ``output`` can be written as a new file (or, with ``overwrite``,
+    replace an existing one)."""
+    if output.is_dir():
+        raise UserError(f"--output {output} is a folder; give a file name, e.g. "
+                        f"--output {output / 'predictions.csv'}")
     if output.exists() and not overwrite:
         raise UserError(f"{output} exists; choose another --output or pass --overwrite")
+    writable_folder_check(output.parent, f"--output {output}", "choose another --output",
+                          create=False)
+
+
+def writable_folder_check(folder: Path, target: str, remedy: str, create: bool = True):
+    """Raises UserError unless files can be created in ``folder``, or with ``create``, in the
+    nearest folder above it that exists (where the missing ones would be created).
+
+    Args:
+        folder: where a file is to be written.
+        target: what is to be written, for the message (e.g. ``"--output x.csv"``).
+        remedy: what the user can do, for the message.
+        create: whether the missing folders will be created.
+    """
+    existing = folder
+    while create and not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.exists():
+        raise UserError(f"cannot write {target}: there is no folder {existing}; create it or "
+                        f"{remedy}")
+    if not existing.is_dir():
+        raise UserError(f"cannot write {target}: {existing} is a file, not a folder; {remedy}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {target}: the folder {existing} is read-only for you; "
+                        f"{remedy}")
+
+
+def predict_folder(predictor: ImagePredictor, folder: Path, output: Path, overwrite: bool):
+    """Classifies every image below ``folder``; writes ``output`` and prints a summary."""
+    check_output(output, overwrite)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
     readable = [p for p in files if is_readable(p)]
     skipped = sorted(set(files) - set(readable))
@@ -274,12 +390,15 @@ def predict_folder(predictor: ImagePredictor, folder: Path, output: Path, overwr
     # Images in folders named after the classes (a validation layout) carry their true class.
     truth = [p.parent.name if p.parent.name in names else None for p in readable]
     labelled = all(t is not None for t in truth)
-    write_csv_atomic(
-        output,
-        ["path", "class", "confidence"] + (["true_class"] if labelled else []),
-        ([path.relative_to(folder), cls, f"{p:.6f}"] + ([t] if labelled else [])
-         for path, cls, p, t in zip(readable, predicted, probs.max(axis=-1), truth)),
-    )
+    try:
+        write_csv_atomic(
+            output,
+            ["path", "class", "confidence"] + (["true_class"] if labelled else []),
+            ([path.relative_to(folder), cls, f"{p:.6f}"] + ([t] if labelled else [])
+             for path, cls, p, t in zip(readable, predicted, probs.max(axis=-1), truth)),
+        )
+    except OSError as e:  # checked before, but e.g. a full disk shows only now
+        raise UserError(f"cannot write --output {output}: {e.strerror}") from None
     counts = Counter(predicted)
     print(f"Predicted {len(readable)} images in {folder}")
     print("By class:  " + ", ".join(f"{name} {counts[name]}" for name in names))

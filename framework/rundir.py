@@ -53,8 +53,11 @@ def record_config(directory: Path, config: str) -> bool:
 def write_atomic(path: Path, text: str):
     """Writes a file so that readers see the old content or the new one, never a part."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # writers in parallel jobs apart
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after the rename; a failed write's part, deleted
 
 
 def write_csv_atomic(path: Path, header: list[str], rows):

@@ -4,7 +4,10 @@ with its Keras model, and framework.predict takes a .tflite in place of the run 
 import contextlib
 import io
 import json
+import os
+import shutil
 import subprocess
+import warnings
 
 import numpy as np
 import pytest
@@ -60,6 +63,24 @@ def images(run):
                                         CLASSES)
     x = np.concatenate(list(keras_predictor.images(files).as_numpy_iterator()))
     return x, keras_predictor.model.predict(x, verbose=0)
+
+
+def copy_run(run, tmp_path, *extra):
+    """A copy of the run's files that framework.export reads (and ``extra`` ones, e.g. an export),
+    for a test that changes or damages them: the module's run stays as the other tests expect."""
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for name in ("model.keras", "metrics.json", *extra):
+        shutil.copy(run / "run" / name, copy / name)
+    shutil.copytree(run / "run" / ".hydra", copy / ".hydra")
+    return copy
+
+
+def assert_one_line(result, fragment):
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert fragment in lines[0], lines[0]
 
 
 def call(main, *args):
@@ -189,10 +210,12 @@ def test_predict_with_a_bad_tflite_file_is_a_one_line_error(run, exports, case, 
                                f"error: {model} cannot be read as a TFLite model: ")
 
 
-def test_overwrite_replaces_an_export(run, exports):
-    saved = run / "run" / "export" / "savedmodel"
+def test_overwrite_replaces_an_export(run, exports, tmp_path):
+    copy = copy_run(run, tmp_path)
+    saved = copy / "export" / "savedmodel"
+    shutil.copytree(run / "run" / "export" / "savedmodel", saved)
     (saved / "stale.txt").write_text("from an older export")
-    result = call(export.main, run / "run", "--format", "savedmodel", "--overwrite")
+    result = call(export.main, copy, "--format", "savedmodel", "--overwrite")
     assert result.returncode == 0, result.stderr
     assert not (saved / "stale.txt").exists() and (saved / "saved_model.pb").is_file()
     assert not [p for p in saved.parent.iterdir() if p.name.startswith(".")]
@@ -237,3 +260,58 @@ def test_errors_exit_2_from_the_command_line(run):
     assert result.returncode == 2
     assert result.stderr == ("error: --quantize applies to --format tflite only. Received: "
                              "--format savedmodel --quantize float16\n")
+
+
+def test_a_bad_option_is_one_line_and_help_is_unchanged(run):
+    assert_one_line(call(export.main, run / "run", "--format", "tflite", "--bogus"),
+                    "unrecognized arguments: --bogus")
+    assert_one_line(call(export.main, run / "run"), "the following arguments are required: --format")
+    shown = call(export.main, "--help")
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: python -m framework.export")
+    assert "--unsafe" in shown.stdout
+
+
+def test_a_read_only_run_dir_is_refused_before_the_work(run, tmp_path):
+    copy = copy_run(run, tmp_path)
+    if os.geteuid() == 0:  # root writes into any folder: a file where export/ goes instead
+        (copy / "export").write_text("not a folder")
+        fragment = f"{copy / 'export'} is a file, not a folder"
+    else:
+        copy.chmod(0o555)
+        fragment = f"the folder {copy} is read-only for you"
+    before = sorted(p.name for p in copy.iterdir())
+    try:
+        result = call(export.main, copy, "--format", "tflite")
+    finally:
+        copy.chmod(0o755)
+    assert_one_line(result, f"cannot write the export {copy / 'export' / 'model.tflite'}: ")
+    assert fragment in result.stderr and "with --output" in result.stderr
+    assert sorted(p.name for p in copy.iterdir()) == before  # nothing half-written left behind
+
+
+def test_a_damaged_model_is_a_one_line_error(run, tmp_path):
+    copy = copy_run(run, tmp_path)
+    model = copy / "model.keras"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    result = call(export.main, copy, "--format", "savedmodel")
+    assert_one_line(result, f"model.keras in {copy} is damaged (not a readable Keras file); "
+                            "re-run training into a new directory")
+    assert not (copy / "export").exists()
+
+
+def test_a_model_with_python_code_is_exported_only_if_unsafe(run, tmp_path):
+    import keras
+
+    copy = copy_run(run, tmp_path)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Lambda(lambda t: t / 255.0)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    with warnings.catch_warnings():  # Keras may warn that the lambda is unsafe: it is
+        warnings.simplefilter("ignore")
+        model.save(copy / "model.keras")
+    refused = call(export.main, copy, "--format", "savedmodel")
+    assert_one_line(refused, f"{copy / 'model.keras'} holds Python code (a Lambda layer)")
+    assert "pass --unsafe" in refused.stderr and not (copy / "export").exists()
+    allowed = call(export.main, copy, "--format", "savedmodel", "--unsafe")
+    assert allowed.returncode == 0, allowed.stderr
+    assert (copy / "export" / "savedmodel" / "saved_model.pb").is_file()

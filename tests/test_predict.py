@@ -4,10 +4,13 @@ import contextlib
 import csv
 import io
 import json
+import shutil
 import subprocess
+import warnings
 
 import pytest
 
+from framework import predict as predict_module
 from framework.predict import main
 from framework.train import train
 from framework_plugins.shapes import write_shapes_tree
@@ -131,3 +134,104 @@ def test_run_writes_confusion_matrix_and_misclassified_grid(trained):
     assert (root / "run" / "misclassified.png").stat().st_size > 0
     saved = json.loads((root / "run" / "metrics.json").read_text())
     assert saved["data"]["classes"] == ["circle", "square", "triangle"]
+
+
+def copy_run(root, tmp_path):
+    """A copy of the trained run's files that framework.predict reads, to damage."""
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for name in ("model.keras", "metrics.json"):
+        shutil.copy(root / "run" / name, copy / name)
+    return copy
+
+
+def one_image(root):
+    return sorted((root / "shapes" / "test" / "square").iterdir())[0]
+
+
+def assert_one_line(result, fragment):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+def test_a_bad_option_is_one_line_and_help_is_unchanged(trained):
+    root, _ = trained
+    result = predict(root, one_image(root), "--top", "abc")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: argument --top: invalid int value: 'abc'")
+    assert len(result.stderr.strip().splitlines()) == 1
+    shown = predict(root, "--help")
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: python -m framework.predict")
+    assert "--unsafe" in shown.stdout
+
+
+@pytest.mark.parametrize("case", ["no_folder", "folder", "folder_overwrite"])
+def test_a_bad_output_is_refused_before_the_model_runs(trained, case, tmp_path, monkeypatch):
+    root, _ = trained
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before --output was checked")
+
+    monkeypatch.setattr(predict_module, "load_predictor", no_loading)
+    output = tmp_path / "nodir" / "x.csv" if case == "no_folder" else tmp_path / "outdir"
+    if case != "no_folder":
+        output.mkdir()
+        (output / "keep.txt").write_text("precious\n")
+    extra = ["--overwrite"] if case == "folder_overwrite" else []
+    result = predict(root, root / "shapes" / "test", "--output", output, *extra)
+    assert_one_line(result, f"--output {output}")
+    assert (f"there is no folder {tmp_path / 'nodir'}" if case == "no_folder" else
+            "is a folder; give a file name") in result.stderr
+    # Nothing half-written left behind, nothing lost.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if case == "no_folder" else ["outdir"])
+    if case != "no_folder":
+        assert [p.name for p in output.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.parametrize("case", ["model_truncated", "model_not_keras", "metrics_truncated",
+                                  "metrics_without_classes", "config_garbage"])
+def test_damaged_run_files_are_one_line_errors(trained, case, tmp_path):
+    root, _ = trained
+    copy = copy_run(root, tmp_path)
+    name = {"model": "model.keras", "metrics": "metrics.json",
+            "config": ".hydra/config.yaml"}[case.partition("_")[0]]
+    path = copy / name
+    if case.endswith("truncated"):
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif case == "model_not_keras":
+        path.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip archive: no config.json
+    elif case == "metrics_without_classes":
+        path.write_text('{"test": {}}')
+    else:
+        path.parent.mkdir()
+        path.write_text("dataset: {interpolation: [bilinear\n")
+    result = predict(root, one_image(root), run_dir=copy)
+    assert_one_line(result, f"{name} in {copy} is damaged (")
+    assert result.stderr.rstrip().endswith("re-run training into a new directory")
+
+
+def save_lambda_model(path):
+    """A model.keras with a Lambda layer (Python code that runs as it loads) over 32x32 images."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Lambda(lambda t: t / 255.0)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    with warnings.catch_warnings():  # Keras may warn that the lambda is unsafe: it is
+        warnings.simplefilter("ignore")
+        model.save(path)
+
+
+def test_a_model_with_python_code_is_refused_unless_unsafe(trained, tmp_path):
+    root, _ = trained
+    copy = copy_run(root, tmp_path)
+    save_lambda_model(copy / "model.keras")
+    refused = predict(root, one_image(root), run_dir=copy)
+    assert_one_line(refused, f"{copy / 'model.keras'} holds Python code (a Lambda layer)")
+    assert "pass --unsafe" in refused.stderr
+    allowed = predict(root, one_image(root), "--unsafe", run_dir=copy)
+    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.stdout.startswith("Prediction: ")

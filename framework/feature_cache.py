@@ -1,10 +1,10 @@
 """Features of a frozen backbone, extracted once and kept on disk, for head-only stages.
 
 An entry is keyed by everything that decides the features: the dataset's config and
-fingerprint, the backbone's config and builder, its weights file, the input shape and the Keras
-version. So every job of a sweep over head settings reuses one extraction, and a change in any
-of these makes a new entry. Entries are written atomically and checked on reading; an entry
-that fails the check is rebuilt, never used.
+fingerprint, the backbone's config and builder, its weights file (or the run's seed, for random
+weights), the input shape and the Keras version. So every job of a sweep over head settings
+reuses one extraction, and a change in any of these makes a new entry. Entries are written
+atomically and checked on reading; an entry that fails the check is rebuilt, never used.
 """
 
 import hashlib
@@ -12,12 +12,14 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
 from omegaconf import OmegaConf
 
+from framework.errors import UserError
 from framework.evaluation import predict_with_labels
 
 SPLITS = ("train", "validation", "test")
@@ -25,6 +27,9 @@ SPLITS = ("train", "validation", "test")
 
 def cache_key(cfg, data, backbone_part) -> str | None:
     """The key of a run's features, or None when the data cannot be identified.
+
+    A backbone without pretrained weights (``weights`` null, or no such setting) is initialized
+    at random from the run's seed, so the seed is part of its key.
 
     Args:
         cfg: the run config.
@@ -49,6 +54,8 @@ def cache_key(cfg, data, backbone_part) -> str | None:
             digest.update(np.ascontiguousarray(y).tobytes())
         identity["arrays"] = digest.hexdigest()
     weights = cfg.backbone.get("weights")
+    if weights is None:  # random initialization (or no weights setting): seeded by the run
+        identity["seed"] = cfg.seed
     if isinstance(weights, str) and Path(weights).is_file():
         st = Path(weights).stat()
         identity["weights_file"] = [str(Path(weights).resolve()), st.st_size, st.st_mtime_ns]
@@ -61,13 +68,20 @@ def load_or_extract(backbone, data, key: str, cache_dir: Path):
 
     Returns:
         ``({split: (features, labels)}, hit)``; ``hit`` is True when read from the cache.
+
+    Raises:
+        UserError: the cache cannot be written; found before the extraction.
     """
     entry = Path(cache_dir) / key
     features = _load(entry)
     if features is not None:
         return features, True
-    features = extract(backbone, data)
-    _store(entry, features)
+    tmp = _reserve(entry)
+    try:
+        features = extract(backbone, data)
+        _store(tmp, entry, features)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return features, False
 
 
@@ -88,46 +102,83 @@ def extract(backbone, data) -> dict:
     return features
 
 
-def _store(entry: Path, features: dict):
-    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    files = {}
-    for split, (x, y) in features.items():
-        for suffix, array in (("x", x), ("y", y)):
-            name = f"{split}_{suffix}.npy"
-            np.save(tmp / name, array)
-            files[name] = _sha256(tmp / name)
-    (tmp / "meta.json").write_text(json.dumps({"files": files}))
+def _reserve(entry: Path) -> Path:
+    """A new temporary folder beside ``entry`` (unique to this process and call), with what stood
+    at ``entry`` (an unusable entry, a file) removed: an unwritable cache is found before the
+    extraction, not after it."""
+    folder = entry.parent
     try:
-        os.rename(tmp, entry)  # atomic: readers see a whole entry or none
-    except OSError:  # another job stored the same entry first
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.{os.getpid()}.", suffix=".tmp",
+                                    dir=folder))
+    except OSError as e:
+        reason = "it is a file, not a folder" if folder.is_file() else e.strerror or str(e)
+        raise _unwritable(folder, reason) from None
+    try:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+    except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise _unwritable(entry, f"what is there cannot be replaced: {e.strerror or e}") from None
+    return tmp
+
+
+def _unwritable(path: Path, reason: str) -> UserError:
+    return UserError(f"cannot write the feature cache at {path} ({reason}); set "
+                     "trainer.feature_cache.dir=<a writable folder> or "
+                     "trainer.feature_cache.enabled=false")
+
+
+def _store(tmp: Path, entry: Path, features: dict):
+    """Writes the features into ``tmp``, then renames it to ``entry`` (atomic: readers see a
+    whole entry or none)."""
+    try:
+        files = {}
+        for split, (x, y) in features.items():
+            for suffix, array in (("x", x), ("y", y)):
+                name = f"{split}_{suffix}.npy"
+                np.save(tmp / name, array)
+                files[name] = _sha256(tmp / name)
+        (tmp / "meta.json").write_text(json.dumps({"files": files}))
+    except OSError as e:  # e.g. a full disk: the features are extracted, the run goes on
+        print(f"warning: the feature cache entry {entry} could not be written "
+              f"({e.strerror or e}); the run goes on without it", file=sys.stderr)
+        return
+    try:
+        os.rename(tmp, entry)
+    except OSError:  # another job stored the same entry first
+        pass
 
 
 def _load(entry: Path):
-    if not entry.is_dir():
+    """The features of a usable entry; None (with a warning for an unusable one) otherwise."""
+    if not (entry.exists() or entry.is_symlink()):
         return None
     try:
-        files = json.loads((entry / "meta.json").read_text())["files"]
+        meta = json.loads((entry / "meta.json").read_text())
+        files = meta.get("files") if isinstance(meta, dict) else None
+        if not isinstance(files, dict):
+            raise ValueError("meta.json does not list the files")
+        splits = [s for s in SPLITS if f"{s}_x.npy" in files]
+        expected = {f"{s}_{suffix}.npy" for s in splits for suffix in "xy"}
+        if set(files) != expected or not {"train", "validation"} <= set(splits):
+            raise ValueError("meta.json does not list the train and validation features")
         for name, digest in files.items():
             if _sha256(entry / name) != digest:
                 raise ValueError(f"{name} does not match its checksum")
         features = {}
-        for split in SPLITS:
-            if f"{split}_x.npy" in files:
-                x = np.load(entry / f"{split}_x.npy")
-                y = np.load(entry / f"{split}_y.npy")
-                if len(x) != len(y):
-                    raise ValueError(f"{split}: {len(x)} features for {len(y)} labels")
-                features[split] = (x, y)
-        if "train" not in features or "validation" not in features:
-            raise ValueError("train or validation features missing")
+        for split in splits:
+            x = np.load(entry / f"{split}_x.npy")
+            y = np.load(entry / f"{split}_y.npy")
+            if len(x) != len(y):
+                raise ValueError(f"{split}: {len(x)} features for {len(y)} labels")
+            features[split] = (x, y)
         return features
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, EOFError) as e:  # JSON and encoding errors are ValueErrors
         print(f"warning: feature cache entry {entry} is unusable ({e}); rebuilding it",
               file=sys.stderr)
-        shutil.rmtree(entry, ignore_errors=True)
         return None
 
 

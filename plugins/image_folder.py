@@ -17,7 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from framework.api import IMAGE_EXTENSIONS, IMAGES, Data, UserError, hookimpl, is_readable
+from framework.api import (
+    IMAGE_EXTENSIONS,
+    IMAGES,
+    Data,
+    UserError,
+    hookimpl,
+    is_readable,
+    setting,
+)
 from framework_plugins import image_data
 
 SPLITS = ("train", "validation", "test")
@@ -35,11 +43,11 @@ class ImageFolderConfig(image_data.ImageDataConfig):
     # without one).
     target_size: list[int] | None = image_data.BACKBONE_INPUT_SIZE
     # rgb or grayscale.
-    color_mode: str = "rgb"
+    color_mode: str = setting("rgb", choices=COLOR_MODES)
     # Resize method: bilinear, nearest, bicubic, area, ...
     interpolation: str = "bilinear"
     # Fraction held out for validation when there is no validation/ folder (stratified, seeded).
-    validation_split: float | None = None
+    validation_split: float | None = setting(None, above=0, below=1)
     # Keep decoded images after the first epoch: auto (in memory when they take at most
     # 1 GiB, else none), memory, a directory for cache files, or null (decode every epoch).
     cache: str | None = "auto"
@@ -48,6 +56,9 @@ class ImageFolderConfig(image_data.ImageDataConfig):
 def build_image_folder(cfg, ctx) -> Data:
     """Images in class sub-folders (train/ and validation/, or one folder split by a fraction)."""
     root = Path(cfg.path).expanduser()
+    if root.is_file():
+        raise UserError(f"dataset.path={cfg.path!r} is a file, not a folder of class folders (or "
+                        "of train/ and validation/ folders of them)")
     if not root.is_dir():
         raise UserError(f"image folder not found. Received: dataset.path={cfg.path!r}")
     if cfg.color_mode not in COLOR_MODES:
@@ -66,15 +77,16 @@ def build_image_folder(cfg, ctx) -> Data:
         paths[split] = [p for name in class_names for p in by_class.get(name, [])]
         labels[split] = [i for i, name in enumerate(class_names) for _ in by_class.get(name, [])]
 
-    def pipeline(split, shuffle):
+    def pipeline(split, shuffle, name):
         return image_data.file_dataset(
             paths[split], labels[split], size=size, channels=COLOR_MODES[cfg.color_mode],
             interpolation=cfg.interpolation, batch=batch, num_classes=len(class_names),
             one_hot=one_hot, shuffle=shuffle, seed=ctx.seed,
-            cache=_cache_target(cfg, split, paths[split], size),
+            cache=_cache_target(cfg, name, root, paths[split], size,
+                                ctx.seed if shuffle else None),
         )
 
-    datasets = {split: pipeline(split, cfg.shuffle and split == "train") for split in paths}
+    datasets = {split: pipeline(split, cfg.shuffle and split == "train", split) for split in paths}
     info = {
         "path": str(root),
         **image_data.split_counts_info(labels, class_names),
@@ -89,7 +101,8 @@ def build_image_folder(cfg, ctx) -> Data:
         test=datasets.get("test"),
         input_shape=(*size, COLOR_MODES[cfg.color_mode]),
         info=info,
-        train_in_order=pipeline("train", False) if cfg.shuffle else None,
+        # A cache file of its own: the shuffled training split caches its images permuted.
+        train_in_order=pipeline("train", False, "train_in_order") if cfg.shuffle else None,
         fingerprint=_fingerprint(root, paths),
     )
 
@@ -233,8 +246,11 @@ def _check_not_empty(folder: Path, by_class: dict[str, list[Path]]):
             )
 
 
-def _cache_target(cfg, split: str, paths: list[Path], size: tuple[int, int]):
-    """None, "memory", or a cache file prefix named after its content (stale caches go unused)."""
+def _cache_target(cfg, name: str, root: Path, paths: list[Path], size: tuple[int, int],
+                  shuffle_seed: int | None):
+    """None, "memory", or a cache file prefix named after its content (stale caches go unused):
+    the files as the feature cache knows them (names, sizes, modification times), how they are
+    decoded, and their order (permuted by ``shuffle_seed``, or as listed)."""
     if cfg.cache in (None, "none"):
         return None
     if cfg.cache == "auto":
@@ -242,10 +258,16 @@ def _cache_target(cfg, split: str, paths: list[Path], size: tuple[int, int]):
         return "memory" if decoded <= AUTO_CACHE_BYTES else None
     if cfg.cache == "memory":
         return "memory"
-    key = "\n".join([*map(str, paths), str(size), cfg.color_mode, cfg.interpolation])
+    key = "\n".join([str(root.resolve()), _fingerprint(root, {name: paths}), str(size),
+                     cfg.color_mode, cfg.interpolation, f"shuffle seed {shuffle_seed}"])
     folder = Path(cfg.cache).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{split}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"dataset.cache={cfg.cache!r} cannot be made a folder of cache files "
+                        f"({e.strerror}); set it to a writable folder, memory, auto or "
+                        "null") from None
+    return folder / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 
 
 def _skipped_message(root: Path, skipped: list[Path]) -> str:

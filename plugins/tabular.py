@@ -5,11 +5,12 @@ StandardScaler fitted on the training split only.
 """
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from framework.api import FEATURES, Data, UserError, hookimpl
+from framework.api import FEATURES, Data, UserError, hookimpl, setting
 
 IRIS_TARGETS = ("species", "setosa")
 MISSING_VALUES = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"}
@@ -19,11 +20,11 @@ MISSING_POLICIES = ("error", "drop", "mean")
 @dataclass
 class SplitConfig:
     # Fraction of all samples held out for the final test.
-    test_size: float = 0.2
+    test_size: float = setting(0.2, above=0, below=1)
     # Fraction of the remaining samples used for validation during training.
-    validation_size: float = 0.2
+    validation_size: float = setting(0.2, above=0, below=1)
     # Seed of the split, apart from the run's seed (the curriculum's random_state=42).
-    split_seed: int = 42
+    split_seed: int = setting(42, at_least=0, at_most=2**32 - 1)
     standardize: bool = True
     # Labels as one-hot vectors (then the loss is categorical_crossentropy) instead of indices.
     one_hot: bool = False
@@ -43,9 +44,10 @@ class CsvConfig(SplitConfig):
     target: str = "???"
     # Feature columns; empty: every column but the target. Text columns are one-hot encoded.
     features: list[str] | None = None
-    # Cells that are empty, NA, N/A, NaN, null, None or ?: error (refuse them), drop (drop those
-    # rows), or mean (fill numbers with the training split's mean; text gets no category).
-    missing: str = "error"
+    # Cells that are empty, NA, N/A, NaN, null, None or ?, and infinite numbers (inf, -inf):
+    # error (refuse them), drop (drop those rows, with a note of how many), or mean (fill numbers
+    # with the training split's column mean; text gets no category).
+    missing: str = setting("error", choices=MISSING_POLICIES)
 
 
 def split_and_scale(x, y, class_names, cfg, info) -> Data:
@@ -151,9 +153,13 @@ def build_csv(cfg, ctx) -> Data:
     columns = {name: [r[header.index(name)].strip() for r in rows]
                for name in [cfg.target, *features]}
     if cfg.missing == "drop":
-        keep = [i for i in range(len(rows)) if not any(_is_missing(v[i]) for v in columns.values())]
+        keep = [i for i in range(len(rows)) if not _is_missing(columns[cfg.target][i])
+                and not any(_not_finite(columns[name][i]) for name in features)]
         columns = {name: [values[i] for i in keep] for name, values in columns.items()}
         lines = [lines[i] for i in keep]
+        if len(keep) < len(rows):
+            print(f"dataset csv: dropped {len(rows) - len(keep)} of {len(rows)} rows with a "
+                  "missing or infinite value (dataset.missing=drop)")
     _check_missing(cfg.target, columns[cfg.target], lines, path, "the target")
     labels = columns[cfg.target]
     class_names = sorted(set(labels), key=_numeric_first)
@@ -174,17 +180,24 @@ def build_csv(cfg, ctx) -> Data:
             names += [f"{column}={c}" for c in categories]
             categorical.append(column)
             continue
-        bad = next((i for i, x in enumerate(numbers) if np.isinf(x)), None)
-        if bad is not None:
+        infinite = [i for i, x in enumerate(numbers) if math.isinf(x)]
+        if infinite and cfg.missing == "error":
+            first = infinite[0]
             raise UserError(
-                f"feature column {column!r} holds {values[bad]!r} on line {lines[bad]} of "
-                f"{path.name}; features must be finite numbers"
+                f"feature column {column!r} of {path.name} holds {len(infinite)} infinite "
+                f"value(s), the first {values[first]!r} on line {lines[first]}; features must be "
+                "finite numbers: correct them, or set dataset.missing=drop or dataset.missing=mean"
             )
-        blocks.append(np.array(numbers, np.float64)[:, None])
+        column_values = np.array(numbers, np.float64)[:, None]
+        # Under mean, an infinite number is filled as a missing one is (none is left under drop).
+        blocks.append(np.where(np.isinf(column_values), np.nan, column_values))
         names.append(column)
     x = np.concatenate(blocks, axis=1) if blocks else np.empty((len(labels), 0))
     if categorical:
         print(f"dataset csv: one-hot encoded the text column(s) {', '.join(categorical)}")
+    if cfg.missing == "mean" and np.isnan(x).any():
+        print(f"dataset csv: filling {int(np.isnan(x).sum())} missing or infinite number(s) with "
+              "the training split's column means (dataset.missing=mean)")
     index = {name: i for i, name in enumerate(class_names)}
     y = np.array([index[v] for v in labels])
     info = {"samples": len(labels), "path": str(path), "features": names}
@@ -194,21 +207,33 @@ def build_csv(cfg, ctx) -> Data:
 
 
 def _read_csv(path: Path):
-    """The header, the non-blank rows of a CSV file (each as long as the header) and their line
-    numbers."""
+    """The header, the non-blank rows of a CSV file (each as long as the header) and the lines
+    they start on."""
+    raw = path.read_bytes()
     try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # offsets in errors count from byte 0
     except UnicodeDecodeError as e:
-        raise UserError(f"{path.name} is not UTF-8 text (byte {e.object[e.start]:#x} at "
-                        f"offset {e.start}); save it as UTF-8") from None
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise UserError(f"{path.name} is not UTF-8 text (byte {raw[e.start]:#x} at offset "
+                        f"{e.start}, line {line}); save it as UTF-8") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records, end = [], 0
+    try:
+        for row in reader:
+            records.append((end + 1, row))  # a quoted field may span lines: count them
+            end = reader.line_num
     except csv.Error as e:
-        raise UserError(f"{path.name} is not a readable CSV file: {e}") from None
-    if not rows:
+        raise UserError(f"line {reader.line_num} of {path.name} is not readable CSV: "
+                        f"{e}") from None
+    if not records:
         raise UserError(f"CSV file is empty. Received: dataset.path={str(path)!r}")
-    header = [h.strip() for h in rows[0]]
+    header = [h.strip() for h in records[0][1]]
+    twice = next((h for i, h in enumerate(header) if h in header[:i]), None)
+    if twice is not None:
+        raise UserError(f"column {twice!r} appears twice in the header of {path.name}; "
+                        "rename one")
     body, lines = [], []
-    for number, row in enumerate(rows[1:], start=2):
+    for number, row in records[1:]:
         if not any(c.strip() for c in row):
             continue
         if len(row) != len(header):
@@ -226,6 +251,14 @@ def _is_missing(value: str) -> bool:
         return math.isnan(float(value))  # NAN, -nan, Nan...
     except ValueError:
         return False
+
+
+def _not_finite(value: str) -> bool:
+    """A missing cell or an infinite number (a cell of text is neither)."""
+    try:
+        return not math.isfinite(float(value))
+    except ValueError:
+        return value in MISSING_VALUES
 
 
 def _numbers(values, column, lines, path):

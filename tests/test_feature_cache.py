@@ -1,9 +1,15 @@
 """Head-only stages over a frozen backbone train on features extracted once and cached."""
 
+from types import SimpleNamespace
+
 import keras
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
+from framework.contexts import Data
+from framework.errors import UserError
+from framework.feature_cache import cache_key, load_or_extract
 from framework.train import train
 
 HEAD_STAGE = "trainer.stages=[{name:head,epochs:3,trainable:head}]"
@@ -95,3 +101,79 @@ def test_no_caching_with_augmentation_or_trainable_backbone(compose, tmp_path, c
     headers = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Stage")]
     assert headers == ["Stage 1/2 head: 1 epoch, trains the head",
                        "Stage 2/2 tune: 2 epochs, trains the head and the backbone's last 2 layers"]
+
+
+class Doubler:
+    """A stand-in backbone that counts its extractions."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def predict(self, x, verbose=0):
+        self.calls += 1
+        return x * 2
+
+
+def tiny_data():
+    x, y = np.arange(12, dtype="float32").reshape(4, 3), np.array([0, 1, 0, 1])
+    return Data(class_names=["a", "b"], train=(x, y), validation=(x, y), test=(x, y),
+                input_shape=(3,))
+
+
+def leftovers(cache_dir):
+    return [p.name for p in cache_dir.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("meta", ["[]", '{"files": "x"}'])
+def test_a_malformed_meta_json_is_a_miss_and_the_entry_rebuilt(tmp_path, capfd, meta):
+    backbone = Doubler()
+    load_or_extract(backbone, tiny_data(), "k", tmp_path)
+    (tmp_path / "k" / "meta.json").write_text(meta)
+    features, hit = load_or_extract(backbone, tiny_data(), "k", tmp_path)
+    assert not hit and backbone.calls == 6 and "is unusable" in capfd.readouterr().err
+    again, hit = load_or_extract(backbone, tiny_data(), "k", tmp_path)
+    assert hit and backbone.calls == 6
+    np.testing.assert_array_equal(again["train"][0], features["train"][0])
+    assert leftovers(tmp_path) == []
+
+
+def test_an_entry_path_taken_by_a_file_is_replaced(tmp_path):
+    (tmp_path / "k").write_text("in the way")
+    backbone = Doubler()
+    load_or_extract(backbone, tiny_data(), "k", tmp_path)
+    assert load_or_extract(backbone, tiny_data(), "k", tmp_path)[1]  # cached this time
+    assert backbone.calls == 3 and leftovers(tmp_path) == []
+
+
+def test_a_cache_dir_that_is_a_file_is_refused_before_extracting(tmp_path):
+    (tmp_path / "cache").write_text("")
+    backbone = Doubler()
+    with pytest.raises(UserError, match=f"feature cache at {tmp_path / 'cache'} .it is a file, "
+                                        "not a folder.; set trainer.feature_cache.dir="):
+        load_or_extract(backbone, tiny_data(), "k", tmp_path / "cache")
+    assert backbone.calls == 0
+
+
+def test_a_failed_extraction_leaves_no_temporary_folder(tmp_path):
+    backbone = Doubler()
+    backbone.predict = lambda x, verbose=0: 1 / 0
+    with pytest.raises(ZeroDivisionError):
+        load_or_extract(backbone, tiny_data(), "k", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def key(seed, weights="absent"):
+    backbone = {"name": "b"} if weights == "absent" else {"name": "b", "weights": weights}
+    cfg = OmegaConf.create({"seed": seed, "dataset": {"name": "d"}, "backbone": backbone})
+    data = Data(class_names=["a", "b"], train=None, validation=None, test=None,
+                input_shape=(3,), fingerprint="files")
+    return cache_key(cfg, data, SimpleNamespace(builder="plugin:build"))
+
+
+def test_random_backbone_weights_key_their_features_by_the_seed(tmp_path):
+    weights_file = tmp_path / "w.h5"
+    weights_file.write_bytes(b"weights")
+    for weights in ("absent", None):  # random: the seed builds the weights
+        assert key(1, weights) != key(2, weights) and key(1, weights) == key(1, weights)
+    for weights in ("imagenet", str(weights_file)):  # loaded: the seed changes nothing
+        assert key(1, weights) == key(2, weights)

@@ -1,5 +1,7 @@
 """The image plugins: shapes, digits and image_folder datasets, simple_cnn, its heads, augment."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -111,6 +113,44 @@ def test_bad_folders_are_one_line_errors(tmp_path, layout, message):
     with pytest.raises(UserError, match=message) as error:
         folder_data(root)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("blocked, message", [
+    ("data", "is a file, not a folder of class folders"),
+    ("cache", "dataset.cache='.*cache' cannot be made a folder of cache files"),
+])
+def test_a_file_where_a_folder_belongs_is_named_as_such(tmp_path, blocked, message):
+    if blocked == "cache":
+        make_folder(tmp_path / "data" / "train", {"a": 1, "b": 1})
+        make_folder(tmp_path / "data" / "validation", {"a": 1, "b": 1})
+    (tmp_path / blocked).write_text("")
+    with pytest.raises(UserError, match=message):
+        folder_data(tmp_path / "data", cache=str(tmp_path / "cache"))
+
+
+def test_a_disk_cache_serves_edited_images_and_keeps_the_training_order_apart(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "data"
+    for split in ("train", "validation"):
+        for name in ("a", "b"):
+            (root / split / name).mkdir(parents=True)
+            for i in range(3):  # BMP: an edit keeps the file's size
+                Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(root / split / name / f"{i}.bmp")
+    settings = {"path": str(root), "cache": str(tmp_path / "cache")}
+    data = build_image_folder(OmegaConf.structured(ImageFolderConfig(**settings)), CTX)
+    arrays(data.train)  # writes the shuffled split's cache first
+    _, in_order = arrays(data.train_in_order)
+    assert in_order.tolist() == [0, 0, 0, 1, 1, 1]
+    arrays(data.validation)
+    edited = root / "validation" / "a" / "0.bmp"
+    before = edited.stat()
+    Image.new("RGB", (8, 8), (255, 255, 255)).save(edited)
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+    assert edited.stat().st_size == before.st_size
+    again = build_image_folder(OmegaConf.structured(ImageFolderConfig(**settings)), CTX)
+    images, _ = arrays(again.validation)
+    assert images[0].min() == 255  # the new pixels, not the cached ones
 
 
 def test_digits_are_upsampled_rgb_images_split_by_class():

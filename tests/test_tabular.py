@@ -5,6 +5,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
+from framework.ranges import check_ranges
 from framework.registry import datasets
 
 
@@ -130,8 +131,10 @@ def test_csv_missing_cells_are_refused_by_name_unless_dropped_or_filled(tmp_path
 
 
 @pytest.mark.parametrize("rows, message", [
-    (["Adelie,Torgersen,inf,male"], "'bill_length_mm' holds 'inf' on line 22 of penguins.csv; "
-                                    "features must be finite numbers"),
+    (["Adelie,Torgersen,inf,male", "Gentoo,Biscoe,-inf,male"],
+     "'bill_length_mm' of penguins.csv holds 2 infinite value(s), the first 'inf' on line 22; "
+     "features must be finite numbers: correct them, or set dataset.missing=drop or "
+     "dataset.missing=mean"),
     (["Adelie,Torgersen,40.0"], "line 22 of penguins.csv has 3 fields; the header has 4"),
     (["Adelie,Torgersen,forty,male"], "'bill_length_mm' holds numbers and the non-numeric value "
                                       "'forty' on line 22"),
@@ -166,3 +169,47 @@ def test_csv_mean_of_a_column_without_values_is_refused(tmp_path):
     path.write_text("a,b,label\n" + "".join(f"{i},NA,{'xy'[i % 2]}\n" for i in range(20)))
     with pytest.raises(UserError, match="'b' has no value in the training split"):
         build("csv", path=str(path), target="label", missing="mean")
+
+
+def test_csv_infinite_numbers_are_dropped_or_filled_with_a_note(tmp_path, capsys):
+    path = penguins(tmp_path, "Adelie,Torgersen,inf,male", "Gentoo,Biscoe,-Infinity,female",
+                    "Adelie,Torgersen,1e999,female", "Gentoo,Biscoe,NA,male")
+    dropped = build("csv", path=path, target="species", missing="drop")
+    assert dropped.info["samples"] == 20 and dropped.info["dropped_rows"] == 4
+    assert "dropped 4 of 24 rows with a missing or infinite value" in capsys.readouterr().out
+    filled = build("csv", path=path, target="species", missing="mean", standardize=False)
+    assert "filling 4 missing or infinite number(s)" in capsys.readouterr().out
+    x = np.concatenate([filled.train[0], filled.validation[0], filled.test[0]])
+    assert len(x) == 24 and np.isfinite(x).all()
+    assert np.isclose(x[:, 2], filled.train[0][:, 2].mean()).sum() >= 4
+
+
+def test_csv_errors_name_the_line_a_record_starts_on_and_the_byte_offset(tmp_path):
+    # A quoted field over two lines: the short row after it is on line 4, the third record.
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('note,x,label\n"two\nlines",1,a\n' + "short,1\n")
+    with pytest.raises(UserError, match="line 4 of quoted.csv has 2 fields"):
+        build("csv", path=str(quoted), target="label")
+    # Past the first 8 KiB a text reader counts offsets from its last chunk, not the file.
+    latin = tmp_path / "latin.csv"
+    head = b"x,label\n" + b"1,a\n" * 3000
+    latin.write_bytes(head + "2,caf\xe9\n".encode("latin-1"))
+    offset = len(head) + 5
+    with pytest.raises(UserError, match=f"byte 0xe9 at offset {offset}, line 3002\\); save it as "
+                                        "UTF-8"):
+        build("csv", path=str(latin), target="label")
+
+
+def test_csv_with_a_column_named_twice_is_refused(tmp_path):
+    path = tmp_path / "twice.csv"
+    path.write_text("a,a,label\n" + "".join(f"{i},{-i},{'xy'[i % 2]}\n" for i in range(20)))
+    with pytest.raises(UserError, match="column 'a' appears twice in the header of twice.csv"):
+        build("csv", path=str(path), target="label")
+
+
+def test_csv_missing_policy_is_checked_before_the_data_is_read():
+    cfg = OmegaConf.merge(OmegaConf.structured(datasets.get("csv").config),
+                          {"path": "absent.csv", "target": "y", "missing": "zero"})
+    with pytest.raises(UserError, match="unknown dataset.missing 'zero'; accepted: drop, error, "
+                                        "mean"):
+        check_ranges(OmegaConf.create({"dataset": cfg}))

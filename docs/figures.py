@@ -201,7 +201,8 @@ def collect_errors(s: Session) -> dict:
     command = r"printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n' > flowers.csv"
     s.run(command)
     blocks = [transcript(command, [])]
-    command = "python -m framework experiment=iris_binary trainer.verbose=0 hydra.run.dir=outputs/first"
+    command = ("python -m framework experiment=iris_binary trainer.verbose=0 "
+               "hydra.run.dir=outputs/first")
     stdout, _ = s.run(command)
     blocks.append(transcript(command, [*report_lines(stdout)[:1], "..."]))
     for command in ERROR_COMMANDS:

@@ -14,10 +14,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from framework.cli import USAGE_ERROR, one_line, one_line_usage, report_errors
 from framework.devices import claim_worker_gpus
-from framework.errors import Stopped, UserError
+from framework.errors import DirectoryTaken, Stopped, UserError
 from framework.rundir import FAILED, failure, mark_failed
 from framework.plugins import load_plugins
-from framework.preflight import CONFIG_NAME, choose_parts, ineffective_settings
+from framework.preflight import CONFIG_NAME, check_settings, choose_parts, ineffective_settings
 from framework.sweep_summary import unfinished_jobs
 
 
@@ -32,6 +32,7 @@ def run(cfg: DictConfig) -> float:
     for note in ineffective_settings(cfg, hydra_cfg.mode, sweep_params, hydra_cfg.overrides.task):
         print(f"note: {note}")
     try:
+        check_settings(cfg)  # a sweep job's own settings, before TensorFlow is imported
         if hydra_cfg.mode == RunMode.MULTIRUN and _shares_local_gpus(hydra_cfg.launcher):
             _claim_gpus(cfg, hydra_cfg)
         # TensorFlow is imported here, after the GPU claim.
@@ -57,7 +58,9 @@ def run(cfg: DictConfig) -> float:
         # In a sweep, the other jobs go on; the summary, read from the sweep dir, lists the
         # failed ones. NaN: what optimizing sweepers (Optuna) record as a failed trial.
         job_dir = Path(hydra_cfg.runtime.output_dir)
-        if not (job_dir / FAILED).exists():  # failed before train() could mark it
+        # Failed before train() could mark it; a directory that holds a finished run or that
+        # another process runs in is not this job's to mark.
+        if not (job_dir / FAILED).exists() and not isinstance(e, DirectoryTaken):
             mark_failed(job_dir, failure(e))
         print(f"error: job {hydra_cfg.job.num} failed: {one_line(e)}", file=sys.stderr,
               flush=True)

@@ -25,6 +25,9 @@ def report_errors():
     try:
         yield
     except (UserError, HydraException, OmegaConfBaseException, Refused) as e:
+        if isinstance(e, Refused) and not isinstance(
+                e.error, (UserError, HydraException, OmegaConfBaseException)):
+            raise e.error  # not bad input but a bug: its traceback
         if os.environ.get("FRAMEWORK_FULL_ERROR"):
             raise
         print(f"error: {one_line(e.error if isinstance(e, Refused) else e)}", file=sys.stderr)
@@ -47,8 +50,8 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, OverrideParseException):
         override = str(error).splitlines()[0].partition(": ")[2] or str(error)
         return (f"cannot read the override {override!r}; quote a value that holds spaces or "
-                "characters other than letters, digits and _-+./, e.g. "
-                "'dataset.target=\"prix €\"' (https://hydra.cc/docs/advanced/override_grammar/basic)")
+                "characters other than letters, digits and _-+./, e.g. 'dataset.target=\"prix €\"' "
+                "(https://hydra.cc/docs/advanced/override_grammar/basic)")
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = lines[0] if lines else type(error).__name__
     # A resolver's own UserError (e.g. efficientnet_input_size), wrapped by OmegaConf.

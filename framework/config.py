@@ -30,7 +30,7 @@ SETTINGS_GROUP = "experiment_settings"
 _part_settings: dict[str, dict[str, tuple[str, list[str]]]] = {}
 
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 
 
 @dataclass

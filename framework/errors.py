@@ -14,6 +14,11 @@ class UnknownPartError(UserError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class DirectoryTaken(UserError):
+    """An output directory that holds a finished run or sweep, or that another process runs in:
+    refused without a word written into it (not even FAILED)."""
+
+
 class PluginError(UserError):
     """A plugin that cannot be loaded or registers something invalid."""
 
@@ -40,7 +45,7 @@ class Stopped(KeyboardInterrupt):
 
 
 class Refused(BaseException):
-    """A UserError (or a config error) raised where Hydra would only warn of an Exception and go on (its callbacks),
+    """An error raised where Hydra would only warn of an Exception and go on (its callbacks),
     carried out to the command's error report.
 
     Args:

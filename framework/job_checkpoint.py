@@ -28,7 +28,14 @@ def check_resumable(run_dir: Path, cfg):
         UserError: the directory holds an unfinished run of another config.
     """
     saved = run_dir / RESUME_DIR / "config.yaml"
-    if saved.is_file() and saved.read_text() != OmegaConf.to_yaml(cfg, resolve=True):
+    if not saved.is_file():
+        return
+    try:
+        text = saved.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{saved} cannot be read ({e}); delete {saved.parent} to run this "
+                        "directory's run from the start") from None
+    if text != OmegaConf.to_yaml(cfg, resolve=True):
         raise _another_config(run_dir)
 
 
@@ -134,6 +141,10 @@ def save_seed_states(model, path: Path):
 
 
 def load_seed_states(model, path: Path):
+    if not path.is_file():  # a checkpoint written before they were kept
+        print("  (the checkpoint holds no random-layer states: dropout and augmentation draw "
+              "other numbers than the stopped run would have)")
+        return
     with np.load(path) as saved:
         for i, variable in enumerate(seed_states(model)):
             variable.assign(saved[f"arr_{i}"])

@@ -57,9 +57,9 @@ class Range:
                 and (self.below is None or value < self.below))
 
     def describe(self) -> str:
-        """The range in words: ``>= 1``, ``> 0 and < 1``, ``a, b, c`` (choices, sorted)."""
+        """The range in words: ``>= 1``, ``> 0 and < 1``, ``a, b, c`` (choices)."""
         if self.choices is not None:
-            return ", ".join(sorted(_shown(c) for c in self.choices))
+            return ", ".join(_shown(c) for c in self.choices)
         words = [f"{sign} {_shown(bound)}" for sign, bound in (
             (">=", self.at_least), (">", self.above), ("<=", self.at_most), ("<", self.below))
             if bound is not None]
@@ -147,7 +147,8 @@ def value_outside(accepted: Range, default):
 
 def _refusal(key: str, value, accepted: Range) -> str:
     if accepted.choices is not None and not isinstance(value, list):
-        return f"unknown {key} {value!r}; accepted: {accepted.describe()}"
+        # optimizer.name=x selects an optimizer, as optimizer=x does: "unknown optimizer 'x'"
+        return f"unknown {key.removesuffix('.name')} {value!r}; accepted: {accepted.describe()}"
     each = "each entry " if isinstance(value, list) else ""
     return f"{key}={_shown(value)} is out of range; accepted: {each}{accepted.describe()}"
 

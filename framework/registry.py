@@ -61,6 +61,8 @@ class Part:
         except UserError:
             raise
         except Exception as e:
+            if isinstance(e, MemoryError) or type(e).__module__.startswith(("tensorflow", "jax")):
+                raise  # the machine's limits (out of memory on a device), not the plugin's fault
             detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise self.misbehaved(f"failed: {type(e).__name__}: {detail}".rstrip(": ")) from e
 

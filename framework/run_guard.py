@@ -14,11 +14,11 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
-from omegaconf.errors import OmegaConfBaseException
 
 from framework.errors import Refused, UserError
 from framework.job_checkpoint import check_resumable
 from framework.preflight import check_settings
+from framework.ranges import check_ranges
 from framework.rundir import finished_run_check, hold_lock, shown
 from framework.sweep_summary import finished_sweep_check
 
@@ -44,14 +44,23 @@ class RunGuard(Callback):
         run_dir = _resolved_dir(config, "hydra.run.dir")
         task_cfg = _task_config(config)
         check_settings(task_cfg)
-        finished_run_check(run_dir)
+        finished_run_check(run_dir)  # before make_dir: a finished run is not written into
         make_dir(run_dir, "hydra.run.dir")
-        check_resumable(run_dir, task_cfg)
-        hold_lock(run_dir)  # until this process ends
+        # A distributed search's chief and workers share the run dir (framework.tuning).
+        if "KERASTUNER_TUNER_ID" not in os.environ:
+            hold_lock(run_dir)  # until this process ends; then the checks, without a race
+        finished_run_check(run_dir)
+        # A search retrains its best trial's config into the run dir: its checkpoint holds that
+        # config, and the search checks its own resume (framework.tuning).
+        if not OmegaConf.select(task_cfg, "tuner.algorithm"):
+            check_resumable(run_dir, task_cfg)
 
     @staticmethod
     def _check_sweep(config: DictConfig):
         sweep_dir = _resolved_dir(config, "hydra.sweep.dir")
+        # The settings every job shares (a swept one is composed at its default here, and each
+        # job checks its own value); which parts fit is each job's to check.
+        check_ranges(_without_hydra(config))
         sweeper = str(config.hydra.sweeper.get("_target_", ""))
         if not sweeper.endswith(CONTINUING_SWEEPERS):
             finished_sweep_check(sweep_dir)
@@ -60,11 +69,10 @@ class RunGuard(Callback):
 
 @contextlib.contextmanager
 def refusing():
-    """Carries a UserError (or a config's own error) out of a Hydra callback, which would only
-    warn of it and go on."""
+    """Carries an error out of a Hydra callback, which would only warn of it and go on."""
     try:
         yield
-    except (UserError, OmegaConfBaseException) as e:
+    except Exception as e:  # a UserError, a config's own error, or a bug: never let it run
         raise Refused(e) from e
 
 
@@ -99,6 +107,10 @@ def _task_config(config: DictConfig) -> DictConfig:
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = os.path.abspath(config.hydra.run.dir)
     HydraConfig.instance().set_config(config)
+    return _without_hydra(config)
+
+
+def _without_hydra(config: DictConfig) -> DictConfig:
     task_cfg = copy.deepcopy(config)
     with read_write(task_cfg), open_dict(task_cfg):
         del task_cfg["hydra"]

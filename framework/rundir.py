@@ -5,9 +5,10 @@ import csv
 import fcntl
 import io
 import os
+import sys
 from pathlib import Path
 
-from framework.errors import Stopped, UserError
+from framework.errors import DirectoryTaken, Stopped, UserError
 
 # Marks a run that stopped with an error; a finished run has metrics.json instead.
 FAILED = "FAILED"
@@ -27,9 +28,9 @@ def shown(path: Path) -> Path:
 
 
 def finished_run_check(run_dir: Path):
-    """Raises UserError if ``run_dir`` holds a finished run (it has metrics.json)."""
+    """Raises DirectoryTaken if ``run_dir`` holds a finished run (it has metrics.json)."""
     if (run_dir / "metrics.json").exists():
-        raise UserError(
+        raise DirectoryTaken(
             f"{run_dir} already holds a finished run; choose another directory "
             "(hydra.run.dir=...)"
         )
@@ -105,11 +106,19 @@ def hold_lock(directory: Path) -> bool:
     except BlockingIOError:
         pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
-        raise UserError(f"{shown(directory)} is in use by another running process (pid {pid}); "
-                        "wait for it to end, or choose another directory (hydra.run.dir=...)"
-                        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+        raise DirectoryTaken(f"{shown(directory)} is in use by another running process "
+                             f"(pid {pid}); wait for it to end, or choose another directory"
+                             ) from None
+    except OSError as e:  # a file system without locks (some network mounts): run unguarded
+        os.close(fd)
+        print(f"warning: {shown(directory)} cannot be locked ({e.strerror}); another process "
+              "given the same directory would not be refused", file=sys.stderr)
+        return False
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+    except OSError:
+        pass  # the pid is for the message of a refused process; the lock holds without it
     _held_locks[key] = fd
     return True
 

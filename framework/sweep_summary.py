@@ -12,7 +12,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from framework.errors import UserError
+from framework.errors import DirectoryTaken
 from framework.rundir import FAILED, shown, write_csv_atomic
 
 SUMMARY = "summary.csv"
@@ -74,9 +74,9 @@ def unfinished_jobs() -> list[dict]:
 
 
 def finished_sweep_check(sweep_dir: Path):
-    """Raises UserError if ``sweep_dir`` holds a sweep (a summary or a finished job)."""
+    """Raises DirectoryTaken if ``sweep_dir`` holds a sweep (a summary or a finished job)."""
     if (sweep_dir / SUMMARY).exists() or next(sweep_dir.glob("**/metrics.json"), None):
-        raise UserError(
+        raise DirectoryTaken(
             f"{sweep_dir} already holds a sweep or finished runs; choose another directory "
             "(hydra.sweep.dir=...)"
         )

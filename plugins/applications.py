@@ -17,7 +17,7 @@ with pretrained weights is built frozen (``frozen``), as transfer learning start
 
 import http.client
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import OmegaConf

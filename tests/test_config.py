@@ -137,8 +137,8 @@ def test_settings_out_of_their_declared_range_are_refused_by_key_value_and_range
      "unknown key 'head.dropout'; accepted: name, units, activation"),
     (["backbone=efficientnet", "backbone.size=b9", "backbone.weights=null"],
      "backbone.size must be one of b0, b1, b2, b3, b4, b5, b6, b7. Received: size='b9'"),
-    (["dataset=csv", "dataset.target=prix€"], "cannot read the override 'dataset.target=prix€'; "
-                                              "quote a value"),
+    (["dataset=csv", "dataset.target=prix€"],
+     "cannot read the override 'dataset.target=prix€'; quote a value"),
 ])
 def test_config_errors_name_the_accepted_values(cli, overrides, message):
     from conftest import assert_one_line_error

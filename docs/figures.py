@@ -190,6 +190,8 @@ ERROR_COMMANDS = [
     "python -m framework trainer.epoch=5",
     "python -m framework dataset=csv dataset.path=flowers.csv dataset.target=espèce",
     "python -m framework dataset=csv dataset.path=flowers.csv dataset.target=kind",
+    r"printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n4.9,nan,setosa\n' > gaps.csv",
+    "python -m framework dataset=csv dataset.path=gaps.csv dataset.target=species",
     "python -m framework --cfg bogus",
     "python -m framework experiment=iris_binary hydra.run.dir=outputs/first",
     "python -m framework experiment=iris_binary hydra.run.dir=flowers.csv",
@@ -206,7 +208,8 @@ def collect_errors(s: Session) -> dict:
     stdout, _ = s.run(command)
     blocks.append(transcript(command, [*report_lines(stdout)[:1], "..."]))
     for command in ERROR_COMMANDS:
-        blocks.append(transcript(command, as_shown(*s.run(command, expect=2))))
+        expect = 0 if command.startswith("printf") else 2
+        blocks.append(transcript(command, as_shown(*s.run(command, expect=expect))))
     return {"errors": "\n".join(blocks)}
 
 

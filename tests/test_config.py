@@ -118,7 +118,7 @@ def test_config_only_commands_never_import_tensorflow(tmp_path, args):
     (["regularizer=[dropout]", "regularizer.dropout.rate=1"],
      "regularizer.dropout.rate=1.0 is out of range; accepted: >= 0 and < 1"),
     (["callbacks=[early_stopping]", "callbacks.early_stopping.mode=up"],
-     "unknown callbacks.early_stopping.mode 'up'; accepted: auto, max, min"),
+     "unknown callbacks.early_stopping.mode 'up'; accepted: auto, min, max"),
     (["trainer.verbose=3"], "unknown trainer.verbose 3; accepted: 0, 1, 2"),
 ])
 def test_settings_out_of_their_declared_range_are_refused_by_key_value_and_range(

@@ -22,7 +22,7 @@ from framework.ranges import field_ranges, value_outside
 from framework.registry import REGISTRIES
 
 SEED = 16
-COMPOSED_DRAWS = 70
+COMPOSED_DRAWS = 50
 # Values of the wrong type or shape, and text the override grammar refuses unquoted.
 JUNK = ["abc", "-1", "0", "1.5", "[]", "[0]", "null", "prix€", "1e9", "true"]
 # Datasets that need no files (csv and image_folder get bad paths: refused in one line).

@@ -210,6 +210,6 @@ def test_csv_with_a_column_named_twice_is_refused(tmp_path):
 def test_csv_missing_policy_is_checked_before_the_data_is_read():
     cfg = OmegaConf.merge(OmegaConf.structured(datasets.get("csv").config),
                           {"path": "absent.csv", "target": "y", "missing": "zero"})
-    with pytest.raises(UserError, match="unknown dataset.missing 'zero'; accepted: drop, error, "
+    with pytest.raises(UserError, match="unknown dataset.missing 'zero'; accepted: error, drop, "
                                         "mean"):
         check_ranges(OmegaConf.create({"dataset": cfg}))

@@ -190,7 +190,8 @@ ERROR_COMMANDS = [
     "python -m framework trainer.epoch=5",
     "python -m framework dataset=csv dataset.path=flowers.csv dataset.target=espèce",
     "python -m framework dataset=csv dataset.path=flowers.csv dataset.target=kind",
-    r"printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n4.9,nan,setosa\n' > gaps.csv",
+    r"printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n4.9,nan,setosa\n6.3,2.9,virginica\n'"
+    " > gaps.csv",
     "python -m framework dataset=csv dataset.path=gaps.csv dataset.target=species",
     "python -m framework --cfg bogus",
     "python -m framework experiment=iris_binary hydra.run.dir=outputs/first",

@@ -96,8 +96,10 @@ def test_a_finished_sweep_is_never_written_into_again(cli, tmp_path):
             "seed=1", "hydra.sweep.dir=sweep"]
     assert cli(*args).returncode == 0
     before = files(tmp_path / "sweep")
-    for sweep_dir in ("hydra.sweep.dir=sweep", "++hydra.sweep.dir=sweep"):
-        assert_one_line_error(cli(*args[:-1], sweep_dir), "already holds a sweep")
+    for sweep_dir in ("hydra.sweep.dir=sweep", "++hydra.sweep.dir=sweep",
+                      "hydra.sweep.dir=${oc.env:SWEEP_DIR}"):
+        again = cli(*args[:-1], sweep_dir, env={"SWEEP_DIR": "sweep"})
+        assert_one_line_error(again, "already holds a sweep")
         assert files(tmp_path / "sweep") == before  # multirun.yaml and summary.csv included
 
 

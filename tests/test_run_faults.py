@@ -10,10 +10,12 @@ import pytest
 
 from conftest import assert_one_line_error, run_cli
 
-# A short staged run on the digits: a head stage on cached features, then everything.
-STAGED = ["trainer.verbose=2", "backbone.input_size=[16,16]", "backbone.filters=[8,16]",
-          "head.units=16", "trainer.stages=[{name:head,trainable:head,epochs:8},"
-                           "{name:all,trainable:all,epochs:3}]"]
+# A short staged run: a head stage on cached features (of a randomly initialized mlp, so keyed
+# by the seed), then everything; dropout, whose random state a resume must restore too.
+STAGED = ["dataset=iris", "regularizer=[dropout]", "trainer.batch_size=8", "trainer.verbose=2",
+          "trainer.stages=[{name:head,trainable:head,epochs:12},{name:all,trainable:all,epochs:4}]"]
+# Long enough to be still running while a second process starts.
+LONG = [*STAGED, "trainer.stages.0.epochs=300"]
 
 
 def start(tmp_path, *args):
@@ -59,10 +61,10 @@ def records(run_dir):
 def test_sigterm_stops_a_run_with_failed_one_line_and_143_and_it_resumes_only_as_itself(
         cli, tmp_path):
     # (Ctrl-C: 130 and "stopped by SIGINT", tests/test_sweep.py's parallel sweep.)
-    running = start(tmp_path, *STAGED, "hydra.run.dir=run")
+    running = start(tmp_path, *LONG, "hydra.run.dir=run")
     wait_for_epochs(tmp_path / "run", 1, process=running)
     # A second process on the same run dir is refused while the first runs.
-    second = subprocess.run([sys.executable, "-m", "framework", *STAGED, "hydra.run.dir=run"],
+    second = subprocess.run([sys.executable, "-m", "framework", *LONG, "hydra.run.dir=run"],
                             cwd=tmp_path, capture_output=True, text=True)
     assert_one_line_error(second, f"in use by another running process (pid {running.pid})")
 
@@ -76,7 +78,7 @@ def test_sigterm_stops_a_run_with_failed_one_line_and_143_and_it_resumes_only_as
 
     # Run again with another config, it is refused, the stopped run's records untouched.
     before = records(tmp_path / "run")
-    result = cli(*STAGED, "seed=7", "hydra.run.dir=run")
+    result = cli(*LONG, "seed=7", "hydra.run.dir=run")
     assert_one_line_error(result, "holds an unfinished run of another config")
     assert records(tmp_path / "run") == before  # its recorded config (.hydra/config.yaml) too
 

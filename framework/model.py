@@ -100,11 +100,8 @@ def _shown(value) -> str:
 
 
 def make_optimizer(name: str, learning_rate: float | None = None, momentum: float | None = None):
-    """A fresh Keras optimizer by name; settings left None take the optimizer's defaults.
-
-    Raises:
-        UserError: an unknown optimizer name; the message lists the accepted ones.
-    """
+    """A fresh Keras optimizer by name (one of ``framework.config.OPTIMIZERS``); settings left
+    None take the optimizer's defaults."""
     settings = optimizer_settings(name, learning_rate, momentum)
     return OPTIMIZERS[name](settings["learning_rate"], settings["momentum"])
 
@@ -113,21 +110,14 @@ def optimizer_settings(name: str, learning_rate: float | None = None,
                        momentum: float | None = None) -> dict:
     """The learning rate and momentum an optimizer runs with: the given ones, else its defaults.
 
-    Raises:
-        UserError: an unknown optimizer name.
+    The name is one of ``framework.config.OPTIMIZERS``, checked with the config's ranges.
     """
-    check_optimizer(name)
     defaults = OPTIMIZER_DEFAULTS[name]
     return {
         "name": name,
         "learning_rate": defaults["learning_rate"] if learning_rate is None else learning_rate,
         "momentum": defaults["momentum"] if momentum is None else momentum,
     }
-
-
-def check_optimizer(name: str):
-    if name not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer {name!r}; accepted: {', '.join(sorted(OPTIMIZERS))}")
 
 
 def loss_for(task: str, one_hot: bool) -> str:

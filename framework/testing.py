@@ -72,13 +72,15 @@ def check_part(group: str, name: str, workdir, overrides=()) -> dict:
     return metrics
 
 
-def compose(args: list[str]):
-    """The config ``python -m framework *args`` runs (the parts the core picks included)."""
-    extra, _ = choose_parts(args)
+def compose(args: list[str], return_hydra_config: bool = False):
+    """The config ``python -m framework *args`` runs (the parts the core picks included), with
+    Hydra's own node under ``hydra`` if asked."""
+    extra, _ = choose_parts(list(args))
     GlobalHydra.instance().clear()
     try:
         with hydra.initialize_config_module(version_base="1.3", config_module="framework.conf"):
-            return hydra.compose(CONFIG_NAME, overrides=[*args, *extra])
+            return hydra.compose(CONFIG_NAME, overrides=[*args, *extra],
+                                 return_hydra_config=return_hydra_config)
     finally:
         GlobalHydra.instance().clear()
 

@@ -7,13 +7,11 @@ from pathlib import Path
 # Only this project's plugins: an installed third-party package must not change test results.
 os.environ["FRAMEWORK_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 
-import hydra  # noqa: E402
 import pytest  # noqa: E402
 from hydra.core.config_store import ConfigStore  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 
 from framework.plugins import load_plugins  # noqa: E402
-from framework.preflight import choose_parts  # noqa: E402
+from framework.testing import compose as compose_run_config  # noqa: E402
 from framework.registry import REGISTRIES  # noqa: E402
 
 load_plugins()  # the ConfigStore must be filled before any composition
@@ -24,14 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def compose_config(*overrides, return_hydra_config=False):
     """The config ``python -m framework *overrides`` would run, via Hydra's compose API (with
     the backbone and head the command line picks to fit the dataset)."""
-    extra, _ = choose_parts(list(overrides))
-    GlobalHydra.instance().clear()
-    try:
-        with hydra.initialize_config_module(version_base="1.3", config_module="framework.conf"):
-            return hydra.compose("config", overrides=[*overrides, *extra],
-                                 return_hydra_config=return_hydra_config)
-    finally:
-        GlobalHydra.instance().clear()
+    return compose_run_config(list(overrides), return_hydra_config)
 
 
 @pytest.fixture

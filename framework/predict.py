@@ -200,9 +200,11 @@ class ImagePredictor:
 
     def images(self, paths):
         """A ``tf.data.Dataset`` of float32 image batches, the files read as in training."""
-        import tensorflow as tf
-
+        from framework.backend import import_tensorflow
         from framework.images import load_image
+
+        # Its start-up logs kept off the console: a LiteRT model may be the first to need it.
+        tf = import_tensorflow()
 
         ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
         return ds.map(lambda p: tf.cast(load_image(p, self.size, self.channels,
@@ -244,19 +246,21 @@ class Predictor(ImagePredictor):
 
 
 class TFLitePredictor(ImagePredictor):
-    """An exported ``.tflite`` model run by the TFLite interpreter.
+    """An exported ``.tflite`` model run by a TFLite interpreter.
 
     Args:
-        interpreter: a ``tf.lite.Interpreter`` with float32 input and output.
+        interpreter: an interpreter with float32 input and output: LiteRT's
+            (``ai_edge_litert.interpreter.Interpreter``) or TensorFlow's (``tf.lite.Interpreter``).
         class_names: the class names in label order.
         interpolation: the resize method used in training.
+        runtime: which interpreter it is, ``"litert"`` or ``"tensorflow"``.
     """
 
-    def __init__(self, interpreter, class_names, interpolation="bilinear"):
+    def __init__(self, interpreter, class_names, interpolation="bilinear", runtime="litert"):
         self.input = interpreter.get_input_details()[0]
         self.output = interpreter.get_output_details()[0]
         super().__init__(class_names, self.input["shape_signature"], interpolation)
-        self.interpreter = interpreter
+        self.interpreter, self.runtime = interpreter, runtime
 
     @classmethod
     def from_file(cls, path: Path) -> "TFLitePredictor":
@@ -273,21 +277,8 @@ class TFLitePredictor(ImagePredictor):
         except (ValueError, KeyError, TypeError):
             raise UserError(f"{info_path} holds no class names (a \"classes\" list), as "
                             "python -m framework.export writes them") from None
-        from framework.backend import import_tensorflow
-
-        tf = import_tensorflow()
-        from tensorflow.lite.tools import flatbuffer_utils
-
-        try:
-            # Parsed in Python first: the interpreter crashes (segfault) on a truncated file.
-            flatbuffer_utils.read_model(str(path))
-            # The interpreter's deprecation notice and native INFO lines are noise here.
-            with warnings.catch_warnings(), native_stderr_captured():
-                warnings.simplefilter("ignore")
-                interpreter = tf.lite.Interpreter(model_path=str(path))
-        except Exception as e:  # whatever the parser or the interpreter fails on, the file is bad
-            raise UserError(f"{path} cannot be read as a TFLite model: {one_line(e)}") from None
-        predictor = cls(interpreter, class_names, info.get("interpolation", "bilinear"))
+        interpreter, runtime = _tflite_interpreter(path)
+        predictor = cls(interpreter, class_names, info.get("interpolation", "bilinear"), runtime)
         outputs, classes = predictor.output["shape_signature"][-1], len(predictor.class_names)
         if outputs != classes and (outputs, classes) != (1, 2):  # (1, 2): one sigmoid unit
             raise UserError(f"{path} has {outputs} outputs but {info_path.name} names {classes} "
@@ -313,6 +304,32 @@ class TFLitePredictor(ImagePredictor):
             interpreter.invoke()
             results.append(interpreter.get_tensor(self.output["index"]).copy())
         return np.concatenate(results)
+
+
+def _tflite_interpreter(path: Path):
+    """The interpreter for a ``.tflite`` file and its runtime: LiteRT's (``"litert"``), or
+    TensorFlow's (``"tensorflow"``) where ai-edge-litert is not installed."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+        from ai_edge_litert.interpreter import Interpreter
+
+        runtime = "litert"
+    except ImportError:
+        from framework.backend import import_tensorflow
+
+        Interpreter, runtime = import_tensorflow().lite.Interpreter, "tensorflow"
+        from tensorflow.lite.python import schema_py_generated as schema
+    try:
+        model = path.read_bytes()
+        # Parsed in Python first: TensorFlow's interpreter, and LiteRT's before 2.x, crash
+        # (segfault) on a truncated file.
+        schema.ModelT.InitFromObj(schema.Model.GetRootAs(model, 0))
+        # TensorFlow's deprecation notice and the native INFO lines are noise here.
+        with warnings.catch_warnings(), native_stderr_captured():
+            warnings.simplefilter("ignore")
+            return Interpreter(model_content=model), runtime
+    except Exception as e:  # whatever the parser or the interpreter fails on, the file is bad
+        raise UserError(f"{path} cannot be read as a TFLite model: {one_line(e)}") from None
 
 
 def predict_image(predictor: ImagePredictor, path: Path, top: int):

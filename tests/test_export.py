@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -96,10 +97,18 @@ def call(main, *args):
 
 
 def tflite_outputs(path, x):
-    """The outputs of a .tflite file for float32 images, in batches of 32 and a smaller last one."""
+    """The outputs of a .tflite file for float32 images, in batches of 32 and a smaller last one,
+    run as framework.predict runs it (on LiteRT where ai-edge-litert is installed)."""
     import tensorflow as tf
 
     return TFLitePredictor.from_file(path).outputs(tf.data.Dataset.from_tensor_slices(x).batch(32))
+
+
+def without_litert(monkeypatch):
+    """Makes ai-edge-litert unimportable in this process until the test ends, as where it is not
+    installed."""
+    for name in {"ai_edge_litert", *(n for n in sys.modules if n.startswith("ai_edge_litert."))}:
+        monkeypatch.setitem(sys.modules, name, None)
 
 
 def test_every_export_reports_what_it_wrote(run, exports):
@@ -159,6 +168,25 @@ def test_tflite_int8_is_quantized_runs_and_mostly_agrees(run, exports, images):
     assert (outputs.argmax(-1) == expected.argmax(-1)).mean() >= 0.8
 
 
+def test_tflite_runs_on_litert_when_installed(run, exports):
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    predictor = TFLitePredictor.from_file(run / "run" / "export" / "model.tflite")
+    assert predictor.runtime == "litert"
+    assert isinstance(predictor.interpreter, litert.Interpreter)
+
+
+@pytest.mark.parametrize("model", ["model.tflite", "model_int8.tflite"])
+def test_tensorflow_fallback_gives_the_same_outputs(run, exports, images, model, monkeypatch):
+    x, expected = images
+    path = run / "run" / "export" / model
+    outputs = tflite_outputs(path, x)
+    without_litert(monkeypatch)
+    fallback = TFLitePredictor.from_file(path)
+    assert fallback.runtime == "tensorflow"
+    assert type(fallback.interpreter).__module__.startswith("tensorflow.")
+    np.testing.assert_allclose(tflite_outputs(path, x), outputs, atol=1e-6)
+
+
 @pytest.mark.parametrize("model", ["model.tflite", "model_int8.tflite"])
 def test_predict_with_a_tflite_file_gives_the_run_dirs_classes(run, exports, model, tmp_path):
     folder = run / "images"
@@ -192,11 +220,15 @@ def test_a_tflite_file_travels_with_its_json(run, exports, images, tmp_path):
     assert lone.returncode == 2 and "needs its class names in shapes.json" in lone.stderr
 
 
+@pytest.mark.parametrize("runtime", ["litert", "tensorflow"])
 @pytest.mark.parametrize("case", ["missing", "truncated", "garbage"])
-def test_predict_with_a_bad_tflite_file_is_a_one_line_error(run, exports, case, tmp_path):
+def test_predict_with_a_bad_tflite_file_is_a_one_line_error(run, exports, case, runtime, tmp_path,
+                                                           monkeypatch):
+    if runtime == "tensorflow":
+        without_litert(monkeypatch)
     model = tmp_path / "model.tflite"
     source = run / "run" / "export" / "model.tflite"
-    if case == "truncated":  # the TFLite interpreter alone would crash on it
+    if case == "truncated":  # TensorFlow's interpreter (LiteRT's before 2.x) alone crashes on it
         model.write_bytes(source.read_bytes()[:5000])
     elif case == "garbage":
         model.write_bytes(b"\x00" * 64 + b"TFL3")

@@ -20,8 +20,10 @@ run: $(STAMP)
 	$(PY) -m framework
 
 # One worker per core; a test file stays on one worker, so its module fixtures are built once.
+# Then the core's fast subset (marked backends) again on Keras's JAX backend.
 test: $(STAMP)
 	$(PY) -m pytest -n auto --dist loadfile
+	KERAS_BACKEND=jax $(PY) -m pytest -n auto --dist loadfile -m backends
 
 clean:
 	rm -rf $(VENV) build *.egg-info

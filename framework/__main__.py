@@ -12,6 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from framework.backend import use_backend
 from framework.cli import USAGE_ERROR, one_line, one_line_usage, report_errors
 from framework.devices import claim_worker_gpus
 from framework.errors import DirectoryTaken, Stopped, UserError
@@ -35,7 +36,8 @@ def run(cfg: DictConfig) -> float:
         check_settings(cfg)  # a sweep job's own settings, before TensorFlow is imported
         if hydra_cfg.mode == RunMode.MULTIRUN and _shares_local_gpus(hydra_cfg.launcher):
             _claim_gpus(cfg, hydra_cfg)
-        # TensorFlow is imported here, after the GPU claim.
+        # The backend (TensorFlow or JAX) is imported here, after the GPU claim.
+        use_backend(cfg.trainer.backend)
         checkpoint = cfg.trainer.checkpoint
         if OmegaConf.select(cfg, "tuner.algorithm"):  # ~tuner leaves the rest of its settings
             from framework.tuning import tune

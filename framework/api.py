@@ -6,6 +6,7 @@ advertised through the ``framework.plugins`` entry-point group.
 
 import pluggy
 
+from framework.backend import require_tensorflow
 from framework.cli import one_line_usage
 from framework.contexts import (
     BINARY,
@@ -40,5 +41,6 @@ __all__ = [
     "is_readable",
     "load_image",
     "one_line_usage",
+    "require_tensorflow",
     "setting",
 ]

@@ -12,8 +12,10 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from omegaconf import MISSING, OmegaConf
 
+from framework.backend import BACKENDS
 from framework.devices import gpu_workers
 from framework.errors import PluginError
+from framework.execution import DISTRIBUTIONS, PRECISIONS
 from framework.objective import OBJECTIVES
 from framework.optuna_study import optuna_direction, store_optuna_config
 from framework.ranges import setting
@@ -85,6 +87,20 @@ class TrainerConfig:
     # everything otherwise.
     stages: list[StageConfig] = field(default_factory=list)
     feature_cache: FeatureCacheConfig = field(default_factory=FeatureCacheConfig)
+    # Keras backend: tensorflow or jax; null: the KERAS_BACKEND environment variable, else
+    # tensorflow. Applied before Keras is imported: one backend per process.
+    backend: str | None = setting(None, choices=BACKENDS)
+    # Keras dtype policy: float32, mixed_float16 or mixed_bfloat16 (computations in 16 bits,
+    # variables and the output layer in float32).
+    precision: str = setting("float32", choices=PRECISIONS)
+    # XLA compilation of the train, evaluation and predict steps: auto (Keras's choice: on where
+    # the model supports it), true or false.
+    jit_compile: Any = setting("auto", choices=("auto", True, False))
+    # Batches each compiled call runs before returning to Python (fewer round trips per epoch).
+    steps_per_execution: int = setting(1, at_least=1)
+    # data_parallel: every batch split over this machine's devices (GPUs, or CPU devices), the
+    # model replicated on each; null: one device.
+    distribution: str | None = setting(None, choices=DISTRIBUTIONS)
 
 
 TUNER_ALGORITHMS = ("random", "bayesian", "hyperband")

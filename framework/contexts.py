@@ -29,6 +29,8 @@ class Data:
         fingerprint: what identifies the data beyond the dataset's config, e.g. a hash of file
             names, sizes and modification times; None if unknown, which turns feature caching
             off for ``tf.data`` splits (NumPy splits are hashed by the core).
+        shuffle: whether fit reshuffles NumPy training arrays every epoch (a ``tf.data``
+            pipeline shuffles itself).
     """
 
     class_names: list[str]
@@ -39,6 +41,7 @@ class Data:
     info: dict[str, Any] = field(default_factory=dict)
     train_in_order: Any = None
     fingerprint: str | None = None
+    shuffle: bool = True
 
     @property
     def task(self) -> str:
@@ -128,12 +131,14 @@ class ModelContext:
             ) from None
         return name
 
-    def dense(self, units: int, activation=None, name: str | None = None):
-        """A Dense layer carrying the run's kernel regularizer."""
+    def dense(self, units: int, activation=None, name: str | None = None, dtype=None):
+        """A Dense layer carrying the run's kernel regularizer (``dtype``: its dtype policy, None
+        for the global one)."""
         import keras
 
         return keras.layers.Dense(
-            units, activation=self.activation(activation), kernel_regularizer=self.kernel_regularizer(), name=name
+            units, activation=self.activation(activation), kernel_regularizer=self.kernel_regularizer(), name=name,
+            dtype=dtype,
         )
 
     def hidden(self, x, units: int, activation="relu", name: str | None = None):

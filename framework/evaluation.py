@@ -16,6 +16,10 @@ def split_arrays(split):
 def predict_with_labels(model, dataset):
     """``(outputs, labels)`` of a ``tf.data`` dataset of ``(x, y)`` batches, in one pass, so that
     they stay paired even if the dataset reshuffles on each pass."""
+    import keras
+
+    if keras.config.backend() != "tensorflow":  # JAX takes NumPy batches, not TF tensors
+        dataset = dataset.as_numpy_iterator()
     batches = [(np.asarray(model.predict_on_batch(x)), np.asarray(y)) for x, y in dataset]
     return (np.concatenate([out for out, _ in batches]),
             np.concatenate([y for _, y in batches]))

@@ -88,9 +88,12 @@ def export(run_dir, fmt: str, quantize: str | None = None, output=None,
     # Before the work: a read-only run directory fails now, not after the conversion.
     writable_folder_check(output.parent, f"the export {output}",
                           "choose a folder you can write to with --output")
-    from framework.backend import import_tensorflow
+    from framework.backend import require_tensorflow, use_backend
 
-    import_tensorflow()  # before the dataset plugins import it, noisily
+    # SavedModel and TFLite are TensorFlow's formats: the export runs on TensorFlow whatever
+    # KERAS_BACKEND says (model.keras is the same file on every backend).
+    use_backend("tensorflow")
+    require_tensorflow("exporting to SavedModel and TFLite")  # before the plugins, quietly
 
     # Before the model is loaded: a run whose data cannot be rebuilt fails fast.
     calibration = calibration_images(run_dir) if quantize == "int8" else None

@@ -8,6 +8,7 @@ import keras
 from framework import registry
 from framework.contexts import BINARY, Data, ModelContext, Regularization
 from framework.errors import UserError
+from framework.execution import output_dtype
 from framework.kinds import output_kind
 from framework.preflight import check_takes
 
@@ -84,10 +85,12 @@ def build_model(cfg, data: Data, one_hot: bool = False) -> Assembled:
     if not isinstance(y, keras.KerasTensor):
         raise part.misbehaved(f"returned {_shown(y)}, not the output tensor of layers applied to "
                               "its input")
+    # Under a mixed precision policy the output layer stays float32, as Keras's guide advises.
+    dtype = output_dtype(cfg.trainer.precision)
     if data.task == BINARY and not one_hot:
-        outputs = ctx.dense(1, "sigmoid", name="predictions")(y)
+        outputs = ctx.dense(1, "sigmoid", name="predictions", dtype=dtype)(y)
     else:
-        outputs = ctx.dense(ctx.num_classes, "softmax", name="predictions")(y)
+        outputs = ctx.dense(ctx.num_classes, "softmax", name="predictions", dtype=dtype)(y)
     head = keras.Model(features, outputs, name="head")
     model = keras.Model(inputs, head(backbone(x)), name=f"{cfg.backbone.name}_{cfg.head.name}")
     return Assembled(model, backbone, head, bool(input_steps), pretrained)

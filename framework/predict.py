@@ -156,11 +156,9 @@ def load_run_model(run_dir: Path, unsafe: bool = False):
         complete = False
     if not complete:
         raise damaged(run_dir, "model.keras", "not a readable Keras file")
-    from framework.backend import import_tensorflow
+    from framework.backend import import_backend
 
-    import_tensorflow()
-    import keras
-
+    keras = import_backend()
     try:
         return keras.saving.load_model(path, safe_mode=not unsafe)
     except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:  # damaged inside the archive
@@ -200,11 +198,11 @@ class ImagePredictor:
 
     def images(self, paths):
         """A ``tf.data.Dataset`` of float32 image batches, the files read as in training."""
-        from framework.backend import import_tensorflow
+        from framework.backend import require_tensorflow
         from framework.images import load_image
 
         # Its start-up logs kept off the console: a LiteRT model may be the first to need it.
-        tf = import_tensorflow()
+        tf = require_tensorflow("reading images for a prediction (a tf.data pipeline)")
 
         ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
         return ds.map(lambda p: tf.cast(load_image(p, self.size, self.channels,

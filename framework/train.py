@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framework.backend import import_tensorflow
+from framework.backend import import_backend, use_backend
 
-import_tensorflow()
+import_backend()  # KERAS_BACKEND, as trainer.backend set it, and without its start-up logs
 
 import keras  # noqa: E402
 import numpy as np
@@ -23,6 +23,13 @@ from framework import registry
 from framework.config import StageConfig
 from framework.contexts import DataContext, RunContext
 from framework.errors import UserError
+from framework.execution import (
+    compile_options,
+    distributed,
+    replicas,
+    set_precision,
+    split_evenly,
+)
 from framework.evaluation import evaluate, is_one_hot, split_arrays, take_examples
 from framework.feature_cache import cache_key, load_or_extract
 from framework.job_checkpoint import JobCheckpoint
@@ -125,6 +132,7 @@ class Run:
         checkpoint: the run's own checkpoint, when it keeps one.
         score_test: False for a tuner's trial, which never looks at the test split.
         hparams: a sweep job's varied settings, for TensorBoard's HParams dashboard, or None.
+        distribution: the devices the run is split over (``execution.distributed``), or None.
     """
 
     cfg: Any
@@ -140,6 +148,7 @@ class Run:
     checkpoint: JobCheckpoint | None = None
     score_test: bool = True
     hparams: dict | None = None
+    distribution: dict | None = None
 
     @property
     def loss(self) -> str:
@@ -151,14 +160,20 @@ def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> dict:
     job_checkpoint = JobCheckpoint(run_dir, cfg) if checkpoint else None
     keras.backend.clear_session()  # models of earlier runs in this process: free them
     keras.utils.set_random_seed(cfg.seed)
+    set_precision(cfg.trainer.precision)
     data = load_data(cfg)
-    run = Run(cfg, run_dir, data, build_model(cfg, data, one_hot_targets(data.train)),
-              cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
-              checkpoint=job_checkpoint, hparams=hparams)
-    plans = plan_stages(cfg, run.data, run.built)
-    for plan in plans:
-        fit_stage(run, plan, len(plans))
-    metrics = write_run_dir(run)
+    with distributed(cfg.trainer.distribution) as distribution:
+        if distribution and keras.config.backend() == "jax":
+            batch = cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size
+            for note in split_evenly(data, batch, len(distribution["devices"])):
+                print(f"note: {note}")
+        run = Run(cfg, run_dir, data, build_model(cfg, data, one_hot_targets(data.train)),
+                  cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
+                  checkpoint=job_checkpoint, hparams=hparams, distribution=distribution)
+        plans = plan_stages(cfg, run.data, run.built)
+        for plan in plans:
+            fit_stage(run, plan, len(plans))
+        metrics = write_run_dir(run)
     if job_checkpoint:
         job_checkpoint.delete()  # the run is finished: metrics.json says so
     return metrics
@@ -168,9 +183,11 @@ def check_run(cfg):
     """Checks what can be checked before any data is loaded.
 
     Raises:
-        UserError: a setting out of its range, or parts that cannot fit together.
+        UserError: a setting out of its range, parts that cannot fit together, or a backend other
+            than the one this process runs.
     """
     check_settings(cfg)
+    use_backend(cfg.trainer.get("backend"))
 
 
 def plan_stages(cfg, data, built) -> list[StagePlan]:
@@ -222,7 +239,7 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
     # A head-only stage over cached features trains the head model, whose layers the full
     # model shares: the full model is trained all the same.
     target = built.head if plan.on_cached_features else built.model
-    _compile(target, plan, run.loss)
+    _compile(target, plan, run)
     if not done:
         start = len(run.history) + 1
         run.stage_starts.append((start, plan.name))
@@ -233,7 +250,7 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
             run.history.append(row)
     if plan.on_cached_features:
         # Saved compiled, with an optimizer built for the variables it would train.
-        _compile(built.model, plan, run.loss)
+        _compile(built.model, plan, run)
         built.model.optimizer.build(built.model.trainable_variables)
         splits = {split: run.features.get(split) for split in ("validation", "test")}
     else:
@@ -282,11 +299,13 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
     if plan.on_cached_features:
         args, kwargs = run.features["train"], {
             "batch_size": run.batch_size,
-            # The training split reshuffles each epoch exactly when it has a fixed-order twin.
-            "shuffle": run.data.train_in_order is not None,
+            # As the training split does: NumPy arrays as the data says; a pipeline reshuffles
+            # each epoch exactly when it has a fixed-order twin.
+            "shuffle": (run.data.shuffle if isinstance(run.data.train, tuple)
+                        else run.data.train_in_order is not None),
             "validation_data": run.features["validation"]}
     else:
-        args, kwargs = _fit_inputs(run.data.train, run.batch_size)
+        args, kwargs = _fit_inputs(run.data.train, run.batch_size, run.data.shuffle)
         kwargs["validation_data"] = run.data.validation
     fit = target.fit(*args, **kwargs, epochs=plan.epochs, callbacks=callbacks,
                      verbose=run.cfg.trainer.verbose)
@@ -331,9 +350,17 @@ def write_run_dir(run: Run) -> dict:
         "data": {"name": run.cfg.dataset.name, "task": data.task,
                  "classes": list(data.class_names), **data.info},
         "seed": run.cfg.seed,
-        # Where it ran: Keras's devices, and the GPUs this process was given.
+        # Where and how it ran: Keras's devices, the GPUs this process was given, the backend
+        # and its execution settings.
         "devices": {"keras": keras.distribution.list_devices(),
                     "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")},
+        "execution": {
+            "backend": keras.config.backend(),
+            "precision": run.cfg.trainer.precision,
+            **compile_options(run.cfg.trainer),
+            "distribution": run.distribution and {**run.distribution,
+                                                  "replicas": replicas(model)},
+        },
         "objective": {
             "name": run.cfg.trainer.objective,
             "value": objective_value(run.cfg.trainer.objective, run.stage_metrics[-1]["validation"],
@@ -347,8 +374,9 @@ def write_run_dir(run: Run) -> dict:
     return metrics
 
 
-def _compile(model, plan: StagePlan, loss):
-    model.compile(optimizer=make_optimizer(**plan.optimizer), loss=loss, metrics=["accuracy"])
+def _compile(model, plan: StagePlan, run: Run):
+    model.compile(optimizer=make_optimizer(**plan.optimizer), loss=run.loss, metrics=["accuracy"],
+                  **compile_options(run.cfg.trainer))
 
 
 def _optimizer(stage, cfg) -> dict:
@@ -404,10 +432,10 @@ def _describe_trainable(trainable) -> str:
         f"the head and the backbone from layer {value!r}")
 
 
-def _fit_inputs(split, batch_size):
+def _fit_inputs(split, batch_size, shuffle: bool):
     if isinstance(split, tuple):
         x, y = split
-        return (x, y), {"batch_size": batch_size}
+        return (x, y), {"batch_size": batch_size, "shuffle": shuffle}
     return (split,), {"shuffle": False}  # a tf.data pipeline shuffles itself
 
 

@@ -16,9 +16,9 @@ import os
 import shlex
 from pathlib import Path
 
-from framework.backend import import_tensorflow
+from framework.backend import import_backend
 
-import_tensorflow()
+import_backend()
 
 import keras  # noqa: E402
 import keras_tuner  # noqa: E402
@@ -27,6 +27,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from framework import search_space  # noqa: E402
 from framework.config import TUNER_ALGORITHMS  # noqa: E402
 from framework.errors import UserError  # noqa: E402
+from framework.execution import distributed, set_precision  # noqa: E402
 from framework.model import build_model  # noqa: E402
 from framework.objective import check_objective, direction, objective_value  # noqa: E402
 from framework.rundir import (  # noqa: E402
@@ -95,14 +96,16 @@ class Search(keras_tuner.Tuner):
         if data_key not in self._data:
             self._data[data_key] = load_data(cfg)
         data = self._data[data_key]
-        run = Run(cfg, trial_dir, data, build_model(cfg, data, one_hot_targets(data.train)),
-                  cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
-                  score_test=False)
-        plans = plan_stages(cfg, data, run.built)
-        feature_key = next((p.feature_key for p in plans if p.on_cached_features), None)
-        run.features = self._features.get(feature_key)
-        for plan in plans:
-            fit_stage(run, plan, len(plans))
+        set_precision(cfg.trainer.precision)
+        with distributed(cfg.trainer.distribution) as distribution:
+            run = Run(cfg, trial_dir, data, build_model(cfg, data, one_hot_targets(data.train)),
+                      cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
+                      score_test=False, distribution=distribution)
+            plans = plan_stages(cfg, data, run.built)
+            feature_key = next((p.feature_key for p in plans if p.on_cached_features), None)
+            run.features = self._features.get(feature_key)
+            for plan in plans:
+                fit_stage(run, plan, len(plans))
         if feature_key:
             self._features[feature_key] = run.features
         value = objective_value(self.oracle.objective.name, run.stage_metrics[-1]["validation"],

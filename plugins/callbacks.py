@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from framework.api import hookimpl, setting
+from framework.api import hookimpl, require_tensorflow, setting
 
 MODES = ("auto", "min", "max")
 
@@ -101,6 +101,8 @@ def build_model_checkpoint(cfg, ctx):
 def build_tensorboard(cfg, ctx):
     """TensorBoard logs (loss and metric curves, graphs) inside the run dir."""
     import keras
+
+    require_tensorflow("the tensorboard callback")  # Keras writes its logs with tf.summary
 
     return keras.callbacks.TensorBoard(
         log_dir=str(ctx.run_dir / cfg.log_dir / ctx.stage), histogram_freq=cfg.histogram_freq

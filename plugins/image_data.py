@@ -1,4 +1,5 @@
-"""Shared pieces of the image datasets: their common settings and the tf.data pipelines.
+"""Shared pieces of the image datasets: their common settings, the tf.data pipelines, and NumPy
+arrays in their place on backends other than TensorFlow.
 
 Every image dataset serves batches of ``(images, labels)``: images float32 in the raw 0..255
 range (the model rescales them itself, so preprocessing happens exactly once), labels integer
@@ -9,7 +10,7 @@ TensorFlow is imported inside the functions, so loading the plugins stays cheap.
 
 from dataclasses import dataclass
 
-from framework.api import Data, UserError, load_image, setting
+from framework.api import Data, UserError, load_image, require_tensorflow, setting
 
 # The default of an image dataset's size: the backbone's input_size (the one source of truth),
 # null for a backbone without one.
@@ -149,6 +150,23 @@ def in_memory_data(splits: dict, class_names: list[str], size: tuple[int, int], 
     """
     one_hot = one_hot_labels(cfg.class_mode, len(class_names))
     batch = batch_size(cfg, ctx)
+    labels = {split: y for split, (_, y) in splits.items()}
+    info = {**split_counts_info(labels, class_names), "image_size": list(size)}
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        # No tf.data without TensorFlow: NumPy arrays, resized once, which fit batches (and
+        # shuffles) itself.
+        def arrays(split):
+            images, y = splits[split]
+            return resized_images(images, resize, interpolation), label_array(
+                y, len(class_names), one_hot)
+
+        return Data(
+            class_names=class_names, train=arrays("train"), validation=arrays("validation"),
+            test=arrays("test") if "test" in splits else None, input_shape=(*size, 3), info=info,
+            fingerprint=fingerprint, shuffle=cfg.shuffle,
+        )
 
     def pipeline(split, shuffle):
         images, labels = splits[split]
@@ -157,17 +175,46 @@ def in_memory_data(splits: dict, class_names: list[str], size: tuple[int, int], 
             shuffle=shuffle, seed=ctx.seed, resize=resize, interpolation=interpolation,
         )
 
-    labels = {split: y for split, (_, y) in splits.items()}
     return Data(
         class_names=class_names,
         train=pipeline("train", cfg.shuffle),
         validation=pipeline("validation", False),
         test=pipeline("test", False) if "test" in splits else None,
         input_shape=(*size, 3),
-        info={**split_counts_info(labels, class_names), "image_size": list(size)},
+        info=info,
         train_in_order=pipeline("train", False) if cfg.shuffle else None,
         fingerprint=fingerprint,
     )
+
+
+def resized_images(images, resize=None, interpolation="bilinear", chunk: int = 256):
+    """In-memory images as float32, resized with Keras's ops (any backend), ``chunk`` at a time.
+
+    Raises:
+        UserError: an interpolation this backend's resize lacks.
+    """
+    import keras
+    import numpy as np
+
+    x = np.asarray(images, dtype=np.float32)
+    if resize is None:
+        return x
+    accepted = ("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5")
+    if interpolation not in accepted:
+        raise UserError(f"dataset.interpolation={interpolation} is not available on the "
+                        f"{keras.config.backend()} backend; accepted: {', '.join(accepted)}")
+    return np.concatenate([
+        keras.ops.convert_to_numpy(keras.ops.image.resize(
+            x[i:i + chunk], tuple(resize), interpolation=interpolation))
+        for i in range(0, len(x), chunk)]).astype(np.float32)
+
+
+def label_array(labels, num_classes: int, one_hot: bool):
+    """Integer labels, or their one-hot float32 rows."""
+    import numpy as np
+
+    labels = np.asarray(labels, dtype=np.int64)
+    return np.eye(num_classes, dtype=np.float32)[labels] if one_hot else labels
 
 
 def array_dataset(images, labels, *, batch: int, num_classes: int, one_hot: bool,
@@ -227,8 +274,8 @@ def file_dataset(paths, labels, *, size: tuple[int, int], channels: int, interpo
         A ``tf.data.Dataset`` of ``(float32 images, labels)`` batches.
     """
     import numpy as np
-    import tensorflow as tf
 
+    tf = require_tensorflow("reading image files (a tf.data pipeline)")
     paths, labels = np.asarray([str(p) for p in paths]), np.asarray(labels, dtype=np.int64)
     if shuffle and cache is not None:
         # The cache keeps one order; mix the classes (listed folder by folder) before it, so the

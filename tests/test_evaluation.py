@@ -8,6 +8,9 @@ import tensorflow as tf
 
 from framework.evaluation import evaluate
 
+# Also run on Keras's JAX backend (make test's second pass).
+pytestmark = pytest.mark.backends
+
 
 @pytest.mark.parametrize("loss, units, labels_as", [
     ("binary_crossentropy", 1, "indices"),

@@ -14,6 +14,9 @@ from framework_plugins.digits import DigitsConfig, build_digits
 from framework_plugins.image_folder import ImageFolderConfig, build_image_folder
 from framework_plugins.shapes import ShapesConfig, build_shapes, generate_shapes, write_shapes_tree
 
+# Also run on Keras's JAX backend (make test's second pass).
+pytestmark = pytest.mark.backends
+
 SIZE = (32, 32)
 CTX = DataContext(seed=0, batch_size=8, input_size=SIZE)
 # A small shapes set: 10 images per class, 6 / 2 / 2 for train / validation / test.
@@ -21,7 +24,10 @@ SMALL = {"num_classes": 3, "samples_per_class": 10, "image_size": SIZE, "seed": 
 
 
 def arrays(split):
-    """All images and labels of a batched tf.data split, in order."""
+    """All images and labels of a split, in order: a batched tf.data pipeline, or the NumPy
+    arrays in-memory datasets serve on another backend than TensorFlow."""
+    if isinstance(split, tuple):
+        return split
     batches = list(split.as_numpy_iterator())
     return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
 

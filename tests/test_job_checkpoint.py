@@ -10,6 +10,9 @@ from framework.errors import UserError
 from framework.job_checkpoint import JobCheckpoint
 from framework.train import train
 
+# Also run on Keras's JAX backend (make test's second pass).
+pytestmark = pytest.mark.backends
+
 TWO_STAGES = ("experiment=iris_binary", "trainer.verbose=0",
               "trainer.stages=[{name:first,epochs:3},{name:second,epochs:4}]")
 

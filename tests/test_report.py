@@ -6,6 +6,9 @@ import pytest
 
 from framework.report import console_report, plot_misclassified
 
+# Also run on Keras's JAX backend (make test's second pass).
+pytestmark = pytest.mark.backends
+
 
 @pytest.mark.parametrize("shape", [(5, 32, 32, 3), (16, 28, 28, 1), (3, 16, 64, 3), (2, 4, 4, 3)])
 def test_misclassified_grid_shows_every_image(tmp_path, shape):

@@ -8,6 +8,9 @@ from framework.errors import UserError
 from framework.ranges import check_ranges
 from framework.registry import datasets
 
+# Also run on Keras's JAX backend (make test's second pass).
+pytestmark = pytest.mark.backends
+
 
 def build(name, **overrides):
     cfg = OmegaConf.merge(OmegaConf.structured(datasets.get(name).config), overrides)

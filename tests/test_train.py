@@ -8,6 +8,9 @@ import pytest
 
 from framework.train import train
 
+# Also run on Keras's JAX backend (make test's second pass).
+pytestmark = pytest.mark.backends
+
 QUICK = ["trainer.epochs=3", "trainer.verbose=0"]
 
 

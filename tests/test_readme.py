@@ -2,10 +2,11 @@
 
 Commands run in order in one scratch folder (later ones use what earlier ones made, as a reader
 would), each ``python -m framework`` command shortened with ``trainer.epochs=1`` as README.md
-says. Left out: the set-up (``make``, activating the venv), benchmarks, and commands that
-download ImageNet weights. A transcript's ``error:`` and ``note:`` lines must match exactly (in
-the order printed: notes on stdout, errors on stderr), and a transcript that shows an error must
-exit with code 2; every other command must exit 0.
+says. Left out: the set-up (``make``, activating the venv), benchmarks, commands that
+download ImageNet weights, and the local Ray sweep (test_sweep.py runs it). A transcript's
+``error:`` and ``note:`` lines must match exactly (in the order printed: notes on stdout, errors
+on stderr), and a transcript that shows an error must exit with code 2; every other command must
+exit 0.
 """
 
 import os
@@ -21,6 +22,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHORTEN = "trainer.epochs=1"
 SKIP = re.compile(r"^(make |\. \.venv/bin/activate|python benchmarks/)")
+# Run by test_sweep.py (test_a_ray_sweep_runs_its_jobs_on_a_local_ray): starting Ray costs a
+# minute of the suite's 15 on CI; once is enough.
+RUN_ELSEWHERE = re.compile(r"hydra/launcher=ray ")
 APPLICATIONS = re.compile(r"backbone=(vgg|resnet|inception|xception|mobilenet|densenet|efficient)")
 # Said in README.md to be the reader's own file: a stand-in with text columns and NA cells.
 PENGUINS = """species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex,year
@@ -81,7 +85,7 @@ def run_readme(path: Path, workdir: Path, env: dict, replace: dict | None = None
     failures, ran = [], 0
     for command in readme_commands(path.read_text()):
         text = command.text
-        if SKIP.match(text) or needs_network(text):
+        if SKIP.match(text) or needs_network(text) or RUN_ELSEWHERE.search(text):
             continue
         if replace and text.split(" #")[0].strip() in replace:
             replace[text.split(" #")[0].strip()]()

@@ -190,7 +190,7 @@ def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path
 
     sweep_dir = tmp_path / "sweep"
     args = [sys.executable, "-m", "framework", "-m", "experiment=iris_binary", "trainer.verbose=0",
-            "trainer.epochs=40", "backbone.activation=relu,tanh,sigmoid,elu",
+            "trainer.epochs=15", "backbone.activation=relu,tanh,sigmoid,elu",
             "hydra.sweep.dir=sweep"]
     first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)

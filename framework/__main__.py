@@ -14,6 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from framework.backend import use_backend
 from framework.cli import USAGE_ERROR, one_line, one_line_usage, report_errors
+from framework.config_source import store_shadowed
 from framework.devices import claim_worker_gpus
 from framework.errors import DirectoryTaken, Stopped, UserError
 from framework.rundir import FAILED, failure, mark_failed
@@ -22,7 +23,10 @@ from framework.preflight import CONFIG_NAME, check_settings, choose_parts, ineff
 from framework.sweep_summary import unfinished_jobs
 
 
-@hydra.main(version_base="1.3", config_path="pkg://framework.conf", config_name="config")
+CONFIG_PATH = "pkg://framework.conf"
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=CONFIG_NAME)
 def run(cfg: DictConfig) -> float:
     """One job: trains the config; returns its objective (validation), NaN if it failed."""
     # A launcher may run this in a process of its own (joblib, Ray, submitit) that never ran
@@ -121,8 +125,9 @@ def main():
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         with report_errors():
-            load_plugins()  # fills the ConfigStore before Hydra composes anything
+            load_plugins()  # the parts and core configs, before Hydra composes anything
             args = one_line_usage(get_args_parser()).parse_args(sys.argv[1:])
+            store_shadowed(args.config_dir)  # a user's file named as a part: Hydra's old way
             extra, notes = choose_parts(args.overrides, args.config_name or CONFIG_NAME,
                                         args.config_dir)
             # Beside a run's own output; on stderr where stdout is a config or help text.
@@ -133,6 +138,13 @@ def main():
             # wants all overrides side by side.
             at = _after_last(sys.argv, args.overrides)
             sys.argv[at:at] = extra
+            if args.help and args.experimental_rerun is None:  # as hydra.main decides
+                # What Hydra's --help prints, without its group listings our template leaves out.
+                from framework.app_help import show_help
+
+                show_help(get_args_parser().parse_args(sys.argv[1:]), run.__wrapped__,
+                          CONFIG_PATH, CONFIG_NAME)
+                return 0
             run()
     except Stopped as stopped:
         # A parallel sweep's pool stops its workers (Ctrl-C reaches them too: one process

@@ -1,7 +1,8 @@
 """The core's config schema and the configs it stores in Hydra's ConfigStore.
 
 Parts' configs come from their plugins (framework.registry); this module adds the typed schema of
-the top-level config and the experiments shipped in ``experiments/``.
+the top-level config. Hydra finds the parts and the experiments shipped in ``experiments/``
+through the config source of framework.config_source, which keeps them out of the ConfigStore.
 """
 
 import importlib.resources
@@ -12,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from omegaconf import MISSING, OmegaConf
 
+from framework import config_source
 from framework.backend import BACKENDS
 from framework.devices import gpu_workers
 from framework.errors import PluginError
@@ -22,14 +24,6 @@ from framework.ranges import setting
 from framework.registry import REGISTRIES
 
 CONF_PACKAGE = "framework.conf"
-EXPERIMENTS_PACKAGE = "framework.experiments"
-# Groups of one part each, whose settings an experiment keeps for the part it picks.
-PART_GROUPS = ("dataset", "backbone", "head")
-# Where those settings are stored: group experiment_settings/<group>, option <experiment>-<part>.
-SETTINGS_GROUP = "experiment_settings"
-
-# What each experiment sets for the part it picks: {experiment: {group: (part, keys)}}.
-_part_settings: dict[str, dict[str, tuple[str, list[str]]]] = {}
 
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
@@ -152,7 +146,9 @@ class Config:
 
 
 def store_core_configs():
-    """Stores the schema and the experiments, and refuses YAML files that shadow a part."""
+    """Stores the schema, puts the parts and experiments on Hydra's config search path, and
+    refuses YAML files that shadow a part."""
+    config_source.register()
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     for algorithm in TUNER_ALGORITHMS:
@@ -170,14 +166,10 @@ def store_core_configs():
     OmegaConf.register_new_resolver("framework_config_groups", config_groups, replace=True)
     OmegaConf.register_new_resolver("framework_gpu_workers", gpu_workers, replace=True)
     OmegaConf.register_new_resolver("framework_direction", optuna_direction, replace=True)
-    experiments = {name: OmegaConf.create(text)
-                   for name, text in _yaml_files(EXPERIMENTS_PACKAGE).items()}
-    for name, node in _store_part_settings(experiments).items():
-        cs.store(group="experiment", name=name, node=node, package="_global_")
     for group, registry in REGISTRIES.items():
         shadowed = sorted(set(_yaml_files(CONF_PACKAGE, group)) & set(registry.names()))
         if shadowed:
-            # Hydra 1.3 would silently merge the file into the stored node.
+            # Hydra would silently load the file instead of the part.
             raise PluginError(
                 f"conf/{group}/{shadowed[0]}.yaml has the name of a registered {group}; "
                 "rename the file"
@@ -186,9 +178,8 @@ def store_core_configs():
 
 def config_groups() -> str:
     """The groups a user composes from, each with its options, one line each (for --help)."""
-    repo = ConfigStore.instance().repo
     groups = {group: registry.names() for group, registry in REGISTRIES.items()}
-    groups["experiment"] = sorted(n.removesuffix(".yaml") for n in repo.get("experiment", {}))
+    groups["experiment"] = sorted(config_source.experiment_names())
     for group in ("optimizer", "trainer"):
         groups[group] = sorted(_yaml_files(CONF_PACKAGE, group))
     return "\n".join(f"{group}: {', '.join(names)}" for group, names in sorted(groups.items()))
@@ -196,75 +187,12 @@ def config_groups() -> str:
 
 def experiment_part_settings(name: str | None) -> dict[str, tuple[str, list[str]]]:
     """What experiment ``name`` sets for the parts it picks: ``{group: (part name, keys)}``."""
-    return _part_settings.get(name, {})
+    return config_source.part_settings_keys(name)
 
 
 def is_stored_experiment(name: str) -> bool:
     """Whether ``name`` is one of the experiments shipped in ``experiments/``."""
-    return f"{name}.yaml" in ConfigStore.instance().repo.get("experiment", {})
-
-
-def _store_part_settings(experiments: dict) -> dict:
-    """Moves each experiment's settings of the parts it picks (``override /backbone: mlp`` with
-    ``backbone: {units: ...}``) into configs of their own, which config.yaml loads only while
-    that part is the one chosen: ``experiment=wine backbone=resmlp`` composes, without mlp's
-    ``units``. An experiment that includes another inherits its settings.
-
-    Args:
-        experiments: the experiments' nodes by name.
-
-    Returns:
-        The nodes without those settings.
-    """
-    def included(name, seen=()):
-        return [entry for entry in experiments[name].get("defaults") or []
-                if isinstance(entry, str) and entry in experiments and entry not in seen]
-
-    def picks(name, seen=()):
-        chosen = {}
-        for entry in included(name, seen):
-            chosen.update(picks(entry, (*seen, name)))
-        return {**chosen, **_picks(experiments[name])}
-
-    own = {}
-    for name, node in experiments.items():
-        own[name] = {}
-        for group, part in picks(name).items():
-            if OmegaConf.is_dict(node.get(group)):
-                own[name][group] = (part, node[group])
-    for name, node in experiments.items():
-        for group in own[name]:
-            del node[group]
-
-    def effective(name, seen=()):
-        """``{(group, part): settings}``, the included experiments' merged under its own."""
-        settings = {}
-        for entry in included(name, seen):
-            settings.update(effective(entry, (*seen, name)))
-        for group, (part, block) in own[name].items():
-            earlier = settings.get((group, part))
-            settings[group, part] = block if earlier is None else OmegaConf.merge(earlier, block)
-        return settings
-
-    for name in experiments:
-        for (group, part), block in effective(name).items():
-            ConfigStore.instance().store(group=f"{SETTINGS_GROUP}/{group}", name=f"{name}-{part}",
-                                         node=block, package=group)
-            if picks(name).get(group) == part:  # an included experiment's other pick: no note
-                _part_settings.setdefault(name, {})[group] = (part, [str(k) for k in block])
-    return experiments
-
-
-def _picks(node) -> dict:
-    """``{group: part}`` for each ``override /<group>: <part>`` of a part group in a node."""
-    picks = {}
-    for entry in node.get("defaults") or []:
-        if OmegaConf.is_dict(entry) and len(entry) == 1:
-            (key, value), = entry.items()
-            group = key.removeprefix("override /")
-            if key.startswith("override /") and group in PART_GROUPS:
-                picks[group] = value
-    return picks
+    return name in config_source.experiment_names()
 
 
 def _yaml_files(package, subdir=None) -> dict[str, str]:

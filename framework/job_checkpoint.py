@@ -1,10 +1,11 @@
 """A run's own checkpoint, so that a run stopped part-way continues where it stopped.
 
 A Slurm job requeued after a time-out or a preemption, a sweep job killed and resumed with
-``hydra/sweeper=resume``: each runs again in the same directory. Keras's ``BackupAndRestore``
-keeps the stage being trained (weights, optimizer, epoch) and ``CSVLogger`` its epochs so far;
-a finished stage keeps its weights and scores. All of it lives in ``<run dir>/.resume`` and is
-deleted once the run has written metrics.json.
+``hydra/sweeper=resume``: each runs again in the same directory. A backup after every epoch
+keeps the stage being trained (weights, optimizer, epoch: what Keras's ``BackupAndRestore``
+keeps, and restores the same way) and ``CSVLogger`` its epochs so far; a finished stage keeps its
+weights and scores. All of it lives in ``<run dir>/.resume`` and is deleted once the run has
+written metrics.json.
 """
 
 import csv
@@ -75,7 +76,7 @@ class JobCheckpoint:
 
         return [keras.callbacks.CSVLogger(str(epochs), append=True),
                 _seed_keeper(keras)(self.dir / f"stage{stage}.seeds"),
-                keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True)]
+                _epoch_backup(keras)(backup)]
 
     def stage_history(self, stage: int, fit_history: dict) -> dict[str, list[float]]:
         """The stage's whole history, epochs from before a restart included.
@@ -128,8 +129,9 @@ class JobCheckpoint:
 def seed_states(model) -> list:
     """The state variables of the model's random layers (dropout, noise, augmentation).
 
-    Keras keeps them out of the weights that ``save_weights`` and ``BackupAndRestore`` write, so
-    a run restored without them would draw other random numbers than the run it continues.
+    Keras keeps them out of a model's weights (``get_weights``, ``save_weights``, the stage
+    backup), so a run restored without them would draw other random numbers than the run it
+    continues.
     """
     return [v for v in model.variables if v.name == "seed_generator_state"]
 
@@ -155,8 +157,8 @@ def _seed_keeper(keras):
 
     class SeedKeeper(keras.callbacks.Callback):
         """Saves the states after each epoch (before its backup: both are kept for the last two
-        epochs) and, once BackupAndRestore has restored a backup, restores the states of the
-        epoch it restored."""
+        epochs) and, once the stage backup has been restored, restores the states of the epoch
+        it restored."""
 
         def __init__(self, prefix: Path):
             super().__init__()
@@ -166,7 +168,7 @@ def _seed_keeper(keras):
             self.restored = False
 
         def on_epoch_begin(self, epoch, logs=None):
-            if not self.restored and epoch > 0:  # BackupAndRestore set the epoch it restored
+            if not self.restored and epoch > 0:  # the backup set the epoch it restored
                 load_seed_states(self.model, self._file(epoch))
             self.restored = True
 
@@ -178,3 +180,70 @@ def _seed_keeper(keras):
             return self.prefix.with_name(f"{self.prefix.name}{epochs_done}.npz")
 
     return SeedKeeper
+
+
+def _epoch_backup(keras):
+    """The Keras callback that backs the stage up after each epoch, and restores the last backup
+    when the stage's fit starts again."""
+
+    class EpochBackup(keras.callbacks.Callback):
+        """Keras's ``BackupAndRestore`` (``save_freq="epoch"``), in one file of NumPy arrays.
+
+        It keeps and restores what ``BackupAndRestore`` does: the model's weights, its
+        optimizer's variables and the number of epochs done, which it hands to ``fit`` as
+        ``BackupAndRestore`` does (``model._initial_epoch``). ``BackupAndRestore`` writes them
+        with ``save_weights``, an HDF5 file of the whole object tree: about 25 ms per epoch on
+        2 CPU cores even for iris's 81 weights, where this writes the same arrays in about
+        1.5 ms. The file is written whole, then renamed over the last one, so a process killed
+        while writing leaves the previous backup (what ``double_checkpoint`` is for).
+
+        Args:
+            directory: the stage's backup folder: made by the first backup, deleted when the
+                stage's fit ends (its existence tells that the stage has a backup).
+        """
+
+        def __init__(self, directory: Path):
+            super().__init__()
+            self.directory = Path(directory)
+            self.path = self.directory / "backup.npy"
+
+        def on_train_begin(self, logs=None):
+            if not self.path.is_file():
+                return
+            model = self.model
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)  # variables to restore into
+            with self.path.open("rb") as f:  # what on_epoch_end wrote, in its order
+                count, epoch = (int(n) for n in np.load(f))
+                arrays = [np.load(f) for _ in range(count)]
+            optimizer = _variables(model.optimizer)
+            weights = len(arrays) - len(optimizer)
+            if weights != len(model.weights):
+                raise UserError(f"{self.path} holds {len(arrays)} arrays where the model and its "
+                                f"optimizer have {len(model.weights) + len(optimizer)}; delete "
+                                f"{self.directory.parent} to run this directory's run from the "
+                                "start")
+            model.set_weights(arrays[:weights])
+            for variable, value in zip(optimizer, arrays[weights:], strict=True):
+                variable.assign(value)
+            self.model._initial_epoch = epoch  # where fit starts, as BackupAndRestore sets it
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.directory.mkdir(parents=True, exist_ok=True)
+            arrays = self.model.get_weights() + [
+                np.asarray(v.numpy()) for v in _variables(self.model.optimizer)]
+            tmp = self.directory / ".backup.tmp.npy"
+            with tmp.open("wb") as f:  # arrays one after another (np.savez zips: slower)
+                np.save(f, np.array([len(arrays), epoch + 1]))
+                for array in arrays:
+                    np.save(f, array, allow_pickle=False)
+            tmp.replace(self.path)
+
+        def on_train_end(self, logs=None):
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    return EpochBackup
+
+
+def _variables(optimizer) -> list:
+    return list(optimizer.variables) if optimizer is not None else []

@@ -32,7 +32,7 @@ _manager: pluggy.PluginManager | None = None
 
 
 def load_plugins() -> pluggy.PluginManager:
-    """Loads every plugin once and fills the registries (and Hydra's ConfigStore).
+    """Loads every plugin once and fills the registries (which Hydra reads its parts from).
 
     Returns:
         The plugin manager; later calls return the same one.

@@ -15,13 +15,8 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from framework import kinds
-from framework.config import (
-    CONF_PACKAGE,
-    PART_GROUPS,
-    SETTINGS_GROUP,
-    experiment_part_settings,
-    is_stored_experiment,
-)
+from framework.config import CONF_PACKAGE, experiment_part_settings, is_stored_experiment
+from framework.config_source import PART_GROUPS, SETTINGS_GROUP
 from framework.errors import UserError
 from framework.ranges import check_ranges
 from framework.registry import REGISTRIES

@@ -1,8 +1,8 @@
 """Registries of named parts (datasets, backbones, heads, regularizers, callbacks).
 
-A part is registered once by a plugin, listed by name, and built by name; its default config is
-also stored in Hydra's ConfigStore under the part's group, so ``backbone=<name>`` and ``--help``
-see a third party's part exactly like a built-in one.
+A part is registered once by a plugin, listed by name, and built by name; Hydra loads its default
+config from the registry, under the part's group (``framework.config_source``), so
+``backbone=<name>`` and ``--help`` see a third party's part exactly like a built-in one.
 """
 
 import dataclasses
@@ -13,7 +13,6 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from framework.errors import PluginError, UnknownPartError, UserError
@@ -86,7 +85,7 @@ class Registry:
 
     def register(self, name, build, config=None, description=None, *, provider, takes=None,
                  gives=None):
-        """Adds a part and stores its default config in Hydra's ConfigStore.
+        """Adds a part, whose default config Hydra then finds under the registry's group.
 
         Args:
             takes: a kind or kinds of input the part accepts (``framework.kinds``).
@@ -118,7 +117,7 @@ class Registry:
                     f"kind {kind!r}; accepted: {', '.join(KINDS)}"
                 )
         part = Part(self.group, name, build, config, description, provider, takes, gives)
-        _store_config(part, self.multiple)
+        _check_config(part)  # its node is built when a composition loads it
         self._parts[name] = part
         return part
 
@@ -156,27 +155,41 @@ class Registry:
         self._parts.clear()
 
 
-def config_node(part: Part):
-    """The node stored for a part: its config with a leading ``name`` field set to the part's name.
+def _check_config(part: Part):
+    """Refuses a config that is neither a dict nor a dataclass, or that defines ``name``.
 
-    Dataclass configs stay typed, so Hydra rejects unknown keys and wrong types.
+    Raises:
+        PluginError: naming the part.
     """
     config = part.config if part.config is not None else {}
     if isinstance(config, dict):
-        if "name" in config:
-            raise PluginError(f"the config of {part.group} {part.name!r} may not define 'name'")
+        names = config
+    else:
+        cls = config if isinstance(config, type) else type(config)
+        if not dataclasses.is_dataclass(cls):
+            raise PluginError(
+                f"the config of {part.group} {part.name!r} must be a dataclass or a dict. "
+                f"Received: config={config!r}"
+            )
+        names = [f.name for f in dataclasses.fields(cls)]
+    if "name" in names:
+        raise PluginError(f"the config of {part.group} {part.name!r} may not define 'name'")
+
+
+def config_node(part: Part):
+    """The node Hydra loads for a part: its config with a leading ``name`` field set to the part's
+    name.
+
+    Dataclass configs stay typed, so Hydra rejects unknown keys and wrong types.
+    """
+    _check_config(part)
+    config = part.config if part.config is not None else {}
+    if isinstance(config, dict):
         return OmegaConf.create({"name": part.name, **config})
     cls = config if isinstance(config, type) else type(config)
-    if not dataclasses.is_dataclass(cls):
-        raise PluginError(
-            f"the config of {part.group} {part.name!r} must be a dataclass or a dict. "
-            f"Received: config={config!r}"
-        )
     hints = typing.get_type_hints(cls)
     fields = [("name", str, dataclasses.field(default=part.name))]
     for f in dataclasses.fields(cls):
-        if f.name == "name":
-            raise PluginError(f"the config of {part.group} {part.name!r} may not define 'name'")
         value = getattr(config, f.name) if not isinstance(config, type) else f.default
         # The metadata carries the field's accepted range (framework.ranges).
         if value is dataclasses.MISSING:
@@ -190,15 +203,6 @@ def config_node(part: Part):
     node_cls = dataclasses.make_dataclass(cls.__name__, fields)
     node_cls.__module__ = cls.__module__
     return OmegaConf.structured(node_cls)
-
-
-def _store_config(part: Part, multiple: bool):
-    node = config_node(part)
-    # A list group holds one sub-key per selected part: regularizer.dropout, regularizer.l2, ...
-    package = f"{part.group}.{part.name}" if multiple else None
-    ConfigStore.instance().store(
-        group=part.group, name=part.name, node=node, package=package, provider=part.provider
-    )
 
 
 REGISTRIES: dict[str, Registry] = {

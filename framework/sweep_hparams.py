@@ -11,10 +11,6 @@ from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
-from tensorboard.compat.proto.event_pb2 import Event
-from tensorboard.plugins.hparams import summary_v2 as hparams_summary
-from tensorboard.plugins.scalar.summary_v2 import scalar_pb
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 LOG_DIR = "tensorboard"
 
@@ -41,6 +37,13 @@ def varied_settings(sweep_overrides: list[str], sweeper_params, job_overrides: l
 
 def write_hparams(job_dir: Path, settings: dict, metrics: dict):
     """Writes the job's settings and scores (from its metrics.json) as a TensorBoard session."""
+    # Here, not at the top: a sweep job's only, and TensorBoard's summary modules take ~0.1 s to
+    # import (botocore with them), which a single run would pay for nothing.
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.plugins.hparams import summary_v2 as hparams_summary
+    from tensorboard.plugins.scalar.summary_v2 import scalar_pb
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
     objective = metrics["objective"]
     scores = {objective["name"]: objective["value"],
               "val_accuracy": metrics["validation"]["accuracy"],

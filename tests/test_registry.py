@@ -1,11 +1,11 @@
 from dataclasses import dataclass, field
 
 import pytest
-from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf, ValidationError
 
+from framework.config_source import SCHEME, FrameworkConfigSource
 from framework.errors import PluginError, UnknownPartError
-from framework.registry import Registry
+from framework.registry import REGISTRIES, Registry
 
 
 @dataclass
@@ -64,17 +64,24 @@ def test_invalid_names_and_configs_are_refused(reg):
         reg.register("z", build, 42, provider="p")
 
 
-def test_config_is_stored_typed_with_its_name(reg):
+def loaded(config_path):
+    """What Hydra loads for a config path from the parts' config source."""
+    return FrameworkConfigSource("framework", f"{SCHEME}://").load_config(config_path)
+
+
+def test_config_is_stored_typed_with_its_name(reg, monkeypatch):
+    monkeypatch.setitem(REGISTRIES, "widget", reg)
     reg.register("wide", build, WidthConfig(width=9), provider="p")
-    stored = ConfigStore.instance().load("widget/wide.yaml")
+    stored = loaded("widget/wide.yaml")
     assert stored.provider == "p"
-    node = stored.node
+    node = stored.config
     assert node.name == "wide" and node.width == 9 and node.sizes == [1, 2]
     with pytest.raises(ValidationError):
         node.width = "not a number"
 
 
-def test_list_groups_store_each_part_under_its_own_key(isolated_registries):
+def test_list_groups_store_each_part_under_its_own_key(isolated_registries, monkeypatch):
     reg = Registry("gadgets", multiple=True)
+    monkeypatch.setitem(REGISTRIES, "gadgets", reg)
     reg.register("one", build, provider="p")
-    assert ConfigStore.instance().load("gadgets/one.yaml").package == "gadgets.one"
+    assert loaded("gadgets/one.yaml").header["package"] == "gadgets.one"

@@ -1,0 +1,42 @@
+"""benchmarks/gpu.py, the framework against plain Keras on MobileNetV2, runs on a CPU too: its
+``--quick`` sizes on Keras's JAX backend, in a process of its own, without TensorFlow."""
+
+import math
+import os
+import re
+import subprocess
+import sys
+
+from conftest import ROOT
+
+HEADER = "| row | precision | framework img/s | plain img/s | ratio |"
+
+
+def main_table(report: str) -> dict[tuple[str, str], list[float]]:
+    """``{(row, precision): [framework img/s, plain img/s, ratio]}`` from the report's first
+    table."""
+    lines = report[report.index(HEADER):].split("\n\n")[0].splitlines()[2:]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return {(c[0], c[1]): [float(v) for v in c[2:5]] for c in cells}
+
+
+def test_quick_benchmark_prints_every_row_with_throughputs_and_ratios(tmp_path):
+    out = tmp_path / "reports" / "gpu.md"
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(ROOT / "benchmarks" / "gpu.py"), "--quick",
+         "--out", str(out)],
+        cwd=tmp_path, env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True, text=True,
+        timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = main_table(result.stdout)
+    assert set(rows) == {(row, precision) for row in ("head", "full")
+                         for precision in ("float32", "mixed_bfloat16")}, result.stdout
+    for framework, plain, ratio in rows.values():
+        assert framework > 0 and plain > 0 and math.isfinite(ratio) and ratio > 0
+        assert math.isclose(ratio, framework / plain, rel_tol=0.01, abs_tol=0.001)
+    assert "| n/a | n/a |" in result.stdout  # no nvidia-smi here: no GPU utilization
+    assert "Target framework/plain >= 0.97 in every row:" in result.stdout
+    assert out.read_text() == result.stdout  # --out: the same report
+    imported = re.findall(r"^import time:.*\|\s*(\S+)\s*$", result.stderr, re.MULTILINE)
+    assert "jax" in imported
+    assert not [m for m in imported if m == "tensorflow" or m.startswith("tensorflow.")]

@@ -24,13 +24,14 @@ def test_quick_benchmark_prints_every_row_with_throughputs_and_ratios(tmp_path):
     out = tmp_path / "reports" / "gpu.md"
     result = subprocess.run(
         [sys.executable, "-X", "importtime", str(ROOT / "benchmarks" / "gpu.py"), "--quick",
-         "--out", str(out)],
+         # float32 alone: bf16 on a CPU is test_backends.py's; each row compiles MobileNetV2
+         # twice, about 25 s of CI's 15 minutes.
+         "--precisions", "float32", "--out", str(out)],
         cwd=tmp_path, env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True, text=True,
         timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = main_table(result.stdout)
-    assert set(rows) == {(row, precision) for row in ("head", "full")
-                         for precision in ("float32", "mixed_bfloat16")}, result.stdout
+    assert set(rows) == {("head", "float32"), ("full", "float32")}, result.stdout
     for framework, plain, ratio in rows.values():
         assert framework > 0 and plain > 0 and math.isfinite(ratio) and ratio > 0
         assert math.isclose(ratio, framework / plain, rel_tol=0.01, abs_tol=0.001)

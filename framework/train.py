@@ -162,14 +162,14 @@ def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     set_precision(cfg.trainer.precision)
     data = load_data(cfg)
+    batch_size = cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size
     with distributed(cfg.trainer.distribution) as distribution:
         if distribution and keras.config.backend() == "jax":
-            batch = cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size
-            for note in split_evenly(data, batch, len(distribution["devices"])):
+            for note in split_evenly(data, batch_size, len(distribution["devices"])):
                 print(f"note: {note}")
         run = Run(cfg, run_dir, data, build_model(cfg, data, one_hot_targets(data.train)),
-                  cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
-                  checkpoint=job_checkpoint, hparams=hparams, distribution=distribution)
+                  batch_size, checkpoint=job_checkpoint, hparams=hparams,
+                  distribution=distribution)
         plans = plan_stages(cfg, run.data, run.built)
         for plan in plans:
             fit_stage(run, plan, len(plans))

@@ -87,3 +87,16 @@ def kept_model(monkeypatch) -> dict:
 
     monkeypatch.setattr(train_module, "_save_model", save_and_keep)
     return kept
+
+
+# The longest files first. Under --dist loadfile a file runs whole on one worker, in collection
+# order: a long file collected last (test_readme.py, alphabetically late) keeps one core busy
+# alone at the end while the other idles. Longest first keeps both busy to the end.
+LONGEST_FILES = ("test_readme.py", "test_sweep.py", "test_tuning.py", "test_cli_errors.py",
+                 "test_backends.py", "test_applications.py", "test_curriculum_scores.py",
+                 "test_run_faults.py", "test_gpu_benchmark.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order in a file

@@ -4,6 +4,8 @@ A plugin module implements the hooks of ``framework.hookspecs`` with ``@hookimpl
 advertised through the ``framework.plugins`` entry-point group.
 """
 
+import importlib
+
 import pluggy
 
 from framework.backend import require_tensorflow
@@ -21,8 +23,27 @@ from framework.errors import UserError
 from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
 from framework.ranges import setting
 from framework.images import IMAGE_EXTENSIONS, is_readable, load_image
+from framework.tasks import Targets, Task, encode_targets
 
 hookimpl = pluggy.HookimplMarker("framework")
+
+# A task's evaluation and plots, imported when first used (scikit-learn and matplotlib are slow
+# to import, and a plugin module is imported for --help too): import them inside a method.
+_ON_FIRST_USE = {
+    "evaluate_classes": ("framework.evaluation", "evaluate"),
+    "predict_split": ("framework.evaluation", "predict_split"),
+    "split_arrays": ("framework.evaluation", "split_arrays"),
+    "take_examples": ("framework.evaluation", "take_examples"),
+    "plot_confusion_matrix": ("framework.report", "plot_confusion_matrix"),
+    "plot_misclassified": ("framework.report", "plot_misclassified"),
+}
+
+
+def __getattr__(name):
+    if name in _ON_FIRST_USE:
+        module, attr = _ON_FIRST_USE[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BINARY",
@@ -36,11 +57,20 @@ __all__ = [
     "ModelContext",
     "Regularization",
     "RunContext",
+    "Targets",
+    "Task",
     "UserError",
+    "encode_targets",
+    "evaluate_classes",
     "hookimpl",
     "is_readable",
     "load_image",
     "one_line_usage",
+    "plot_confusion_matrix",
+    "plot_misclassified",
+    "predict_split",
     "require_tensorflow",
     "setting",
+    "split_arrays",
+    "take_examples",
 ]

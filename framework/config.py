@@ -18,7 +18,6 @@ from framework.backend import BACKENDS
 from framework.devices import gpu_workers
 from framework.errors import PluginError
 from framework.execution import DISTRIBUTIONS, PRECISIONS
-from framework.objective import OBJECTIVES
 from framework.optuna_study import optuna_direction, store_optuna_config
 from framework.ranges import setting
 from framework.registry import REGISTRIES
@@ -69,9 +68,11 @@ class TrainerConfig:
     # GPUs each worker process of a parallel sweep (hydra/launcher=joblib or gpus) claims for all
     # its jobs; the GPUs each job asks for with hydra/launcher=ray_cluster or slurm.
     gpus_per_job: int = setting(1, at_least=0)
-    # What a sweep ranks and an optimizing sweeper tunes: val_accuracy (maximized), val_loss
-    # (minimized), accuracy or loss. Never the test split.
-    objective: str = setting("val_accuracy", choices=OBJECTIVES)
+    # What a sweep ranks and an optimizing sweeper tunes: a score the task logs, on validation
+    # (val_accuracy, val_loss; regression's val_mae...) or on train; never the test split.
+    # null: the task's own (classification val_accuracy, regression val_mae, multilabel
+    # val_macro_f1). Losses and errors are minimized, the rest maximized.
+    objective: str | None = None
     # Keep a checkpoint in the run dir as training goes (each epoch, each stage), so that a run
     # stopped part-way continues there when it runs again in the same dir: a killed run rerun
     # with hydra.run.dir=<its dir>, a Slurm job requeued, a sweep resumed with
@@ -107,8 +108,8 @@ class TunerConfig:
     algorithm: str = setting("random", choices=TUNER_ALGORITHMS)
     # Trials to run in all, resumed searches included (random, bayesian).
     max_trials: int = setting(10, at_least=1)
-    # null: trainer.objective (val_accuracy, val_loss, accuracy or loss).
-    objective: str | None = setting(None, choices=OBJECTIVES)
+    # null: trainer.objective.
+    objective: str | None = None
     # Epochs each trial trains; null: trainer.epochs. Hyperband: the most a trial trains.
     epochs: int | None = setting(None, at_least=1)
     # Hyperband: the factor between its brackets' budgets, and how many times it runs them.
@@ -134,6 +135,9 @@ class Config:
     dataset: Any = MISSING
     backbone: Any = MISSING
     head: Any = MISSING
+    # What the model predicts: auto (what the dataset's targets call for), classification,
+    # regression or multilabel (python -m framework.plugins lists the registered ones).
+    task: Any = MISSING
     regularizer: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -180,6 +184,7 @@ def config_groups() -> str:
     """The groups a user composes from, each with its options, one line each (for --help)."""
     groups = {group: registry.names() for group, registry in REGISTRIES.items()}
     groups["experiment"] = sorted(config_source.experiment_names())
+    groups["task"] = sorted([*groups["task"], *_yaml_files(CONF_PACKAGE, "task")])
     for group in ("optimizer", "trainer"):
         groups[group] = sorted(_yaml_files(CONF_PACKAGE, group))
     return "\n".join(f"{group}: {', '.join(names)}" for group, names in sorted(groups.items()))

@@ -15,10 +15,12 @@ MULTICLASS = "multiclass"
 
 @dataclass
 class Data:
-    """A dataset split three ways, with integer class labels ``0..len(class_names)-1``.
+    """A dataset split three ways, with integer class labels ``0..len(class_names)-1``, or
+    targets encoded for another task (``framework.api.encode_targets``).
 
     Args:
-        class_names: names of the classes, in label order. Two classes make a binary task.
+        class_names: names of the classes, in label order (two classes make a binary task); for
+            targets encoded for another task, the names of the target columns, in column order.
         train: ``(x, y)`` NumPy arrays or a batched ``tf.data.Dataset`` of ``(x, y)``.
         validation: same form as ``train``; used for validation during fit.
         test: same form, or None to evaluate on ``validation``.
@@ -31,6 +33,8 @@ class Data:
             off for ``tf.data`` splits (NumPy splits are hashed by the core).
         shuffle: whether fit reshuffles NumPy training arrays every epoch (a ``tf.data``
             pipeline shuffles itself).
+        targets_for: the task the targets are encoded for (``Targets.task``); None for class
+            labels.
     """
 
     class_names: list[str]
@@ -42,9 +46,13 @@ class Data:
     train_in_order: Any = None
     fingerprint: str | None = None
     shuffle: bool = True
+    targets_for: str | None = None
 
     @property
     def task(self) -> str:
+        """``binary`` or ``multiclass`` for class labels, else the task the targets are for."""
+        if self.targets_for is not None:
+            return self.targets_for
         return BINARY if len(self.class_names) == 2 else MULTICLASS
 
 
@@ -56,11 +64,14 @@ class DataContext:
         seed: the run's seed.
         batch_size: the trainer's batch size (for datasets that batch).
         input_size: the backbone's preferred ``(height, width)`` for images, or None.
+        task: the task the run asks for (``task=``), or ``auto``: for a dataset that encodes raw
+            target columns with ``framework.api.encode_targets``.
     """
 
     seed: int
     batch_size: int
     input_size: tuple[int, int] | None = None
+    task: str = "auto"
 
 
 @dataclass
@@ -85,8 +96,8 @@ class ModelContext:
     """Passed to backbone and head builders.
 
     Args:
-        task: ``"binary"`` or ``"multiclass"``.
-        num_classes: the dataset's class count.
+        task: ``"binary"`` or ``"multiclass"``, or the task the targets are for (``Data.task``).
+        num_classes: the dataset's class count (its target count, for other tasks).
         regularizations: the run's regularizers, in config order.
     """
 

@@ -1,4 +1,5 @@
-"""Evaluation of a trained model on one split: loss, accuracy and per-class scores."""
+"""Evaluation of a trained model on one split: its outputs with their labels, and for class labels
+the loss, accuracy and per-class scores."""
 
 import numpy as np
 from sklearn.metrics import classification_report
@@ -25,6 +26,15 @@ def predict_with_labels(model, dataset):
             np.concatenate([y for _, y in batches]))
 
 
+def predict_split(model, split, batch_size: int):
+    """``(outputs, labels)`` of a model on a split given as ``(x, y)`` arrays or a ``tf.data``
+    dataset of ``(x, y)`` batches, as NumPy arrays."""
+    if isinstance(split, tuple):
+        x, y = split
+        return model.predict(x, batch_size=batch_size, verbose=0), y
+    return predict_with_labels(model, split)
+
+
 def is_one_hot(label_shape) -> bool:
     """Whether labels of this shape are one-hot rows, not class indices (a single column of
     binary labels holds indices)."""
@@ -39,17 +49,13 @@ def _classes(probs):
 
 
 def evaluate(model, split, class_names, batch_size):
-    """Scores a model on a split.
+    """Scores a classifier on a split.
 
     Returns:
         A dict: ``loss``, ``accuracy``, ``samples``, ``per_class`` (precision, recall, f1,
         support by class name) and ``macro`` (precision, recall, f1).
     """
-    if isinstance(split, tuple):
-        x, y = split
-        probs = model.predict(x, batch_size=batch_size, verbose=0)
-    else:
-        probs, y = predict_with_labels(model, split)
+    probs, y = predict_split(model, split, batch_size)
     # The loss and accuracy follow from the predictions: the compiled loss plus the weight
     # regularizers' penalties, as model.evaluate counts them (not add_loss() terms of a call).
     loss = model.compute_loss(y=y, y_pred=probs, training=False)

@@ -46,3 +46,9 @@ def register_regularizers(register):
 @hookspec
 def register_callbacks(register):
     """Register callbacks: ``build(cfg, ctx) -> keras.callbacks.Callback``."""
+
+
+@hookspec
+def register_tasks(register):
+    """Register tasks: ``build(cfg) -> framework.api.Task`` (a ``Task`` subclass will do): what
+    the model predicts, with its output layer, loss, metrics, evaluation and report."""

@@ -6,7 +6,7 @@ from typing import Any
 import keras
 
 from framework import registry
-from framework.contexts import BINARY, Data, ModelContext, Regularization
+from framework.contexts import Data, ModelContext, Regularization
 from framework.errors import UserError
 from framework.execution import output_dtype
 from framework.kinds import output_kind
@@ -47,17 +47,21 @@ class Assembled:
     pretrained: bool
 
 
-def build_model(cfg, data: Data, one_hot: bool = False) -> Assembled:
+def build_model(cfg, data: Data, one_hot: bool = False, task=None) -> Assembled:
     """Builds the full model for a config and a dataset.
 
     Args:
         cfg: the composed run config.
-        data: the loaded dataset (its task and class count fix the output layer).
+        data: the loaded dataset (with the task, it fixes the output layer).
         one_hot: whether the labels are one-hot rows: then even two classes get a softmax.
+        task: the run's task (``framework.tasks.run_task``); None: as the config and data say.
 
     Returns:
         The model and its backbone and head.
     """
+    from framework.tasks import run_task
+
+    task = task or run_task(cfg, data)
     regularizations = []
     for name, reg_cfg in cfg.regularizer.items():
         part = registry.regularizers.get(name)
@@ -87,10 +91,7 @@ def build_model(cfg, data: Data, one_hot: bool = False) -> Assembled:
                               "its input")
     # Under a mixed precision policy the output layer stays float32, as Keras's guide advises.
     dtype = output_dtype(cfg.trainer.precision)
-    if data.task == BINARY and not one_hot:
-        outputs = ctx.dense(1, "sigmoid", name="predictions", dtype=dtype)(y)
-    else:
-        outputs = ctx.dense(ctx.num_classes, "softmax", name="predictions", dtype=dtype)(y)
+    outputs = task.output_layer(ctx, data, one_hot, dtype)(y)
     head = keras.Model(features, outputs, name="head")
     model = keras.Model(inputs, head(backbone(x)), name=f"{cfg.backbone.name}_{cfg.head.name}")
     return Assembled(model, backbone, head, bool(input_steps), pretrained)
@@ -121,13 +122,6 @@ def optimizer_settings(name: str, learning_rate: float | None = None,
         "learning_rate": defaults["learning_rate"] if learning_rate is None else learning_rate,
         "momentum": defaults["momentum"] if momentum is None else momentum,
     }
-
-
-def loss_for(task: str, one_hot: bool) -> str:
-    """The loss that matches the task and the label encoding."""
-    if one_hot:
-        return "categorical_crossentropy"
-    return "binary_crossentropy" if task == BINARY else "sparse_categorical_crossentropy"
 
 
 def set_trainable(backbone, trainable, pretrained: bool = False):

@@ -5,25 +5,38 @@ The test split is looked at once, at the end of a run; it never steers a search.
 
 from framework.errors import UserError
 
-# The metrics every run logs (the compiled loss and accuracy) and their validation twins.
-METRICS = ("loss", "accuracy")
-OBJECTIVES = tuple(f"val_{m}" for m in METRICS) + METRICS
 # Metrics that are better small.
 MINIMIZED = ("loss", "error", "mae", "mse")
 
 
-def check_objective(name: str):
+def check_objective(name: str, accepted=None):
     """Refuses an objective the run does not log.
+
+    Args:
+        name: the objective.
+        accepted: the run's task's objectives (``Task.objectives``); None: any task's.
 
     Raises:
         UserError: the name and the accepted ones.
     """
-    if name not in OBJECTIVES:
-        raise UserError(f"unknown trainer.objective {name!r}; accepted: {', '.join(OBJECTIVES)}")
+    accepted = accepted if accepted is not None else all_objectives()
+    if name not in accepted:
+        raise UserError(f"unknown trainer.objective {name!r}; accepted: {', '.join(accepted)}")
+
+
+def all_objectives() -> tuple[str, ...]:
+    """The objectives of every registered task, in the tasks' order."""
+    from framework.tasks import registered_task
+    from framework.registry import tasks
+
+    found = []
+    for name in tasks.names():
+        found += [o for o in registered_task(name).objectives if o not in found]
+    return tuple(found)
 
 
 def direction(name: str) -> str:
-    """``"min"`` for a loss or an error, ``"max"`` otherwise."""
+    """``"min"`` for a loss or an error (``mae``, ``rmse``...), ``"max"`` otherwise."""
     return "min" if any(word in name for word in MINIMIZED) else "max"
 
 

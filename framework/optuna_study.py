@@ -8,7 +8,9 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
+from framework.errors import UserError
 from framework.objective import direction
+from framework.tasks import AUTO, registered_task
 
 
 def store_optuna_config():
@@ -25,15 +27,27 @@ def store_optuna_config():
         # Inside the sweep dir: running the same command again continues the study.
         storage: Any = "sqlite:///${hydra.sweep.dir}/optuna.db"
         study_name: str | None = "framework"
-        # trainer.objective's: maximize val_accuracy, minimize val_loss.
-        direction: Any = "${framework_direction:${trainer.objective}}"
+        # trainer.objective's (or, where it is null, the task's): maximize val_accuracy,
+        # minimize val_loss...
+        direction: Any = "${framework_direction:${trainer.objective},${task.name}}"
 
     ConfigStore.instance().store(group="hydra/sweeper", name="optuna",
                                  node=ContinuingOptunaSweeperConf, provider="framework")
 
 
-def optuna_direction(objective: str) -> str:
-    """Optuna's name for the direction of a ``trainer.objective``."""
+def optuna_direction(objective: str | None, task: str) -> str:
+    """Optuna's name for the direction of a ``trainer.objective``; for null, of the task's own
+    objective.
+
+    Raises:
+        UserError: null under ``task=auto``, where the data decides the task, after the study
+            must know its direction.
+    """
+    if objective is None:
+        if task == AUTO:
+            raise UserError("hydra/sweeper=optuna needs the objective's direction before any data "
+                            "is loaded; set trainer.objective (e.g. val_accuracy, val_mae) or task")
+        objective = registered_task(task).default_objective
     return "minimize" if direction(objective) == "min" else "maximize"
 
 

@@ -26,6 +26,7 @@ HOOKS = {
     "head": "register_heads",
     "regularizer": "register_regularizers",
     "callbacks": "register_callbacks",
+    "task": "register_tasks",
 }
 
 _manager: pluggy.PluginManager | None = None

@@ -18,6 +18,7 @@ from framework import kinds
 from framework.config import CONF_PACKAGE, experiment_part_settings, is_stored_experiment
 from framework.config_source import PART_GROUPS, SETTINGS_GROUP
 from framework.errors import UserError
+from framework.objective import check_objective
 from framework.ranges import check_ranges
 from framework.registry import REGISTRIES
 
@@ -87,6 +88,10 @@ def check_settings(cfg):
     """
     check_ranges(cfg)
     check_fit({group: cfg[group].name for group in PART_GROUPS}, list(cfg.regularizer))
+    # Against every task's objectives here; against the run's task's once its data is loaded.
+    for objective in (cfg.trainer.objective, OmegaConf.select(cfg, "tuner.objective")):
+        if objective is not None:
+            check_objective(objective)
 
 
 def check_fit(choices: dict, regularizers=()):

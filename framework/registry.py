@@ -1,4 +1,4 @@
-"""Registries of named parts (datasets, backbones, heads, regularizers, callbacks).
+"""Registries of named parts (datasets, backbones, heads, regularizers, callbacks, tasks).
 
 A part is registered once by a plugin, listed by name, and built by name; Hydra loads its default
 config from the registry, under the part's group (``framework.config_source``), so
@@ -211,9 +211,11 @@ REGISTRIES: dict[str, Registry] = {
     "head": Registry("head"),
     "regularizer": Registry("regularizer", multiple=True),
     "callbacks": Registry("callbacks", multiple=True),
+    "task": Registry("task"),
 }
 datasets = REGISTRIES["dataset"]
 backbones = REGISTRIES["backbone"]
 heads = REGISTRIES["head"]
 regularizers = REGISTRIES["regularizer"]
 callbacks = REGISTRIES["callbacks"]
+tasks = REGISTRIES["task"]

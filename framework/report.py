@@ -23,11 +23,12 @@ def write_history(run_dir: Path, history: list[dict]):
                      ([row.get(k, "") for k in keys] for row in history))
 
 
-def plot_curves(run_dir: Path, history: list[dict], stage_starts: list[tuple[int, str]]):
-    """Loss and accuracy per epoch, train vs validation, with stage boundaries marked."""
+def plot_curves(run_dir: Path, history: list[dict], stage_starts: list[tuple[int, str]],
+                metric: str):
+    """The loss and one metric per epoch, train vs validation, with stage boundaries marked."""
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    for ax, metric in zip(axes, ("loss", metric)):
         for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
             values = [row.get(key) for row in history]
             if any(v is not None for v in values):
@@ -50,19 +51,18 @@ def write_summary(run_dir: Path, model):
     write_atomic(run_dir / "summary.txt", "\n".join(lines) + "\n")
 
 
-def console_report(run_dir: Path, metrics: dict) -> str:
-    """A few lines for the end of a run."""
-    test = metrics["test"]
+def console_report(run_dir: Path, metrics: dict, task=None) -> str:
+    """A few lines for the end of a run; its task (None: the one that writes runs of its
+    ``data.task``) writes the lines of scores."""
+    from framework.tasks import task_of_run
+
+    task = task or task_of_run(metrics)
     lines = [
         f"Run dir:   {shown(run_dir)}",
         f"Model:     {metrics['model']['name']} ({metrics['model']['params']:,} parameters)",
-        f"Data:      {metrics['data']['name']} ({', '.join(metrics['data']['classes'])})",
+        f"Data:      {metrics['data']['name']} ({', '.join(task.target_names(metrics['data']))})",
         f"Epochs:    {metrics['epochs']}",
-        f"Validation: loss {metrics['validation']['loss']:.4f}  "
-        f"accuracy {metrics['validation']['accuracy']:.4f}",
-        f"{metrics['evaluated_on'].capitalize() + ':':<10} loss {test['loss']:.4f}  "
-        f"accuracy {test['accuracy']:.4f}  macro F1 {test['macro']['f1']:.4f}  "
-        f"({test['samples']} samples)",
+        *task.score_lines(metrics),
         "Wrote:     " + ", ".join(sorted(p.name for p in run_dir.iterdir() if p.is_file()
                                          and not p.name.startswith("."))),
     ]

@@ -12,6 +12,8 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from framework.sweep_summary import headline
+
 LOG_DIR = "tensorboard"
 
 
@@ -46,10 +48,10 @@ def write_hparams(job_dir: Path, settings: dict, metrics: dict):
 
     objective = metrics["objective"]
     scores = {objective["name"]: objective["value"],
-              "val_accuracy": metrics["validation"]["accuracy"],
-              "val_loss": metrics["validation"]["loss"]}
+              **{f"val_{k}": v for k, v in metrics["validation"].items()}}
     if metrics["evaluated_on"] == "test":
-        scores["test_accuracy"] = metrics["test"]["accuracy"]
+        score = headline(metrics)
+        scores[f"test_{score}"] = metrics["test"][score]
     writer = EventFileWriter(str(job_dir / LOG_DIR))
     now = time.time()
     writer.add_event(Event(wall_time=now, step=0,

@@ -16,8 +16,13 @@ from framework.errors import DirectoryTaken
 from framework.rundir import FAILED, shown, write_csv_atomic
 
 SUMMARY = "summary.csv"
-COLUMNS = ("job", "status", "overrides", "objective", "objective_value", "validation_accuracy",
-           "test_accuracy", "epochs", "run_dir")
+# Around the task's headline score on validation and test (validation_accuracy,
+# test_accuracy for classification; validation_mae, test_mae for regression).
+FIRST_COLUMNS = ("job", "status", "overrides", "objective", "objective_value")
+LAST_COLUMNS = ("epochs", "run_dir")
+
+# Short names of headline scores in the printed table.
+ABBREVIATIONS = {"accuracy": "acc"}
 
 # The jobs of the last sweep this process ran that did not finish: python -m framework exits
 # with an error when there are some (Hydra turns a callback's own exceptions into warnings).
@@ -86,8 +91,23 @@ def write_summary(sweep_dir: Path, output_subdir: str | None) -> list[dict]:
     """Writes ``summary.csv`` into the sweep directory; returns its rows."""
     jobs = collect_jobs(sweep_dir, output_subdir) if output_subdir else []
     if jobs:
-        write_csv_atomic(sweep_dir / SUMMARY, list(COLUMNS), summary_rows(jobs))
+        write_csv_atomic(sweep_dir / SUMMARY, columns(jobs), summary_rows(jobs))
     return jobs
+
+
+def headline(metrics: dict) -> str:
+    """A run's headline score: the first its task keeps beside the loss (accuracy, mae...)."""
+    return next((k for k in metrics["validation"] if k != "loss"), "loss")
+
+
+def columns(jobs: list[dict]) -> list[str]:
+    """summary.csv's columns: the headline scores of every task in the sweep."""
+    scores = []
+    for job in jobs:
+        if "headline" in job:
+            scores += [c for c in (f"validation_{job['headline']}", f"test_{job['headline']}")
+                       if c not in scores]
+    return [*FIRST_COLUMNS, *scores, *LAST_COLUMNS]
 
 
 def collect_jobs(sweep_dir: Path, output_subdir: str = ".hydra") -> list[dict]:
@@ -135,12 +155,13 @@ def _outcome(job_dir: Path) -> dict:
             objective = metrics.get("objective") or {
                 "name": "val_accuracy", "value": metrics["validation"]["accuracy"],
                 "direction": "max"}
-            outcome = {"status": "finished", "epochs": metrics["epochs"],
-                       "validation_accuracy": metrics["validation"]["accuracy"],
+            score = headline(metrics)
+            outcome = {"status": "finished", "epochs": metrics["epochs"], "headline": score,
+                       f"validation_{score}": metrics["validation"][score],
                        "objective": objective["name"], "objective_value": objective["value"],
                        "direction": objective["direction"]}
             if metrics["evaluated_on"] == "test":
-                outcome["test_accuracy"] = metrics["test"]["accuracy"]
+                outcome[f"test_{score}"] = metrics["test"][score]
             return outcome
         except (OSError, ValueError, KeyError, TypeError) as e:
             return {"status": f"unreadable metrics.json ({e})"}
@@ -151,20 +172,22 @@ def _outcome(job_dir: Path) -> dict:
 
 
 def summary_rows(jobs: list[dict]) -> list[list]:
-    return [[job["varied"] if column == "overrides" else job.get(column, "") for column in COLUMNS]
-            for job in jobs]
+    return [[job["varied"] if column == "overrides" else job.get(column, "")
+             for column in columns(jobs)] for job in jobs]
 
 
 def format_table(jobs: list[dict]) -> str:
     """The jobs as aligned columns, best objective first."""
-    objective = next((job["objective"] for job in jobs if "objective" in job), "val_accuracy")
-    rows = [["job", objective, "test acc", "overrides / status"]]
+    objective = next((job["objective"] for job in jobs if "objective" in job), "objective")
+    score = next((job["headline"] for job in jobs if "headline" in job), "accuracy")
+    rows = [["job", objective, f"test {ABBREVIATIONS.get(score, score)}", "overrides / status"]]
     for job in jobs:
         finished = job["status"] == "finished"
+        test = job.get(f"test_{job.get('headline', score)}")
         rows.append([
             str(job["job"]),
             f"{job['objective_value']:.4f}" if finished else "-",
-            f"{job['test_accuracy']:.4f}" if "test_accuracy" in job else "-",
+            f"{test:.4f}" if test is not None else "-",
             job["varied"] + ("" if finished else f"  ({job['status']})"),
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(3)]

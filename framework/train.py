@@ -30,26 +30,24 @@ from framework.execution import (
     set_precision,
     split_evenly,
 )
-from framework.evaluation import evaluate, is_one_hot, split_arrays, take_examples
+from framework.evaluation import is_one_hot
 from framework.feature_cache import cache_key, load_or_extract
 from framework.job_checkpoint import JobCheckpoint
 from framework.kinds import data_kind
-from framework.objective import direction, objective_value
+from framework.objective import check_objective, direction, objective_value
 from framework.preflight import check_settings, check_takes
 from framework.model import (
     build_model,
-    loss_for,
     make_optimizer,
     optimizer_settings,
     set_trainable,
 )
 from framework.sweep_hparams import write_hparams
+from framework.tasks import Task, run_task
 from framework.rundir import FAILED, failure, finished_run_check, locked, mark_failed
 from framework.report import (
     console_report,
-    plot_confusion_matrix,
     plot_curves,
-    plot_misclassified,
     write_history,
     write_metrics,
     write_summary,
@@ -80,11 +78,11 @@ def train(cfg: DictConfig, run_dir, checkpoint: bool = False, hparams: dict | No
         finished_run_check(run_dir)  # again: another process may have finished it meanwhile
         (run_dir / FAILED).unlink(missing_ok=True)
         try:
-            metrics = _train(cfg, run_dir, checkpoint, hparams)
+            metrics, task = _train(cfg, run_dir, checkpoint, hparams)
         except BaseException as e:
             mark_failed(run_dir, failure(e))
             raise
-    print(console_report(run_dir, metrics))
+    print(console_report(run_dir, metrics, task))
     return metrics
 
 
@@ -121,7 +119,8 @@ class Run:
     Args:
         cfg: the run config.
         run_dir: where the run writes.
-        data: the loaded dataset.
+        data: the loaded dataset, prepared by its task.
+        task: the run's task.
         built: the assembled model and its parts.
         batch_size: the batch size of fit and evaluation.
         features: the frozen backbone's features by split, once a stage needs them.
@@ -138,6 +137,7 @@ class Run:
     cfg: Any
     run_dir: Path
     data: Any
+    task: Task
     built: Any
     batch_size: int
     features: dict | None = None
@@ -151,23 +151,30 @@ class Run:
     distribution: dict | None = None
 
     @property
-    def loss(self) -> str:
-        return loss_for(self.data.task, one_hot_targets(self.data.train))
+    def loss(self):
+        return self.task.loss(self.data, one_hot_targets(self.data.train))
+
+    @property
+    def objective(self) -> str:
+        """``trainer.objective``, or the task's own."""
+        return self.cfg.trainer.objective or self.task.default_objective
 
 
-def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> dict:
+def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> tuple[dict, Task]:
     check_run(cfg)
     job_checkpoint = JobCheckpoint(run_dir, cfg) if checkpoint else None
     _clear_session()
     keras.utils.set_random_seed(cfg.seed)
     set_precision(cfg.trainer.precision)
-    data = load_data(cfg)
+    task, data = load_task_data(cfg)
+    check_objective(cfg.trainer.objective or task.default_objective, task.objectives)
     batch_size = cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size
     with distributed(cfg.trainer.distribution) as distribution:
         if distribution and keras.config.backend() == "jax":
             for note in split_evenly(data, batch_size, len(distribution["devices"])):
                 print(f"note: {note}")
-        run = Run(cfg, run_dir, data, build_model(cfg, data, one_hot_targets(data.train)),
+        run = Run(cfg, run_dir, data, task,
+                  build_model(cfg, data, one_hot_targets(data.train), task),
                   batch_size, checkpoint=job_checkpoint, hparams=hparams,
                   distribution=distribution)
         plans = plan_stages(cfg, run.data, run.built)
@@ -176,7 +183,7 @@ def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> dict:
         metrics = write_run_dir(run)
     if job_checkpoint:
         job_checkpoint.delete()  # the run is finished: metrics.json says so
-    return metrics
+    return metrics, task
 
 
 _runs_started = []  # in this process
@@ -275,15 +282,15 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
         splits = {"validation": run.data.validation, "test": run.data.test}
     if not run.score_test:
         splits.pop("test")
-    run.scores = {split: evaluate(target, source, run.data.class_names, run.batch_size)
+    run.scores = {split: run.task.evaluate(target, source, run.data, run.batch_size)
                   for split, source in splits.items() if source is not None}
+    kept = ("loss", *run.task.metric_names)
     run.stage_metrics.append({
         "stage": plan.name,
         "trainable": plan.trainable,
         "cached_features": plan.on_cached_features,
         "optimizer": plan.optimizer,
-        **{split: {"loss": s["loss"], "accuracy": s["accuracy"]}
-           for split, s in run.scores.items()},
+        **{split: {k: s[k] for k in kept} for split, s in run.scores.items()},
     })
     if run.checkpoint and not done:
         run.checkpoint.save_stage(built.model, plan.number, {
@@ -342,22 +349,14 @@ def write_run_dir(run: Run) -> dict:
     Returns:
         The metrics written.
     """
-    data, run_dir, model = run.data, run.run_dir, run.built.model
+    data, run_dir, model, task = run.data, run.run_dir, run.built.model, run.task
     evaluated_on = "test" if data.test is not None else "validation"
-    final = run.scores[evaluated_on]
-    plot_confusion_matrix(run_dir, final["y_true"], final["y_pred"], data.class_names,
-                          evaluated_on)
-    if len(data.input_shape) == 3:  # images: show the validation images the model got wrong
-        val = run.scores["validation"]
-        wrong = np.flatnonzero(val["y_true"] != val["y_pred"])
-        images = take_examples(split_arrays(data.validation)[0], wrong)
-        plot_misclassified(run_dir, images, val["y_true"][wrong], val["y_pred"][wrong],
-                           data.class_names)
-    final = {k: v for k, v in final.items() if k not in ("y_true", "y_pred")}
+    task.report(run_dir, run.scores, data, evaluated_on)
+    final = {k: v for k, v in run.scores[evaluated_on].items() if k not in ("y_true", "y_pred")}
     _save_model(model, run_dir)
     write_summary(run_dir, model)
     write_history(run_dir, run.history)
-    plot_curves(run_dir, run.history, run.stage_starts)
+    plot_curves(run_dir, run.history, run.stage_starts, (*task.metric_names, "loss")[0])
     metrics = {
         "test": final,
         "evaluated_on": evaluated_on,
@@ -365,8 +364,8 @@ def write_run_dir(run: Run) -> dict:
         "stages": run.stage_metrics,
         "epochs": len(run.history),
         "model": {"name": model.name, "params": int(model.count_params())},
-        "data": {"name": run.cfg.dataset.name, "task": data.task,
-                 "classes": list(data.class_names), **data.info},
+        "data": {"name": run.cfg.dataset.name, "task": data.task, **task.data_info(data),
+                 **data.info},
         "seed": run.cfg.seed,
         # Where and how it ran: Keras's devices, the GPUs this process was given, the backend
         # and its execution settings.
@@ -380,10 +379,10 @@ def write_run_dir(run: Run) -> dict:
                                                   "replicas": replicas(model)},
         },
         "objective": {
-            "name": run.cfg.trainer.objective,
-            "value": objective_value(run.cfg.trainer.objective, run.stage_metrics[-1]["validation"],
+            "name": run.objective,
+            "value": objective_value(run.objective, run.stage_metrics[-1]["validation"],
                                      run.history),
-            "direction": direction(run.cfg.trainer.objective),
+            "direction": direction(run.objective),
         },
     }
     if run.hparams is not None:
@@ -393,8 +392,8 @@ def write_run_dir(run: Run) -> dict:
 
 
 def _compile(model, plan: StagePlan, run: Run):
-    model.compile(optimizer=make_optimizer(**plan.optimizer), loss=run.loss, metrics=["accuracy"],
-                  **compile_options(run.cfg.trainer))
+    model.compile(optimizer=make_optimizer(**plan.optimizer), loss=run.loss,
+                  metrics=run.task.metrics(run.data), **compile_options(run.cfg.trainer))
 
 
 def _optimizer(stage, cfg) -> dict:
@@ -421,23 +420,30 @@ def load_data(cfg, follow_backbone: bool = True):
             checking it against the backbone's (a finished run's data, rebuilt).
 
     Raises:
-        UserError: the dataset cannot be built, or has fewer than 2 classes.
+        UserError: the dataset cannot be built.
     """
     input_size = cfg.backbone.get("input_size") if follow_backbone else None
     input_size = tuple(input_size) if input_size else None
-    ctx = DataContext(seed=cfg.seed, batch_size=cfg.trainer.batch_size, input_size=input_size)
+    ctx = DataContext(seed=cfg.seed, batch_size=cfg.trainer.batch_size, input_size=input_size,
+                      task=cfg.task.name)
     data = registry.datasets.get(cfg.dataset.name).build(cfg.dataset, ctx)
     # What the data turned out to be decides, for datasets that declared nothing too.
     source = f"dataset {cfg.dataset.name!r}"
     check_takes(registry.backbones.get(cfg.backbone.name), data_kind(data.input_shape), source)
     for name in cfg.regularizer:
         check_takes(registry.regularizers.get(name), data_kind(data.input_shape), source)
-    if len(data.class_names) < 2:
-        raise UserError(
-            f"dataset {cfg.dataset.name!r} has {len(data.class_names)} class "
-            f"({', '.join(map(str, data.class_names)) or 'none'}); a classifier needs at least 2"
-        )
     return data
+
+
+def load_task_data(cfg) -> tuple[Task, Any]:
+    """The run's task and its dataset, prepared by the task for training (``Task.prepare``).
+
+    Raises:
+        UserError: the dataset cannot be built, or does not fit the task.
+    """
+    data = load_data(cfg)
+    task = run_task(cfg, data)
+    return task, task.prepare(data, f"dataset {cfg.dataset.name!r}")
 
 
 def _describe_trainable(trainable) -> str:

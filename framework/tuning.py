@@ -41,7 +41,7 @@ from framework.train import (  # noqa: E402
     Run,
     check_run,
     fit_stage,
-    load_data,
+    load_task_data,
     one_hot_targets,
     plan_stages,
     train,
@@ -88,17 +88,18 @@ class Search(keras_tuner.Tuner):
         """Trains a trial's config; returns its objective and the epochs it trained."""
         keras.backend.clear_session()  # the models of earlier trials: free them
         keras.utils.set_random_seed(cfg.seed)
-        # What load_data reads.
+        # What load_task_data reads.
         data_key = OmegaConf.to_yaml(OmegaConf.create({
             "dataset": cfg.dataset, "backbone": cfg.backbone.name, "seed": cfg.seed,
             "input_size": cfg.backbone.get("input_size"), "batch": cfg.trainer.batch_size,
-            "regularizer": list(cfg.regularizer)}), resolve=True)
+            "regularizer": list(cfg.regularizer), "task": cfg.task}), resolve=True)
         if data_key not in self._data:
-            self._data[data_key] = load_data(cfg)
-        data = self._data[data_key]
+            self._data[data_key] = load_task_data(cfg)
+        task, data = self._data[data_key]
         set_precision(cfg.trainer.precision)
         with distributed(cfg.trainer.distribution) as distribution:
-            run = Run(cfg, trial_dir, data, build_model(cfg, data, one_hot_targets(data.train)),
+            run = Run(cfg, trial_dir, data, task,
+                      build_model(cfg, data, one_hot_targets(data.train), task),
                       cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
                       score_test=False, distribution=distribution)
             plans = plan_stages(cfg, data, run.built)
@@ -132,8 +133,9 @@ def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
     finished_run_check(run_dir)
     check_run(cfg)
     tuner_cfg = cfg.tuner
-    objective = tuner_cfg.objective or cfg.trainer.objective
-    check_objective(objective)
+    task = load_task_data(cfg)[0]  # its data, again in the first trial
+    objective = tuner_cfg.objective or cfg.trainer.objective or task.default_objective
+    check_objective(objective, task.objectives)
     space = search_space.check_space(tuner_cfg.space, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_same_search(run_dir / TUNER_DIR, cfg)

@@ -1,7 +1,9 @@
-"""Tabular datasets: scikit-learn's bundled iris, wine and breast cancer, and a user's CSV file.
+"""Tabular datasets: scikit-learn's bundled iris, wine, breast cancer and diabetes, and a user's
+CSV file.
 
-Splits are stratified (train / validation / test); features are standardized with a
-StandardScaler fitted on the training split only.
+Splits (train / validation / test) of class labels are stratified; features are standardized
+with a StandardScaler fitted on the training split only. A CSV file's target columns are encoded
+for the run's task (``task=auto``: the values decide).
 """
 
 import csv
@@ -10,7 +12,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from framework.api import FEATURES, Data, UserError, hookimpl, setting
+from typing import Any
+
+from framework.api import FEATURES, Data, UserError, encode_targets, hookimpl, setting
 
 IRIS_TARGETS = ("species", "setosa")
 MISSING_VALUES = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"}
@@ -40,8 +44,10 @@ class IrisConfig(SplitConfig):
 class CsvConfig(SplitConfig):
     # The CSV file; its first row names the columns.
     path: str = "???"
-    # The column holding the class; its values (numbers or strings) become the classes.
-    target: str = "???"
+    # The target column, or a list of them: with task=auto, a column of text or of a few
+    # distinct numbers is classification (its values become the classes), a numeric column with
+    # many distinct values regression, several 0/1 columns multilabel (task= chooses).
+    target: Any = "???"
     # Feature columns; empty: every column but the target. Text columns are one-hot encoded.
     features: list[str] | None = None
     # Cells that are empty, NA, N/A, NaN, null, None or ?, and infinite numbers (inf, -inf):
@@ -50,8 +56,9 @@ class CsvConfig(SplitConfig):
     missing: str = setting("error", choices=MISSING_POLICIES)
 
 
-def split_and_scale(x, y, class_names, cfg, info) -> Data:
-    """Stratified train/validation/test split and standardization fitted on train only."""
+def split_and_scale(x, y, class_names, cfg, info, targets_for=None) -> Data:
+    """Train/validation/test split (stratified for class labels) and standardization fitted on
+    train only; ``targets_for``: the task that targets other than class labels are for."""
     import numpy as np
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
@@ -59,13 +66,17 @@ def split_and_scale(x, y, class_names, cfg, info) -> Data:
     for name, value in (("test_size", cfg.test_size), ("validation_size", cfg.validation_size)):
         if not 0 < value < 1:
             raise UserError(f"dataset.{name} must be between 0 and 1. Received: {name}={value}")
+    classes = targets_for is None
+    if classes:
+        _check_stratifiable(y, class_names, cfg)
     try:
         x_rest, x_test, y_rest, y_test = train_test_split(
-            x, y, test_size=cfg.test_size, random_state=cfg.split_seed, stratify=y
+            x, y, test_size=cfg.test_size, random_state=cfg.split_seed,
+            stratify=y if classes else None,
         )
         x_train, x_val, y_train, y_val = train_test_split(
             x_rest, y_rest, test_size=cfg.validation_size, random_state=cfg.split_seed,
-            stratify=y_rest,
+            stratify=y_rest if classes else None,
         )
     except ValueError as e:
         raise UserError(f"cannot split the dataset into train/validation/test: {e}") from None
@@ -80,7 +91,7 @@ def split_and_scale(x, y, class_names, cfg, info) -> Data:
     if cfg.standardize:
         scaler = StandardScaler().fit(x_train)
         x_train, x_val, x_test = (scaler.transform(a) for a in (x_train, x_val, x_test))
-    if cfg.one_hot:
+    if cfg.one_hot and classes:
         eye = np.eye(len(class_names), dtype=np.float32)
         y_train, y_val, y_test = eye[y_train], eye[y_val], eye[y_test]
     f32 = np.float32
@@ -92,7 +103,24 @@ def split_and_scale(x, y, class_names, cfg, info) -> Data:
         test=(x_test.astype(f32), y_test),
         input_shape=(x.shape[1],),
         info=info,
+        targets_for=targets_for,
     )
+
+
+def _check_stratifiable(y, class_names, cfg):
+    """Refuses class labels that a stratified split cannot keep: a class with too few examples
+    for each split to hold one (in one line, not scikit-learn's paragraph)."""
+    import numpy as np
+
+    counts = np.bincount(np.asarray(y, int), minlength=len(class_names))
+    rarest = int(counts.argmin())
+    if len(counts) and counts[rarest] < 2:  # scikit-learn's own minimum
+        raise UserError(
+            f"class {class_names[rarest]!r} has {counts[rarest]} example; a stratified "
+            "train/validation/test split needs at least 2 of each class"
+            + (f" ({len(class_names)} classes: is the target a number to predict? then "
+               "task=regression)" if len(class_names) > 10 else "")
+        )
 
 
 def build_iris(cfg, ctx) -> Data:
@@ -126,8 +154,18 @@ def build_breast_cancer(cfg, ctx) -> Data:
     return split_and_scale(bc.data, bc.target, bc.target_names, cfg, {"samples": 569})
 
 
+def build_diabetes(cfg, ctx) -> Data:
+    """Diabetes: 442 patients, 10 features, disease progression after a year (regression)."""
+    import numpy as np
+    from sklearn.datasets import load_diabetes
+
+    diabetes = load_diabetes()
+    return split_and_scale(diabetes.data, diabetes.target[:, None].astype(np.float32),
+                           ["progression"], cfg, {"samples": 442}, targets_for="regression")
+
+
 def build_csv(cfg, ctx) -> Data:
-    """A CSV file with a header row and a named target column; classes from its values."""
+    """A CSV file with a header row and named target column(s): classes, numbers or labels."""
     import numpy as np
 
     path = Path(cfg.path).expanduser()
@@ -137,36 +175,42 @@ def build_csv(cfg, ctx) -> Data:
         raise UserError(f"unknown dataset.missing {cfg.missing!r}; accepted: "
                         f"{', '.join(MISSING_POLICIES)}")
     header, rows, lines = _read_csv(path)
-    if cfg.target not in header:
-        raise UserError(
-            f"target column {cfg.target!r} is not in {path.name}; columns: {', '.join(header)}"
-        )
-    features = list(cfg.features) if cfg.features else [h for h in header if h != cfg.target]
-    if cfg.target in features:
-        raise UserError(f"dataset.features lists the target column {cfg.target!r}; leave it out "
-                        "(the model would be given the answer)")
+    targets = [cfg.target] if isinstance(cfg.target, str) else [str(t) for t in cfg.target]
+    for target in targets:
+        if target not in header:
+            raise UserError(
+                f"target column {target!r} is not in {path.name}; columns: {', '.join(header)}"
+            )
+    features = (list(cfg.features) if cfg.features
+                else [h for h in header if h not in targets])
+    for target in targets:
+        if target in features:
+            raise UserError(f"dataset.features lists the target column {target!r}; leave it "
+                            "out (the model would be given the answer)")
     missing = [c for c in features if c not in header]
     if missing:
         raise UserError(
             f"feature column {missing[0]!r} is not in {path.name}; columns: {', '.join(header)}"
         )
     columns = {name: [r[header.index(name)].strip() for r in rows]
-               for name in [cfg.target, *features]}
+               for name in [*targets, *features]}
     if cfg.missing == "drop":
-        keep = [i for i in range(len(rows)) if not _is_missing(columns[cfg.target][i])
+        keep = [i for i in range(len(rows))
+                if not any(_is_missing(columns[name][i]) for name in targets)
                 and not any(_not_finite(columns[name][i]) for name in features)]
         columns = {name: [values[i] for i in keep] for name, values in columns.items()}
         lines = [lines[i] for i in keep]
         if len(keep) < len(rows):
             print(f"dataset csv: dropped {len(rows) - len(keep)} of {len(rows)} rows with a "
                   "missing or infinite value (dataset.missing=drop)")
-    _check_missing(cfg.target, columns[cfg.target], lines, path, "the target")
-    labels = columns[cfg.target]
-    class_names = sorted(set(labels), key=_numeric_first)
-    if len(class_names) < 2:
+    for target in targets:
+        _check_missing(target, columns[target], lines, path, "the target")
+    task = ctx.task if ctx is not None else "auto"
+    encoded = encode_targets(task, {name: columns[name] for name in targets}, path.name)
+    if encoded.task is None and len(encoded.names) < 2:  # class labels
         raise UserError(
-            f"target column {cfg.target!r} of {path.name} has {len(class_names)} class "
-            f"({', '.join(class_names) or 'none'}); a classifier needs at least 2"
+            f"target column {targets[0]!r} of {path.name} has {len(encoded.names)} class "
+            f"({', '.join(encoded.names) or 'none'}); a classifier needs at least 2"
         )
     blocks, names, categorical = [], [], []
     for column in features:
@@ -192,18 +236,17 @@ def build_csv(cfg, ctx) -> Data:
         # Under mean, an infinite number is filled as a missing one is (none is left under drop).
         blocks.append(np.where(np.isinf(column_values), np.nan, column_values))
         names.append(column)
-    x = np.concatenate(blocks, axis=1) if blocks else np.empty((len(labels), 0))
+    x = np.concatenate(blocks, axis=1) if blocks else np.empty((len(encoded.y), 0))
     if categorical:
         print(f"dataset csv: one-hot encoded the text column(s) {', '.join(categorical)}")
     if cfg.missing == "mean" and np.isnan(x).any():
         print(f"dataset csv: filling {int(np.isnan(x).sum())} missing or infinite number(s) with "
               "the training split's column means (dataset.missing=mean)")
-    index = {name: i for i, name in enumerate(class_names)}
-    y = np.array([index[v] for v in labels])
-    info = {"samples": len(labels), "path": str(path), "features": names}
-    if len(labels) < len(rows):
-        info["dropped_rows"] = len(rows) - len(labels)
-    return split_and_scale(x, y, class_names, cfg, info)
+    kept = len(encoded.y)
+    info = {"samples": kept, "path": str(path), "features": names}
+    if kept < len(rows):
+        info["dropped_rows"] = len(rows) - kept
+    return split_and_scale(x, encoded.y, encoded.names, cfg, info, targets_for=encoded.task)
 
 
 def _read_csv(path: Path):
@@ -304,16 +347,10 @@ def _check_missing(column, values, lines, path, role):
         )
 
 
-def _numeric_first(value: str):
-    try:
-        return (0, float(value), value)
-    except ValueError:
-        return (1, 0.0, value)
-
-
 @hookimpl
 def register_datasets(register):
     register("iris", build_iris, IrisConfig(), gives=FEATURES)
     register("wine", build_wine, SplitConfig(), gives=FEATURES)
     register("breast_cancer", build_breast_cancer, SplitConfig(), gives=FEATURES)
+    register("diabetes", build_diabetes, SplitConfig(), gives=FEATURES)
     register("csv", build_csv, CsvConfig(), gives=FEATURES)

@@ -78,7 +78,7 @@ def test_help_says_how_to_see_a_part_and_lists_only_user_groups(tmp_path):
     groups = [line.split(":")[0] for line in result.stdout.split("== Config ==")[0].splitlines()
               if ": " in line and not line.startswith(("framework", "One", "The", "Every"))]
     assert groups == ["backbone", "callbacks", "dataset", "experiment", "head", "optimizer",
-                      "regularizer", "trainer"]
+                      "regularizer", "task", "trainer"]
 
 
 @pytest.mark.parametrize("module", ["framework.predict", "framework.export"])

@@ -1,0 +1,250 @@
+"""Tasks: what a model predicts (classes, numbers, labels) and everything that follows from it.
+
+A task is a part like the others, registered with the ``register_tasks`` hook and selected with
+``task=<name>``: it owns the output layer, the loss, the metrics logged per epoch, how targets
+are encoded and prepared (and undone), evaluation, the report's plots and lines, and the default
+objective. The core asks the run's task and never branches on the kind of target itself.
+
+``task=auto`` (the default) takes the task the dataset's targets were encoded for; a dataset
+that reads raw target columns (a CSV file) has them encoded with ``encode_targets``, which under
+``auto`` picks the task from the values, and says so in one line.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from framework.errors import UserError
+
+AUTO = "auto"
+# A numeric target with more distinct values than this is a quantity, not a set of classes.
+MAX_AUTO_CLASSES = 20
+
+
+@dataclass
+class Targets:
+    """Target columns encoded for a task.
+
+    Args:
+        y: one row per example: class indices (classification), or one column per target.
+        names: the class names in index order (class labels), else the target columns'.
+        task: the task they are encoded for (``Data.targets_for``); None for class labels,
+            which every classifier takes.
+        stratify: whether splits should keep ``y``'s proportions (class labels).
+    """
+
+    y: Any
+    names: list[str]
+    task: str | None
+    stratify: bool = False
+
+
+class Task:
+    """The base class of tasks; a plugin subclasses it and registers a builder ``build(cfg) ->
+    Task`` (the class itself will do) with ``register_tasks``.
+
+    Class attributes:
+        kinds: what ``metrics.json``'s ``data.task`` says of this task's runs, and what
+            ``Data.task`` is for data encoded for it.
+        metric_names: the scores, besides the loss, that each epoch logs (history.csv, with
+            ``val_`` twins) and each stage keeps; the first is the sweep summary's headline.
+        default_objective: what a sweep or a search optimizes when ``trainer.objective`` is
+            null.
+    """
+
+    kinds: tuple[str, ...] = ()
+    metric_names: tuple[str, ...] = ()
+    default_objective: str = "val_loss"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The accepted ``trainer.objective`` values: each score on validation, then on train."""
+        names = ("loss", *self.metric_names)
+        return tuple(f"val_{m}" for m in names) + names
+
+    def encode(self, columns: dict[str, list[str]], source: str) -> Targets:
+        """Encodes raw target columns (text cells, by column name) for this task.
+
+        Raises:
+            UserError: the columns do not fit the task; the message names the column and value.
+        """
+        raise UserError(f"task {self.name!r} cannot take target columns from {source}")
+
+    def fits(self, data) -> bool:
+        """Whether a dataset's targets suit the task (its ``Data.task`` is one of ``kinds``)."""
+        return data.task in self.kinds
+
+    def prepare(self, data, source: str):
+        """The data as the model trains on it (e.g. targets standardized); ``data`` unchanged by
+        default. ``source`` names the dataset for messages."""
+        return data
+
+    def output_layer(self, ctx, data, one_hot: bool, dtype):
+        """The output layer, named ``predictions``, built with ``ctx.dense`` (``dtype``: its
+        dtype policy)."""
+        raise NotImplementedError
+
+    def loss(self, data, one_hot: bool):
+        """The loss ``compile`` gets."""
+        raise NotImplementedError
+
+    def metrics(self, data) -> list:
+        """The metrics ``compile`` gets, named as ``metric_names``."""
+        return []
+
+    def evaluate(self, model, split, data, batch_size: int) -> dict:
+        """Scores a model on a split (``(x, y)`` arrays or a ``tf.data`` dataset).
+
+        Returns:
+            ``loss``, the ``metric_names``, anything else for ``metrics.json``, and ``y_true``
+            and ``y_pred`` (arrays, left out of ``metrics.json``) for ``report``.
+        """
+        raise NotImplementedError
+
+    def report(self, run_dir, scores: dict, data, evaluated_on: str):
+        """Draws the task's plots into the run directory from the last stage's ``scores`` by
+        split."""
+
+    def score_lines(self, metrics: dict) -> list[str]:
+        """The console report's lines of scores (validation, then the evaluated split)."""
+        raise NotImplementedError
+
+    def data_info(self, data) -> dict:
+        """What ``metrics.json``'s ``data`` block says of the targets."""
+        return {"classes": list(data.class_names)}
+
+    def target_names(self, data_info: dict) -> list[str]:
+        """The class or target names in a ``data`` block that ``data_info`` wrote."""
+        return data_info["classes"]
+
+
+def registered_task(name: str, cfg=None) -> Task:
+    """The task registered as ``name``, built with ``cfg`` (its config node; None: its defaults).
+
+    Raises:
+        UnknownPartError: no such task; the message lists the known ones.
+    """
+    from framework.registry import config_node, tasks
+
+    part = tasks.get(name)
+    task = part.build(cfg if cfg is not None else config_node(part))
+    if not isinstance(task, Task):
+        raise part.misbehaved(f"returned {type(task).__name__}, not a framework.api.Task")
+    return task
+
+
+def task_of_run(metrics: dict) -> Task:
+    """The task (with its default settings) that a finished run's ``metrics.json`` was written
+    by, found by its ``data.task``.
+
+    Raises:
+        UserError: no registered task writes such runs.
+    """
+    from framework.contexts import BINARY, MULTICLASS
+
+    data = metrics["data"]
+    kind = data.get("task") or (BINARY if len(data.get("classes", ())) == 2 else MULTICLASS)
+    task = next((t for t in _all_tasks() if kind in t.kinds), None)
+    if task is None:
+        raise UserError(f"no registered task writes runs of {kind!r}; known tasks: "
+                        f"{', '.join(_task_names())} (is the plugin that wrote it installed?)")
+    return task
+
+
+def run_task(cfg, data) -> Task:
+    """The run's task: ``task=<name>`` as configured, or under ``auto`` the one the dataset's
+    targets were encoded for (classes: the first registered task that fits them).
+
+    Raises:
+        UserError: the chosen task does not fit the dataset; the message names those that do.
+    """
+    name = cfg.task.name
+    source = f"dataset {cfg.dataset.name!r}"
+    if name != AUTO:
+        task = registered_task(name, cfg.task)
+        if not task.fits(data):
+            fitting = [t.name for t in _all_tasks() if t.fits(data)]
+            raise UserError(f"task {name!r} does not fit {source}, whose targets are "
+                            f"{data.task}; accepted: {', '.join(fitting) or 'none'}")
+        return task
+    task = next((t for t in _all_tasks() if t.fits(data)), None)
+    if task is None:
+        raise UserError(f"no task fits {source}, whose targets are {data.task}; known tasks: "
+                        f"{', '.join(_task_names())}")
+    return task
+
+
+def encode_targets(requested: str, columns: dict[str, list[str]], source: str) -> Targets:
+    """Encodes raw target columns for the run's task, choosing it under ``auto``.
+
+    Under ``auto``: several columns of 0/1 are multilabel, numbers (one column with more than
+    ``MAX_AUTO_CLASSES`` distinct values, or several columns) regression, anything else
+    classification; a choice made from numbers is said in one line.
+
+    Args:
+        requested: the run's task (``DataContext.task``), or ``auto``.
+        columns: the target columns' cells as text, by column name, in order.
+        source: what the columns come from, for messages (a file name).
+
+    Returns:
+        ``Targets``: ``y``, ``names`` (for ``Data.class_names``), ``task`` (for
+        ``Data.targets_for``) and whether to stratify the splits.
+
+    Raises:
+        UserError: the columns fit the task in no way; the message says what would.
+    """
+    if requested != AUTO:
+        return registered_task(requested).encode(columns, source)
+    name, why = _guess_task(columns)
+    if name not in _task_names():
+        raise UserError(f"the target of {source} looks like {name} ({why}), and no task of that "
+                        f"name is registered; set task= to one of: {', '.join(_task_names())}")
+    targets = registered_task(name).encode(columns, source)
+    if why:
+        others = " or ".join(f"task={n}" for n in _task_names() if n != name)
+        print(f"note: task {name}: {why} (choose another with {others})")
+    return targets
+
+
+def _guess_task(columns: dict[str, list[str]]) -> tuple[str, str]:
+    """``(task name, why)`` for raw target columns; ``why`` is empty where text decides."""
+    numeric = {name: _all_numbers(values) for name, values in columns.items()}
+    if len(columns) > 1:
+        if all(set(values) <= {"0", "1", "0.0", "1.0"} for values in columns.values()):
+            return "multilabel", f"{len(columns)} target columns of 0/1"
+        if all(numeric.values()):
+            return "regression", f"{len(columns)} numeric target columns"
+        return "classification", ""  # refused there: one target column
+    (name, values), = columns.items()
+    if not numeric[name]:
+        return "classification", ""
+    distinct = len(set(float(v) for v in values))
+    if distinct > MAX_AUTO_CLASSES:
+        return "regression", f"target {name!r} is numeric with {distinct} distinct values"
+    return "classification", (f"target {name!r} has {distinct} distinct numbers, taken as "
+                              "classes")
+
+
+def _all_numbers(values) -> bool:
+    try:
+        for v in values:
+            float(v)
+    except ValueError:
+        return False
+    return bool(values)
+
+
+def _all_tasks() -> list[Task]:
+    return [registered_task(name) for name in _task_names()]
+
+
+def _task_names() -> list[str]:
+    from framework.registry import tasks
+
+    return tasks.names()

@@ -1,0 +1,101 @@
+"""The classification task: one class per example, binary (one sigmoid unit) or multiclass
+(softmax), with integer or one-hot labels; accuracy, per-class precision/recall/F1, the confusion
+matrix and, for images, the misclassified ones."""
+
+from dataclasses import dataclass
+
+from framework.api import BINARY, MULTICLASS, Targets, Task, UserError, hookimpl
+
+
+@dataclass
+class ClassificationConfig:
+    pass
+
+
+class Classification(Task):
+    """Classes: accuracy, per-class precision, recall and F1, the confusion matrix."""
+
+    kinds = (BINARY, MULTICLASS)
+    metric_names = ("accuracy",)
+    default_objective = "val_accuracy"
+
+    def encode(self, columns, source):
+        if len(columns) != 1:
+            raise UserError(f"task classification takes one target column; {source} names "
+                            f"{len(columns)} ({', '.join(columns)}); accepted for several: "
+                            "multilabel (0/1 columns), regression (numbers)")
+        (name, values), = columns.items()
+        class_names = sorted(set(values), key=_numeric_first)
+        index = {value: i for i, value in enumerate(class_names)}
+        import numpy as np
+
+        return Targets(np.array([index[v] for v in values]), class_names, None, stratify=True)
+
+    def prepare(self, data, source):
+        if len(data.class_names) < 2:
+            raise UserError(
+                f"{source} has {len(data.class_names)} class "
+                f"({', '.join(map(str, data.class_names)) or 'none'}); a classifier needs at "
+                "least 2"
+            )
+        return data
+
+    def output_layer(self, ctx, data, one_hot, dtype):
+        if data.task == BINARY and not one_hot:
+            return ctx.dense(1, "sigmoid", name="predictions", dtype=dtype)
+        return ctx.dense(ctx.num_classes, "softmax", name="predictions", dtype=dtype)
+
+    def loss(self, data, one_hot):
+        if one_hot:
+            return "categorical_crossentropy"
+        return "binary_crossentropy" if data.task == BINARY else "sparse_categorical_crossentropy"
+
+    def metrics(self, data):
+        return ["accuracy"]
+
+    def evaluate(self, model, split, data, batch_size):
+        from framework.api import evaluate_classes
+
+        return evaluate_classes(model, split, data.class_names, batch_size)
+
+    def report(self, run_dir, scores, data, evaluated_on):
+        from framework.api import (
+            plot_confusion_matrix,
+            plot_misclassified,
+            split_arrays,
+            take_examples,
+        )
+
+        final = scores[evaluated_on]
+        plot_confusion_matrix(run_dir, final["y_true"], final["y_pred"], data.class_names,
+                              evaluated_on)
+        if len(data.input_shape) == 3:  # images: show the validation images the model got wrong
+            import numpy as np
+
+            val = scores["validation"]
+            wrong = np.flatnonzero(val["y_true"] != val["y_pred"])
+            images = take_examples(split_arrays(data.validation)[0], wrong)
+            plot_misclassified(run_dir, images, val["y_true"][wrong], val["y_pred"][wrong],
+                               data.class_names)
+
+    def score_lines(self, metrics):
+        test, validation = metrics["test"], metrics["validation"]
+        return [
+            f"Validation: loss {validation['loss']:.4f}  accuracy {validation['accuracy']:.4f}",
+            f"{metrics['evaluated_on'].capitalize() + ':':<10} loss {test['loss']:.4f}  "
+            f"accuracy {test['accuracy']:.4f}  macro F1 {test['macro']['f1']:.4f}  "
+            f"({test['samples']} samples)",
+        ]
+
+
+def _numeric_first(value: str):
+    """Sort key: numbers by value (2 before 10), then text."""
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        return (1, 0.0, value)
+
+
+@hookimpl
+def register_tasks(register):
+    register("classification", Classification, ClassificationConfig())

@@ -1,0 +1,223 @@
+"""Tasks as parts: classification, regression and multilabel, chosen by ``task=`` or from the
+targets under ``task=auto``, and a third party's task registered with the same hook."""
+
+import csv
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error
+from framework.api import Task, UserError, encode_targets, hookimpl
+from framework.train import load_data, train
+from framework_plugins.sample_csv import houses, tags
+
+# Also run on Keras's JAX backend (make test's second pass).
+pytestmark = pytest.mark.backends
+
+
+def write_csv(path, kind, rows=200):
+    header, body = kind(rows, seed=7)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(body)
+    return path
+
+
+@pytest.fixture(scope="module")
+def houses_csv(tmp_path_factory):
+    return write_csv(tmp_path_factory.mktemp("data") / "houses.csv", houses)
+
+
+@pytest.fixture(scope="module")
+def regression_run(houses_csv, tmp_path_factory):
+    from conftest import compose_config
+    from framework import train as train_module
+
+    kept = {}
+    save = train_module._save_model
+    train_module._save_model = lambda model, run_dir: (kept.update(model=model),
+                                                      save(model, run_dir))
+    try:
+        cfg = compose_config("dataset=csv", f"dataset.path={houses_csv}", "dataset.target=price",
+                             "trainer.epochs=4", "trainer.verbose=0")
+        run_dir = tmp_path_factory.mktemp("run")
+        metrics = train(cfg, run_dir)
+    finally:
+        train_module._save_model = save
+    return cfg, run_dir, metrics, kept["model"]
+
+
+def test_a_numeric_price_is_regression_with_scores_in_its_own_units(regression_run):
+    cfg, run_dir, metrics, model = regression_run
+    assert metrics["data"]["task"] == "regression" and metrics["data"]["targets"] == ["price"]
+    # The model trains on standardized prices; every number reported is back in thousands.
+    raw = load_data(cfg)  # the targets as the file holds them, not yet standardized
+    x, prices = raw.test
+    scaling = metrics["data"]["target_scaling"]
+    predicted = model.predict(x, verbose=0)[:, 0] * scaling["scale"][0] + scaling["mean"][0]
+    error = predicted - prices[:, 0]
+    test = metrics["test"]
+    assert test["mae"] == pytest.approx(np.mean(np.abs(error)), rel=1e-4)
+    assert test["rmse"] == pytest.approx(np.sqrt(np.mean(error ** 2)), rel=1e-4)
+    total = np.sum((prices[:, 0] - prices[:, 0].mean()) ** 2)
+    assert test["r2"] == pytest.approx(1 - np.sum(error ** 2) / total, abs=1e-4)
+    assert test["mae"] > 5 * abs(test["loss"])  # thousands, not standard deviations
+    for name in ("predicted_vs_true.png", "residuals.png", "curves.png"):
+        assert (run_dir / name).stat().st_size > 0
+    assert not (run_dir / "confusion_matrix.png").exists()
+
+
+def test_the_epochs_metrics_are_in_the_targets_units_too(regression_run):
+    _, run_dir, metrics, _ = regression_run
+    last = list(csv.DictReader((run_dir / "history.csv").open()))[-1]
+    # The saved model is the last epoch's: its evaluation and the epoch's logs agree.
+    for name in ("mae", "rmse", "r2"):
+        assert float(last[f"val_{name}"]) == pytest.approx(metrics["validation"][name], rel=1e-3)
+    assert metrics["objective"] == {"name": "val_mae", "direction": "min",
+                                    "value": metrics["validation"]["mae"]}
+
+
+def test_the_numeric_csv_says_it_chose_regression_in_one_line(cli, houses_csv):
+    result = cli("dataset=csv", f"dataset.path={houses_csv}", "dataset.target=price",
+                 "trainer.epochs=1", "trainer.verbose=0")
+    assert result.returncode == 0, result.stderr
+    distinct = len({float(row["price"]) for row in csv.DictReader(houses_csv.open())})
+    notes = [line for line in result.stdout.splitlines() if line.startswith("note: task")]
+    assert notes == [f"note: task regression: target 'price' is numeric with {distinct} distinct "
+                     "values (choose another with task=classification or task=multilabel)"]
+    assert "MAE" in result.stdout and "R²" in result.stdout
+
+
+@pytest.mark.parametrize("columns, task, names, said", [
+    ({"species": ["b", "a", "b"]}, None, ["a", "b"], False),
+    ({"grade": ["10", "2", "3", "2"]}, None, ["2", "3", "10"], True),
+    ({"price": [str(i * 1.5) for i in range(30)]}, "regression", ["price"], True),
+    ({"a": ["0", "1", "1"], "b": ["1", "0", "1"]}, "multilabel", ["a", "b"], True),
+    ({"a": ["1.5", "2", "3"], "b": ["4", "5", "6.5"]}, "regression", ["a", "b"], True),
+])
+def test_auto_picks_the_task_from_the_values(columns, task, names, said, capsys):
+    targets = encode_targets("auto", columns, "f.csv")
+    assert (targets.task, targets.names) == (task, names)
+    assert targets.stratify is (task is None)
+    assert ("note: task" in capsys.readouterr().out) is said
+
+
+@pytest.mark.parametrize("task, columns, fragments", [
+    ("regression", {"species": ["a", "b"]}, ["'species'", "non-numeric value 'a'",
+                                            "task=classification"]),
+    ("multilabel", {"a": ["0", "1"], "b": ["2", "0"]}, ["'b'", "holds '2'", "0 or 1"]),
+    ("multilabel", {"a": ["0", "1"]}, ["two or more"]),
+    ("classification", {"a": ["x", "y"], "b": ["y", "x"]}, ["one target column", "multilabel"]),
+    ("auto", {"a": ["x", "y"], "b": ["1", "0"]}, ["one target column", "regression"]),
+])
+def test_targets_that_fit_no_task_are_refused_in_one_line(task, columns, fragments):
+    with pytest.raises(UserError) as e:
+        encode_targets(task, columns, "f.csv")
+    assert "\n" not in str(e.value)
+    for fragment in fragments:
+        assert fragment in str(e.value)
+
+
+def test_prices_taken_as_classes_are_refused_in_one_short_line(cli, houses_csv):
+    result = cli("dataset=csv", f"dataset.path={houses_csv}", "dataset.target=price",
+                 "task=classification", "trainer.epochs=1")
+    assert_one_line_error(result, "has 1 example", "at least 2 of each class", "task=regression")
+    assert len(result.stderr) < 300
+
+
+def test_a_task_that_does_not_fit_the_dataset_names_those_that_do(compose, tmp_path):
+    with pytest.raises(UserError, match="task 'regression' does not fit dataset 'iris', whose "
+                                        "targets are multiclass; accepted: classification"):
+        train(compose("dataset=iris", "task=regression", "trainer.epochs=1"), tmp_path / "r")
+
+
+def test_an_objective_of_another_task_is_refused(compose, tmp_path):
+    with pytest.raises(UserError, match="unknown trainer.objective 'val_mae'; accepted: "
+                                        "val_loss, val_accuracy, loss, accuracy$"):
+        train(compose("experiment=iris_binary", "trainer.objective=val_mae"), tmp_path / "r")
+
+
+def test_the_multilabel_experiment_scores_each_label(compose, tmp_path):
+    path = write_csv(tmp_path / "tags.csv", tags, rows=300)
+    metrics = train(compose("experiment=multilabel_csv", f"dataset.path={path}",
+                            "trainer.epochs=5", "trainer.verbose=0"), tmp_path / "run")
+    test = metrics["test"]
+    assert metrics["data"]["labels"] == ["sports", "politics", "tech"]
+    assert set(test["per_label"]) == {"sports", "politics", "tech"}
+    f1 = [test["per_label"][name]["f1"] for name in ("sports", "politics", "tech")]
+    assert test["macro_f1"] == pytest.approx(np.mean(f1))
+    assert 0 < test["macro_f1"] <= 1 and 0 <= test["exact_match"] <= 1
+    assert sum(label["support"] for label in test["per_label"].values()) > 0
+    assert (tmp_path / "run" / "label_scores.png").stat().st_size > 0
+    assert metrics["objective"]["name"] == "val_macro_f1"
+
+
+def test_a_regression_sweep_ranks_its_jobs_by_validation_mae_lowest_first(cli, tmp_path):
+    result = cli("-m", "experiment=diabetes_regression", "trainer.epochs=1,12",
+                 "trainer.verbose=0", "hydra.sweep.dir=sweep")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
+    maes = {row["job"]: json.loads((tmp_path / "sweep" / row["job"] / "metrics.json")
+                                   .read_text())["validation"]["mae"] for row in rows}
+    assert [float(row["objective_value"]) for row in rows] == sorted(maes.values())
+    assert [row["objective"] for row in rows] == ["val_mae", "val_mae"]
+    assert [float(row["validation_mae"]) for row in rows] == [maes[r["job"]] for r in rows]
+    assert rows[0]["job"] == "1"  # 12 epochs beat 1
+    assert "best val_mae first" in result.stdout and "test mae" in result.stdout
+
+
+@dataclass
+class OrdinalConfig:
+    pass
+
+
+class Ordinal(Task):
+    """Ordered classes as one number: a linear unit, rounded to the nearest class."""
+
+    kinds = ("binary", "multiclass")
+    metric_names = ("mae",)
+    default_objective = "val_mae"
+
+    def output_layer(self, ctx, data, one_hot, dtype):
+        return ctx.dense(1, "linear", name="predictions", dtype=dtype)
+
+    def loss(self, data, one_hot):
+        return "mean_squared_error"
+
+    def metrics(self, data):
+        return ["mae"]
+
+    def evaluate(self, model, split, data, batch_size):
+        from framework.api import predict_split
+
+        outputs, y = predict_split(model, split, batch_size)
+        y = np.asarray(y, float).reshape(-1)
+        rank = np.clip(np.rint(outputs[:, 0]), 0, len(data.class_names) - 1)
+        return {"loss": float(np.mean((outputs[:, 0] - y) ** 2)),
+                "mae": float(np.mean(np.abs(outputs[:, 0] - y))),
+                "exact": float(np.mean(rank == y)), "samples": len(y)}
+
+    def score_lines(self, metrics):
+        return [f"Ordinal:   MAE {metrics['test']['mae']:.4f}  exact {metrics['test']['exact']:.4f}"]
+
+
+class OrdinalPlugin:
+    @hookimpl
+    def register_tasks(self, register):
+        register("ordinal", Ordinal, OrdinalConfig())
+
+
+def test_a_third_party_task_registers_with_the_same_hook(isolated_registries, compose, tmp_path,
+                                                        capsys):
+    from framework.plugins import register_plugins
+
+    register_plugins([("ordinal_plugin", OrdinalPlugin())])
+    assert isolated_registries["task"].get("ordinal").provider == "ordinal_plugin"
+    metrics = train(compose("dataset=wine", "task=ordinal", "trainer.epochs=3",
+                            "trainer.verbose=0"), tmp_path / "run")
+    assert metrics["objective"]["name"] == "val_mae"
+    assert set(metrics["test"]) == {"loss", "mae", "exact", "samples"}
+    assert "Ordinal:   MAE" in capsys.readouterr().out

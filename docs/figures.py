@@ -103,6 +103,13 @@ def collect(s: Session) -> tuple[dict, dict]:
     stdout, _ = s.run(command)
     outs["auto_parts"] = transcript(command, [*stdout.splitlines()[:2], "...",
                                               *report_lines(stdout)[:2]])
+    generate = "python -m framework_plugins.sample_csv houses houses.csv"
+    generated, _ = s.run(generate)
+    command = "python -m framework dataset=csv dataset.path=houses.csv dataset.target=price " \
+              "trainer.verbose=0"
+    stdout, _ = s.run(command)
+    outs["regression_csv"] = "\n".join([transcript(generate, generated.splitlines()),
+                                        transcript(command, stdout.rstrip().splitlines())])
     fit_errors = []
     for command in ("python -m framework head=dense",
                     "python -m framework experiment=wine backbone=simple_cnn"):

@@ -87,9 +87,9 @@ class Multilabel(Task):
             ax.bar(np.arange(len(names)) + (k - 1) * 0.27, [labels[n][score] for n in names],
                    width=0.27, label=score)
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.2)  # room for the legend above the bars
         ax.set_title(f"per-label scores ({evaluated_on}, threshold {self.cfg.threshold})")
-        ax.legend()
+        ax.legend(loc="upper center", ncol=3)
         ax.grid(alpha=0.3, axis="y")
         fig.tight_layout()
         fig.savefig(run_dir / "label_scores.png", dpi=100)

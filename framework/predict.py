@@ -1,10 +1,13 @@
-"""``python -m framework.predict MODEL PATH [--top N]``: classify images with a trained model.
+"""``python -m framework.predict MODEL PATH [--top N]``: predict with a trained model.
 
 MODEL is a finished run's directory or a ``.tflite`` file written by ``framework.export`` (its
 class names are read from the ``.json`` file next to it). PATH is one image (prints the
 prediction) or a folder (every image below it; writes a CSV of path, class and confidence, and
 prints a summary). A model holds its own preprocessing, so images are only decoded and resized
-here, exactly as in training.
+here, exactly as in training. For a run on a CSV file (dataset=csv), PATH is a CSV file of new
+rows with the same feature columns: they are encoded and scaled as the run's training data was,
+each prediction is printed in the task's own terms (a class, a number in the target's units,
+labels), and the rows are written with their predictions.
 
 A model.keras is loaded in Keras's safe mode: one that holds Python code (a Lambda layer), which
 would run as it loads, is refused unless --unsafe is given.
@@ -27,6 +30,8 @@ from framework.images import IMAGE_EXTENSIONS, is_image_file, is_readable
 from framework.rundir import write_csv_atomic
 
 BATCH_SIZE = 32
+# Predictions of a CSV file's rows printed, at most; all are written.
+ROWS_SHOWN = 10
 
 
 UNSAFE_HELP = ("load a model.keras that holds Python code (a Lambda layer), which runs as it "
@@ -40,10 +45,11 @@ def main(argv=None):
     ))
     parser.add_argument("model", type=Path,
                         help="a finished run's directory, or a .tflite file from framework.export")
-    parser.add_argument("path", type=Path, help="an image file or a folder of images")
+    parser.add_argument("path", type=Path,
+                        help="an image file, a folder of images, or a CSV file of rows")
     parser.add_argument("--top", type=int, default=1, metavar="N", help="show the N best classes")
     parser.add_argument("--output", type=Path, default=Path("predictions.csv"),
-                        help="the CSV written for a folder (default: predictions.csv)")
+                        help="the CSV written for a folder or rows (default: predictions.csv)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     parser.add_argument("--unsafe", action="store_true", help=UNSAFE_HELP)
     args = parser.parse_args(argv)
@@ -51,6 +57,10 @@ def main(argv=None):
         if args.top < 1:
             raise UserError(f"--top must be at least 1. Received: --top={args.top}")
         # What can be checked before the model is loaded and run is checked first.
+        if args.path.suffix.lower() == ".csv":
+            check_rows_file(args.path, args.output, args.overwrite)
+            predict_rows(args.model, args.path, args.output, args.overwrite, args.unsafe)
+            return
         if args.path.is_dir():
             check_output(args.output, args.overwrite)
         else:
@@ -94,15 +104,7 @@ def read_run(run_dir: Path) -> tuple[list[str], str]:
         UserError: the directory does not hold a finished run, or its metrics.json or
             .hydra/config.yaml is damaged.
     """
-    metrics_path, model_path = run_dir / "metrics.json", run_dir / "model.keras"
-    if not metrics_path.is_file() or not model_path.is_file():
-        raise UserError(f"{run_dir} is not a finished run (it needs model.keras and metrics.json)")
-    try:
-        metrics = json.loads(metrics_path.read_bytes())
-    except ValueError:  # truncated, or not JSON at all (UnicodeDecodeError is one too)
-        raise damaged(run_dir, "metrics.json", "not valid JSON") from None
-    except OSError as e:
-        raise UserError(f"cannot read {metrics_path}: {e.strerror}") from None
+    metrics = read_metrics(run_dir)
     try:
         class_names = [str(name) for name in metrics["data"]["classes"]]
     except (KeyError, TypeError):
@@ -124,6 +126,26 @@ def read_run(run_dir: Path) -> tuple[list[str], str]:
     dataset = config.get("dataset")
     interpolation = dataset.get("interpolation") if isinstance(dataset, DictConfig) else None
     return class_names, interpolation or "bilinear"
+
+
+def read_metrics(run_dir: Path) -> dict:
+    """A finished run's metrics.json.
+
+    Raises:
+        UserError: the directory does not hold a finished run, or its metrics.json is damaged.
+    """
+    metrics_path, model_path = run_dir / "metrics.json", run_dir / "model.keras"
+    if not metrics_path.is_file() or not model_path.is_file():
+        raise UserError(f"{run_dir} is not a finished run (it needs model.keras and metrics.json)")
+    try:
+        metrics = json.loads(metrics_path.read_bytes())
+    except ValueError:  # truncated, or not JSON at all (UnicodeDecodeError is one too)
+        raise damaged(run_dir, "metrics.json", "not valid JSON") from None
+    except OSError as e:
+        raise UserError(f"cannot read {metrics_path}: {e.strerror}") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("data"), dict):
+        raise damaged(run_dir, "metrics.json", "it has no data block")
+    return metrics
 
 
 def damaged(run_dir: Path, name: str, why: str) -> UserError:
@@ -340,6 +362,52 @@ def predict_image(predictor: ImagePredictor, path: Path, top: int):
         width = max(len(name) for name in predictor.class_names)
         for rank, i in enumerate(order[:top], start=1):
             print(f"  {rank}. {predictor.class_names[i]:<{width}}  {probs[i]:.1%}")
+
+
+def check_rows_file(path: Path, output: Path, overwrite: bool):
+    """Raises UserError unless ``path`` is a file and ``output`` can be written apart from it."""
+    if not path.is_file():
+        raise UserError(f"no such file: {path}")
+    if output.resolve() == path.resolve():
+        raise UserError(f"--output {output} is the file of rows itself; choose another --output")
+    check_output(output, overwrite)
+
+
+def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsafe: bool):
+    """Predicts every row of a CSV file with a run trained on a CSV file; prints the first
+    predictions and writes ``output``: the rows with the task's prediction columns."""
+    from framework.plugins import load_plugins
+    from framework.row_inputs import encode_rows, read_rows
+    from framework.tasks import task_of_run
+
+    if run_dir.suffix == ".tflite":
+        raise UserError(f"{run_dir}: a .tflite model predicts images; give the run's directory "
+                        "to predict rows of a CSV file")
+    metrics = read_metrics(run_dir)
+    inputs = metrics["data"].get("inputs")
+    if not isinstance(inputs, dict):
+        raise UserError(f"{run_dir} was not trained on a CSV file (dataset=csv), so it records "
+                        "no columns to read rows with; give it images instead")
+    header, rows = read_rows(path)
+    x = encode_rows(inputs, header, rows, path.name)
+    load_plugins()
+    task = task_of_run(metrics)
+    outputs = load_run_model(run_dir, unsafe).predict(x, batch_size=BATCH_SIZE, verbose=0)
+    predicted = task.predictions(outputs, metrics["data"])
+    for i in range(min(len(rows), ROWS_SHOWN)):
+        text = task.prediction_text({name: values[i] for name, values in predicted.items()})
+        print(f"Prediction: {text}" if len(rows) == 1 else f"Row {i + 1}: {text}")
+    if len(rows) > ROWS_SHOWN:
+        print(f"... ({len(rows) - ROWS_SHOWN} more in {output})")
+    columns = [f"predicted_{name}" if name in header else name for name in predicted]
+    try:
+        write_csv_atomic(output, [*header, *columns],
+                         ([*row, *(values[i] for values in predicted.values())]
+                          for i, row in enumerate(rows)))
+    except OSError as e:
+        raise UserError(f"cannot write --output {output}: {e.strerror}") from None
+    print(f"Predicted {len(rows)} row(s) of {path}")
+    print(f"Wrote:     {output}")
 
 
 def check_image(path: Path):

@@ -98,6 +98,11 @@ class Task:
         """The metrics ``compile`` gets, named as ``metric_names``."""
         return []
 
+    def saved_metrics(self, data) -> list | None:
+        """The metrics ``model.keras`` is saved compiled with, where the training ones (custom
+        classes) would keep plain ``keras.saving.load_model`` from loading it; None: as trained."""
+        return None
+
     def evaluate(self, model, split, data, batch_size: int) -> dict:
         """Scores a model on a split (``(x, y)`` arrays or a ``tf.data`` dataset).
 
@@ -118,6 +123,15 @@ class Task:
     def data_info(self, data) -> dict:
         """What ``metrics.json``'s ``data`` block says of the targets."""
         return {"classes": list(data.class_names)}
+
+    def predictions(self, outputs, data_info: dict) -> dict[str, list]:
+        """The columns ``framework.predict`` writes for a model's outputs on new rows (values in
+        the targets' own terms), by column name; ``data_info`` is the run's ``data`` block."""
+        raise UserError(f"task {self.name!r} does not say how to show its predictions")
+
+    def prediction_text(self, row: dict) -> str:
+        """One row of ``predictions`` as ``framework.predict`` prints it after ``Prediction:``."""
+        return ", ".join(f"{k}={v}" for k, v in row.items())
 
     def target_names(self, data_info: dict) -> list[str]:
         """The class or target names in a ``data`` block that ``data_info`` wrote."""

@@ -353,6 +353,10 @@ def write_run_dir(run: Run) -> dict:
     evaluated_on = "test" if data.test is not None else "validation"
     task.report(run_dir, run.scores, data, evaluated_on)
     final = {k: v for k, v in run.scores[evaluated_on].items() if k not in ("y_true", "y_pred")}
+    portable = task.saved_metrics(data)
+    if portable is not None:  # the same optimizer, its state kept
+        model.compile(optimizer=model.optimizer, loss=run.loss, metrics=portable,
+                      **compile_options(run.cfg.trainer))
     _save_model(model, run_dir)
     write_summary(run_dir, model)
     write_history(run_dir, run.history)

@@ -78,6 +78,19 @@ class Classification(Task):
             plot_misclassified(run_dir, images, val["y_true"][wrong], val["y_pred"][wrong],
                                data.class_names)
 
+    def predictions(self, outputs, data_info):
+        import numpy as np
+
+        probs = np.asarray(outputs, np.float64)
+        if probs.shape[-1] == 1:  # one sigmoid unit: the probability of the second class
+            probs = np.concatenate([1 - probs, probs], axis=-1)
+        names = data_info["classes"]
+        return {"class": [names[i] for i in probs.argmax(axis=-1)],
+                "confidence": [f"{p:.6f}" for p in probs.max(axis=-1)]}
+
+    def prediction_text(self, row):
+        return f"{row['class']} (confidence: {float(row['confidence']):.1%})"
+
     def score_lines(self, metrics):
         test, validation = metrics["test"], metrics["validation"]
         return [

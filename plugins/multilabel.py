@@ -95,6 +95,18 @@ class Multilabel(Task):
         fig.savefig(run_dir / "label_scores.png", dpi=100)
         plt.close(fig)
 
+    def predictions(self, outputs, data_info):
+        import numpy as np
+
+        probs = np.asarray(outputs, np.float64)
+        names, threshold = data_info["labels"], data_info["threshold"]
+        present = [" ".join(n for n, p in zip(names, row) if p > threshold) for row in probs]
+        return {"labels": present, **{f"p_{name}": [f"{p:.6f}" for p in probs[:, i]]
+                                      for i, name in enumerate(names)}}
+
+    def prediction_text(self, row):
+        return row["labels"].replace(" ", ", ") or "(no label)"
+
     def score_lines(self, metrics):
         test, validation = metrics["test"], metrics["validation"]
         return [
@@ -108,7 +120,7 @@ class Multilabel(Task):
         return data_info["labels"]
 
     def data_info(self, data):
-        return {"labels": list(data.class_names)}
+        return {"labels": list(data.class_names), "threshold": self.cfg.threshold}
 
 
 @hookimpl

@@ -93,6 +93,9 @@ class Regression(Task):
                 TargetUnitsError(self.scale.tolist(), squared=True, name="rmse"),
                 keras.metrics.R2Score(name="r2")]
 
+    def saved_metrics(self, data):
+        return ["mae"]  # Keras's own: on the standardized scale, as the loss
+
     def undo(self, y):
         """Standardized targets (or outputs) back in the targets' units."""
         import numpy as np
@@ -119,6 +122,18 @@ class Regression(Task):
         plot_predicted_vs_true(run_dir, final["y_true"], final["y_pred"], data.class_names,
                                evaluated_on)
         plot_residuals(run_dir, final["y_true"], final["y_pred"], data.class_names, evaluated_on)
+
+    def predictions(self, outputs, data_info):
+        import numpy as np
+
+        scaling = data_info["target_scaling"]
+        values = (np.asarray(outputs, np.float64) * np.asarray(scaling["scale"])
+                  + np.asarray(scaling["mean"]))
+        return {name: [f"{v:.6g}" for v in values[:, i]]
+                for i, name in enumerate(data_info["targets"])}
+
+    def prediction_text(self, row):
+        return next(iter(row.values())) if len(row) == 1 else super().prediction_text(row)
 
     def score_lines(self, metrics):
         test, validation = metrics["test"], metrics["validation"]

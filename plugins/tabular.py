@@ -88,9 +88,14 @@ def split_and_scale(x, y, class_names, cfg, info, targets_for=None) -> Data:
                             "split to take the mean of; leave it out of dataset.features")
         means = np.nanmean(x_train, axis=0)
         x_train, x_val, x_test = (np.where(np.isnan(a), means, a) for a in (x_train, x_val, x_test))
+        if "inputs" in info:
+            info["inputs"]["fill"] = means.tolist()
     if cfg.standardize:
         scaler = StandardScaler().fit(x_train)
         x_train, x_val, x_test = (scaler.transform(a) for a in (x_train, x_val, x_test))
+        if "inputs" in info:
+            info["inputs"]["scaler"] = {"mean": scaler.mean_.tolist(),
+                                        "scale": scaler.scale_.tolist()}
     if cfg.one_hot and classes:
         eye = np.eye(len(class_names), dtype=np.float32)
         y_train, y_val, y_test = eye[y_train], eye[y_val], eye[y_test]
@@ -213,6 +218,9 @@ def build_csv(cfg, ctx) -> Data:
             f"({', '.join(encoded.names) or 'none'}); a classifier needs at least 2"
         )
     blocks, names, categorical = [], [], []
+    # How new rows become the model's inputs (framework.predict on a CSV file): the columns,
+    # each with its categories if it is text; the fill means and the scaling join them.
+    inputs = {"columns": []}
     for column in features:
         values = columns[column]
         if cfg.missing == "error":
@@ -223,7 +231,9 @@ def build_csv(cfg, ctx) -> Data:
             blocks.append(np.array([[v == c for c in categories] for v in values], np.float64))
             names += [f"{column}={c}" for c in categories]
             categorical.append(column)
+            inputs["columns"].append({"name": column, "categories": categories})
             continue
+        inputs["columns"].append({"name": column})
         infinite = [i for i, x in enumerate(numbers) if math.isinf(x)]
         if infinite and cfg.missing == "error":
             first = infinite[0]
@@ -243,7 +253,7 @@ def build_csv(cfg, ctx) -> Data:
         print(f"dataset csv: filling {int(np.isnan(x).sum())} missing or infinite number(s) with "
               "the training split's column means (dataset.missing=mean)")
     kept = len(encoded.y)
-    info = {"samples": kept, "path": str(path), "features": names}
+    info = {"samples": kept, "path": str(path), "features": names, "inputs": inputs}
     if kept < len(rows):
         info["dropped_rows"] = len(rows) - kept
     return split_and_scale(x, encoded.y, encoded.names, cfg, info, targets_for=encoded.task)

@@ -80,6 +80,56 @@ def test_the_epochs_metrics_are_in_the_targets_units_too(regression_run):
                                     "value": metrics["validation"]["mae"]}
 
 
+def rows_file(path, source, columns, count):
+    """The first ``count`` rows of a CSV file, with only ``columns``."""
+    rows = list(csv.DictReader(source.open()))[:count]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows([row[c] for c in columns] for row in rows)
+    return path
+
+
+def test_predict_prints_a_new_rows_price_in_its_units_and_writes_it(regression_run, houses_csv,
+                                                                      tmp_path, capsys):
+    import keras
+
+    from framework.predict import main
+    from framework.row_inputs import encode_rows, read_rows
+
+    _, run_dir, metrics, _ = regression_run
+    features = ["area_m2", "rooms", "age_years", "distance_km", "neighbourhood"]
+    one = rows_file(tmp_path / "one.csv", houses_csv, features, 1)
+    main([str(run_dir), str(one), "--output", str(tmp_path / "one_predicted.csv")])
+    # model.keras loads in plain Keras (no class of ours in it) and predicts the same price.
+    model = keras.saving.load_model(run_dir / "model.keras")
+    x = encode_rows(metrics["data"]["inputs"], *read_rows(one), "one.csv")
+    scaling = metrics["data"]["target_scaling"]
+    price = float(model.predict(x, verbose=0)[0, 0]) * scaling["scale"][0] + scaling["mean"][0]
+    assert capsys.readouterr().out.splitlines()[0] == f"Prediction: {price:.6g}"
+    written = list(csv.DictReader((tmp_path / "one_predicted.csv").open()))
+    assert float(written[0]["price"]) == pytest.approx(price, rel=1e-5)
+    assert list(written[0]) == [*features, "price"]
+
+
+@pytest.mark.parametrize("columns, fragments", [
+    (["area_m2", "rooms", "age_years", "neighbourhood"], ["no column 'distance_km'",
+                                                         "needs: area_m2, rooms"]),
+])
+def test_rows_without_a_column_the_model_needs_are_refused_in_one_line(
+        regression_run, houses_csv, tmp_path, capsys, columns, fragments):
+    from framework.predict import main
+
+    rows = rows_file(tmp_path / "rows.csv", houses_csv, columns, 3)
+    with pytest.raises(SystemExit) as e:
+        main([str(regression_run[1]), str(rows), "--output", str(tmp_path / "out.csv")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1
+    for fragment in fragments:
+        assert fragment in err[0]
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_the_numeric_csv_says_it_chose_regression_in_one_line(cli, houses_csv):
     result = cli("dataset=csv", f"dataset.path={houses_csv}", "dataset.target=price",
                  "trainer.epochs=1", "trainer.verbose=0")
@@ -128,6 +178,17 @@ def test_prices_taken_as_classes_are_refused_in_one_short_line(cli, houses_csv):
     assert len(result.stderr) < 300
 
 
+def test_rows_for_a_run_not_trained_on_a_csv_file_are_refused_in_one_line(cli, tmp_path):
+    from conftest import compose_config
+
+    run_dir = tmp_path / "iris"
+    train(compose_config("experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0"),
+          run_dir)
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n")
+    result = cli("iris", "rows.csv", module="framework.predict")
+    assert_one_line_error(result, "was not trained on a CSV file")
+
+
 def test_a_task_that_does_not_fit_the_dataset_names_those_that_do(compose, tmp_path):
     with pytest.raises(UserError, match="task 'regression' does not fit dataset 'iris', whose "
                                         "targets are multiclass; accepted: classification"):
@@ -153,6 +214,15 @@ def test_the_multilabel_experiment_scores_each_label(compose, tmp_path):
     assert sum(label["support"] for label in test["per_label"].values()) > 0
     assert (tmp_path / "run" / "label_scores.png").stat().st_size > 0
     assert metrics["objective"]["name"] == "val_macro_f1"
+
+    from framework.predict import main
+
+    rows = rows_file(tmp_path / "rows.csv", path, [f"x{i}" for i in range(1, 7)], 4)
+    main([str(tmp_path / "run"), str(rows), "--output", str(tmp_path / "labels.csv")])
+    written = list(csv.DictReader((tmp_path / "labels.csv").open()))
+    for row in written:  # the labels present are those whose probability is above 0.5
+        present = [n for n in ("sports", "politics", "tech") if float(row[f"p_{n}"]) > 0.5]
+        assert row["labels"].split() == present
 
 
 def test_a_regression_sweep_ranks_its_jobs_by_validation_mae_lowest_first(cli, tmp_path):

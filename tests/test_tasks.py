@@ -13,8 +13,8 @@ from framework.api import Task, UserError, encode_targets, hookimpl
 from framework.train import load_data, train
 from framework_plugins.sample_csv import houses, tags
 
-# Also run on Keras's JAX backend (make test's second pass).
-pytestmark = pytest.mark.backends
+# The tests that train in this process also run on Keras's JAX backend (make test's second
+# pass): marked backends.
 
 
 def write_csv(path, kind, rows=200):
@@ -50,6 +50,7 @@ def regression_run(houses_csv, tmp_path_factory):
     return cfg, run_dir, metrics, kept["model"]
 
 
+@pytest.mark.backends
 def test_a_numeric_price_is_regression_with_scores_in_its_own_units(regression_run):
     cfg, run_dir, metrics, model = regression_run
     assert metrics["data"]["task"] == "regression" and metrics["data"]["targets"] == ["price"]
@@ -70,6 +71,7 @@ def test_a_numeric_price_is_regression_with_scores_in_its_own_units(regression_r
     assert not (run_dir / "confusion_matrix.png").exists()
 
 
+@pytest.mark.backends
 def test_the_epochs_metrics_are_in_the_targets_units_too(regression_run):
     _, run_dir, metrics, _ = regression_run
     last = list(csv.DictReader((run_dir / "history.csv").open()))[-1]
@@ -90,6 +92,7 @@ def rows_file(path, source, columns, count):
     return path
 
 
+@pytest.mark.backends
 def test_predict_prints_a_new_rows_price_in_its_units_and_writes_it(regression_run, houses_csv,
                                                                       tmp_path, capsys):
     import keras
@@ -201,6 +204,7 @@ def test_an_objective_of_another_task_is_refused(compose, tmp_path):
         train(compose("experiment=iris_binary", "trainer.objective=val_mae"), tmp_path / "r")
 
 
+@pytest.mark.backends
 def test_the_multilabel_experiment_scores_each_label(compose, tmp_path):
     path = write_csv(tmp_path / "tags.csv", tags, rows=300)
     metrics = train(compose("experiment=multilabel_csv", f"dataset.path={path}",
@@ -280,6 +284,7 @@ class OrdinalPlugin:
         register("ordinal", Ordinal, OrdinalConfig())
 
 
+@pytest.mark.backends
 def test_a_third_party_task_registers_with_the_same_hook(isolated_registries, compose, tmp_path,
                                                         capsys):
     from framework.plugins import register_plugins

@@ -334,10 +334,12 @@ def _tflite_interpreter(path: Path):
         from ai_edge_litert.interpreter import Interpreter
 
         runtime = "litert"
-    except ImportError:
-        from framework.backend import import_tensorflow
+    except ImportError:  # neither: one line that says what to install
+        from framework.backend import require_tensorflow
 
-        Interpreter, runtime = import_tensorflow().lite.Interpreter, "tensorflow"
+        tf = require_tensorflow("running a .tflite file without ai-edge-litert (pip install "
+                                "ai-edge-litert)")
+        Interpreter, runtime = tf.lite.Interpreter, "tensorflow"
         from tensorflow.lite.python import schema_py_generated as schema
     try:
         model = path.read_bytes()

@@ -175,6 +175,19 @@ def test_tflite_runs_on_litert_when_installed(run, exports):
     assert isinstance(predictor.interpreter, litert.Interpreter)
 
 
+def test_without_litert_or_tensorflow_a_tflite_file_is_a_one_line_error(run, exports,
+                                                                       monkeypatch):
+    from framework import backend
+    from framework.errors import UserError
+
+    without_litert(monkeypatch)
+    monkeypatch.setattr(backend, "tensorflow_available", lambda: False)
+    with pytest.raises(UserError, match=r"^running a .tflite file without ai-edge-litert \(pip "
+                                        r"install ai-edge-litert\) needs TensorFlow, which is "
+                                        r"not installed here .*; pip install tensorflow$"):
+        TFLitePredictor.from_file(run / "run" / "export" / "model.tflite")
+
+
 @pytest.mark.parametrize("model", ["model.tflite", "model_int8.tflite"])
 def test_tensorflow_fallback_gives_the_same_outputs(run, exports, images, model, monkeypatch):
     x, expected = images

@@ -20,6 +20,8 @@ CLASS_MODES = ("binary", "categorical", "sparse")
 INTERPOLATIONS = (
     "bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic",
 )
+# Those of keras.ops.image.resize, on every backend: in-memory images off TensorFlow.
+KERAS_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5")
 # Shuffle buffer for images already decoded (a cache): a full buffer would double the memory.
 DECODED_SHUFFLE_BUFFER = 1000
 
@@ -199,10 +201,10 @@ def resized_images(images, resize=None, interpolation="bilinear", chunk: int = 2
     x = np.asarray(images, dtype=np.float32)
     if resize is None:
         return x
-    accepted = ("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5")
-    if interpolation not in accepted:
+    if interpolation not in KERAS_INTERPOLATIONS:
         raise UserError(f"dataset.interpolation={interpolation} is not available on the "
-                        f"{keras.config.backend()} backend; accepted: {', '.join(accepted)}")
+                        f"{keras.config.backend()} backend; accepted: "
+                        f"{', '.join(KERAS_INTERPOLATIONS)}")
     return np.concatenate([
         keras.ops.convert_to_numpy(keras.ops.image.resize(
             x[i:i + chunk], tuple(resize), interpolation=interpolation))

@@ -22,6 +22,7 @@ from framework.contexts import (
 from framework.errors import UserError
 from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
 from framework.ranges import setting
+from framework.row_inputs import MISSING_CELLS
 from framework.images import IMAGE_EXTENSIONS, is_readable, load_image
 from framework.tasks import Targets, Task, encode_targets
 
@@ -49,6 +50,7 @@ __all__ = [
     "BINARY",
     "IMAGES",
     "IMAGE_EXTENSIONS",
+    "MISSING_CELLS",
     "MULTICLASS",
     "Data",
     "DataContext",

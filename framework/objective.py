@@ -9,19 +9,20 @@ from framework.errors import UserError
 MINIMIZED = ("loss", "error", "mae", "mse")
 
 
-def check_objective(name: str, accepted=None):
+def check_objective(name: str, accepted=None, key: str = "trainer.objective"):
     """Refuses an objective the run does not log.
 
     Args:
         name: the objective.
         accepted: the run's task's objectives (``Task.objectives``); None: any task's.
+        key: the setting it came from, for the message.
 
     Raises:
         UserError: the name and the accepted ones.
     """
     accepted = accepted if accepted is not None else all_objectives()
     if name not in accepted:
-        raise UserError(f"unknown trainer.objective {name!r}; accepted: {', '.join(accepted)}")
+        raise UserError(f"unknown {key} {name!r}; accepted: {', '.join(accepted)}")
 
 
 def all_objectives() -> tuple[str, ...]:
@@ -36,7 +37,8 @@ def all_objectives() -> tuple[str, ...]:
 
 
 def direction(name: str) -> str:
-    """``"min"`` for a loss or an error (``mae``, ``rmse``...), ``"max"`` otherwise."""
+    """``"min"`` for a loss or an error (``mae``, ``rmse``...), ``"max"`` otherwise: by the name,
+    where no task says (``framework.tasks.objective_direction``)."""
     return "min" if any(word in name for word in MINIMIZED) else "max"
 
 

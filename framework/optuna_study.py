@@ -9,8 +9,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from framework.errors import UserError
-from framework.objective import direction
-from framework.tasks import AUTO, registered_task
+from framework.tasks import AUTO, objective_direction, registered_task
 
 
 def store_optuna_config():
@@ -48,7 +47,7 @@ def optuna_direction(objective: str | None, task: str) -> str:
             raise UserError("hydra/sweeper=optuna needs the objective's direction before any data "
                             "is loaded; set trainer.objective (e.g. val_accuracy, val_mae) or task")
         objective = registered_task(task).default_objective
-    return "minimize" if direction(objective) == "min" else "maximize"
+    return "minimize" if objective_direction(objective, task) == "min" else "maximize"
 
 
 def next_job_number(sweep_dir: Path) -> int:

@@ -105,6 +105,10 @@ def read_run(run_dir: Path) -> tuple[list[str], str]:
             .hydra/config.yaml is damaged.
     """
     metrics = read_metrics(run_dir)
+    if "classes" not in metrics["data"] and "task" in metrics["data"]:
+        raise UserError(f"{run_dir} is a {metrics['data']['task']} run; images are for runs "
+                        "that classify them (framework.predict takes a CSV file of rows for a "
+                        "run on a CSV file)")
     try:
         class_names = [str(name) for name in metrics["data"]["classes"]]
     except (KeyError, TypeError):
@@ -389,7 +393,7 @@ def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsaf
     inputs = metrics["data"].get("inputs")
     if not isinstance(inputs, dict):
         raise UserError(f"{run_dir} was not trained on a CSV file (dataset=csv), so it records "
-                        "no columns to read rows with; give it images instead")
+                        "no columns to read new rows with")
     header, rows = read_rows(path)
     x = encode_rows(inputs, header, rows, path.name)
     load_plugins()

@@ -89,9 +89,10 @@ def check_settings(cfg):
     check_ranges(cfg)
     check_fit({group: cfg[group].name for group in PART_GROUPS}, list(cfg.regularizer))
     # Against every task's objectives here; against the run's task's once its data is loaded.
-    for objective in (cfg.trainer.objective, OmegaConf.select(cfg, "tuner.objective")):
+    for key in ("trainer.objective", "tuner.objective"):
+        objective = OmegaConf.select(cfg, key)
         if objective is not None:
-            check_objective(objective)
+            check_objective(objective, key=key)
 
 
 def check_fit(choices: dict, regularizers=()):

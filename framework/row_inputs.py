@@ -12,7 +12,8 @@ from pathlib import Path
 
 from framework.errors import UserError
 
-MISSING = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"}
+# Cells that hold no value, in a CSV file read for training or for predictions.
+MISSING_CELLS = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"})
 
 
 def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -51,23 +52,25 @@ def encode_rows(inputs: dict, header: list[str], rows: list[list[str]], source: 
     if absent:
         raise UserError(f"{source} has no column {absent[0]!r}; the model needs: "
                         f"{', '.join(needed)}")
-    blocks = []
+    blocks, owners = [], []  # owners: the column each encoded column comes from
     for column in inputs["columns"]:
         at = header.index(column["name"])
         cells = [row[at].strip() if at < len(row) else "" for row in rows]
         if "categories" in column:  # an unknown or missing category: all zeros, as in training
             blocks.append(np.array([[c == k for k in column["categories"]] for c in cells],
                                    np.float64))
+            owners += [column["name"]] * len(column["categories"])
             continue
         blocks.append(np.array([[_number(c, column["name"], i, source)]
                                 for i, c in enumerate(cells)]))
+        owners.append(column["name"])
     x = np.concatenate(blocks, axis=1)
     if np.isnan(x).any():
         if "fill" not in inputs:
             row, col = map(int, np.argwhere(np.isnan(x))[0])
-            raise UserError(f"row {row + 1} of {source} has no value in a numeric column "
-                            f"(encoded column {col + 1}); the run refused missing cells "
-                            "(dataset.missing=error), so fill it in")
+            raise UserError(f"row {row + 1} of {source} has no value in column {owners[col]!r}; "
+                            "the run did not fill missing numbers (only dataset.missing=mean "
+                            "does), so fill it in")
         x = np.where(np.isnan(x), np.asarray(inputs["fill"]), x)
     if "scaler" in inputs:
         x = (x - np.asarray(inputs["scaler"]["mean"])) / np.asarray(inputs["scaler"]["scale"])
@@ -75,7 +78,7 @@ def encode_rows(inputs: dict, header: list[str], rows: list[list[str]], source: 
 
 
 def _number(cell: str, column: str, index: int, source: str) -> float:
-    if cell in MISSING:
+    if cell in MISSING_CELLS:
         return math.nan
     try:
         value = float(cell)

@@ -85,7 +85,8 @@ def finished_job(job_dir: Path, overrides: list[str], idx: int,
             "repeat its command with hydra/sweeper=resume"
         )
     metrics = json.loads(metrics_file.read_text())
-    value = metrics.get("objective", {}).get("value", metrics["validation"]["accuracy"])
+    objective = metrics.get("objective")  # runs from before trainer.objective: accuracy
+    value = objective["value"] if objective else metrics["validation"]["accuracy"]
     ret = JobReturn(overrides=overrides, working_dir=str(job_dir), status=JobStatus.COMPLETED)
     ret.return_value = value
     return ret

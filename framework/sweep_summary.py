@@ -129,7 +129,10 @@ def collect_jobs(sweep_dir: Path, output_subdir: str = ".hydra") -> list[dict]:
     shared = set.intersection(*(set(job["overrides"]) for job in jobs)) if jobs else set()
     for job in jobs:
         job["varied"] = " ".join(o for o in job["overrides"] if o not in shared)
-    return sorted(jobs, key=_rank)
+    # Jobs of different tasks (-m task=...) optimize different objectives: ranked apart.
+    objectives = list(dict.fromkeys(job["objective"] for job in sorted(jobs, key=_number)
+                                    if "objective" in job))
+    return sorted(jobs, key=lambda job: _rank(job, objectives))
 
 
 def has_objective(job: dict) -> bool:
@@ -137,12 +140,17 @@ def has_objective(job: dict) -> bool:
     return "objective_value" in job and job["objective_value"] == job["objective_value"]
 
 
-def _rank(job: dict):
-    """Best objective first (by its direction), then jobs without one, each by job number."""
+def _number(job: dict) -> int:
+    return job["job"]
+
+
+def _rank(job: dict, objectives: list[str]):
+    """By objective (in the order the jobs bring them), best first by its direction; then jobs
+    without one; each by job number."""
     if not has_objective(job):
-        return (1, 0.0, job["job"])
+        return (1, 0, 0.0, job["job"])
     sign = 1.0 if job["direction"] == "min" else -1.0
-    return (0, sign * job["objective_value"], job["job"])
+    return (0, objectives.index(job["objective"]), sign * job["objective_value"], job["job"])
 
 
 def _outcome(job_dir: Path) -> dict:
@@ -178,22 +186,30 @@ def summary_rows(jobs: list[dict]) -> list[list]:
 
 def format_table(jobs: list[dict]) -> str:
     """The jobs as aligned columns, best objective first."""
-    objective = next((job["objective"] for job in jobs if "objective" in job), "objective")
-    score = next((job["headline"] for job in jobs if "headline" in job), "accuracy")
-    rows = [["job", objective, f"test {ABBREVIATIONS.get(score, score)}", "overrides / status"]]
+    objectives = list(dict.fromkeys(job["objective"] for job in jobs if "objective" in job))
+    scores = list(dict.fromkeys(job["headline"] for job in jobs if "headline" in job))
+    mixed = len(objectives) > 1 or len(scores) > 1  # then each cell names its score
+    objective = "objective" if mixed else (objectives or ["objective"])[0]
+    score = (scores or ["accuracy"])[0]
+    rows = [["job", objective, "test score" if mixed else f"test {ABBREVIATIONS.get(score, score)}",
+             "overrides / status"]]
     for job in jobs:
         finished = job["status"] == "finished"
         test = job.get(f"test_{job.get('headline', score)}")
+        name = f"{job.get('objective')} " if mixed and finished else ""
         rows.append([
             str(job["job"]),
-            f"{job['objective_value']:.4f}" if finished else "-",
-            f"{test:.4f}" if test is not None else "-",
+            f"{name}{job['objective_value']:.4f}" if finished else "-",
+            (f"{job['headline'] + ' ' if mixed else ''}{test:.4f}" if test is not None
+             else "-"),
             job["varied"] + ("" if finished else f"  ({job['status']})"),
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3]
              for row in rows]
-    return f"Sweep:     {len(jobs)} jobs, best {objective} first\n" + "\n".join(
+    best = (f"best first by each objective ({', '.join(objectives)})" if len(objectives) > 1
+            else f"best {objective} first")
+    return f"Sweep:     {len(jobs)} jobs, {best}\n" + "\n".join(
         "  " + line.rstrip() for line in lines)
 
 

@@ -49,11 +49,17 @@ class Task:
             ``val_`` twins) and each stage keeps; the first is the sweep summary's headline.
         default_objective: what a sweep or a search optimizes when ``trainer.objective`` is
             null.
+        minimized: the scores (of ``loss`` and ``metric_names``) that are better small; None:
+            told by their names (losses and errors: ``loss``, ``mae``, ``mse``, ``rmse``...).
+        auto: whether ``task=auto`` may choose it for the data it fits (the built-ins); a third
+            party's task runs when ``task=<its name>`` asks for it.
     """
 
     kinds: tuple[str, ...] = ()
     metric_names: tuple[str, ...] = ()
     default_objective: str = "val_loss"
+    minimized: tuple[str, ...] | None = None
+    auto: bool = False
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -61,6 +67,14 @@ class Task:
     @property
     def name(self) -> str:
         return self.cfg.name
+
+    def direction(self, objective: str) -> str:
+        """``"min"`` or ``"max"``: which way the objective improves."""
+        if self.minimized is None:
+            from framework.objective import direction
+
+            return direction(objective)
+        return "min" if objective.removeprefix("val_") in self.minimized else "max"
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -153,9 +167,20 @@ def registered_task(name: str, cfg=None) -> Task:
     return task
 
 
+def objective_direction(objective: str, task: str = AUTO) -> str:
+    """``"min"`` or ``"max"`` for an objective, as the task (under ``auto``: the first task that
+    logs it) says; by its name where no task logs it."""
+    from framework.objective import direction
+
+    tasks = [registered_task(task)] if task != AUTO else [t for t in _all_tasks() if t.auto]
+    owner = next((t for t in tasks if objective in t.objectives), None)
+    return owner.direction(objective) if owner else direction(objective)
+
+
 def task_of_run(metrics: dict) -> Task:
     """The task (with its default settings) that a finished run's ``metrics.json`` was written
-    by, found by its ``data.task``.
+    by: ``data.task_name`` where the run recorded it, else the one ``task=auto`` takes for its
+    ``data.task``.
 
     Raises:
         UserError: no registered task writes such runs.
@@ -163,12 +188,21 @@ def task_of_run(metrics: dict) -> Task:
     from framework.contexts import BINARY, MULTICLASS
 
     data = metrics["data"]
+    if "task_name" in data:
+        return registered_task(data["task_name"])
     kind = data.get("task") or (BINARY if len(data.get("classes", ())) == 2 else MULTICLASS)
-    task = next((t for t in _all_tasks() if kind in t.kinds), None)
+    task = next((t for t in _all_tasks() if t.auto and kind in t.kinds), None)
     if task is None:
         raise UserError(f"no registered task writes runs of {kind!r}; known tasks: "
                         f"{', '.join(_task_names())} (is the plugin that wrote it installed?)")
     return task
+
+
+def recorded_name(task: Task, data) -> dict:
+    """What ``metrics.json``'s ``data`` block records of the run's task beside ``data.task``:
+    its name, where ``task=auto`` would not take it for such data (a third party's)."""
+    auto = next((t for t in _all_tasks() if t.auto and t.fits(data)), None)
+    return {} if auto is not None and auto.name == task.name else {"task_name": task.name}
 
 
 def run_task(cfg, data) -> Task:
@@ -187,10 +221,10 @@ def run_task(cfg, data) -> Task:
             raise UserError(f"task {name!r} does not fit {source}, whose targets are "
                             f"{data.task}; accepted: {', '.join(fitting) or 'none'}")
         return task
-    task = next((t for t in _all_tasks() if t.fits(data)), None)
+    task = next((t for t in _all_tasks() if t.auto and t.fits(data)), None)
     if task is None:
-        raise UserError(f"no task fits {source}, whose targets are {data.task}; known tasks: "
-                        f"{', '.join(_task_names())}")
+        raise UserError(f"task=auto finds no task for {source}, whose targets are {data.task}; "
+                        f"choose one with task=: {', '.join(_task_names())}")
     return task
 
 
@@ -221,9 +255,20 @@ def encode_targets(requested: str, columns: dict[str, list[str]], source: str) -
                         f"name is registered; set task= to one of: {', '.join(_task_names())}")
     targets = registered_task(name).encode(columns, source)
     if why:
-        others = " or ".join(f"task={n}" for n in _task_names() if n != name)
-        print(f"note: task {name}: {why} (choose another with {others})")
+        others = " or ".join(f"task={n}" for n in _task_names()
+                             if n != name and _encodes(n, columns, source))
+        print(f"note: task {name}: {why}" + (f" (choose another with {others})" if others
+                                              else ""))
     return targets
+
+
+def _encodes(name: str, columns, source: str) -> bool:
+    """Whether the task ``name`` takes these target columns."""
+    try:
+        registered_task(name).encode(columns, source)
+    except UserError:
+        return False
+    return True
 
 
 def _guess_task(columns: dict[str, list[str]]) -> tuple[str, str]:

@@ -118,8 +118,7 @@ def _check_reloaded_model(cfg, run_dir: Path, metrics: dict):
     """The saved model, reloaded in Keras's safe mode, scores what the run scored."""
     import keras
 
-    from framework.evaluation import evaluate
-    from framework.train import load_data
+    from framework.train import load_task_data
 
     try:
         model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
@@ -127,13 +126,12 @@ def _check_reloaded_model(cfg, run_dir: Path, metrics: dict):
         raise AssertionError(
             f"model.keras does not reload in safe mode: {type(e).__name__}: {e} (custom layers "
             "must be registered with @keras.saving.register_keras_serializable)") from e
-    data = load_data(cfg)
+    task, data = load_task_data(cfg)
     split = data.test if data.test is not None else data.validation
-    scored = evaluate(model, split, data.class_names, cfg.trainer.batch_size)
+    scored = task.evaluate(model, split, data, cfg.trainer.batch_size)
     run_scored = metrics["test"]
-    if scored["accuracy"] != run_scored["accuracy"] or abs(
-            scored["loss"] - run_scored["loss"]) > 1e-4 * max(1.0, abs(run_scored["loss"])):
-        raise AssertionError(
-            f"the reloaded model scores loss {scored['loss']:.6f}, accuracy "
-            f"{scored['accuracy']:.4f} on {metrics['evaluated_on']}; the run scored loss "
-            f"{run_scored['loss']:.6f}, accuracy {run_scored['accuracy']:.4f}")
+    for name in ("loss", *task.metric_names):
+        if abs(scored[name] - run_scored[name]) > 1e-4 * max(1.0, abs(run_scored[name])):
+            raise AssertionError(
+                f"the reloaded model scores {name} {scored[name]:.6f} on "
+                f"{metrics['evaluated_on']}; the run scored {run_scored[name]:.6f}")

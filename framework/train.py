@@ -34,7 +34,7 @@ from framework.evaluation import is_one_hot
 from framework.feature_cache import cache_key, load_or_extract
 from framework.job_checkpoint import JobCheckpoint
 from framework.kinds import data_kind
-from framework.objective import check_objective, direction, objective_value
+from framework.objective import check_objective, objective_value
 from framework.preflight import check_settings, check_takes
 from framework.model import (
     build_model,
@@ -43,7 +43,7 @@ from framework.model import (
     set_trainable,
 )
 from framework.sweep_hparams import write_hparams
-from framework.tasks import Task, run_task
+from framework.tasks import Task, recorded_name, run_task
 from framework.rundir import FAILED, failure, finished_run_check, locked, mark_failed
 from framework.report import (
     console_report,
@@ -368,8 +368,8 @@ def write_run_dir(run: Run) -> dict:
         "stages": run.stage_metrics,
         "epochs": len(run.history),
         "model": {"name": model.name, "params": int(model.count_params())},
-        "data": {"name": run.cfg.dataset.name, "task": data.task, **task.data_info(data),
-                 **data.info},
+        "data": {"name": run.cfg.dataset.name, "task": data.task, **recorded_name(task, data),
+                 **task.data_info(data), **data.info},
         "seed": run.cfg.seed,
         # Where and how it ran: Keras's devices, the GPUs this process was given, the backend
         # and its execution settings.
@@ -386,7 +386,7 @@ def write_run_dir(run: Run) -> dict:
             "name": run.objective,
             "value": objective_value(run.objective, run.stage_metrics[-1]["validation"],
                                      run.history),
-            "direction": direction(run.objective),
+            "direction": task.direction(run.objective),
         },
     }
     if run.hparams is not None:

@@ -29,7 +29,7 @@ from framework.config import TUNER_ALGORITHMS  # noqa: E402
 from framework.errors import UserError  # noqa: E402
 from framework.execution import distributed, set_precision  # noqa: E402
 from framework.model import build_model  # noqa: E402
-from framework.objective import check_objective, direction, objective_value  # noqa: E402
+from framework.objective import check_objective, objective_value  # noqa: E402
 from framework.rundir import (  # noqa: E402
     finished_run_check,
     record_config,
@@ -135,11 +135,14 @@ def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
     tuner_cfg = cfg.tuner
     task = load_task_data(cfg)[0]  # its data, again in the first trial
     objective = tuner_cfg.objective or cfg.trainer.objective or task.default_objective
-    check_objective(objective, task.objectives)
+    key = "tuner.objective" if tuner_cfg.objective else "trainer.objective"
+    check_objective(objective, task.objectives, key)
+    way = task.direction(objective)
     space = search_space.check_space(tuner_cfg.space, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_same_search(run_dir / TUNER_DIR, cfg)
-    search = Search(cfg, space, _oracle(tuner_cfg, objective, cfg, space), run_dir / TUNER_DIR)
+    search = Search(cfg, space, _oracle(tuner_cfg, objective, way, cfg, space),
+                    run_dir / TUNER_DIR)
     if is_worker():  # its trials come from the chief's oracle, which reports and retrains
         _search(search, cfg)
         return {}
@@ -149,7 +152,7 @@ def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
     try:
         _search(search, cfg)
     finally:  # also when trial after trial failed: the table says how
-        trials = _trial_rows(search, space, objective)
+        trials = _trial_rows(search, space, way)
         if trials:
             _write_trials(run_dir, trials, list(space), objective)
     best = next((t for t in trials if t["status"] == "COMPLETED"), None)
@@ -194,7 +197,7 @@ def trial_config(cfg, settings: dict, epochs: int | None = None):
     return trial
 
 
-def _trial_rows(search: Search, space: dict, objective: str) -> list[dict]:
+def _trial_rows(search: Search, space: dict, way: str) -> list[dict]:
     """One row per trial, best first (by the objective's direction), then unfinished ones; from
     the oracle (the chief's, in a distributed search)."""
     rows = []
@@ -206,7 +209,7 @@ def _trial_rows(search: Search, space: dict, objective: str) -> list[dict]:
                      "settings": search_space.define(trial.hyperparameters.copy(), space),
                      "value": math.nan if score is None else float(score),
                      "epochs": ran.get("epochs"), "trained_epochs": ran.get("trained_epochs", "")})
-    sign = 1.0 if direction(objective) == "min" else -1.0
+    sign = 1.0 if way == "min" else -1.0
     return sorted(rows, key=lambda r: (math.isnan(r["value"]),
                                        0.0 if math.isnan(r["value"]) else sign * r["value"],
                                        r["trial"]))
@@ -256,13 +259,13 @@ def _write_best(run_dir: Path, best: dict, objective: str, overrides: list[str])
                  + text)
 
 
-def _oracle(tuner_cfg, objective: str, cfg, space: dict):
+def _oracle(tuner_cfg, objective: str, way: str, cfg, space: dict):
     hyperparameters = keras_tuner.HyperParameters()
     try:
         search_space.define(hyperparameters, space)  # the whole space, known before any trial
     except (TypeError, ValueError) as e:  # keras-tuner's word on a range (mixed types, low>high)
         raise UserError(f"tuner.space: {str(e).splitlines()[0]}") from e
-    common = {"objective": keras_tuner.Objective(objective, direction(objective)),
+    common = {"objective": keras_tuner.Objective(objective, way),
               "seed": cfg.seed, "hyperparameters": hyperparameters}
     if tuner_cfg.algorithm == "random":
         return keras_tuner.oracles.RandomSearchOracle(max_trials=tuner_cfg.max_trials, **common)

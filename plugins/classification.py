@@ -16,6 +16,7 @@ class Classification(Task):
     """Classes: accuracy, per-class precision, recall and F1, the confusion matrix."""
 
     kinds = (BINARY, MULTICLASS)
+    auto = True
     metric_names = ("accuracy",)
     default_objective = "val_accuracy"
 

@@ -16,6 +16,7 @@ class Multilabel(Task):
     """0/1 labels: a sigmoid per label; per-label precision, recall, F1 and the macro F1."""
 
     kinds = ("multilabel",)
+    auto = True
     metric_names = ("macro_f1",)
     default_objective = "val_macro_f1"
 

@@ -32,8 +32,10 @@ class Regression(Task):
     """Numbers: a linear output per target column; MAE, RMSE and R² in the targets' units."""
 
     kinds = ("regression",)
+    auto = True
     metric_names = ("mae", "rmse", "r2")
     default_objective = "val_mae"
+    minimized = ("loss", "mae", "rmse")
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -53,15 +55,19 @@ class Regression(Task):
                                 "takes its values as classes)") from None
         y = np.array(values, np.float64).T
         if not np.isfinite(y).all():
-            raise UserError(f"a target column of {source} holds an infinite number; task "
-                            "regression needs finite ones")
+            row, column = map(int, np.argwhere(~np.isfinite(y))[0])
+            raise UserError(f"target column {list(columns)[column]!r} of {source} holds "
+                            f"{list(columns.values())[column][row]!r} (row {row + 1}); task "
+                            "regression needs finite numbers (dataset.missing=drop drops such "
+                            "rows)")
         return Targets(y.astype(np.float32), list(columns), "regression")
 
     def prepare(self, data, source):
         import numpy as np
 
         if not all(isinstance(s, tuple) for s in (data.train, data.validation)):
-            raise UserError(f"task regression needs {source}'s splits as (x, y) arrays")
+            raise UserError(f"task regression needs the splits of {source} as (x, y) arrays, "
+                            "not a tf.data pipeline")
         y_train = np.asarray(data.train[1], np.float64).reshape(len(data.train[1]), -1)
         self.mean, self.scale = np.zeros(y_train.shape[1]), np.ones(y_train.shape[1])
         if self.cfg.standardize:

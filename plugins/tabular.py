@@ -14,10 +14,19 @@ from pathlib import Path
 
 from typing import Any
 
-from framework.api import FEATURES, Data, UserError, encode_targets, hookimpl, setting
+from omegaconf import OmegaConf
+
+from framework.api import (
+    FEATURES,
+    MISSING_CELLS,
+    Data,
+    UserError,
+    encode_targets,
+    hookimpl,
+    setting,
+)
 
 IRIS_TARGETS = ("species", "setosa")
-MISSING_VALUES = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?"}
 MISSING_POLICIES = ("error", "drop", "mean")
 
 
@@ -56,9 +65,13 @@ class CsvConfig(SplitConfig):
     missing: str = setting("error", choices=MISSING_POLICIES)
 
 
-def split_and_scale(x, y, class_names, cfg, info, targets_for=None) -> Data:
-    """Train/validation/test split (stratified for class labels) and standardization fitted on
-    train only; ``targets_for``: the task that targets other than class labels are for."""
+def split_and_scale(x, y, class_names, cfg, info, targets_for=None, stratify=None) -> Data:
+    """Train/validation/test split and standardization fitted on train only.
+
+    Args:
+        targets_for: the task that targets other than class labels are for.
+        stratify: whether the splits keep the proportions of ``y``; None: for class labels.
+    """
     import numpy as np
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
@@ -67,16 +80,17 @@ def split_and_scale(x, y, class_names, cfg, info, targets_for=None) -> Data:
         if not 0 < value < 1:
             raise UserError(f"dataset.{name} must be between 0 and 1. Received: {name}={value}")
     classes = targets_for is None
-    if classes:
+    stratify = classes if stratify is None else stratify
+    if stratify:
         _check_stratifiable(y, class_names, cfg)
     try:
         x_rest, x_test, y_rest, y_test = train_test_split(
             x, y, test_size=cfg.test_size, random_state=cfg.split_seed,
-            stratify=y if classes else None,
+            stratify=y if stratify else None,
         )
         x_train, x_val, y_train, y_val = train_test_split(
             x_rest, y_rest, test_size=cfg.validation_size, random_state=cfg.split_seed,
-            stratify=y_rest if classes else None,
+            stratify=y_rest if stratify else None,
         )
     except ValueError as e:
         raise UserError(f"cannot split the dataset into train/validation/test: {e}") from None
@@ -180,7 +194,12 @@ def build_csv(cfg, ctx) -> Data:
         raise UserError(f"unknown dataset.missing {cfg.missing!r}; accepted: "
                         f"{', '.join(MISSING_POLICIES)}")
     header, rows, lines = _read_csv(path)
-    targets = [cfg.target] if isinstance(cfg.target, str) else [str(t) for t in cfg.target]
+    # A header may be a number (dataset.target=5): names are text.
+    targets = ([str(t) for t in cfg.target] if OmegaConf.is_list(cfg.target) or
+               isinstance(cfg.target, list) else [str(cfg.target)])
+    if not targets:
+        raise UserError(f"dataset.target is an empty list; name the target column, or several: "
+                        f"dataset.target=[a,b]; columns of {path.name}: {', '.join(header)}")
     for target in targets:
         if target not in header:
             raise UserError(
@@ -201,7 +220,7 @@ def build_csv(cfg, ctx) -> Data:
                for name in [*targets, *features]}
     if cfg.missing == "drop":
         keep = [i for i in range(len(rows))
-                if not any(_is_missing(columns[name][i]) for name in targets)
+                if not any(_not_finite(columns[name][i]) for name in targets)
                 and not any(_not_finite(columns[name][i]) for name in features)]
         columns = {name: [values[i] for i in keep] for name, values in columns.items()}
         lines = [lines[i] for i in keep]
@@ -256,7 +275,8 @@ def build_csv(cfg, ctx) -> Data:
     info = {"samples": kept, "path": str(path), "features": names, "inputs": inputs}
     if kept < len(rows):
         info["dropped_rows"] = len(rows) - kept
-    return split_and_scale(x, encoded.y, encoded.names, cfg, info, targets_for=encoded.task)
+    return split_and_scale(x, encoded.y, encoded.names, cfg, info, targets_for=encoded.task,
+                           stratify=encoded.stratify)
 
 
 def _read_csv(path: Path):
@@ -298,7 +318,7 @@ def _read_csv(path: Path):
 
 
 def _is_missing(value: str) -> bool:
-    if value in MISSING_VALUES:
+    if value in MISSING_CELLS:
         return True
     try:
         return math.isnan(float(value))  # NAN, -nan, Nan...
@@ -311,7 +331,7 @@ def _not_finite(value: str) -> bool:
     try:
         return not math.isfinite(float(value))
     except ValueError:
-        return value in MISSING_VALUES
+        return value in MISSING_CELLS
 
 
 def _numbers(values, column, lines, path):

@@ -27,6 +27,14 @@ def test_a_job_finished_with_the_same_overrides_is_not_run_again(tmp_path):
         finished_job(tmp_path / "0", ["seed=3"], 0)
 
 
+def test_a_finished_regression_job_gives_its_objective(tmp_path):
+    (tmp_path / "0" / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(["seed=1"]), tmp_path / "0" / ".hydra" / "overrides.yaml")
+    (tmp_path / "0" / "metrics.json").write_text(json.dumps(  # no accuracy in a regression run
+        {"objective": {"name": "val_mae", "value": 41.5}, "validation": {"mae": 41.5}}))
+    assert finished_job(tmp_path / "0", ["seed=1"], 0).return_value == 41.5
+
+
 def test_a_sweep_dir_with_jobs_beyond_the_sweep_is_refused(tmp_path):
     for job in ("0", "1", "2"):
         finished(tmp_path, job, [f"seed={job}"])

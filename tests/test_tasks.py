@@ -140,7 +140,7 @@ def test_the_numeric_csv_says_it_chose_regression_in_one_line(cli, houses_csv):
     distinct = len({float(row["price"]) for row in csv.DictReader(houses_csv.open())})
     notes = [line for line in result.stdout.splitlines() if line.startswith("note: task")]
     assert notes == [f"note: task regression: target 'price' is numeric with {distinct} distinct "
-                     "values (choose another with task=classification or task=multilabel)"]
+                     "values (choose another with task=classification)"]
     assert "MAE" in result.stdout and "R²" in result.stdout
 
 
@@ -289,10 +289,36 @@ def test_a_third_party_task_registers_with_the_same_hook(isolated_registries, co
                                                         capsys):
     from framework.plugins import register_plugins
 
+    from framework.tasks import task_of_run
+
     register_plugins([("ordinal_plugin", OrdinalPlugin())])
     assert isolated_registries["task"].get("ordinal").provider == "ordinal_plugin"
     metrics = train(compose("dataset=wine", "task=ordinal", "trainer.epochs=3",
                             "trainer.verbose=0"), tmp_path / "run")
-    assert metrics["objective"]["name"] == "val_mae"
+    assert metrics["objective"] == {"name": "val_mae", "direction": "min",
+                                    "value": metrics["validation"]["mae"]}
     assert set(metrics["test"]) == {"loss", "mae", "exact", "samples"}
     assert "Ordinal:   MAE" in capsys.readouterr().out
+    # Its runs say whose they are; task=auto still takes the built-in classification for classes.
+    assert isinstance(task_of_run(metrics), Ordinal)
+    auto = train(compose("dataset=wine", "trainer.epochs=1", "trainer.verbose=0"),
+                 tmp_path / "auto")
+    assert "task_name" not in auto["data"] and auto["objective"]["name"] == "val_accuracy"
+    assert task_of_run(auto).name == "classification"
+
+
+@pytest.mark.backends
+def test_the_plugin_test_kit_checks_a_regression_dataset(tmp_path):
+    from framework.testing import check_part
+
+    metrics = check_part("dataset", "diabetes", tmp_path)
+    assert metrics["data"]["task"] == "regression"
+
+
+@pytest.mark.parametrize("target, fragment", [
+    ("[]", "dataset.target is an empty list"),
+    ("5", "target column '5' is not in"),
+])
+def test_a_target_that_names_no_column_is_refused_in_one_line(cli, houses_csv, target, fragment):
+    result = cli("dataset=csv", f"dataset.path={houses_csv}", f"dataset.target={target}")
+    assert_one_line_error(result, fragment)

@@ -206,8 +206,8 @@ def recorded_name(task: Task, data) -> dict:
 
 
 def run_task(cfg, data) -> Task:
-    """The run's task: ``task=<name>`` as configured, or under ``auto`` the one the dataset's
-    targets were encoded for (classes: the first registered task that fits them).
+    """The run's task: ``task=<name>`` as configured, or under ``auto`` the first built-in
+    (``Task.auto``) task that fits the dataset's targets.
 
     Raises:
         UserError: the chosen task does not fit the dataset; the message names those that do.

@@ -284,7 +284,6 @@ class OrdinalPlugin:
         register("ordinal", Ordinal, OrdinalConfig())
 
 
-@pytest.mark.backends
 def test_a_third_party_task_registers_with_the_same_hook(isolated_registries, compose, tmp_path,
                                                         capsys):
     from framework.plugins import register_plugins
@@ -307,7 +306,6 @@ def test_a_third_party_task_registers_with_the_same_hook(isolated_registries, co
     assert task_of_run(auto).name == "classification"
 
 
-@pytest.mark.backends
 def test_the_plugin_test_kit_checks_a_regression_dataset(tmp_path):
     from framework.testing import check_part
 

@@ -20,6 +20,7 @@ from framework.config_source import PART_GROUPS, SETTINGS_GROUP
 from framework.errors import UserError
 from framework.objective import check_objective
 from framework.ranges import check_ranges
+from framework.tasks import AUTO
 from framework.registry import REGISTRIES
 
 CONFIG_NAME = "config"
@@ -60,6 +61,8 @@ def choose_parts(overrides: list[str], config_name: str = CONFIG_NAME,
             regularizers.append(option)
         elif group == "experiment":
             experiments.append((option, d.parent == config_name))
+        elif group == "task" and option == AUTO:
+            _check_no_task_settings(parsed)
     if "dataset" not in choices:
         return [], []
     chosen = set(defaults.overrides.override_choices) | swept
@@ -77,6 +80,16 @@ def choose_parts(overrides: list[str], config_name: str = CONFIG_NAME,
     check_fit(choices, regularizers)
     settings, settings_notes = _experiment_settings(experiments, choices)
     return extra + settings, notes + settings_notes
+
+
+def _check_no_task_settings(parsed):
+    """Refuses ``task.<key>=`` under ``task=auto``, whose task is chosen only with the data (Hydra
+    would say that the key is not in struct)."""
+    keys = [o.key_or_group for o in parsed if o.key_or_group.startswith("task.")]
+    if keys:
+        raise UserError(f"{keys[0]} is a setting of a chosen task, and task=auto chooses one only "
+                        f"once the data is loaded; choose it too, e.g. task=regression "
+                        f"{keys[0]}=...")
 
 
 def check_settings(cfg):

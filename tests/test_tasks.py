@@ -192,6 +192,12 @@ def test_rows_for_a_run_not_trained_on_a_csv_file_are_refused_in_one_line(cli, t
     assert_one_line_error(result, "was not trained on a CSV file")
 
 
+def test_a_task_setting_under_auto_asks_for_the_task_in_one_line(cli):
+    result = cli("dataset=diabetes", "task.loss=huber")
+    assert_one_line_error(result, "task.loss is a setting of a chosen task",
+                          "task=regression task.loss=...")
+
+
 def test_a_task_that_does_not_fit_the_dataset_names_those_that_do(compose, tmp_path):
     with pytest.raises(UserError, match="task 'regression' does not fit dataset 'iris', whose "
                                         "targets are multiclass; accepted: classification"):

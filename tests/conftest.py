@@ -1,6 +1,5 @@
 import copy
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -8,6 +7,7 @@ from pathlib import Path
 os.environ["FRAMEWORK_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 
 import pytest  # noqa: E402
+import warm  # noqa: E402
 from hydra.core.config_store import ConfigStore  # noqa: E402
 
 from framework.plugins import load_plugins  # noqa: E402
@@ -49,12 +49,10 @@ def isolated_registries():
 
 
 def run_cli(*args, cwd, module="framework", env=None):
-    """Runs ``python -m <module> *args`` in a fresh process; returns the CompletedProcess."""
+    """Runs ``python -m <module> *args`` in a process of its own (forked by ``warm``); returns
+    the CompletedProcess."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600,
-    )
+    return warm.run([sys.executable, "-m", module, *args], cwd, full_env, timeout=600)
 
 
 def assert_one_line_error(result, *fragments):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import warm
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORTEN = "trainer.epochs=1"
@@ -90,9 +91,7 @@ def run_readme(path: Path, workdir: Path, env: dict, replace: dict | None = None
         if replace and text.split(" #")[0].strip() in replace:
             replace[text.split(" #")[0].strip()]()
             continue
-        result = subprocess.run(shortened(text), shell=True, cwd=workdir, env=env,
-                                executable="/bin/bash", capture_output=True, text=True,
-                                timeout=600)
+        result = warm.run_shell(shortened(text), workdir, env, timeout=600)
         ran += 1
         expected = command.expected or []
         wants_error = any(line.startswith("error:") for line in expected)

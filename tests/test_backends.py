@@ -109,15 +109,16 @@ def test_bad_execution_settings_are_one_line_errors(tmp_path, args, env, fragmen
 
 
 @pytest.mark.backends
-@pytest.mark.parametrize("precision, compute", [("mixed_float16", "float16"),
-                                                ("mixed_bfloat16", "bfloat16")])
+# Both jit_compile values; with XLA off, JAX runs op by op (float16 on a CPU: 25 s, not 6).
+@pytest.mark.parametrize("precision, compute, jit_compile", [
+    ("mixed_float16", "float16", True), ("mixed_bfloat16", "bfloat16", False)])
 def test_mixed_precision_computes_in_16_bits_with_a_float32_output(tmp_path, compose, precision,
-                                                                   compute):
+                                                                   compute, jit_compile):
     from framework.train import train
 
     cfg = compose("experiment=iris_binary", "trainer.epochs=2", f"trainer.precision={precision}",
-                  "trainer.jit_compile=false", "trainer.steps_per_execution=4",
-                  "trainer.checkpoint=false")
+                  f"trainer.jit_compile={str(jit_compile).lower()}",
+                  "trainer.steps_per_execution=4", "trainer.checkpoint=false")
     result = train(cfg, tmp_path / "run")
     model = keras.saving.load_model(tmp_path / "run" / "model.keras")
     hidden = [layer for layer in model.get_layer("mlp").layers if isinstance(layer, keras.layers.Dense)]
@@ -127,7 +128,7 @@ def test_mixed_precision_computes_in_16_bits_with_a_float32_output(tmp_path, com
     assert output.compute_dtype == "float32"
     assert model.predict(np.zeros((2, 4), "float32"), verbose=0).dtype == np.float32
     assert result["execution"] == {"backend": keras.config.backend(), "precision": precision,
-                                   "jit_compile": False, "steps_per_execution": 4,
+                                   "jit_compile": jit_compile, "steps_per_execution": 4,
                                    "distribution": None}
     assert np.isfinite(result["test"]["loss"])
     keras.config.set_dtype_policy("float32")

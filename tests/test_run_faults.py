@@ -2,13 +2,13 @@
 
 import os
 import signal
-import subprocess
 import sys
 import time
 
 import pytest
 
 from conftest import assert_one_line_error, run_cli
+import warm
 
 # A short staged run: a head stage on cached features (of a randomly initialized mlp, so keyed
 # by the seed), then everything; dropout, whose random state a resume must restore too.
@@ -19,8 +19,7 @@ LONG = [*STAGED, "trainer.stages.0.epochs=300"]
 
 
 def start(tmp_path, *args):
-    return subprocess.Popen([sys.executable, "-m", "framework", *args], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return warm.popen([sys.executable, "-m", "framework", *args], tmp_path)
 
 
 def wait_for_epochs(run_dir, epochs: int, stage: int = 1, process=None):
@@ -64,8 +63,7 @@ def test_sigterm_stops_a_run_with_failed_one_line_and_143_and_it_resumes_only_as
     running = start(tmp_path, *LONG, "hydra.run.dir=run")
     wait_for_epochs(tmp_path / "run", 1, process=running)
     # A second process on the same run dir is refused while the first runs.
-    second = subprocess.run([sys.executable, "-m", "framework", *LONG, "hydra.run.dir=run"],
-                            cwd=tmp_path, capture_output=True, text=True)
+    second = run_cli(*LONG, "hydra.run.dir=run", cwd=tmp_path)
     assert_one_line_error(second, f"in use by another running process (pid {running.pid})")
 
     running.send_signal(signal.SIGTERM)  # what timeout, Slurm and docker stop send

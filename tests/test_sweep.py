@@ -6,6 +6,9 @@ import json
 
 import pytest
 
+from conftest import run_cli
+import warm
+
 
 def hparams_session(log_dir):
     """The hyperparameters and metric values that TensorBoard reads from a job's event file."""
@@ -184,7 +187,6 @@ def test_ctrl_c_stops_a_parallel_sweep_and_its_workers(tmp_path):
 
 def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path):
     import signal
-    import subprocess
     import sys
     import time
 
@@ -192,8 +194,7 @@ def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path
     args = [sys.executable, "-m", "framework", "-m", "experiment=iris_binary", "trainer.verbose=0",
             "trainer.epochs=15", "backbone.activation=relu,tanh,sigmoid,elu",
             "hydra.sweep.dir=sweep"]
-    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+    first = warm.popen(args, tmp_path)
     deadline = time.monotonic() + 180
     while not (sweep_dir / "1" / "metrics.json").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -206,10 +207,9 @@ def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path
             if p.is_file()}
 
     # Without the switch the sweep dir stays refused; with it, only jobs 2 and 3 run.
-    refused = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
+    refused = run_cli(*args[3:], cwd=tmp_path)
     assert refused.returncode == 2 and "already holds a sweep" in refused.stderr
-    resumed = subprocess.run([*args, "hydra/sweeper=resume"], cwd=tmp_path, capture_output=True,
-                             text=True)
+    resumed = run_cli(*args[3:], "hydra/sweeper=resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming: 2 job(s) finished before, 2 to run" in resumed.stdout
     assert resumed.stdout.count("Run dir:") == 2

@@ -10,6 +10,8 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
+from conftest import run_cli
+import warm
 from framework.errors import UserError
 from framework.search_space import as_override, check_space
 
@@ -48,8 +50,7 @@ def test_a_random_search_keeps_its_trials_and_retrains_the_best(cli, tmp_path):
 def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
     command = [sys.executable, "-m", "framework", *SEARCH, "hydra.run.dir=run"]
     log = (tmp_path / "first.log").open("w")
-    first = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                             text=True)
+    first = warm.popen(command, tmp_path, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
     while "Trial 2:" not in (tmp_path / "first.log").read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -59,7 +60,7 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
     kept = {p: p.read_bytes() for p in trial_dir.glob("trial_[01]/run.json")}
     assert len(kept) == 2 and not (tmp_path / "run" / "metrics.json").exists()
 
-    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    resumed = run_cli(*command[3:], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming: 2 trial(s) finished before" in resumed.stdout
     assert [line.split(":")[0] for line in resumed.stdout.splitlines()
@@ -189,8 +190,7 @@ def test_a_distributed_search_runs_trials_on_workers_and_retrains_on_the_chief(t
     for tuner_id in ("chief", "tuner0", "tuner1"):
         env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id,
                "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
-        processes[tuner_id] = subprocess.Popen(command, cwd=tmp_path, env=env, text=True,
-                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        processes[tuner_id] = warm.popen(command, tmp_path, env)
     outputs = {name: p.communicate(timeout=300) for name, p in processes.items()}
     assert all(p.returncode == 0 for p in processes.values()), outputs
     worker_trials = [line for name in ("tuner0", "tuner1")

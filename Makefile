@@ -19,11 +19,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m framework
 
-# One worker per core; a test file stays on one worker, so its module fixtures are built once.
-# Then the core's fast subset (marked backends) again on Keras's JAX backend.
+# The whole suite on TensorFlow, one worker per core; a test file stays on one worker, so its
+# module fixtures are built once. Beside it, in one more process, the core's fast subset (marked
+# backends) on Keras's JAX backend: it fills the cores' idle time (tests waiting on the processes
+# they start), and its output follows the TensorFlow pass's. Fails if either pass fails.
 test: $(STAMP)
-	$(PY) -m pytest -n auto --dist loadfile
-	KERAS_BACKEND=jax $(PY) -m pytest -n auto --dist loadfile -m backends
+	@KERAS_BACKEND=jax $(PY) -m pytest -p no:cacheprovider -m backends > .jax-pass.log 2>&1 & \
+	jax=$$!; $(PY) -m pytest -n auto --dist loadfile; tf=$$?; wait $$jax; jax_status=$$?; \
+	echo "== the JAX pass: KERAS_BACKEND=jax pytest -m backends =="; cat .jax-pass.log; \
+	test $$tf -eq 0 -a $$jax_status -eq 0
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -190,7 +190,8 @@ def test_a_distributed_search_runs_trials_on_workers_and_retrains_on_the_chief(t
     for tuner_id in ("chief", "tuner0", "tuner1"):
         env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id,
                "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
-        processes[tuner_id] = warm.popen(command, tmp_path, env)
+        processes[tuner_id] = subprocess.Popen(command, cwd=tmp_path, env=env, text=True,
+                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     outputs = {name: p.communicate(timeout=300) for name, p in processes.items()}
     assert all(p.returncode == 0 for p in processes.values()), outputs
     worker_trials = [line for name in ("tuner0", "tuner1")

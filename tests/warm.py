@@ -13,7 +13,8 @@ others.
 A command runs in a fresh process instead when that difference could matter: another
 interpreter option (``-X importtime``), another backend (``KERAS_BACKEND``,
 ``trainer.backend=``), an environment that differs in more than ``CALL_TIME_ENV`` (read by our
-code and keras-tuner when they run, not when a library is imported), or
+code when it runs, not when a library is imported; a distributed search's ``KERASTUNER_*``
+are not: gRPC, which keras-tuner's workers talk over, is slower in a forked child), or
 ``FRAMEWORK_TEST_COLD=1`` (everything, to check that the suite passes without the server).
 """
 
@@ -31,7 +32,7 @@ from pathlib import Path
 
 # Read when the code runs, not when a library is imported: may differ from the server's.
 CALL_TIME_ENV = {"HYDRA_FULL_ERROR", "FRAMEWORK_FULL_ERROR", "FRAMEWORK_DISABLE_PLUGIN_AUTOLOAD",
-                 "PATH", "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"}
+                 "PATH"}
 SHELL_OPERATORS = set("|&;<>()$`")
 
 _server = None

@@ -22,7 +22,8 @@ run: $(STAMP)
 # The whole suite on TensorFlow, one worker per core; a test file stays on one worker, so its
 # module fixtures are built once. Beside it, in one more process, the core's fast subset (marked
 # backends) on Keras's JAX backend: it fills the cores' idle time (tests waiting on the processes
-# they start), and its output follows the TensorFlow pass's. Fails if either pass fails.
+# they start), and its output follows the TensorFlow pass's. Fails if either pass fails. On the
+# 2-core machine, in one fresh clone: 912 s side by side, 969 s one after the other.
 test: $(STAMP)
 	@KERAS_BACKEND=jax $(PY) -m pytest -p no:cacheprovider -m backends > .jax-pass.log 2>&1 & \
 	jax=$$!; $(PY) -m pytest -n auto --dist loadfile; tf=$$?; wait $$jax; jax_status=$$?; \

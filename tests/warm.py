@@ -122,10 +122,12 @@ class _Child:
         return self.returncode
 
     def communicate(self, timeout=None):
+        """``(stdout, stderr)`` as text, None for a stream that was not PIPE."""
         self.wait(timeout)
-        stdout = self.stdout_path.read_text(errors="replace")
-        stderr = (None if self.stderr_path == self.stdout_path
-                  else self.stderr_path.read_text(errors="replace"))
+        scratch = Path(self.scratch.name)
+        stderr_path = None if self.stderr_path == self.stdout_path else self.stderr_path
+        stdout, stderr = (path.read_text(errors="replace") if path and path.parent == scratch
+                          else None for path in (self.stdout_path, stderr_path))
         self.scratch.cleanup()
         return stdout, stderr
 

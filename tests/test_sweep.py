@@ -185,6 +185,33 @@ def test_ctrl_c_stops_a_parallel_sweep_and_its_workers(tmp_path):
     assert group_processes(sweep.pid) == []  # no worker left holding a device
 
 
+def test_a_signal_while_a_jobs_summary_is_written_stops_the_sweep_just_after():
+    # The killed sweep below once went on to the end: SIGTERM's Stopped, raised inside
+    # OmegaConf as the summary was written, was replaced by an OmegaConf error that Hydra's
+    # callback wrapper turned into a warning.
+    import os
+    import signal
+
+    from framework.errors import Stopped
+    from framework.sweep_summary import _signals_deferred
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    written = []
+    try:
+        with pytest.raises(Stopped):
+            with _signals_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(1000):  # where the handler would have run, had it not been held
+                    pass
+                written.append("summary")
+        assert written == ["summary"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path):
     import signal
     import sys

@@ -16,7 +16,7 @@ from framework.backend import use_backend
 from framework.cli import USAGE_ERROR, one_line, one_line_usage, report_errors
 from framework.config_source import store_shadowed
 from framework.devices import claim_worker_gpus
-from framework.errors import DirectoryTaken, Stopped, UserError
+from framework.errors import DirectoryTaken, Stopped, UserError, stop
 from framework.rundir import FAILED, failure, mark_failed
 from framework.plugins import load_plugins
 from framework.preflight import CONFIG_NAME, check_settings, choose_parts, ineffective_settings
@@ -102,10 +102,6 @@ def _claim_gpus(cfg, hydra_cfg):
         print(line + "\n", end="", flush=True)
 
 
-def _stop(signum, frame):
-    raise Stopped(signum)
-
-
 def _after_last(argv: list[str], overrides: list[str]) -> int:
     """The position just after the command line's last override (its end if it has none)."""
     if not overrides:
@@ -116,8 +112,8 @@ def _after_last(argv: list[str], overrides: list[str]) -> int:
 def main():
     # Ctrl-C and SIGTERM (kill, timeout, Slurm, docker stop) stop a run the same way: FAILED in
     # its directory says which signal, one line here, exit code 130 or 143.
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     # The user's own HYDRA_FULL_ERROR=1 keeps Hydra's tracebacks; otherwise ask Hydra to raise,
     # so report_errors() can turn composition errors into one line and exit code 2.
     if os.environ.get("HYDRA_FULL_ERROR"):

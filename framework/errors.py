@@ -1,5 +1,6 @@
 """Errors that are the user's to fix (one line, exit code 2), and a run stopped by a signal."""
 
+import contextlib
 import signal
 
 
@@ -55,3 +56,35 @@ class Refused(BaseException):
     def __init__(self, error: Exception):
         super().__init__(str(error))
         self.error = error
+
+
+# A signal that came inside a signals_deferred() block, raised as it ends.
+_deferred = {"depth": 0, "signum": None}
+
+
+def stop(signum, frame):
+    """The SIGINT and SIGTERM handler of ``python -m framework``: raises ``Stopped``, or keeps
+    it for the end of a ``signals_deferred`` block."""
+    if _deferred["depth"]:
+        _deferred["signum"] = signum
+        return
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Raises a Ctrl-C or SIGTERM that comes during the block only once it ends.
+
+    Raised inside OmegaConf, ``Stopped`` can be replaced by an error of a half-restored flag in
+    a ``finally``, which Hydra's callback wrapper then turns into a warning: a sweep went on as
+    if never stopped. (A signal mask would not do: a signal goes to any thread that does not
+    mask it, and its Python handler runs in the main thread wherever that is.)
+    """
+    _deferred["depth"] += 1
+    try:
+        yield
+    finally:
+        _deferred["depth"] -= 1
+        if not _deferred["depth"] and _deferred["signum"] is not None:
+            signum, _deferred["signum"] = _deferred["signum"], None
+            raise Stopped(signum)

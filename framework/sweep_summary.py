@@ -4,9 +4,7 @@ A Hydra callback (``hydra.callbacks.sweep_summary`` in conf/config.yaml): it rea
 left in its directory, so it works the same with every launcher, and whatever failed.
 """
 
-import contextlib
 import json
-import signal
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -14,7 +12,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from framework.errors import DirectoryTaken
+from framework.errors import DirectoryTaken, signals_deferred
 from framework.rundir import FAILED, shown, write_csv_atomic
 
 SUMMARY = "summary.csv"
@@ -31,25 +29,6 @@ ABBREVIATIONS = {"accuracy": "acc"}
 _unfinished: list[dict] = []
 
 
-@contextlib.contextmanager
-def _signals_deferred():
-    """Holds Ctrl-C and SIGTERM until the block ends.
-
-    Their handler raises ``Stopped``; raised inside OmegaConf, it can leave a half-restored
-    flag whose error replaces it, and Hydra turns a callback's errors into warnings: the sweep
-    went on as if never stopped. Held, the signal is raised just after, where nothing hides it.
-    """
-    held = {signal.SIGINT, signal.SIGTERM}
-    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 class SweepSummary(Callback):
     def on_multirun_start(self, config, **kwargs):
         _unfinished.clear()
@@ -58,7 +37,7 @@ class SweepSummary(Callback):
         # Kept up to date as jobs end, so a long sweep can be followed, and a sweep stopped by
         # a crash still has one.
         if HydraConfig.get().mode == RunMode.MULTIRUN:
-            with _signals_deferred():
+            with signals_deferred():
                 write_summary(_sweep_dir(config), config.hydra.output_subdir)
 
     def on_multirun_end(self, config, **kwargs):

@@ -20,6 +20,7 @@ from framework.errors import DirectoryTaken, Stopped, UserError, stop
 from framework.rundir import FAILED, failure, mark_failed
 from framework.plugins import load_plugins
 from framework.preflight import CONFIG_NAME, check_settings, choose_parts, ineffective_settings
+from framework.process_exit import run_and_exit
 from framework.sweep_summary import unfinished_jobs
 
 
@@ -155,4 +156,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_and_exit(main)

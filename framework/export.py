@@ -22,6 +22,7 @@ from framework.backend import native_stderr_captured
 from framework.cli import one_line, one_line_usage, plain_text, report_errors
 from framework.errors import UserError
 from framework.predict import UNSAFE_HELP, load_run_model, read_run, writable_folder_check
+from framework.process_exit import run_and_exit
 
 FORMATS = ("savedmodel", "tflite")
 QUANTIZATIONS = ("float16", "int8")
@@ -257,4 +258,4 @@ def human_size(size: int) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

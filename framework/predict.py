@@ -27,6 +27,7 @@ from framework.backend import native_stderr_captured
 from framework.cli import one_line, one_line_usage, plain_text, report_errors
 from framework.errors import UserError
 from framework.images import IMAGE_EXTENSIONS, is_image_file, is_readable
+from framework.process_exit import run_and_exit
 from framework.rundir import write_csv_atomic
 
 BATCH_SIZE = 32
@@ -499,4 +500,4 @@ def predict_folder(predictor: ImagePredictor, folder: Path, output: Path, overwr
 
 
 if __name__ == "__main__":
-    main()
+    run_and_exit(main)

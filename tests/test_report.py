@@ -4,7 +4,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from framework.report import console_report, plot_misclassified
+import framework.report
+from framework.report import console_report, plot_confusion_matrix, plot_misclassified
 
 # Also run on Keras's JAX backend (make test's second pass).
 pytestmark = pytest.mark.backends
@@ -42,3 +43,16 @@ def test_the_console_report_keeps_a_space_after_each_label(tmp_path, evaluated_o
     lines = console_report(tmp_path, metrics).splitlines()
     assert lines[4].startswith("Validation: loss 0.5000")
     assert lines[5].startswith(f"{label} 0.5000  accuracy 0.7500")
+
+
+def test_the_confusion_matrix_numbers_the_cells_that_hold_samples(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(framework.report.plt, "close", figures.append)  # keep the figure
+    # 3 classes: 2 + 1 right of class a, one b taken for c, 3 c right.
+    plot_confusion_matrix(tmp_path, [0, 0, 1, 1, 2, 2, 2], [0, 0, 1, 2, 2, 2, 2], ["a", "b", "c"],
+                          "test")
+    (ax,) = figures[0].axes
+    numbers = sorted((t.get_position(), t.get_text()) for t in ax.texts)
+    assert numbers == [((0, 0), "2"), ((1, 1), "1"), ((2, 1), "1"), ((2, 2), "3")]
+    assert ax.get_title() == "confusion matrix (test, 7 samples)"
+    assert matplotlib.image.imread(tmp_path / "confusion_matrix.png").size

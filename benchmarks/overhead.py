@@ -12,8 +12,10 @@ each with the ratios:
 - ``--help`` and ``--cfg job``, which compose and print a config without TensorFlow (target:
   under 1.0 s).
 
-Beside the wall times it prints each command's CPU time (user + system, the process and its
-children), which other work on a shared machine disturbs less, and its ratio.
+Beside the median wall times and their ratio it prints the range of the ratios of each pair
+(a framework run over the plain run beside it), which shows how much the machine's own ups and
+downs move a single comparison, and each command's CPU time (user + system, the process and its
+children), which other work on a shared machine disturbs less, with its ratio.
 
 Each framework run writes its run directory in a temporary folder, with its defaults (the run's
 own checkpoint, the plots and reports included); each plain script saves its model there. Run::
@@ -88,9 +90,9 @@ def measure(cases: list[str], repeats: int, root: Path) -> dict[str, dict[str, l
 
 def table(times: dict) -> str:
     """The medians, ratios and targets, as the README shows them."""
-    lines = [f"{'':<23} {'wall time':^24}  {'CPU time':^24}",
-             f"{'command':<23} {'framework':>9} {'plain':>7} {'ratio':>6}  "
-             f"{'framework':>9} {'plain':>7} {'ratio':>6}  target", "-" * 82]
+    lines = [f"{'':<23} {'wall time':^38}  {'CPU time':^24}",
+             f"{'command':<23} {'framework':>9} {'plain':>7} {'ratio':>6} {'(pairs)':>13}  "
+             f"{'framework':>9} {'plain':>7} {'ratio':>6}  target", "-" * 96]
     for case, runs in times.items():
         wall, cpu = (statistics.median(t[i] for t in runs["framework"]) for i in (0, 1))
         target = CASES[case][2]
@@ -98,14 +100,18 @@ def table(times: dict) -> str:
             plain_wall, plain_cpu = (statistics.median(t[i] for t in runs["plain"])
                                      for i in (0, 1))
             ratio = wall / plain_wall
+            # Each repeat's framework run over the plain run beside it: how much the machine's
+            # own ups and downs move a single comparison.
+            pairs = [f[0] / p[0] for f, p in zip(runs["framework"], runs["plain"])]
+            spread = f"{min(pairs):.2f}-{max(pairs):.2f}"
             verdict = "ok" if ratio <= target else "over"
-            lines.append(f"{LABELS[case]:<23} {wall:>8.2f}s {plain_wall:>6.2f}s {ratio:>6.3f}  "
-                         f"{cpu:>8.2f}s {plain_cpu:>6.2f}s {cpu / plain_cpu:>6.3f}  "
+            lines.append(f"{LABELS[case]:<23} {wall:>8.2f}s {plain_wall:>6.2f}s {ratio:>6.3f} "
+                         f"{spread:>13}  {cpu:>8.2f}s {plain_cpu:>6.2f}s {cpu / plain_cpu:>6.3f}  "
                          f"<= {target:.2f} ({verdict})")
         else:
             verdict = "ok" if wall < target else "over"
-            lines.append(f"{LABELS[case]:<23} {wall:>8.2f}s {'':>7} {'':>6}  {cpu:>8.2f}s "
-                         f"{'':>7} {'':>6}  < {target:.1f} s ({verdict})")
+            lines.append(f"{LABELS[case]:<23} {wall:>8.2f}s {'':>7} {'':>6} {'':>13}  "
+                         f"{cpu:>8.2f}s {'':>7} {'':>6}  < {target:.1f} s ({verdict})")
     return "\n".join(lines)
 
 

@@ -100,3 +100,18 @@ def test_the_overhead_benchmark_prints_its_table(tmp_path):
     assert lines[0].startswith("Median of 1 interleaved run(s) each")
     assert any(line.startswith("--help ") and "< 1.0 s" in line for line in lines)
     assert any(line.startswith("--cfg job ") for line in lines)
+
+
+def test_the_overhead_table_shows_the_ratio_of_medians_and_the_range_of_paired_ratios():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import overhead
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    times = {"iris_binary": {"framework": [(14.0, 15.0), (15.0, 15.5), (13.0, 14.0)],
+                             "plain": [(14.5, 15.0), (14.0, 15.0), (13.5, 14.2)]}}
+    (row,) = [line for line in overhead.table(times).splitlines()
+              if line.startswith("experiment=iris_binary")]
+    # medians 14.0 / 14.0; pairs 0.966, 1.071, 0.963; CPU 15.0 / 15.0
+    assert row.split() == ["experiment=iris_binary", "14.00s", "14.00s", "1.000", "0.96-1.07",
+                           "15.00s", "15.00s", "1.000", "<=", "1.05", "(ok)"]

@@ -183,6 +183,20 @@ def test_augment_changes_images_in_training_only():
     assert build_augment(OmegaConf.structured(off)).on_input is None
 
 
+def test_a_model_with_augmentation_compiles_with_xla_on_jax():
+    augment = build_augment(OmegaConf.structured(AugmentConfig(shear=0.1, contrast=0.1)))
+    model = keras.Sequential([keras.Input((16, 16, 3)), augment.on_input,
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    model.compile(loss="mse")  # jit_compile="auto"
+    if keras.config.backend() == "jax":
+        # Else the train step runs op by op.
+        assert model.jit_compile is True
+    else:  # Keras's own flags: TensorFlow's image transform op has no XLA kernel
+        assert not augment.on_input.get_layer("random_zoom").supports_jit
+        assert model.jit_compile is False
+    model.fit(np.full((4, 16, 16, 3), 128.0, "float32"), np.zeros((4, 2)), epochs=1, verbose=0)
+
+
 @pytest.mark.parametrize("head", ["flatten_dense", "gap_dense"])
 def test_a_cnn_trains_on_shapes_with_augmentation(compose, tmp_path, head):
     cfg = compose(

@@ -1,10 +1,24 @@
 import copy
+import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 # Only this project's plugins: an installed third-party package must not change test results.
 os.environ["FRAMEWORK_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+# JAX's persistent compilation cache, empty at the start of each session (xdist's workers and
+# the commands the tests start share the one their session made): the suite trains the same
+# small models again and again, and JAX compiles each afresh in every run and every process.
+# test_train.py + test_job_checkpoint.py on JAX: 111 -> 68 s on 2 CPU cores.
+# A size limit turns on JAX's file lock around each entry, which processes writing and reading
+# the same entry at once need (JAX wants the filelock package for it: Ray's, here).
+_JAX_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ and importlib.util.find_spec("filelock"):
+    _JAX_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jax-cache-")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # small programs too
+    os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(2**30)
 
 import pytest  # noqa: E402
 import warm  # noqa: E402
@@ -98,3 +112,8 @@ LONGEST_FILES = ("test_readme.py", "test_sweep.py", "test_applications.py",
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order in a file
+
+
+def pytest_unconfigure(config):
+    if _JAX_CACHE:  # the session that made it (not an xdist worker)
+        shutil.rmtree(_JAX_CACHE, ignore_errors=True)

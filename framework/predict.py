@@ -187,7 +187,10 @@ def load_run_model(run_dir: Path, unsafe: bool = False):
 
     keras = import_backend()
     try:
-        return keras.saving.load_model(path, safe_mode=not unsafe)
+        # Predicting and exporting need no optimizer or loss; nor the training's compile
+        # settings, which a model may not keep once reloaded (jit_compile=True on JAX for a
+        # model with augmentation layers: Keras warns and drops it).
+        return keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:  # damaged inside the archive
         raise damaged(run_dir, "model.keras", f"not a readable Keras file: {one_line(e)}") from None
     except ValueError as e:

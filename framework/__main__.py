@@ -148,6 +148,11 @@ def main():
         # group); summary.csv holds the jobs that ended.
         print(f"interrupted: {stopped}", file=sys.stderr)
         return stopped.exit_code
+    except BrokenPipeError:
+        # The reader of our output left (| head): a stop, as SIGPIPE is to other Unix commands
+        # (Python ignores the signal and raises this at the next write instead).
+        print("interrupted: the output pipe closed", file=sys.stderr)
+        return 128 + signal.SIGPIPE
     unfinished = [f"job {job['job']}: {job['status']}" for job in unfinished_jobs()]
     if unfinished:
         print(f"error: {len(unfinished)} sweep job(s) did not finish; {unfinished[0]} "

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -79,6 +80,26 @@ def test_sigterm_stops_a_run_with_failed_one_line_and_143_and_it_resumes_only_as
     result = cli(*LONG, "seed=7", "hydra.run.dir=run")
     assert_one_line_error(result, "holds an unfinished run of another config")
     assert records(tmp_path / "run") == before  # its recorded config (.hydra/config.yaml) too
+
+
+def test_a_run_whose_output_pipe_closes_stops_in_one_line_with_141(tmp_path):
+    # python -m framework ... | head -1: head exits after its line. A process of its own: a
+    # forked one writes to files.
+    running = subprocess.Popen([sys.executable, "-m", "framework", *LONG, "hydra.run.dir=run"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    for line in running.stdout:
+        if line.startswith("Stage 1/2 head"):
+            break
+    else:
+        raise AssertionError(running.stderr.read())  # ended before training
+    running.stdout.close()
+    stderr = running.stderr.read()
+    assert running.wait(timeout=300) == 141  # 128 + SIGPIPE, as the shell shows such a stop
+    assert stderr.strip().splitlines()[-1] == "interrupted: the output pipe closed"
+    assert "Traceback" not in stderr
+    assert (tmp_path / "run" / "FAILED").read_text().startswith("BrokenPipeError")
+    assert not (tmp_path / "run" / "metrics.json").exists()
 
 
 @pytest.mark.parametrize("module, args, message", [

@@ -25,6 +25,15 @@ def run_and_exit(main):
         code = e.code
     if sys.gettrace() is not None or sys.getprofile() is not None:
         sys.exit(code)
+    exit_without_teardown(code)
+
+
+def exit_without_teardown(code):
+    """Ends the process as ``sys.exit(code)`` would, short of tearing its modules down.
+
+    Args:
+        code: ``sys.exit``'s argument: an exit status, None (0), or a message for stderr (1).
+    """
     if code is None:
         status = 0
     elif isinstance(code, int):

@@ -231,8 +231,9 @@ def _reply(message: dict):
 
 def _child(request):
     import runpy
-    import threading
     import traceback
+
+    from framework.process_exit import exit_without_teardown
 
     stdin = os.open(os.devnull, os.O_RDONLY)
     os.dup2(stdin, 0)
@@ -245,23 +246,17 @@ def _child(request):
     os.environ.update(request["env"])
     sys.path[0] = os.getcwd()  # as python -m sets it
     sys.argv = [request["module"], *request["args"]]
-    code = 0
+    code = None
     try:
         runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
-    except SystemExit as e:  # as the interpreter reads sys.exit's argument
-        code = e.code if isinstance(e.code, int) else (e.code is not None)
-        if not isinstance(e.code, int | None):
-            print(e.code, file=sys.stderr)
+    except SystemExit as e:
+        code = e.code
     except BaseException:
         traceback.print_exc()
         code = 1
-    # What the interpreter does at exit, short of tearing down its modules: with TensorFlow
-    # imported that takes 1.5 s, and has no effect a command could show.
-    threading._shutdown()
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(int(code))
+    # With TensorFlow imported the teardown takes 1.5 s, and has no effect a command could show
+    # (a framework command ends so by itself, in run_and_exit).
+    exit_without_teardown(code)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ in float32 and mixed_bfloat16 with XLA (``jit_compile=True``), through the frame
 (``framework.train.train`` on a composed config, as ``python -m framework`` runs it) and through
 a plain Keras script on the same backend: the same layers (the framework's mobilenetv2 plugin
 rescales to -1..1 inside the model; gap_dense is GlobalAveragePooling2D + Dropout 0.2; the output
-layer float32), the same arrays (the framework's own dataset, loaded once), batch size, Adam,
-loss, seed, dtype policy and epochs. Both sides run in this process, one after the other (their
-order alternates from pair to pair), and print images per second and the ratio.
+layer float32), the same arrays (the framework's own dataset, loaded once: uint8 images, which
+both models cast to float on the device), batch size, Adam, loss, seed, dtype policy and epochs.
+Both sides run in this process, one after the other (their order alternates from pair to pair),
+and print images per second and the ratio.
 
 Only the timed epochs count: each side trains ``--warmup`` epochs (compilation) and then
 ``--epochs`` timed ones; a callback times each from its first step to its last (validation and

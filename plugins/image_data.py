@@ -158,7 +158,7 @@ def in_memory_data(splits: dict, class_names: list[str], size: tuple[int, int], 
 
     if keras.config.backend() != "tensorflow":
         # No tf.data without TensorFlow: NumPy arrays, resized once, which fit batches (and
-        # shuffles) itself.
+        # shuffles) itself, and Keras copies to the device a few batches ahead.
         def arrays(split):
             images, y = splits[split]
             return resized_images(images, resize, interpolation), label_array(
@@ -190,7 +190,11 @@ def in_memory_data(splits: dict, class_names: list[str], size: tuple[int, int], 
 
 
 def resized_images(images, resize=None, interpolation="bilinear", chunk: int = 256):
-    """In-memory images as float32, resized with Keras's ops (any backend), ``chunk`` at a time.
+    """In-memory images resized with Keras's ops (any backend), ``chunk`` at a time, as float32.
+
+    uint8 images that need no resize stay uint8: a quarter of the memory, of each batch's
+    gathering and of its copy to the device; the model casts them to float32 as its first step,
+    on the device (a functional model converts its inputs to its ``Input``'s dtype).
 
     Raises:
         UserError: an interpolation this backend's resize lacks.
@@ -198,9 +202,10 @@ def resized_images(images, resize=None, interpolation="bilinear", chunk: int = 2
     import keras
     import numpy as np
 
-    x = np.asarray(images, dtype=np.float32)
     if resize is None:
-        return x
+        images = np.asarray(images)
+        return images if images.dtype == np.uint8 else images.astype(np.float32)
+    x = np.asarray(images, dtype=np.float32)
     if interpolation not in KERAS_INTERPOLATIONS:
         raise UserError(f"dataset.interpolation={interpolation} is not available on the "
                         f"{keras.config.backend()} backend; accepted: "
@@ -235,7 +240,9 @@ def array_dataset(images, labels, *, batch: int, num_classes: int, one_hot: bool
         interpolation: the resize method (a ``tf.image.resize`` method name).
 
     Returns:
-        A ``tf.data.Dataset`` of ``(float32 images, labels)`` batches.
+        A ``tf.data.Dataset`` of ``(images, labels)`` batches: float32 images, or uint8 ones
+        where ``images`` are uint8 and not resized (the model casts them, as for
+        ``resized_images``).
     """
     import tensorflow as tf
 
@@ -245,9 +252,10 @@ def array_dataset(images, labels, *, batch: int, num_classes: int, one_hot: bool
     ds = ds.batch(batch)
 
     def prepare(x, y):
-        x = tf.cast(x, tf.float32)
         if resize is not None:
-            x = tf.image.resize(x, resize, method=interpolation)
+            x = tf.image.resize(tf.cast(x, tf.float32), resize, method=interpolation)
+        elif x.dtype != tf.uint8:
+            x = tf.cast(x, tf.float32)
         return x, tf.one_hot(y, num_classes) if one_hot else y
 
     # Whole batches are converted and resized at once: cheaper than one image at a time.

@@ -9,6 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from framework.api import DataContext, UserError
+from framework.model import build_model
 from framework.predict import load_run_model
 from framework.train import train
 from framework_plugins.augment import AugmentConfig, build_augment
@@ -170,6 +171,22 @@ def test_digits_are_upsampled_rgb_images_split_by_class():
     np.testing.assert_array_equal(x[..., 0], x[..., 2])
     assert sum(data.info[s] for s in ("train", "validation", "test")) == 1797
     assert min(data.info["class_counts"]["validation"].values()) >= 30  # stratified
+
+
+def test_uint8_images_are_served_as_uint8_and_the_model_casts_them_itself(compose):
+    # A quarter of the bytes to gather for each batch and to copy to the device; resized
+    # images (digits, upsampled) are float32.
+    shapes = build_shapes(OmegaConf.structured(ShapesConfig(**SMALL)), CTX)
+    x, _ = arrays(shapes.train)
+    assert x.dtype == np.uint8
+    digits = build_digits(OmegaConf.structured(DigitsConfig(shuffle=False)), CTX)
+    assert arrays(digits.validation)[0].dtype == np.float32
+    cfg = compose("dataset=shapes", "backbone=simple_cnn", "backbone.input_size=[32,32]",
+                  "backbone.filters=[8,16]", "regularizer=[augment]")
+    model = build_model(cfg, shapes).model
+    # Exactly what float32 copies give: the model's first step converts them.
+    np.testing.assert_array_equal(model.predict(x, batch_size=8, verbose=0),
+                                  model.predict(x.astype(np.float32), batch_size=8, verbose=0))
 
 
 def test_augment_changes_images_in_training_only():

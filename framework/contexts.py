@@ -21,7 +21,8 @@ class Data:
     Args:
         class_names: names of the classes, in label order (two classes make a binary task); for
             targets encoded for another task, the names of the target columns, in column order.
-        train: ``(x, y)`` NumPy arrays or a batched ``tf.data.Dataset`` of ``(x, y)``.
+        train: ``(x, y)`` NumPy arrays or a batched ``tf.data.Dataset`` of ``(x, y)``. Images
+            may be uint8 (a quarter of the bytes to move): the model casts them to float32.
         validation: same form as ``train``; used for validation during fit.
         test: same form, or None to evaluate on ``validation``.
         input_shape: the shape of one example, without the batch axis.

@@ -1,8 +1,8 @@
 """What the framework costs over plain Keras: whole-process wall times, side by side.
 
 Runs, in one go, each command in a process of its own, ``--repeats`` times, interleaved (one of
-each, then again), so that any load on the machine weighs on all alike, and prints the median of
-each with the ratios:
+each, then again, the framework's run and the plain script's taking turns to go first), so that
+any load on the machine weighs on all alike, and prints the median of each with the ratios:
 
 - the default run (``python -m framework``: the digits CNN, 15 epochs) against
   ``plain_keras.py digits``, the same data, model, seed, batch size and epochs as a plain Keras
@@ -76,12 +76,15 @@ def timed(command: list[str], workdir: Path) -> tuple[float, float]:
 
 
 def measure(cases: list[str], repeats: int, root: Path) -> dict[str, dict[str, list]]:
-    """``{case: {"framework": [(wall, cpu), ...], "plain": [...]}}``, the runs interleaved."""
+    """``{case: {"framework": [(wall, cpu), ...], "plain": [...]}}``, the runs interleaved, the
+    framework's first in even repeats and the plain script's first in odd ones (so that neither
+    side always runs in the other's wake)."""
     times = {case: {"framework": [], "plain": []} for case in cases}
     for repeat in range(repeats):
         for case in cases:
             framework, plain, _ = CASES[case]
-            for kind, command in (("framework", framework), ("plain", plain)):
+            order = (("framework", framework), ("plain", plain))
+            for kind, command in order[::-1] if repeat % 2 else order:
                 if command is not None:
                     workdir = root / f"{case}-{kind}-{repeat}"
                     times[case][kind].append(timed(command, workdir))

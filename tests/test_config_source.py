@@ -102,12 +102,29 @@ def test_the_overhead_benchmark_prints_its_table(tmp_path):
     assert any(line.startswith("--cfg job ") for line in lines)
 
 
-def test_the_overhead_table_shows_the_ratio_of_medians_and_the_range_of_paired_ratios():
+def _overhead_module():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         import overhead
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
+    return overhead
+
+
+def test_the_overhead_benchmark_alternates_which_side_runs_first(monkeypatch, tmp_path):
+    overhead = _overhead_module()
+    runs = []
+    monkeypatch.setattr(overhead, "timed",
+                        lambda command, workdir: runs.append(workdir.name) or (1.0, 1.0))
+    times = overhead.measure(["iris_binary"], 3, tmp_path)
+    assert runs == ["iris_binary-framework-0", "iris_binary-plain-0",
+                    "iris_binary-plain-1", "iris_binary-framework-1",
+                    "iris_binary-framework-2", "iris_binary-plain-2"]
+    assert len(times["iris_binary"]["framework"]) == len(times["iris_binary"]["plain"]) == 3
+
+
+def test_the_overhead_table_shows_the_ratio_of_medians_and_the_range_of_paired_ratios():
+    overhead = _overhead_module()
     times = {"iris_binary": {"framework": [(14.0, 15.0), (15.0, 15.5), (13.0, 14.0)],
                              "plain": [(14.5, 15.0), (14.0, 15.0), (13.5, 14.2)]}}
     (row,) = [line for line in overhead.table(times).splitlines()

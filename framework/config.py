@@ -73,11 +73,14 @@ class TrainerConfig:
     # null: the task's own (classification val_accuracy, regression val_mae, multilabel
     # val_macro_f1). Losses and errors are minimized, the rest maximized.
     objective: str | None = None
-    # Keep a checkpoint in the run dir as training goes (each epoch, each stage), so that a run
-    # stopped part-way continues there when it runs again in the same dir: a killed run rerun
-    # with hydra.run.dir=<its dir>, a Slurm job requeued, a sweep resumed with
-    # hydra/sweeper=resume. Deleted when the run finishes.
+    # Keep a checkpoint in the run dir as training goes (each stage, and the stage being
+    # trained), so that a run stopped part-way continues there when it runs again in the same
+    # dir: a killed run rerun with hydra.run.dir=<its dir>, a Slurm job requeued, a sweep
+    # resumed with hydra/sweeper=resume. Deleted when the run finishes.
     checkpoint: bool = True
+    # The least time, in seconds, between two backups of the stage being trained, each at an
+    # epoch's end (0: after every epoch); a stopped run replays the epochs since the last one.
+    checkpoint_interval: float = setting(30.0, at_least=0)
     # Empty: one stage of `epochs` that trains the head over a pretrained (frozen) backbone,
     # everything otherwise.
     stages: list[StageConfig] = field(default_factory=list)

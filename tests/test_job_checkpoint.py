@@ -4,8 +4,10 @@ checkpoint when it runs again in the same directory."""
 import csv
 
 import keras
+import numpy as np
 import pytest
 
+from framework import job_checkpoint
 from framework.errors import UserError
 from framework.job_checkpoint import JobCheckpoint
 from framework.train import train
@@ -14,7 +16,8 @@ from framework.train import train
 pytestmark = pytest.mark.backends
 
 TWO_STAGES = ("experiment=iris_binary", "trainer.verbose=0",
-              "trainer.stages=[{name:first,epochs:3},{name:second,epochs:4}]")
+              "trainer.stages=[{name:first,epochs:3},{name:second,epochs:4}]",
+              "trainer.checkpoint_interval=0")  # a backup after every epoch
 
 
 class Stop(Exception):
@@ -165,6 +168,46 @@ def test_another_config_in_a_stopped_runs_directory_is_refused(compose, tmp_path
             if p.is_file()} == saved
 
 
+def test_the_stage_is_backed_up_at_most_every_checkpoint_interval(compose, tmp_path,
+                                                                  monkeypatch):
+    clock = [0.0]
+
+    class Clock:
+        @staticmethod
+        def monotonic():
+            return clock[0]
+
+    class Tick(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):  # each epoch takes a second, by this clock
+            clock[0] += 1
+
+    monkeypatch.setattr(job_checkpoint, "time", Clock)
+    keep, stops = JobCheckpoint.callbacks, [StopAfter(2, 5)]
+
+    def callbacks(self, stage):
+        chain = [Tick(), *keep(self, stage)]
+        return chain + [stops.pop()] if stage == 2 and stops else chain
+
+    monkeypatch.setattr(JobCheckpoint, "callbacks", callbacks)
+    cfg = compose(*TWO_STAGES, "trainer.checkpoint_interval=2",
+                  "trainer.stages=[{name:first,epochs:3},{name:second,epochs:6}]")
+    with pytest.raises(Stop):
+        train(cfg, tmp_path / "job", checkpoint=True)
+    resume = tmp_path / "job" / ".resume"
+    # Stopped after epoch 5 of stage 2, backed up after its epochs 2 and 4 (2 and 4 s in), and
+    # the random layers' states kept of the last backup's epoch alone.
+    with (resume / "stage2" / "backup.npy").open("rb") as f:
+        assert np.load(f)[1] == 4  # its header: array count, epochs done
+    assert [p.name for p in resume.glob("stage2.seeds*.npz")] == ["stage2.seeds4.npz"]
+
+    before = clock[0]
+    metrics = train(cfg, tmp_path / "job", checkpoint=True)
+    assert clock[0] - before == 2  # stage 1 restored; stage 2 continues after its epoch 4
+    assert [int(r["epoch"]) for r in _history(tmp_path / "job")] == list(range(1, 10))
+    assert metrics["epochs"] == 9
+
+
 def test_every_run_keeps_a_checkpoint_by_default(compose):
     assert compose().trainer.checkpoint is True
+    assert compose().trainer.checkpoint_interval == 30
     assert compose("trainer.checkpoint=false").trainer.checkpoint is False

@@ -14,7 +14,8 @@ import warm
 # A short staged run: a head stage on cached features (of a randomly initialized mlp, so keyed
 # by the seed), then everything; dropout, whose random state a resume must restore too.
 STAGED = ["dataset=iris", "regularizer=[dropout]", "trainer.batch_size=8", "trainer.verbose=2",
-          "trainer.stages=[{name:head,trainable:head,epochs:12},{name:all,trainable:all,epochs:4}]"]
+          "trainer.stages=[{name:head,trainable:head,epochs:12},{name:all,trainable:all,epochs:4}]",
+          "trainer.checkpoint_interval=0"]  # a backup after every epoch
 # Long enough to be still running while a second process starts.
 LONG = [*STAGED, "trainer.stages.0.epochs=300"]
 

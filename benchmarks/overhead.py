@@ -17,6 +17,14 @@ Beside the median wall times and their ratio it prints the range of the ratios o
 downs move a single comparison, and each command's CPU time (user + system, the process and its
 children), which other work on a shared machine disturbs less, with its ratio.
 
+Under each of the two runs, a row ``outside model.fit``: both sides run through
+``fit_clock.py``, which clocks their time in ``keras.Model.fit`` (the same training loop on the
+same model and data: the framework calls Keras's ``fit``), and the row shows each side's median
+time outside it, the median of each pair's difference (what the framework adds: composing the
+config, plugins, scoring, plots, the run dir) and the ratio that difference makes over the
+plain side's median whole time. On a shared machine the fit's own ups and downs (a fifth either
+way from one run to the next, here) move the whole-process ratio more than everything else.
+
 Each framework run writes its run directory in a temporary folder, with its defaults (the run's
 own checkpoint, the plots and reports included); each plain script saves its model there. Run::
 
@@ -37,6 +45,7 @@ import time
 from pathlib import Path
 
 PLAIN = Path(__file__).resolve().with_name("plain_keras.py")
+FIT_CLOCK = Path(__file__).resolve().with_name("fit_clock.py")
 FRAMEWORK = [sys.executable, "-m", "framework"]
 
 # name: (framework command, plain Keras command or None, the target: a ratio or seconds)
@@ -51,17 +60,27 @@ LABELS = {"default": "default run", "iris_binary": "experiment=iris_binary",
           "help": "--help", "cfg_job": "--cfg job"}
 
 
-def timed(command: list[str], workdir: Path) -> tuple[float, float]:
+def timed(command: list[str], workdir: Path, clock_fit: bool = False) -> tuple:
     """Runs ``command`` in ``workdir`` (output discarded).
 
+    Args:
+        command: ``python`` and its arguments.
+        workdir: a new folder to run it in.
+        clock_fit: run it through ``fit_clock.py``, which clocks its time in ``keras.Model.fit``.
+
     Returns:
-        Its wall time and CPU time (user + system, its children's included) in seconds.
+        Its wall time and CPU time (user + system, its children's included) in seconds, and its
+        seconds in ``fit`` (None unless clocked).
 
     Raises:
         RuntimeError: the command failed (with the end of its error output).
     """
     workdir.mkdir(parents=True)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+    fit_file = workdir / ".fit-seconds"
+    if clock_fit:
+        command = [command[0], str(FIT_CLOCK), *command[1:]]
+        env["FIT_CLOCK_FILE"] = str(fit_file)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL,
@@ -72,13 +91,14 @@ def timed(command: list[str], workdir: Path) -> tuple[float, float]:
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n"
                            f"{done.stderr[-2000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed, cpu
+    return elapsed, cpu, float(fit_file.read_text()) if clock_fit else None
 
 
 def measure(cases: list[str], repeats: int, root: Path) -> dict[str, dict[str, list]]:
-    """``{case: {"framework": [(wall, cpu), ...], "plain": [...]}}``, the runs interleaved, the
-    framework's first in even repeats and the plain script's first in odd ones (so that neither
-    side always runs in the other's wake)."""
+    """``{case: {"framework": [(wall, cpu, fit), ...], "plain": [...]}}``, the runs interleaved,
+    the framework's first in even repeats and the plain script's first in odd ones (so that
+    neither side always runs in the other's wake); where there is a plain side, both sides'
+    time in ``fit`` is clocked."""
     times = {case: {"framework": [], "plain": []} for case in cases}
     for repeat in range(repeats):
         for case in cases:
@@ -87,7 +107,7 @@ def measure(cases: list[str], repeats: int, root: Path) -> dict[str, dict[str, l
             for kind, command in order[::-1] if repeat % 2 else order:
                 if command is not None:
                     workdir = root / f"{case}-{kind}-{repeat}"
-                    times[case][kind].append(timed(command, workdir))
+                    times[case][kind].append(timed(command, workdir, plain is not None))
     return times
 
 
@@ -111,11 +131,26 @@ def table(times: dict) -> str:
             lines.append(f"{LABELS[case]:<23} {wall:>8.2f}s {plain_wall:>6.2f}s {ratio:>6.3f} "
                          f"{spread:>13}  {cpu:>8.2f}s {plain_cpu:>6.2f}s {cpu / plain_cpu:>6.3f}  "
                          f"<= {target:.2f} ({verdict})")
+            lines.append(outside_fit_row(runs, plain_wall, target))
         else:
             verdict = "ok" if wall < target else "over"
             lines.append(f"{LABELS[case]:<23} {wall:>8.2f}s {'':>7} {'':>6} {'':>13}  "
                          f"{cpu:>8.2f}s {'':>7} {'':>6}  < {target:.1f} s ({verdict})")
     return "\n".join(lines)
+
+
+def outside_fit_row(runs: dict, plain_wall: float, target: float) -> str:
+    """The sub-row of a case's time outside ``keras.Model.fit``: the medians of each side, the
+    median of each pair's difference (what the framework adds around the training loop, which
+    both sides share and whose ups and downs on a busy machine move the whole-process ratio
+    most), and the ratio that difference makes over the plain side's median whole time."""
+    outside = {kind: [t[0] - t[2] for t in runs[kind]] for kind in ("framework", "plain")}
+    extra = statistics.median(f - p for f, p in zip(outside["framework"], outside["plain"]))
+    ratio = (plain_wall + extra) / plain_wall
+    verdict = "ok" if ratio <= target else "over"
+    framework, plain = (statistics.median(outside[kind]) for kind in ("framework", "plain"))
+    return (f"{'  outside model.fit':<23} {framework:>8.2f}s {plain:>6.2f}s {ratio:>6.3f} "
+            f"{f'{extra:+.2f} s':>13}  {'':>9} {'':>7} {'':>6}  <= {target:.2f} ({verdict})")
 
 
 def main(argv=None):

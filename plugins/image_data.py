@@ -202,10 +202,12 @@ def resized_images(images, resize=None, interpolation="bilinear", chunk: int = 2
     import keras
     import numpy as np
 
+    images = np.asarray(images)
+    if resize is None and images.dtype == np.uint8:
+        return images
+    x = images.astype(np.float32, copy=False)
     if resize is None:
-        images = np.asarray(images)
-        return images if images.dtype == np.uint8 else images.astype(np.float32)
-    x = np.asarray(images, dtype=np.float32)
+        return x
     if interpolation not in KERAS_INTERPOLATIONS:
         raise UserError(f"dataset.interpolation={interpolation} is not available on the "
                         f"{keras.config.backend()} backend; accepted: "

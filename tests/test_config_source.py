@@ -111,24 +111,34 @@ def _overhead_module():
     return overhead
 
 
-def test_the_overhead_benchmark_alternates_which_side_runs_first(monkeypatch, tmp_path):
+def test_the_overhead_benchmark_alternates_sides_and_clocks_fit_where_it_compares(monkeypatch, tmp_path):
     overhead = _overhead_module()
     runs = []
-    monkeypatch.setattr(overhead, "timed",
-                        lambda command, workdir: runs.append(workdir.name) or (1.0, 1.0))
-    times = overhead.measure(["iris_binary"], 3, tmp_path)
-    assert runs == ["iris_binary-framework-0", "iris_binary-plain-0",
-                    "iris_binary-plain-1", "iris_binary-framework-1",
-                    "iris_binary-framework-2", "iris_binary-plain-2"]
+    monkeypatch.setattr(overhead, "timed", lambda command, workdir, clock_fit:
+                        runs.append((workdir.name, clock_fit)) or (1.0, 1.0, 0.5))
+    times = overhead.measure(["iris_binary", "help"], 3, tmp_path)
+    assert runs == [("iris_binary-framework-0", True), ("iris_binary-plain-0", True),
+                    ("help-framework-0", False),
+                    ("iris_binary-plain-1", True), ("iris_binary-framework-1", True),
+                    ("help-framework-1", False),
+                    ("iris_binary-framework-2", True), ("iris_binary-plain-2", True),
+                    ("help-framework-2", False)]
     assert len(times["iris_binary"]["framework"]) == len(times["iris_binary"]["plain"]) == 3
 
 
 def test_the_overhead_table_shows_the_ratio_of_medians_and_the_range_of_paired_ratios():
     overhead = _overhead_module()
-    times = {"iris_binary": {"framework": [(14.0, 15.0), (15.0, 15.5), (13.0, 14.0)],
-                             "plain": [(14.5, 15.0), (14.0, 15.0), (13.5, 14.2)]}}
-    (row,) = [line for line in overhead.table(times).splitlines()
-              if line.startswith("experiment=iris_binary")]
+    # (wall, CPU, seconds in fit) of each run
+    times = {"iris_binary": {"framework": [(14.0, 15.0, 10.0), (15.0, 15.5, 10.5),
+                                           (13.0, 14.0, 9.2)],
+                             "plain": [(14.5, 15.0, 10.8), (14.0, 15.0, 10.2),
+                                       (13.5, 14.2, 10.0)]}}
+    lines = overhead.table(times).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("experiment=iris_binary"))
     # medians 14.0 / 14.0; pairs 0.966, 1.071, 0.963; CPU 15.0 / 15.0
-    assert row.split() == ["experiment=iris_binary", "14.00s", "14.00s", "1.000", "0.96-1.07",
-                           "15.00s", "15.00s", "1.000", "<=", "1.05", "(ok)"]
+    assert lines[at].split() == ["experiment=iris_binary", "14.00s", "14.00s", "1.000",
+                                 "0.96-1.07", "15.00s", "15.00s", "1.000", "<=", "1.05", "(ok)"]
+    # outside fit: framework 4.0, 4.5, 3.8 (median 4.0), plain 3.7, 3.8, 3.5 (median 3.7);
+    # pairs +0.3, +0.7, +0.3: +0.3 s over the plain median of 14.0 s is 1.021
+    assert lines[at + 1].split() == ["outside", "model.fit", "4.00s", "3.70s", "1.021",
+                                     "+0.30", "s", "<=", "1.05", "(ok)"]

@@ -1,7 +1,8 @@
 """Runs a Python script or ``-m module`` with the time it spends in ``keras.Model.fit`` clocked:
 the total, in seconds, is written to the file that ``FIT_CLOCK_FILE`` names when the process
 exits. ``overhead.py`` runs both sides of a comparison through it, to tell the training loop,
-which they share, from the rest. Keras is imported first, to wrap ``fit``::
+which they share, from the rest. Keras is imported first, to wrap ``fit``, on the backend that
+``KERAS_BACKEND`` names (a command that picks its own, ``trainer.backend=jax``, cannot)::
 
     FIT_CLOCK_FILE=fit.txt python benchmarks/fit_clock.py -m framework
     FIT_CLOCK_FILE=fit.txt python benchmarks/fit_clock.py benchmarks/plain_keras.py digits

@@ -21,8 +21,9 @@ Under each of the two runs, a row ``outside model.fit``: both sides run through
 ``fit_clock.py``, which clocks their time in ``keras.Model.fit`` (the same training loop on the
 same model and data: the framework calls Keras's ``fit``), and the row shows each side's median
 time outside it, the median of each pair's difference (what the framework adds: composing the
-config, plugins, scoring, plots, the run dir) and the ratio that difference makes over the
-plain side's median whole time. On a shared machine the fit's own ups and downs (a fifth either
+config, plugins, scoring, plots, the run dir; its callbacks, the epoch log and checkpoint, run
+inside fit and count there) and the ratio that difference makes over the plain side's median
+whole time. On a shared machine the fit's own ups and downs (a fifth either
 way from one run to the next, here) move the whole-process ratio more than everything else.
 
 Each framework run writes its run directory in a temporary folder, with its defaults (the run's

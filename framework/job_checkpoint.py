@@ -38,8 +38,19 @@ def check_resumable(run_dir: Path, cfg):
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{saved} cannot be read ({e}); delete {saved.parent} to run this "
                         "directory's run from the start") from None
-    if text != OmegaConf.to_yaml(cfg, resolve=True):
+    if text != recorded_config(cfg):
         raise _another_config(run_dir)
+
+
+def recorded_config(cfg) -> str:
+    """The YAML of a run config that a run continued from its checkpoint must match.
+
+    How often the stage is backed up changes nothing the run computes: it is left out, so a
+    requeued run may change it (and checkpoints from before it existed still match).
+    """
+    recorded = OmegaConf.to_container(cfg, resolve=True)
+    del recorded["trainer"]["checkpoint_interval"]
+    return OmegaConf.to_yaml(recorded)
 
 
 def _another_config(run_dir: Path) -> UserError:
@@ -60,7 +71,7 @@ class JobCheckpoint:
     def __init__(self, run_dir: Path, cfg):
         self.dir = run_dir / RESUME_DIR
         self.interval = cfg.trainer.checkpoint_interval
-        if not record_config(self.dir, OmegaConf.to_yaml(cfg, resolve=True)):
+        if not record_config(self.dir, recorded_config(cfg)):
             raise _another_config(run_dir)
 
     def callbacks(self, stage: int) -> list:
@@ -77,27 +88,32 @@ class JobCheckpoint:
         # the last backup, and a replayed row replaces the first (see stage_history).
         import keras  # here: the run's checks import this module before TensorFlow is wanted
 
-        seeds = self.dir / f"stage{stage}.seeds"
         return [keras.callbacks.CSVLogger(str(epochs), append=True),
-                _seed_restorer(keras)(seeds),
-                _epoch_backup(keras)(backup, seeds, self.interval)]
+                _epoch_backup(keras)(backup, self.dir / f"stage{stage}.seeds", self.interval)]
 
-    def stage_history(self, stage: int, fit_history: dict) -> dict[str, list[float]]:
+    def stage_history(self, stage: int, fit) -> dict[str, list[float]]:
         """The stage's whole history, epochs from before a restart included.
 
         Args:
             stage: the stage's number.
-            fit_history: ``History.history`` of the stage's last ``fit`` (its key order is kept).
+            fit: the ``History`` of the stage's last ``fit`` (the key order of its ``history``
+                is kept).
 
         Returns:
             Each metric's values, one per epoch of the stage.
         """
+        fit_history = fit.history
+        # Rows past the last fit's last epoch were logged by a stopped run after its last
+        # backup, and this one stopped before them (early stopping counts again from a restart).
+        last = fit.epoch[-1] if fit.epoch else None
         rows = {}
         with self._epochs_file(stage).open(newline="") as f:
             for row in csv.DictReader(f):
                 if None in row.values() or "" in row.values():
                     continue  # the row a hard kill cut short; its epoch was replayed
-                rows[int(row.pop("epoch"))] = row  # a replayed epoch: the last row counts
+                epoch = int(row.pop("epoch"))
+                if last is None or epoch <= last:
+                    rows[epoch] = row  # a replayed epoch: the last row counts
         keys = list(fit_history) or (list(next(iter(rows.values()))) if rows else [])
         return {key: [float(rows[epoch][key]) for epoch in sorted(rows)] for key in keys}
 
@@ -161,30 +177,8 @@ def _seeds_file(prefix: Path, epochs_done: int) -> Path:
     return prefix.with_name(f"{prefix.name}{epochs_done}.npz")
 
 
-def _seed_restorer(keras):
-    """The Keras callback class that restores the random layers' states with the stage backup."""
-
-    class SeedRestorer(keras.callbacks.Callback):
-        """Once the stage backup has been restored, restores the random layers' states of the
-        epoch it restored (the backup saves them beside itself)."""
-
-        def __init__(self, prefix: Path):
-            super().__init__()
-            self.prefix = prefix
-
-        def on_train_begin(self, logs=None):
-            self.restored = False
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if not self.restored and epoch > 0:  # the backup set the epoch it restored
-                load_seed_states(self.model, _seeds_file(self.prefix, epoch))
-            self.restored = True
-
-    return SeedRestorer
-
-
 def _epoch_backup(keras):
-    """The Keras callback that backs the stage up after each epoch, and restores the last backup
+    """The Keras callback that backs the stage up at epochs' ends, and restores the last backup
     when the stage's fit starts again."""
 
     class EpochBackup(keras.callbacks.Callback):
@@ -202,8 +196,9 @@ def _epoch_backup(keras):
         A backup is made at an epoch's end once ``interval`` seconds have passed since the fit
         started or was last backed up: after every epoch that takes longer, and not after
         every one of many short epochs (the digits CNN's backups took 14 ms of its 0.7 s
-        epochs). It saves the random layers' states first, beside itself, and then deletes
-        those of the backup it replaced.
+        epochs). It saves the random layers' states first, beside itself (Keras leaves them
+        out of the weights), then deletes those of the backup it replaced, and restores them
+        with the backup.
 
         Args:
             directory: the stage's backup folder: made by the first backup, deleted when the
@@ -238,6 +233,7 @@ def _epoch_backup(keras):
             model.set_weights(arrays[:weights])
             for variable, value in zip(optimizer, arrays[weights:], strict=True):
                 variable.assign(value)
+            load_seed_states(model, _seeds_file(self.seeds, epoch))
             self.model._initial_epoch = epoch  # where fit starts, as BackupAndRestore sets it
             self.epochs_backed_up = epoch
 

@@ -339,7 +339,7 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
     # and never resets it).
     target._initial_epoch = None
     if run.checkpoint:
-        return run.checkpoint.stage_history(plan.number, fit.history)
+        return run.checkpoint.stage_history(plan.number, fit)
     return {k: [float(v) for v in values] for k, values in fit.history.items()}
 
 

@@ -111,7 +111,8 @@ def _overhead_module():
     return overhead
 
 
-def test_the_overhead_benchmark_alternates_sides_and_clocks_fit_where_it_compares(monkeypatch, tmp_path):
+def test_the_overhead_benchmark_alternates_sides_and_clocks_fit_where_it_compares(monkeypatch,
+                                                                                  tmp_path):
     overhead = _overhead_module()
     runs = []
     monkeypatch.setattr(overhead, "timed", lambda command, workdir, clock_fit:

@@ -57,10 +57,10 @@ def epochs_trained(monkeypatch):
             trained[self.stage] = trained.get(self.stage, 0) + 1
 
     def callbacks(self, stage):
-        epoch_log, seeds, backup = keep(self, stage)
-        chain = [epoch_log, seeds, backup, Count(stage)]
+        epoch_log, backup = keep(self, stage)
+        chain = [epoch_log, backup, Count(stage)]
         if stop[0] and stop[0][0] == stage:
-            chain.insert(1 if stop[0][2:] == ("before backup",) else 4, StopAfter(*stop[0][:2]))
+            chain.insert(1 if stop[0][2:] == ("before backup",) else 3, StopAfter(*stop[0][:2]))
             stop[0] = None
         return chain
 
@@ -168,9 +168,11 @@ def test_another_config_in_a_stopped_runs_directory_is_refused(compose, tmp_path
             if p.is_file()} == saved
 
 
-def test_the_stage_is_backed_up_at_most_every_checkpoint_interval(compose, tmp_path,
-                                                                  monkeypatch):
-    clock = [0.0]
+@pytest.fixture
+def clocked_stages(monkeypatch):
+    """Each epoch takes a second by the checkpoint's clock. ``extra[stage]``: callbacks that the
+    next fit of that stage gets after the checkpoint's (once)."""
+    clock, extra = [0.0], {}
 
     class Clock:
         @staticmethod
@@ -178,19 +180,29 @@ def test_the_stage_is_backed_up_at_most_every_checkpoint_interval(compose, tmp_p
             return clock[0]
 
     class Tick(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):  # each epoch takes a second, by this clock
+        def on_epoch_end(self, epoch, logs=None):
             clock[0] += 1
 
     monkeypatch.setattr(job_checkpoint, "time", Clock)
-    keep, stops = JobCheckpoint.callbacks, [StopAfter(2, 5)]
+    keep = JobCheckpoint.callbacks
+    monkeypatch.setattr(JobCheckpoint, "callbacks", lambda self, stage: [
+        Tick(), *keep(self, stage), *extra.pop(stage, [])])
+    return clock, extra
 
-    def callbacks(self, stage):
-        chain = [Tick(), *keep(self, stage)]
-        return chain + [stops.pop()] if stage == 2 and stops else chain
 
-    monkeypatch.setattr(JobCheckpoint, "callbacks", callbacks)
-    cfg = compose(*TWO_STAGES, "trainer.checkpoint_interval=2",
-                  "trainer.stages=[{name:first,epochs:3},{name:second,epochs:6}]")
+class StopTraining(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True  # as early stopping does
+
+
+SIX_EPOCHS = "trainer.stages=[{name:first,epochs:3},{name:second,epochs:6}]"
+
+
+def test_the_stage_is_backed_up_at_most_every_checkpoint_interval(compose, tmp_path,
+                                                                  clocked_stages):
+    clock, extra = clocked_stages
+    cfg = compose(*TWO_STAGES, SIX_EPOCHS, "trainer.checkpoint_interval=2")
+    extra[2] = [StopAfter(2, 5)]
     with pytest.raises(Stop):
         train(cfg, tmp_path / "job", checkpoint=True)
     resume = tmp_path / "job" / ".resume"
@@ -205,6 +217,23 @@ def test_the_stage_is_backed_up_at_most_every_checkpoint_interval(compose, tmp_p
     assert clock[0] - before == 2  # stage 1 restored; stage 2 continues after its epoch 4
     assert [int(r["epoch"]) for r in _history(tmp_path / "job")] == list(range(1, 10))
     assert metrics["epochs"] == 9
+
+
+def test_a_continued_stage_that_stops_sooner_drops_the_epochs_logged_after_its_backup(
+        compose, tmp_path, clocked_stages):
+    _, extra = clocked_stages
+    extra[2] = [StopAfter(2, 5)]
+    with pytest.raises(Stop):  # backed up after epoch 3 of stage 2, epochs 4 and 5 logged after
+        train(compose(*TWO_STAGES, SIX_EPOCHS, "trainer.checkpoint_interval=3"),
+              tmp_path / "job", checkpoint=True)
+    extra[2] = [StopTraining()]
+    # Another interval: how often it backs up is not part of the config it must match.
+    metrics = train(compose(*TWO_STAGES, SIX_EPOCHS, "trainer.checkpoint_interval=60"),
+                    tmp_path / "job", checkpoint=True)
+    assert [(int(r["epoch"]), r["stage"]) for r in _history(tmp_path / "job")] == [
+        (1, "first"), (2, "first"), (3, "first"),
+        (4, "second"), (5, "second"), (6, "second"), (7, "second")]
+    assert metrics["epochs"] == 7
 
 
 def test_every_run_keeps_a_checkpoint_by_default(compose):

@@ -53,6 +53,9 @@ def cache_key(cfg, data, backbone_part) -> str | None:
             digest.update(np.ascontiguousarray(x).tobytes())
             digest.update(np.ascontiguousarray(y).tobytes())
         identity["arrays"] = digest.hexdigest()
+    precision = OmegaConf.select(cfg, "trainer.precision", default="float32")
+    if precision != "float32":  # features computed in 16 bits are not the float32 ones
+        identity["precision"] = precision
     weights = cfg.backbone.get("weights")
     if weights is None:  # random initialization (or no weights setting): seeded by the run
         identity["seed"] = cfg.seed
@@ -86,7 +89,11 @@ def load_or_extract(backbone, data, key: str, cache_dir: Path):
 
 
 def extract(backbone, data) -> dict:
-    """Runs the backbone over every split once (the training split in its fixed order)."""
+    """Runs the backbone over every split once (the training split in its fixed order).
+
+    Features come back as float32 whatever the dtype policy: NumPy cannot save bfloat16, and
+    widening 16-bit features loses nothing (the head casts them back to its input's dtype).
+    """
     features = {}
     for split in SPLITS:
         source = getattr(data, split)
@@ -96,9 +103,10 @@ def extract(backbone, data) -> dict:
             continue
         if isinstance(source, tuple):
             x, y = source
-            features[split] = (backbone.predict(x, verbose=0), np.asarray(y))
-            continue
-        features[split] = predict_with_labels(backbone, source)
+            x, y = backbone.predict(x, verbose=0), np.asarray(y)
+        else:
+            x, y = predict_with_labels(backbone, source)
+        features[split] = (np.asarray(x, dtype=np.float32), y)
     return features
 
 

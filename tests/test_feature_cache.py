@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 import keras
+import ml_dtypes
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
@@ -162,9 +163,23 @@ def test_a_failed_extraction_leaves_no_temporary_folder(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def key(seed, weights="absent"):
+def test_16_bit_features_are_stored_as_float32_and_read_back(tmp_path):
+    # Mixed precision: the backbone returns bfloat16, which NumPy saves but cannot load back.
+    backbone = Doubler()
+    backbone.predict = lambda x, verbose=0: (x * 2).astype(ml_dtypes.bfloat16)
+    extracted, hit = load_or_extract(backbone, tiny_data(), "k", tmp_path)
+    cached, hit_again = load_or_extract(backbone, tiny_data(), "k", tmp_path)
+    assert (hit, hit_again) == (False, True)
+    for split in ("train", "validation", "test"):
+        assert extracted[split][0].dtype == cached[split][0].dtype == np.float32
+        np.testing.assert_array_equal(cached[split][0], tiny_data().train[0] * 2)
+
+
+def key(seed, weights="absent", precision=None):
     backbone = {"name": "b"} if weights == "absent" else {"name": "b", "weights": weights}
     cfg = OmegaConf.create({"seed": seed, "dataset": {"name": "d"}, "backbone": backbone})
+    if precision:
+        cfg.trainer = {"precision": precision}
     data = Data(class_names=["a", "b"], train=None, validation=None, test=None,
                 input_shape=(3,), fingerprint="files")
     return cache_key(cfg, data, SimpleNamespace(builder="plugin:build"))
@@ -177,3 +192,8 @@ def test_random_backbone_weights_key_their_features_by_the_seed(tmp_path):
         assert key(1, weights) != key(2, weights) and key(1, weights) == key(1, weights)
     for weights in ("imagenet", str(weights_file)):  # loaded: the seed changes nothing
         assert key(1, weights) == key(2, weights)
+
+
+def test_features_computed_in_16_bits_have_keys_of_their_own():
+    assert key(1, precision="float32") == key(1)
+    assert len({key(1), key(1, precision="mixed_float16"), key(1, precision="mixed_bfloat16")}) == 3

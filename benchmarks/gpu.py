@@ -276,8 +276,8 @@ def run_plain(args, row: str, precision: str, data):
 
 
 def step_breakdown(model, train, args, repeats: int = 10) -> dict | None:
-    """Milliseconds per batch of: a train step on a batch already on the device (one call,
-    waited for), gathering a shuffled batch from the host arrays (what Keras's array adapter
+    """Milliseconds per batch of: a fit step on batches already on the device (fit's own Python
+    work included), gathering a shuffled batch from the host arrays (what Keras's array adapter
     does each step), and copying a batch to the device. None for data that is not arrays."""
     import keras
     import numpy as np
@@ -300,14 +300,16 @@ def step_breakdown(model, train, args, repeats: int = 10) -> dict | None:
         for _ in batches:
             jax.block_until_ready(jax.device_put((xb, yb)))
         copy = (time.perf_counter() - start) / len(batches) * 1e3
-        if args.steps_per_execution == 1:
-            xd, yd = jax.device_put((xb, yb))
-            for _ in range(2):
-                model.train_on_batch(xd, yd)
-            start = time.perf_counter()
-            for _ in range(repeats):
-                model.train_on_batch(xd, yd)  # returns its logs as NumPy: waits for the step
-            step = (time.perf_counter() - start) / repeats * 1e3
+        # fit again, on the batches moved to the device beforehand: the (x, y) data of the fit
+        # before, so its compiled step serves (train_on_batch's (x, y, None) would compile
+        # another).
+        resident = np.concatenate(batches)
+        xd, yd = jax.device_put((x[resident], y[resident]))
+        timer = epoch_timer(warmup=1)
+        model.fit(xd, yd, batch_size=args.batch, shuffle=False, epochs=2, callbacks=[timer],
+                  verbose=0)
+        (begin, end), = timer.windows
+        step = (end - begin) / len(batches) * 1e3
     return {"step": step, "gather": gather, "copy": copy}
 
 
@@ -414,8 +416,8 @@ def report(args, results: list[dict], header: list[str], done: bool) -> str:
                          "XLA's optimizations)" if differ else "in every row"))
     if any(r["parts"] for r in results):
         lines += ["", f"Where a step's time goes (plain Keras, ms per batch of {args.batch}): "
-                  "fit: a step of the timed epochs; device: one train step on a batch already on "
-                  "the device, waited for (train_on_batch: its Python overhead included); "
+                  "fit: a step of the timed epochs; device: a fit step on batches already on the "
+                  "device (fit's own Python work included); "
                   "gather: a shuffled batch taken from the host arrays, as Keras's array adapter "
                   "does each step; copy: that batch to the device. Gather and copy run on the "
                   "host while the device computes the step before: the longer of the two sides "

@@ -82,8 +82,10 @@ def build_model(cfg, data: Data, one_hot: bool = False, task=None) -> Assembled:
     pretrained = not backbone.trainable
     check_takes(registry.heads.get(cfg.head.name), output_kind(backbone.output.shape[1:]),
                 f"backbone {cfg.backbone.name!r}")
-    # The head is a model of its own, so a head-only stage can train it on cached features.
-    features = keras.Input(shape=backbone.output.shape[1:], name="features")
+    # The head is a model of its own, so a head-only stage can train it on cached features. Its
+    # input takes the backbone's dtype: under a mixed policy, no cast to float32 and back.
+    features = keras.Input(shape=backbone.output.shape[1:], dtype=backbone.output.dtype,
+                           name="features")
     part = registry.heads.get(cfg.head.name)
     y = part.build(cfg.head, features, ctx)
     if not isinstance(y, keras.KerasTensor):

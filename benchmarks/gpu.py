@@ -324,6 +324,8 @@ def share_compilations(directory: Path) -> bool:
     import jax
 
     jax.config.update("jax_compilation_cache_dir", str(directory))
+    # Every program, however quick to compile: the check must not depend on the machine's speed.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     return True
 
 

@@ -8,8 +8,10 @@ a plain Keras script on the same backend: the same layers (the framework's mobil
 rescales to -1..1 inside the model; gap_dense is GlobalAveragePooling2D + Dropout 0.2; the output
 layer float32), the same arrays (the framework's own dataset, loaded once: uint8 images, which
 both models cast to float on the device), batch size, Adam, loss, seed, dtype policy and epochs.
-Both sides run in this process, one after the other (their order alternates from pair to pair),
-and print images per second and the ratio.
+Both sides run in this process, one after the other, in ``--rounds`` rounds (default 2): which
+side goes first alternates from row to row and from round to round, since the second runs on a
+warmer machine (on an H200, the second side was up to a fifth faster, whichever it was). Each
+row prints images per second of both sides, over the timed epochs of all rounds, and the ratio.
 
 Only the timed epochs count: each side trains ``--warmup`` epochs (compilation) and then
 ``--epochs`` timed ones; a callback times each from its first step to its last (validation and
@@ -31,8 +33,8 @@ dependencies from ``.whl/`` and this project into /tmp/site), from the repositor
 
     sh benchmarks/gpu_setup.sh /tmp/site
     PYTHONPATH=/tmp/site KERAS_BACKEND=jax python3 benchmarks/gpu.py [--images 2048] [--size 224]
-        [--batch 128] [--epochs 10] [--rows head,full] [--precisions float32,mixed_bfloat16]
-        [--steps-per-execution 1] [--out gpu.md]
+        [--batch 128] [--epochs 10] [--rounds 2] [--rows head,full]
+        [--precisions float32,mixed_bfloat16] [--steps-per-execution 1] [--out gpu.md]
 
 (run as a script, not with ``-c`` or ``-m`` from the repository root, where the source folder
 ``framework/`` would shadow the installed package).
@@ -259,8 +261,9 @@ def plain_model(args, row: str, precision: str):
     return model
 
 
-def run_plain(args, row: str, precision: str, data):
-    """One run as a plain Keras script; returns its epoch timer and its step breakdown."""
+def run_plain(args, row: str, precision: str, data, breakdown: bool):
+    """One run as a plain Keras script; returns its epoch timer and its step breakdown (None
+    without ``breakdown``)."""
     import keras
 
     model = plain_model(args, row, precision)
@@ -270,7 +273,7 @@ def run_plain(args, row: str, precision: str, data):
         train, {"batch_size": args.batch, "shuffle": True})
     model.fit(*fit_args, **fit_kwargs, validation_data=validation,
               epochs=args.warmup + args.epochs, callbacks=[timer], verbose=0)
-    parts = step_breakdown(model, train, args) if args.breakdown else None
+    parts = step_breakdown(model, train, args) if breakdown else None
     keras.config.set_dtype_policy("float32")
     return timer, parts
 
@@ -334,15 +337,15 @@ def train_steps_cached(directory: Path | None) -> int:
     return len(list(directory.glob("jit_train_step*"))) if directory else 0
 
 
-def epoch_throughputs(timer, images: int) -> list[float]:
-    """Images per second of each timed epoch."""
-    return [images / (b - a) if b > a else float("nan") for a, b in timer.windows]
+def epoch_throughputs(windows, images: int) -> list[float]:
+    """Images per second of each timed epoch (``(start, end)`` windows)."""
+    return [images / (b - a) if b > a else float("nan") for a, b in windows]
 
 
-def throughput(timer, images: int) -> float:
+def throughput(windows, images: int) -> float:
     """The median of the timed epochs' images per second: one slow epoch (the host busy with
     something else) does not move it."""
-    return statistics.median(epoch_throughputs(timer, images) or [float("nan")])
+    return statistics.median(epoch_throughputs(windows, images) or [float("nan")])
 
 
 def device_line() -> str:
@@ -448,6 +451,9 @@ def parse_args(argv=None):
                         help="comma-separated: head (frozen base), full (whole network)")
     parser.add_argument("--precisions", default="float32,mixed_bfloat16",
                         help=f"comma-separated, among {', '.join(PRECISIONS)}")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="runs of each side per row, taking turns at going first (default 2); "
+                        "a row's figures are the median over all their timed epochs")
     parser.add_argument("--steps-per-execution", type=int, default=1)
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
                         help="skip the step breakdown of the plain side")
@@ -470,10 +476,10 @@ def parse_args(argv=None):
     if bad or not args.rows or not args.precisions:
         parser.error(f"unknown row or precision {bad[0]!r}" if bad else
                      "give at least one row and one precision")
-    if min(args.images, args.batch, args.epochs, args.steps_per_execution) < 1 or (
+    if min(args.images, args.batch, args.epochs, args.rounds, args.steps_per_execution) < 1 or (
             args.warmup < 1 or args.size < 32):
-        parser.error("--images, --batch, --epochs, --warmup and --steps-per-execution must be "
-                     "at least 1, --size at least 32 (MobileNetV2's smallest)")
+        parser.error("--images, --batch, --epochs, --rounds, --warmup and --steps-per-execution "
+                     "must be at least 1, --size at least 32 (MobileNetV2's smallest)")
     return args
 
 
@@ -511,8 +517,8 @@ def measure(args, workdir: Path, cache: Path | None, sampler: GpuUtilization, lo
     header = [
         f"MobileNetV2 at {args.size}x{args.size}, {images} generated training images "
         f"({NUM_CLASSES} classes), batch {args.batch}, {args.warmup} warm-up + {args.epochs} "
-        f"timed epoch(s), XLA (jit_compile=True), steps_per_execution "
-        f"{args.steps_per_execution}",
+        f"timed epoch(s) a run, {args.rounds} round(s) (each side first in every other), XLA "
+        f"(jit_compile=True), steps_per_execution {args.steps_per_execution}",
         device_line(),
     ]
     if args.quick:
@@ -522,37 +528,54 @@ def measure(args, workdir: Path, cache: Path | None, sampler: GpuUtilization, lo
         log("no nvidia-smi: GPU utilization n/a")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-    results = []
     pairs = [(row, precision) for row in args.rows for precision in args.precisions]
-    for number, (row, precision) in enumerate(pairs):
-        timers, parts, cached = {}, None, []
-        # Alternating which side goes first, so that neither always runs on a warmer machine.
-        sides = ("framework", "plain") if number % 2 == 0 else ("plain", "framework")
-        for side in sides:
+    runs = {pair: {"framework": [], "plain": [], "parts": None, "same_program": None}
+            for pair in pairs}
+    for round_ in range(args.rounds):
+        for number, (row, precision) in enumerate(pairs):
+            pair, cached = runs[(row, precision)], []
+            # Which side goes first alternates from pair to pair and from round to round: the
+            # one that runs second runs on a warmer machine (up to a fifth faster on an H200).
+            first = "framework" if (number + round_) % 2 == 0 else "plain"
+            for side in (first, "plain" if first == "framework" else "framework"):
+                cached.append(train_steps_cached(cache))
+                if side == "framework":
+                    timer = run_framework(args, row, precision,
+                                          workdir / f"{round_}-{number}-{row}-{precision}")
+                else:
+                    timer, parts = run_plain(args, row, precision, data,
+                                             breakdown=args.breakdown and round_ == 0)
+                    pair["parts"] = pair["parts"] or parts
+                pair[side] += timer.windows
+                each = ", ".join(f"{t:.0f}" for t in epoch_throughputs(timer.windows, images))
+                log(f"round {round_ + 1}: {row} {precision} {side}: "
+                    f"{throughput(timer.windows, images):.1f} images/s (epochs: {each})")
             cached.append(train_steps_cached(cache))
-            if side == "framework":
-                timers[side] = run_framework(args, row, precision,
-                                             workdir / f"{number}-{row}-{precision}")
-            else:
-                timers[side], parts = run_plain(args, row, precision, data)
-            each = ", ".join(f"{t:.0f}" for t in epoch_throughputs(timers[side], images))
-            log(f"{row} {precision} {side}: {throughput(timers[side], images):.1f} images/s "
-                f"(epochs: {each})")
-        cached.append(train_steps_cached(cache))
-        framework = throughput(timers["framework"], images)
-        plain = throughput(timers["plain"], images)
+            if round_ == 0 and cache:
+                # The second side compiled nothing new: it ran the program the first compiled.
+                pair["same_program"] = cached[1] > cached[0] and cached[2] == cached[1]
+            if args.out:  # the rows so far, should the run be cut short
+                done = round_ + 1 == args.rounds and number + 1 == len(pairs)
+                args.out.write_text(report(args, summarize(runs, images, sampler), header, done))
+    return summarize(runs, images, sampler), header
+
+
+def summarize(runs: dict, images: int, sampler: GpuUtilization) -> list[dict]:
+    """Each row's figures over the timed epochs of all its rounds so far."""
+    results = []
+    for (row, precision), pair in runs.items():
+        if not pair["framework"] or not pair["plain"]:
+            continue
+        framework = throughput(pair["framework"], images)
+        plain = throughput(pair["plain"], images)
         results.append({
             "row": row, "precision": precision, "framework": framework, "plain": plain,
-            "ratio": framework / plain, "parts": parts,
-            "util_framework": sampler.mean(timers["framework"].windows),
-            "util_plain": sampler.mean(timers["plain"].windows),
-            # The second side compiled nothing new: it ran the program the first compiled.
-            "same_program": (cached[1] > cached[0] and cached[2] == cached[1]) if cache else None,
+            "ratio": framework / plain, "parts": pair["parts"],
+            "util_framework": sampler.mean(pair["framework"]),
+            "util_plain": sampler.mean(pair["plain"]),
+            "same_program": pair["same_program"],
         })
-        if args.out:  # the rows so far, should the run be cut short
-            args.out.write_text(report(args, results, header, done=False))
-    return results, header
-
+    return results
 
 if __name__ == "__main__":
     main()

@@ -24,14 +24,17 @@ def test_quick_benchmark_prints_every_row_with_throughputs_and_ratios(tmp_path):
     out = tmp_path / "reports" / "gpu.md"
     result = subprocess.run(
         [sys.executable, "-X", "importtime", str(ROOT / "benchmarks" / "gpu.py"), "--quick",
-         # The head rows alone: the whole network's train step takes CI twice as long to compile
-         # and runs the same code of the script.
-         "--rows", "head", "--out", str(out)],
+         # The head row alone (the whole network's train step takes CI twice as long to compile
+         # and runs the same code of the script), in bfloat16, two rounds.
+         "--rows", "head", "--precisions", "mixed_bfloat16", "--rounds", "2", "--out", str(out)],
         cwd=tmp_path, env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True, text=True,
         timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = main_table(result.stdout)
-    assert set(rows) == {("head", "float32"), ("head", "mixed_bfloat16")}, result.stdout
+    assert set(rows) == {("head", "mixed_bfloat16")}, result.stdout
+    # Each side ran in both rounds, first in one and second in the other.
+    runs = re.findall(r"round (\d): head mixed_bfloat16 (\w+):", result.stderr)
+    assert runs == [("1", "framework"), ("1", "plain"), ("2", "plain"), ("2", "framework")]
     for framework, plain, ratio in rows.values():
         assert framework > 0 and plain > 0 and math.isfinite(ratio) and ratio > 0
         assert math.isclose(ratio, framework / plain, rel_tol=0.01, abs_tol=0.001)

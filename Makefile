@@ -21,11 +21,11 @@ run: $(STAMP)
 
 # The whole suite on TensorFlow, one worker per core; a test file stays on one worker, so its
 # module fixtures are built once. Beside it, in one more process, the core's fast subset (marked
-# backends) on Keras's JAX backend: it fills the cores' idle time (tests waiting on the processes
-# they start), and its output follows the TensorFlow pass's. Fails if either pass fails. On the
-# 2-core machine, in one fresh clone: 912 s side by side, 969 s one after the other.
+# backends) on Keras's JAX backend, at a lower priority (nice 5): it fills the cores' idle time
+# (tests waiting on the processes they start) rather than competing, and its output follows the
+# TensorFlow pass's. Fails if either pass fails.
 test: $(STAMP)
-	@KERAS_BACKEND=jax $(PY) -m pytest -p no:cacheprovider -m backends > .jax-pass.log 2>&1 & \
+	@KERAS_BACKEND=jax nice -n 5 $(PY) -m pytest -p no:cacheprovider -m backends > .jax-pass.log 2>&1 & \
 	jax=$$!; $(PY) -m pytest -n auto --dist loadfile; tf=$$?; wait $$jax; jax_status=$$?; \
 	echo "== the JAX pass: KERAS_BACKEND=jax pytest -m backends =="; cat .jax-pass.log; \
 	test $$tf -eq 0 -a $$jax_status -eq 0

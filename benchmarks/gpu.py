@@ -577,5 +577,6 @@ def summarize(runs: dict, images: int, sampler: GpuUtilization) -> list[dict]:
         })
     return results
 
+
 if __name__ == "__main__":
     main()

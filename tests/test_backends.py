@@ -109,8 +109,8 @@ def test_bad_execution_settings_are_one_line_errors(tmp_path, args, env, fragmen
 
 
 @pytest.mark.backends
-# Both jit_compile values on TensorFlow. With XLA off, JAX runs op by op (bfloat16 on CI's CPU:
-# 25 s, not 13); compile_options hands the setting to Keras alike on every backend.
+# Both jit_compile values on TensorFlow. With XLA off, JAX runs op by op (the bfloat16 case on
+# the 2-core machine: 15 s, not 4); compile_options hands the setting to Keras on every backend.
 @pytest.mark.parametrize("precision, compute, jit_compile", [
     ("mixed_float16", "float16", True),
     ("mixed_bfloat16", "bfloat16", keras.config.backend() == "jax")])

@@ -2,7 +2,8 @@
 
 An entry is keyed by everything that decides the features: the dataset's config and
 fingerprint, the backbone's config and builder, its weights file (or the run's seed, for random
-weights), the input shape and the Keras version. So every job of a sweep over head settings
+weights), the input shape, the Keras version and a 16-bit precision (features are stored as
+float32 whatever the precision). So every job of a sweep over head settings
 reuses one extraction, and a change in any of these makes a new entry. Entries are written
 atomically and checked on reading; an entry that fails the check is rebuilt, never used.
 """
@@ -180,6 +181,8 @@ def _load(entry: Path):
         for split in splits:
             x = np.load(entry / f"{split}_x.npy")
             y = np.load(entry / f"{split}_y.npy")
+            if x.dtype != np.float32:  # an entry written before features were stored as float32
+                raise ValueError(f"{split}: {x.dtype} features, not float32")
             if len(x) != len(y):
                 raise ValueError(f"{split}: {len(x)} features for {len(y)} labels")
             features[split] = (x, y)

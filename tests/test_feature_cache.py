@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from framework.contexts import Data
 from framework.errors import UserError
-from framework.feature_cache import cache_key, load_or_extract
+from framework.feature_cache import _store, cache_key, load_or_extract
 from framework.train import train
 
 HEAD_STAGE = "trainer.stages=[{name:head,epochs:3,trainable:head}]"
@@ -173,6 +173,20 @@ def test_16_bit_features_are_stored_as_float32_and_read_back(tmp_path):
     for split in ("train", "validation", "test"):
         assert extracted[split][0].dtype == cached[split][0].dtype == np.float32
         np.testing.assert_array_equal(cached[split][0], tiny_data().train[0] * 2)
+
+
+def test_an_entry_of_16_bit_features_is_rebuilt(tmp_path, capfd):
+    # Written before features were stored as float32 (bfloat16 loads back as raw bytes).
+    x, y = tiny_data().train
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    _store(tmp, tmp_path / "k", {split: (x.astype(ml_dtypes.bfloat16), y)
+                                 for split in ("train", "validation")})
+    backbone = Doubler()
+    features, hit = load_or_extract(backbone, tiny_data(), "k", tmp_path)
+    assert not hit and backbone.calls == 3 and "features, not float32); rebuilding it" in (
+        capfd.readouterr().err)
+    assert features["train"][0].dtype == np.float32
 
 
 def key(seed, weights="absent", precision=None):

@@ -23,9 +23,10 @@ run: $(STAMP)
 # module fixtures are built once. Beside it, in one more process, the core's fast subset (marked
 # backends) on Keras's JAX backend, at a lower priority (nice 5): it fills the cores' idle time
 # (tests waiting on the processes they start) rather than competing, and its output follows the
-# TensorFlow pass's. Fails if either pass fails. On the 2-core machine, in one fresh clone of
-# d1ff802 with install: 715 s (TensorFlow pass 620 s; JAX pass 297 s beside it at nice 5, 174 s
-# at the same priority, when the whole took 671 s without install).
+# TensorFlow pass's. Fails if either pass fails. On the 2-core machine, in fresh clones: the
+# TensorFlow pass took 670 s beside the JAX pass at the same priority (db03a11; the JAX pass
+# 174 s), 620 s beside it at nice 5 (d1ff802; the JAX pass 297 s); the whole, install
+# included, 715 s.
 test: $(STAMP)
 	@KERAS_BACKEND=jax nice -n 5 $(PY) -m pytest -p no:cacheprovider -m backends > .jax-pass.log 2>&1 & \
 	jax=$$!; $(PY) -m pytest -n auto --dist loadfile; tf=$$?; wait $$jax; jax_status=$$?; \

@@ -10,7 +10,7 @@ layer float32), the same arrays (the framework's own dataset, loaded once: uint8
 both models cast to float on the device), batch size, Adam, loss, seed, dtype policy and epochs.
 Both sides run in this process, one after the other, in ``--rounds`` rounds (default 2): which
 side goes first alternates from row to row and from round to round, since the second runs on a
-warmer machine (on an H200, the second side was up to a fifth faster, whichever it was). Each
+warmer machine (on an H200, the second side was up to a quarter faster, whichever it was). Each
 row prints images per second of both sides, over the timed epochs of all rounds, and the ratio.
 
 Only the timed epochs count: each side trains ``--warmup`` epochs (compilation) and then
@@ -19,10 +19,10 @@ the framework's reports are left out), waiting for the device at both ends, and 
 is the median of its timed epochs' images per second. ``nvidia-smi``, when
 there is one, samples the GPU's utilization every 100 ms during the whole benchmark; a row's
 figure is the mean of the samples taken inside its timed epochs. A second table breaks one
-step of the plain side down (device step on a resident batch, host gather of a shuffled batch
-as Keras's array adapter does it, host-to-device copy), to tell what limits a row that keeps
-the GPU below its targets: framework/plain >= 0.97 in every row, and at least 60% utilization
-in the whole-network mixed_bfloat16 row.
+step of the plain side down (a fit step on batches already on the device, host gather of a
+shuffled batch as Keras's array adapter does it, host-to-device copy), to tell what limits a
+row that keeps the GPU below its targets: framework/plain >= 0.97 in every row, and at least
+60% utilization in the whole-network mixed_bfloat16 row.
 
 On JAX, the two sides share a compilation cache (a temporary folder): the second side of a row
 loads the first's train step instead of compiling it again when the two are the same XLA program,
@@ -303,13 +303,19 @@ def step_breakdown(model, train, args, repeats: int = 10) -> dict | None:
         for _ in batches:
             jax.block_until_ready(jax.device_put((xb, yb)))
         copy = (time.perf_counter() - start) / len(batches) * 1e3
-        # fit again, on the batches moved to the device beforehand: the (x, y) data of the fit
+        # fit again, on batches moved to the device beforehand, in the (x, y) form of the fit
         # before, so its compiled step serves (train_on_batch's (x, y, None) would compile
-        # another).
-        resident = np.concatenate(batches)
-        xd, yd = jax.device_put((x[resident], y[resident]))
+        # another). A generator hands them over as they are: Keras's array adapter would take
+        # JAX arrays back to the host.
+        resident = [jax.device_put((x[indices], y[indices])) for indices in batches]
+        jax.block_until_ready(resident)
+
+        def resident_batches():
+            while True:
+                yield from resident
+
         timer = epoch_timer(warmup=1)
-        model.fit(xd, yd, batch_size=args.batch, shuffle=False, epochs=2, callbacks=[timer],
+        model.fit(resident_batches(), steps_per_epoch=len(resident), epochs=2, callbacks=[timer],
                   verbose=0)
         (begin, end), = timer.windows
         step = (end - begin) / len(batches) * 1e3
@@ -517,8 +523,9 @@ def measure(args, workdir: Path, cache: Path | None, sampler: GpuUtilization, lo
     header = [
         f"MobileNetV2 at {args.size}x{args.size}, {images} generated training images "
         f"({NUM_CLASSES} classes), batch {args.batch}, {args.warmup} warm-up + {args.epochs} "
-        f"timed epoch(s) a run, {args.rounds} round(s) (each side first in every other), XLA "
-        f"(jit_compile=True), steps_per_execution {args.steps_per_execution}",
+        f"timed epoch(s) a run, {args.rounds} round(s) (which side goes first alternates from "
+        f"row to row and round to round), XLA (jit_compile=True), steps_per_execution "
+        f"{args.steps_per_execution}",
         device_line(),
     ]
     if args.quick:
@@ -535,7 +542,7 @@ def measure(args, workdir: Path, cache: Path | None, sampler: GpuUtilization, lo
         for number, (row, precision) in enumerate(pairs):
             pair, cached = runs[(row, precision)], []
             # Which side goes first alternates from pair to pair and from round to round: the
-            # one that runs second runs on a warmer machine (up to a fifth faster on an H200).
+            # one that runs second runs on a warmer machine (up to a quarter faster on an H200).
             first = "framework" if (number + round_) % 2 == 0 else "plain"
             for side in (first, "plain" if first == "framework" else "framework"):
                 cached.append(train_steps_cached(cache))

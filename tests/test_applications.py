@@ -54,7 +54,8 @@ def test_preprocessing_layers_match_keras_preprocess_input(name):
 # efficientnet builds B0 by default, as efficientnetb0 does: one test covers both names. What
 # differs between families is their builder and their layers; training them through the core is
 # the same for all (the tests below train MobileNetV2: head-only on cached features, then
-# fine-tuning), so each family is built, saved and reloaded as the core does, not trained.
+# fine-tuning), so each family is built by the core's build_model, saved by its _save_model
+# (uncompiled here) and reloaded, not trained.
 @pytest.mark.parametrize("name", sorted({family(name) for name in APPLICATIONS}))
 def test_builds_saves_and_reloads_with_identical_predictions(name, compose, tmp_path):
     size = FAMILIES[name].min_size

@@ -40,6 +40,12 @@ def test_quick_benchmark_prints_every_row_with_throughputs_and_ratios(tmp_path):
         assert math.isclose(ratio, framework / plain, rel_tol=0.01, abs_tol=0.001)
     assert "| n/a | n/a |" in result.stdout  # no nvidia-smi here: no GPU utilization
     assert "Target framework/plain >= 0.97 in every row:" in result.stdout
+    # The step breakdown: fit over resident batches, gather and copy, in milliseconds.
+    breakdown = result.stdout[result.stdout.index("Where a step's time goes"):]
+    cells = [c.strip() for c in breakdown.splitlines()[-1].strip("|").split("|")]
+    fit, device, gather, copy = map(float, cells[2:6])  # at --quick sizes gather reads 0.0
+    assert cells[:2] == ["head", "mixed_bfloat16"] and fit > 0 and device > 0
+    assert gather >= 0 and copy >= 0
     # The framework's model compiles to the plain script's program, in bfloat16 too.
     assert "(the second side found the first's in JAX's compilation cache): in every row\n" in (
         result.stdout)

@@ -23,16 +23,17 @@ same model and data: the framework calls Keras's ``fit``), and the row shows eac
 time outside it, the median of each pair's difference (what the framework adds: composing the
 config, plugins, scoring, plots, the run dir; its callbacks, the epoch log and checkpoint, run
 inside fit and count there) and the ratio that difference makes over the plain side's median
-whole time. On a shared machine the fit's own ups and downs (a fifth either
-way from one run to the next, here) move the whole-process ratio more than everything else.
+whole time. On a shared machine the fit's own ups and downs (a fifth either way from one run
+to the next, here) move the whole-process ratio more than everything else; more repeats
+narrow their effect on the medians.
 
 Each framework run writes its run directory in a temporary folder, with its defaults (the run's
 own checkpoint, the plots and reports included); each plain script saves its model there. Run::
 
     python benchmarks/overhead.py [--repeats 5] [--cases default,iris_binary,help,cfg_job]
 
-``--repeats 1`` is a quick look; the default run makes the full benchmark take about 15 minutes
-on 2 CPU cores.
+``--repeats 1`` is a quick look; on 2 CPU cores the whole benchmark takes about a minute per
+repeat (the README's figures: 11 repeats, 11 minutes).
 """
 
 import argparse

@@ -203,15 +203,13 @@ def resized_images(images, resize=None, interpolation="bilinear", chunk: int = 2
     import numpy as np
 
     images = np.asarray(images)
-    if resize is None and images.dtype == np.uint8:
-        return images
-    x = images.astype(np.float32, copy=False)
     if resize is None:
-        return x
+        return images if images.dtype == np.uint8 else images.astype(np.float32, copy=False)
     if interpolation not in KERAS_INTERPOLATIONS:
         raise UserError(f"dataset.interpolation={interpolation} is not available on the "
                         f"{keras.config.backend()} backend; accepted: "
                         f"{', '.join(KERAS_INTERPOLATIONS)}")
+    x = images.astype(np.float32, copy=False)
     return np.concatenate([
         keras.ops.convert_to_numpy(keras.ops.image.resize(
             x[i:i + chunk], tuple(resize), interpolation=interpolation))

@@ -14,6 +14,7 @@ from framework.predict import load_run_model
 from framework.train import train
 from framework_plugins.augment import AugmentConfig, build_augment
 from framework_plugins.digits import DigitsConfig, build_digits
+from framework_plugins.image_data import resized_images
 from framework_plugins.image_folder import ImageFolderConfig, build_image_folder
 from framework_plugins.shapes import ShapesConfig, build_shapes, generate_shapes, write_shapes_tree
 
@@ -188,6 +189,19 @@ def test_uint8_images_are_served_as_uint8_and_the_model_casts_them_itself(compos
     np.testing.assert_array_equal(model.predict(x, batch_size=8, verbose=0),
                                   model.predict(x.astype(np.float32), batch_size=8, verbose=0))
 
+
+
+def test_in_memory_images_are_resized_by_keras_or_refused_in_one_line():
+    # What another backend than TensorFlow serves in-memory images through (no tf.data).
+    uint8 = np.full((3, 8, 8, 3), 200, np.uint8)
+    assert resized_images(uint8).dtype == np.uint8  # no resize: kept as they are
+    assert resized_images(uint8.astype(np.float64)).dtype == np.float32
+    resized = resized_images(uint8, (16, 16), chunk=2)
+    assert resized.shape == (3, 16, 16, 3) and resized.dtype == np.float32
+    np.testing.assert_allclose(resized, 200, atol=1e-3)  # a flat image stays flat
+    with pytest.raises(UserError, match=r"^dataset.interpolation=area is not available on the "
+                       r"\w+ backend; accepted: bilinear, nearest, bicubic, lanczos3, lanczos5$"):
+        resized_images(uint8, (16, 16), "area")
 
 def test_augment_changes_images_in_training_only():
     augment = build_augment(OmegaConf.structured(AugmentConfig(

@@ -33,7 +33,7 @@ own checkpoint, the plots and reports included); each plain script saves its mod
     python benchmarks/overhead.py [--repeats 5] [--cases default,iris_binary,help,cfg_job]
 
 ``--repeats 1`` is a quick look; on 2 CPU cores the whole benchmark takes about a minute per
-repeat (the README's figures: 11 repeats, 11 minutes).
+repeat, at about 15 s a default run (the README's figures: 11 repeats, 11 minutes).
 """
 
 import argparse

@@ -190,9 +190,8 @@ def test_uint8_images_are_served_as_uint8_and_the_model_casts_them_itself(compos
                                   model.predict(x.astype(np.float32), batch_size=8, verbose=0))
 
 
-
 def test_in_memory_images_are_resized_by_keras_or_refused_in_one_line():
-    # What another backend than TensorFlow serves in-memory images through (no tf.data).
+    # How backends other than TensorFlow serve in-memory images (no tf.data).
     uint8 = np.full((3, 8, 8, 3), 200, np.uint8)
     assert resized_images(uint8).dtype == np.uint8  # no resize: kept as they are
     assert resized_images(uint8.astype(np.float64)).dtype == np.float32
@@ -202,6 +201,7 @@ def test_in_memory_images_are_resized_by_keras_or_refused_in_one_line():
     with pytest.raises(UserError, match=r"^dataset.interpolation=area is not available on the "
                        r"\w+ backend; accepted: bilinear, nearest, bicubic, lanczos3, lanczos5$"):
         resized_images(uint8, (16, 16), "area")
+
 
 def test_augment_changes_images_in_training_only():
     augment = build_augment(OmegaConf.structured(AugmentConfig(

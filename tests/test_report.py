@@ -58,16 +58,20 @@ def test_the_confusion_matrix_numbers_the_cells_that_hold_samples(tmp_path, monk
     assert matplotlib.image.imread(tmp_path / "confusion_matrix.png").size
 
 
-@pytest.mark.parametrize("loss, metric", [(-0.000123, -100000.0), (0.5, 0.97)])
-def test_the_curves_keep_their_tick_labels_inside_the_figure(tmp_path, loss, metric):
+@pytest.mark.parametrize("loss, metric, epochs, stages", [
+    (-0.000123, -100000.0, 15, [(1, "head"), (9, "fine_tune")]),
+    (0.5, 0.97, 30, [(1, "head"), (2, "fine_tune_the_whole_network"),
+                     (30, "fine_tune_the_whole_network")]),
+])
+def test_the_curves_keep_their_text_inside_the_figure(tmp_path, loss, metric, epochs, stages):
     # The curves' margins are set, not computed from the text: long tick labels (a small
-    # negative loss, a large metric) must still fit.
+    # negative loss, a large metric) and long stage names, early or late, must still fit.
     history = [{"epoch": e, "loss": loss * (1 + e / 10), "val_loss": loss * (1 + e / 20),
                 "mae": metric * (1 + e / 10), "val_mae": metric * (1 + e / 9)}
-               for e in range(1, 16)]
-    framework.report.plot_curves(tmp_path, history, [(1, "head"), (9, "fine_tune")], "mae")
+               for e in range(1, epochs + 1)]
+    framework.report.plot_curves(tmp_path, history, stages, "mae")
     png = matplotlib.image.imread(tmp_path / "curves.png")[..., :3]
-    # Nothing drawn at the figure's edges: the first and last columns and the bottom row are
-    # white (a clipped label leaves its ink there).
-    for edge in (png[:, :3], png[:, -3:], png[-3:, :]):
+    # Nothing drawn at the figure's edges: its outer rows and columns are white (a clipped
+    # label leaves its ink there).
+    for edge in (png[:, :3], png[:, -3:], png[:3, :], png[-3:, :]):
         assert np.all(edge > 0.99)

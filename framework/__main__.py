@@ -16,7 +16,7 @@ from framework.backend import use_backend
 from framework.cli import USAGE_ERROR, one_line, one_line_usage, report_errors
 from framework.config_source import store_shadowed
 from framework.devices import claim_worker_gpus
-from framework.errors import DirectoryTaken, Stopped, UserError, stop
+from framework.errors import DirectoryTaken, Stopped, UserError, stop, stop_behind
 from framework.rundir import FAILED, failure, mark_failed
 from framework.plugins import load_plugins
 from framework.preflight import CONFIG_NAME, check_settings, choose_parts, ineffective_settings
@@ -57,6 +57,9 @@ def run(cfg: DictConfig) -> float:
                        else None)
             result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint, hparams)
     except (UserError, OmegaConfBaseException) as e:
+        stopped = stop_behind(e)
+        if stopped is not None:  # a signal that OmegaConf turned into its own error
+            raise stopped from None
         if os.environ.get("FRAMEWORK_FULL_ERROR"):
             raise
         if hydra_cfg.mode == RunMode.RUN:

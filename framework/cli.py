@@ -10,7 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from framework.errors import Refused, UserError
+from framework.errors import Refused, UserError, stop_behind
 from framework.registry import REGISTRIES
 
 USAGE_ERROR = 2
@@ -25,6 +25,9 @@ def report_errors():
     try:
         yield
     except (UserError, HydraException, OmegaConfBaseException, Refused) as e:
+        stopped = stop_behind(e)
+        if stopped is not None:
+            raise stopped from None  # a signal, not bad input: the command stops as signalled
         if isinstance(e, Refused) and not isinstance(
                 e.error, (UserError, HydraException, OmegaConfBaseException)):
             raise e.error  # not bad input but a bug: its traceback

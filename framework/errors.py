@@ -58,6 +58,26 @@ class Refused(BaseException):
         self.error = error
 
 
+def stop_behind(error: BaseException) -> Stopped | None:
+    """The ``Stopped`` an error was raised from or while handling, if any.
+
+    A signal's ``Stopped`` raised inside OmegaConf can come out as another error (a flag
+    half-restored in a ``finally``: "'NoneType' object has no attribute
+    '_invalidate_flags_cache'"), which Hydra wraps in turn (a ``ConfigCompositionException`` as
+    a sweep composes its next job): still a stop, not bad input.
+    """
+    pending, seen = [error], set()
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        if isinstance(error, Stopped):
+            return error
+        seen.add(id(error))
+        pending += [error.__cause__, error.__context__]
+    return None
+
+
 # A signal that came inside a signals_deferred() block, raised as it ends.
 _deferred = {"depth": 0, "signum": None}
 

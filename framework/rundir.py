@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from framework.errors import DirectoryTaken, Stopped, UserError
+from framework.errors import DirectoryTaken, UserError, stop_behind
 
 # Marks a run that stopped with an error; a finished run has metrics.json instead.
 FAILED = "FAILED"
@@ -72,8 +72,9 @@ def write_csv_atomic(path: Path, header: list[str], rows):
 
 def failure(error: BaseException) -> str:
     """What FAILED says of the error that stopped a run."""
-    if isinstance(error, Stopped):
-        return str(error)  # stopped by SIGTERM
+    stopped = stop_behind(error)
+    if stopped is not None:
+        return str(stopped)  # stopped by SIGTERM
     return f"{type(error).__name__}: {error}"
 
 

@@ -208,6 +208,43 @@ def test_a_signal_while_a_jobs_summary_is_written_stops_the_sweep_just_after():
         signal.signal(signal.SIGTERM, previous)
 
 
+
+def test_a_signal_that_omegaconf_turned_into_its_own_error_still_stops_the_command(monkeypatch):
+    # The killed sweep below once exited 2 with "error: ConfigCompositionException: 'NoneType'
+    # object has no attribute '_invalidate_flags_cache'": SIGTERM's Stopped, raised as Hydra
+    # composed the next job, was replaced in an OmegaConf finally, then wrapped by Hydra.
+    import signal
+
+    from hydra.errors import ConfigCompositionException
+
+    from framework.cli import report_errors
+    from framework.errors import Stopped
+    from framework.rundir import failure
+
+    monkeypatch.delenv("FRAMEWORK_FULL_ERROR", raising=False)
+
+    def composed_while_stopped():
+        try:
+            try:
+                raise Stopped(signal.SIGTERM)
+            finally:
+                getattr(None, "_invalidate_flags_cache")()  # what OmegaConf's finally met
+        except AttributeError as e:
+            raise ConfigCompositionException(str(e)) from e
+
+    with pytest.raises(Stopped) as stopped:
+        with report_errors():
+            composed_while_stopped()
+    assert stopped.value.exit_code == 143
+    with pytest.raises(ConfigCompositionException) as wrapped:
+        composed_while_stopped()
+    assert failure(wrapped.value) == "stopped by SIGTERM"  # what FAILED says
+    # The same error with no signal behind it is bad input, as before.
+    with pytest.raises(SystemExit) as usage:
+        with report_errors():
+            raise ConfigCompositionException("'NoneType' object has no attribute 'x'")
+    assert usage.value.code == 2
+
 def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path):
     import signal
     import sys

@@ -1,5 +1,6 @@
 """``python -m framework [overrides]``: compose the config with Hydra and run it."""
 
+import contextlib
 import os
 import signal
 import sys
@@ -16,12 +17,19 @@ from framework.backend import use_backend
 from framework.cli import USAGE_ERROR, one_line, one_line_usage, report_errors
 from framework.config_source import store_shadowed
 from framework.devices import claim_worker_gpus
-from framework.errors import DirectoryTaken, Stopped, UserError, stop, stop_behind
+from framework.errors import (
+    DirectoryTaken,
+    Stopped,
+    UserError,
+    raise_if_stopped,
+    signals_deferred,
+    stop_behind,
+)
 from framework.rundir import FAILED, failure, mark_failed
 from framework.plugins import load_plugins
 from framework.preflight import CONFIG_NAME, check_settings, choose_parts, ineffective_settings
 from framework.process_exit import run_and_exit
-from framework.sweep_summary import unfinished_jobs
+from framework.sweep_summary import record_stopped_sweep, unfinished_jobs
 
 
 CONFIG_PATH = "pkg://framework.conf"
@@ -75,6 +83,7 @@ def run(cfg: DictConfig) -> float:
         print(f"error: job {hydra_cfg.job.num} failed: {one_line(e)}", file=sys.stderr,
               flush=True)
         return float("nan")
+    raise_if_stopped()  # a signal lost inside the job (Python ignored its Stopped)
     sys.stdout.flush()  # a worker's output reaches the console as its job ends
     return result["objective"]["value"]
 
@@ -114,10 +123,6 @@ def _after_last(argv: list[str], overrides: list[str]) -> int:
 
 
 def main():
-    # Ctrl-C and SIGTERM (kill, timeout, Slurm, docker stop) stop a run the same way: FAILED in
-    # its directory says which signal, one line here, exit code 130 or 143.
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
     # The user's own HYDRA_FULL_ERROR=1 keeps Hydra's tracebacks; otherwise ask Hydra to raise,
     # so report_errors() can turn composition errors into one line and exit code 2.
     if os.environ.get("HYDRA_FULL_ERROR"):
@@ -146,11 +151,14 @@ def main():
                           CONFIG_PATH, CONFIG_NAME)
                 return 0
             run()
+            raise_if_stopped()  # a signal lost after the last job
     except Stopped as stopped:
-        # A parallel sweep's pool stops its workers (Ctrl-C reaches them too: one process
-        # group); summary.csv holds the jobs that ended.
-        print(f"interrupted: {stopped}", file=sys.stderr)
-        return stopped.exit_code
+        # FAILED in a run's dir names the signal (run_and_exit prints it). A parallel sweep's
+        # pool stops its workers (Ctrl-C reaches them too: one process group); the jobs they
+        # left are marked, and summary.csv lists every job.
+        with contextlib.suppress(Stopped), signals_deferred():  # a second Ctrl-C: still this
+            record_stopped_sweep(stopped)
+        raise
     except BrokenPipeError:
         # The reader of our output left (| head): a stop, as SIGPIPE is to other Unix commands
         # (Python ignores the signal and raises this at the next write instead).

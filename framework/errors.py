@@ -2,6 +2,7 @@
 
 import contextlib
 import signal
+import sys
 
 
 class UserError(Exception):
@@ -78,8 +79,10 @@ def stop_behind(error: BaseException) -> Stopped | None:
     return None
 
 
-# A signal that came inside a signals_deferred() block, raised as it ends.
+# A signal that came inside a signals_deferred() block, raised as it ends; and the last one
+# this process received whose Stopped may have been lost (see raise_if_stopped).
 _deferred = {"depth": 0, "signum": None}
+_received = {"signum": None}
 
 
 def stop(signum, frame):
@@ -88,7 +91,28 @@ def stop(signum, frame):
     if _deferred["depth"]:
         _deferred["signum"] = signum
         return
+    _received["signum"] = signum
     raise Stopped(signum)
+
+
+def raise_if_stopped():
+    """Raises the ``Stopped`` of a signal this process received, once, if it came.
+
+    Python runs a signal's handler wherever the main thread is, and ignores what it raises
+    inside a garbage collector's callback or a ``__del__`` ("Exception ignored in:
+    <function WeakKeyDictionary...>", as Keras frees a tuner's last trial): called at the
+    moments a run moves on (an epoch, a trial, a job), this stops the command all the same.
+    """
+    signum, _received["signum"] = _received["signum"], None
+    if signum is not None:
+        raise Stopped(signum)
+
+
+def unraisable_hook(unraisable):
+    """``sys.unraisablehook`` of ``python -m framework``: a ``Stopped`` that Python ignored
+    prints no traceback; ``raise_if_stopped`` raises it where the run moves on."""
+    if not isinstance(unraisable.exc_value, Stopped):
+        sys.__unraisablehook__(unraisable)
 
 
 @contextlib.contextmanager

@@ -22,24 +22,54 @@ from framework.errors import UserError
 from framework.rundir import record_config, write_atomic
 
 RESUME_DIR = ".resume"
+# A search's own files (keras-tuner's trials), in its run dir.
+SEARCH_DIR = "tuner"
 
 
 def check_resumable(run_dir: Path, cfg):
-    """Refuses a run config that differs from the one whose checkpoint ``run_dir`` holds.
+    """Refuses a run config that differs from the one whose unfinished run ``run_dir`` holds:
+    a run's checkpoint, or a search's trials (``tuner.algorithm`` set).
 
     Raises:
-        UserError: the directory holds an unfinished run of another config.
+        UserError: the directory holds an unfinished run or search of another config.
     """
-    saved = run_dir / RESUME_DIR / "config.yaml"
-    if not saved.is_file():
+    search_dir = run_dir / SEARCH_DIR
+    if OmegaConf.select(cfg, "tuner.algorithm"):
+        if search_dir.is_dir():
+            if _saved_config(search_dir) not in (None, recorded_search(cfg)):
+                raise UserError(f"{search_dir} holds a search of another config; run this one "
+                                "in another directory (hydra.run.dir=...)")
+        elif (run_dir / RESUME_DIR).is_dir():  # a run's checkpoint; a search retrains in its
+            raise _another_config(run_dir)      # dir only with its own trials beside
         return
+    if search_dir.is_dir():
+        raise UserError(f"{run_dir} holds an unfinished search (its trials are in {search_dir}); "
+                        "run this config in another directory, or the search's own config to "
+                        "continue it")
+    if _saved_config(run_dir / RESUME_DIR) not in (None, recorded_config(cfg)):
+        raise _another_config(run_dir)
+
+
+def _saved_config(directory: Path) -> str | None:
+    """The config YAML ``record_config`` kept in ``directory``, or None."""
+    saved = directory / "config.yaml"
+    if not saved.is_file():
+        return None
     try:
-        text = saved.read_text()
+        return saved.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{saved} cannot be read ({e}); delete {saved.parent} to run this "
                         "directory's run from the start") from None
-    if text != recorded_config(cfg):
-        raise _another_config(run_dir)
+
+
+def recorded_search(cfg) -> str:
+    """The YAML of a search config that a search continued in its run dir must match.
+
+    What a continued search may change: how much it says, and how many trials it runs in all.
+    """
+    compared = OmegaConf.to_container(cfg, resolve=True)
+    del compared["trainer"]["verbose"], compared["tuner"]["max_trials"]
+    return OmegaConf.to_yaml(compared)
 
 
 def recorded_config(cfg) -> str:

@@ -2,12 +2,18 @@
 
 import atexit
 import os
+import signal
 import sys
 import threading
+
+from framework.errors import Stopped, stop, unraisable_hook
 
 
 def run_and_exit(main):
     """Runs ``main()`` and ends the process with its exit status (as ``sys.exit(main())``).
+
+    Ctrl-C and SIGTERM (kill, timeout, Slurm, docker stop) stop every command the same way: one
+    line, ``interrupted: stopped by SIGTERM``, and exit status 130 or 143 (128 + the signal).
 
     What Python does at exit after a command's work is done (joining threads, ``atexit``
     handlers, flushing the console) is done too; only the teardown of the modules is skipped:
@@ -16,13 +22,19 @@ def run_and_exit(main):
     the command returns, the process exits as usual.
 
     Args:
-        main: the command: returns its exit status (None: 0) or raises ``SystemExit``. Any other
-            exception propagates, with its traceback, as usual.
+        main: the command: returns its exit status (None: 0) or raises ``SystemExit`` or
+            ``Stopped``. Any other exception propagates, with its traceback, as usual.
     """
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    sys.unraisablehook = unraisable_hook
     try:
         code = main()
     except SystemExit as e:
         code = e.code
+    except Stopped as stopped:
+        print(f"interrupted: {stopped}", file=sys.stderr)
+        code = stopped.exit_code
     if sys.gettrace() is not None or sys.getprofile() is not None:
         sys.exit(code)
     exit_without_teardown(code)

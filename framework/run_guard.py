@@ -50,10 +50,7 @@ class RunGuard(Callback):
         if "KERASTUNER_TUNER_ID" not in os.environ:
             hold_lock(run_dir)  # until this process ends; then the checks, without a race
         finished_run_check(run_dir)
-        # A search retrains its best trial's config into the run dir: its checkpoint holds that
-        # config, and the search checks its own resume (framework.tuning).
-        if not OmegaConf.select(task_cfg, "tuner.algorithm"):
-            check_resumable(run_dir, task_cfg)
+        check_resumable(run_dir, task_cfg)
 
     @staticmethod
     def _check_sweep(config: DictConfig):
@@ -65,6 +62,11 @@ class RunGuard(Callback):
         if not sweeper.endswith(CONTINUING_SWEEPERS):
             finished_sweep_check(sweep_dir)
         make_dir(sweep_dir, "hydra.sweep.dir")
+        # For the whole sweep, before the sweeper or a launcher writes anything: a second sweep
+        # given the same dir would rewrite its jobs' .hydra records under running jobs.
+        hold_lock(sweep_dir, "hydra.sweep.dir")
+        if not sweeper.endswith(CONTINUING_SWEEPERS):
+            finished_sweep_check(sweep_dir)  # again: another sweep may have ended meanwhile
 
 
 @contextlib.contextmanager

@@ -83,9 +83,13 @@ def mark_failed(run_dir: Path, message: str):
         write_atomic(run_dir / FAILED, message + "\n")
 
 
-def hold_lock(directory: Path) -> bool:
+def hold_lock(directory: Path, setting: str = "hydra.run.dir") -> bool:
     """Locks ``directory`` for this process (an ``flock`` on its ``.lock`` file, released by the
     system when the process ends, however it ends).
+
+    Args:
+        directory: the directory.
+        setting: the setting that chose it, named in a refusal.
 
     Returns:
         True if it was locked now, False if this process already held it.
@@ -101,15 +105,15 @@ def hold_lock(directory: Path) -> bool:
         fd = os.open(key / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
         raise UserError(f"cannot write into {shown(directory)}: {e.strerror}; choose a "
-                        "directory you can write to (hydra.run.dir=...)") from None
+                        f"directory you can write to ({setting}=...)") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
         raise DirectoryTaken(f"{shown(directory)} is in use by another running process "
-                             f"(pid {pid}); wait for it to end, or choose another directory"
-                             ) from None
+                             f"(pid {pid}); wait for it to end, or choose another directory "
+                             f"({setting}=...)") from None
     except OSError as e:  # a file system without locks (some network mounts): run unguarded
         os.close(fd)
         print(f"warning: {shown(directory)} cannot be locked ({e.strerror}); another process "
@@ -134,3 +138,24 @@ def locked(directory: Path):
     finally:
         if took:
             os.close(_held_locks.pop(Path(directory).resolve()))
+
+
+@contextlib.contextmanager
+def running_in(run_dir: Path):
+    """Holds a run dir for the body: refused if it holds a finished run, locked, its FAILED
+    deleted; if the body raises, FAILED says why (the error, or the signal that stopped it).
+
+    Raises:
+        UserError: the directory holds a finished run, or another process runs in it.
+    """
+    run_dir = Path(run_dir)
+    finished_run_check(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with locked(run_dir):
+        finished_run_check(run_dir)  # again: another process may have finished it meanwhile
+        (run_dir / FAILED).unlink(missing_ok=True)
+        try:
+            yield
+        except BaseException as e:
+            mark_failed(run_dir, failure(e))
+            raise

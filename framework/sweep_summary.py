@@ -5,6 +5,7 @@ left in its directory, so it works the same with every launcher, and whatever fa
 """
 
 import json
+import time
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -13,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from framework.errors import DirectoryTaken, signals_deferred
-from framework.rundir import FAILED, shown, write_csv_atomic
+from framework.rundir import FAILED, locked, mark_failed, shown, write_csv_atomic
 
 SUMMARY = "summary.csv"
 # Around the task's headline score on validation and test (validation_accuracy,
@@ -29,9 +30,20 @@ ABBREVIATIONS = {"accuracy": "acc"}
 _unfinished: list[dict] = []
 
 
+# The sweep this process runs: where, and whether its jobs run in this machine's processes.
+_running: dict = {}
+# Launchers whose jobs run in this process or in worker processes it stops with itself.
+LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher")
+# How long a stopped sweep waits for its workers to let go of their job dirs.
+WORKERS_GONE_TIMEOUT = 15.0
+
+
 class SweepSummary(Callback):
     def on_multirun_start(self, config, **kwargs):
         _unfinished.clear()
+        _running.update(dir=_sweep_dir(config), output_subdir=config.hydra.output_subdir,
+                        local=str(config.hydra.launcher.get("_target_", "")).endswith(
+                            LOCAL_LAUNCHERS))
 
     def on_job_end(self, config, job_return, **kwargs):
         # Kept up to date as jobs end, so a long sweep can be followed, and a sweep stopped by
@@ -59,6 +71,31 @@ class SweepSummary(Callback):
                           f"{keep} (sweep.keep_top_k): job {', '.join(map(str, deleted))}")
             plot_sweep(sweep_dir, jobs)
             print(f"Wrote:     {shown(sweep_dir / SUMMARY)}, {PLOT}")
+
+
+def record_stopped_sweep(stopped: BaseException):
+    """After a signal stopped this process's sweep: marks each job that started and did not
+    finish FAILED (naming the signal), once no process holds its dir, and writes summary.csv.
+
+    Only where the jobs ran in this process or its local workers (which stop with it); a
+    cluster's jobs go on without it.
+    """
+    if not _running.get("local") or not _running["dir"].is_dir():
+        return
+    sweep_dir = _running["dir"]
+    deadline = time.monotonic() + WORKERS_GONE_TIMEOUT
+    for job_dir in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+        while not ((job_dir / "metrics.json").exists() or (job_dir / FAILED).exists()):
+            try:
+                with locked(job_dir):  # its worker is gone: nothing else will mark it
+                    if not (job_dir / "metrics.json").exists():
+                        mark_failed(job_dir, str(stopped))
+            except DirectoryTaken:  # a worker still shutting down
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+    if _running["output_subdir"]:
+        write_summary(sweep_dir, _running["output_subdir"])
 
 
 def delete_models_outside(jobs: list[dict], keep: int) -> list[int]:

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from framework import registry
 from framework.config import StageConfig
 from framework.contexts import DataContext, RunContext
-from framework.errors import UserError
+from framework.errors import UserError, raise_if_stopped
 from framework.execution import (
     compile_options,
     distributed,
@@ -44,7 +44,7 @@ from framework.model import (
 )
 from framework.sweep_hparams import write_hparams
 from framework.tasks import Task, recorded_name, run_task
-from framework.rundir import FAILED, failure, finished_run_check, locked, mark_failed
+from framework.rundir import running_in
 from framework.report import (
     console_report,
     plot_curves,
@@ -72,16 +72,8 @@ def train(cfg: DictConfig, run_dir, checkpoint: bool = False, hparams: dict | No
         UserError: bad input; the run directory is marked FAILED and no metrics.json is written.
     """
     run_dir = Path(run_dir)
-    finished_run_check(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with locked(run_dir):
-        finished_run_check(run_dir)  # again: another process may have finished it meanwhile
-        (run_dir / FAILED).unlink(missing_ok=True)
-        try:
-            metrics, task = _train(cfg, run_dir, checkpoint, hparams)
-        except BaseException as e:
-            mark_failed(run_dir, failure(e))
-            raise
+    with running_in(run_dir):
+        metrics, task = _train(cfg, run_dir, checkpoint, hparams)
     print(console_report(run_dir, metrics, task))
     return metrics
 
@@ -321,6 +313,7 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
     ]
     if run.checkpoint:
         callbacks += run.checkpoint.callbacks(plan.number)
+    callbacks.append(StopCheck())  # last: an epoch's end is logged and backed up before
     if plan.on_cached_features:
         args, kwargs = run.features["train"], {
             "batch_size": run.batch_size,
@@ -341,6 +334,17 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
     if run.checkpoint:
         return run.checkpoint.stage_history(plan.number, fit)
     return {k: [float(v) for v in values] for k, values in fit.history.items()}
+
+
+class StopCheck(keras.callbacks.Callback):
+    """Stops a fit at an epoch's start or end where a signal's ``Stopped`` was lost
+    (``raise_if_stopped``)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        raise_if_stopped()
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise_if_stopped()
 
 
 def write_run_dir(run: Run) -> dict:

@@ -26,13 +26,15 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from framework import search_space  # noqa: E402
 from framework.config import TUNER_ALGORITHMS  # noqa: E402
-from framework.errors import UserError  # noqa: E402
+from framework.errors import UserError, raise_if_stopped  # noqa: E402
 from framework.execution import distributed, set_precision  # noqa: E402
+from framework.job_checkpoint import SEARCH_DIR, recorded_search  # noqa: E402
 from framework.model import build_model  # noqa: E402
 from framework.objective import check_objective, objective_value  # noqa: E402
 from framework.rundir import (  # noqa: E402
     finished_run_check,
     record_config,
+    running_in,
     shown,
     write_atomic,
     write_csv_atomic,
@@ -47,7 +49,7 @@ from framework.train import (  # noqa: E402
     train,
 )
 
-TUNER_DIR = "tuner"
+TUNER_DIR = SEARCH_DIR
 PROJECT = "search"
 # Beside keras-tuner's own trial.json: the epochs a trial was given and trained.
 TRIAL_RECORD = "run.json"
@@ -65,6 +67,7 @@ class Search(keras_tuner.Tuner):
         self._data, self._features = {}, {}
 
     def run_trial(self, trial, *args, **kwargs):
+        raise_if_stopped()  # a signal lost as the last trial's models were freed
         settings = search_space.define(trial.hyperparameters, self.space)
         print(f"Trial {trial.trial_id}: "
               + " ".join(search_space.as_override(k, v) for k, v in settings.items()), flush=True)
@@ -130,6 +133,13 @@ def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
         UserError: a bad tuner config or trial setting, or no trial that finished.
     """
     run_dir = Path(run_dir)
+    if is_worker():  # the chief's run dir: the chief holds it, and marks it if it fails
+        return _tune(cfg, run_dir, checkpoint)
+    with running_in(run_dir):
+        return _tune(cfg, run_dir, checkpoint)
+
+
+def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
     finished_run_check(run_dir)
     check_run(cfg)
     tuner_cfg = cfg.tuner
@@ -163,6 +173,7 @@ def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
     _write_best(run_dir, best, objective, overrides)
     print(f"Best:      trial {best['trial']}, {objective} {best['value']:.4f}; run it again "
           f"with:\n  python -m framework {shlex.join(overrides)}")
+    raise_if_stopped()  # a signal lost as the last trial's models were freed
     print("Retraining the best trial's config on the full schedule")
     return train(trial_config(cfg, best["settings"]), run_dir, checkpoint)
 
@@ -282,10 +293,7 @@ def _oracle(tuner_cfg, objective: str, way: str, cfg, space: dict):
 
 def _check_same_search(tuner_dir: Path, cfg):
     """Refuses to resume a search of another config in the same run dir."""
-    # What a resumed search may change: how much it says, and how many trials it runs in all.
-    compared = OmegaConf.to_container(cfg, resolve=True)
-    del compared["trainer"]["verbose"], compared["tuner"]["max_trials"]
-    if not record_config(tuner_dir, OmegaConf.to_yaml(compared)):
+    if not record_config(tuner_dir, recorded_search(cfg)):
         raise UserError(f"{tuner_dir} holds a search of another config; run this one in another "
                         "directory (hydra.run.dir=...)")
 

@@ -81,6 +81,54 @@ def test_sigterm_stops_a_run_with_failed_one_line_and_143_and_it_resumes_only_as
     result = cli(*LONG, "seed=7", "hydra.run.dir=run")
     assert_one_line_error(result, "holds an unfinished run of another config")
     assert records(tmp_path / "run") == before  # its recorded config (.hydra/config.yaml) too
+    # A search too: it once ran all its trials there, and was refused only as it retrained.
+    search = cli("experiment=tune_wine_random", "tuner.max_trials=1", "hydra.run.dir=run")
+    assert_one_line_error(search, "holds an unfinished run of another config")
+    assert records(tmp_path / "run") == before
+
+
+def test_sigterm_during_a_search_stops_it_with_failed_one_line_and_143(tmp_path):
+    # Once: a signal lost as Keras freed the last trial (Python ignores what a garbage
+    # collector's callback raises) let the search go on, retrain, and exit 0; and a stopped
+    # search's run dir had no FAILED.
+    log = tmp_path / "search.log"
+    search = warm.popen([sys.executable, "-m", "framework", "experiment=tune_wine_random",
+                         "tuner.max_trials=3", "trainer.epochs=2", "hydra.run.dir=run"],
+                        tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while "Trial 1:" not in log.read_text() and time.monotonic() < deadline:
+        assert search.poll() is None, log.read_text()
+        time.sleep(0.01)
+    search.send_signal(signal.SIGTERM)  # as the second trial starts
+    search.wait(timeout=120)
+    output = log.read_text()
+    assert search.returncode == 143, output[-2000:]
+    assert output.strip().splitlines()[-1] == "interrupted: stopped by SIGTERM"
+    assert "Traceback" not in output and "Exception ignored" not in output
+    assert "Retraining" not in output
+    assert (tmp_path / "run" / "FAILED").read_text() == "stopped by SIGTERM\n"
+
+
+def test_a_stop_that_python_ignored_is_raised_where_the_run_moves_on(capfd):
+    from framework.errors import Stopped, raise_if_stopped, stop, unraisable_hook
+
+    class FreedAsASignalComes:  # as a weakref callback of the garbage collector
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # the handler runs here, in this (the main) thread
+
+    previous = signal.signal(signal.SIGTERM, stop), sys.unraisablehook
+    sys.unraisablehook = unraisable_hook
+    try:
+        FreedAsASignalComes()  # its Stopped is ignored by Python
+        assert "Traceback" not in capfd.readouterr().err
+        with pytest.raises(Stopped) as stopped:
+            raise_if_stopped()
+        assert str(stopped.value) == "stopped by SIGTERM"
+        raise_if_stopped()  # once
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        sys.unraisablehook = previous[1]
 
 
 def test_a_run_whose_output_pipe_closes_stops_in_one_line_with_141(tmp_path):

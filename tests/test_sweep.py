@@ -3,10 +3,11 @@ others, and the sweep ends with a summary, best first."""
 
 import csv
 import json
+import sys
 
 import pytest
 
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 import warm
 
 
@@ -71,6 +72,32 @@ def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path
     again = cli("-m", "experiment=iris_binary", "optimizer.name=adam", "hydra.sweep.dir=sweep")
     assert again.returncode == 2 and "sweep already holds a sweep" in again.stderr
     assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
+
+
+def test_a_second_sweep_given_a_running_sweeps_dir_is_refused_before_it_writes(tmp_path):
+    # Refused once only by the per-job lock, the second sweep had already rewritten job 0's
+    # .hydra records: job 0 trained seed 1 and said seed 3.
+    import time
+
+    sweep_dir = tmp_path / "sweep"
+    args = ["experiment=iris_binary", "trainer.verbose=0", "trainer.epochs=5",
+            "hydra.sweep.dir=sweep"]
+    first = warm.popen([sys.executable, "-m", "framework", "-m", *args, "seed=1,2"], tmp_path)
+    job_record = sweep_dir / "0" / ".hydra" / "overrides.yaml"
+    deadline = time.monotonic() + 120
+    while not job_record.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    before = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
+    second = run_cli("-m", *args, "seed=3,4", cwd=tmp_path)
+    assert_one_line_error(second, "sweep is in use by another running process (pid ",
+                          "(hydra.sweep.dir=...)")
+    assert not (sweep_dir / "multirun.yaml").read_text().count("seed=3")
+    stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr[-2000:]
+    assert "seed=1" in job_record.read_text() and "seed=3" not in job_record.read_text()
+    assert before[job_record] == job_record.read_bytes()
+    rows = {row["job"]: row for row in csv.DictReader((sweep_dir / "summary.csv").open())}
+    assert rows["0"]["overrides"] == "seed=1" and rows["1"]["overrides"] == "seed=2"
 
 
 def test_a_parallel_sweep_runs_its_jobs_in_worker_processes_ranked_by_objective(cli, tmp_path):
@@ -183,6 +210,42 @@ def test_ctrl_c_stops_a_parallel_sweep_and_its_workers(tmp_path):
     assert stderr.strip().splitlines()[-1] == "interrupted: stopped by SIGINT"
     time.sleep(2)
     assert group_processes(sweep.pid) == []  # no worker left holding a device
+    # Every job that started says why it ended, and summary.csv lists them all.
+    started = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert len(started) >= 2
+    assert all((tmp_path / "sweep" / job / "FAILED").read_text() == "stopped by SIGINT\n"
+               for job in started)
+    rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
+    assert sorted(row["job"] for row in rows) == started
+    assert {row["status"] for row in rows} == {"failed: stopped by SIGINT"}
+
+
+def test_sigterm_to_a_parallel_sweep_marks_its_started_jobs_and_writes_the_summary(tmp_path):
+    # kill PID, timeout, Slurm: the sweep's own process only. Its workers were once killed
+    # with it, leaving job dirs that said nothing, and no summary.csv.
+    import signal
+    import time
+
+    sweep = warm.popen(
+        [sys.executable, "-m", "framework", "-m", "hydra/launcher=joblib",
+         "hydra.launcher.n_jobs=2", "experiment=wine", "trainer.verbose=0",
+         "trainer.epochs=100000", "backbone.activation=relu,tanh,elu", "hydra.sweep.dir=sweep"],
+        tmp_path)
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("sweep/*/.hydra"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    sweep.send_signal(signal.SIGTERM)
+    _, stderr = sweep.communicate(timeout=120)
+    assert sweep.returncode == 143, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == "interrupted: stopped by SIGTERM"
+    assert "Traceback" not in stderr
+    started = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert len(started) >= 2
+    assert all((tmp_path / "sweep" / job / "FAILED").read_text() == "stopped by SIGTERM\n"
+               for job in started)
+    rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
+    assert sorted(row["job"] for row in rows) == started
+    assert {row["status"] for row in rows} == {"failed: stopped by SIGTERM"}
 
 
 def test_a_signal_while_a_jobs_summary_is_written_stops_the_sweep_just_after():

@@ -10,7 +10,7 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 import warm
 from framework.errors import UserError
 from framework.search_space import as_override, check_space
@@ -59,6 +59,19 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
     trial_dir = tmp_path / "run" / "tuner" / "search"
     kept = {p: p.read_bytes() for p in trial_dir.glob("trial_[01]/run.json")}
     assert len(kept) == 2 and not (tmp_path / "run" / "metrics.json").exists()
+
+    # Another config is refused before it runs or writes anything: a plain run (which once
+    # finished there, so the search could never resume), or a search of other settings.
+    def records():  # but the lock, which holds the pid of the last process to take it
+        return {p: p.read_bytes() for p in (tmp_path / "run").rglob("*")
+                if p.is_file() and p.name != ".lock"}
+
+    before = records()
+    plain = run_cli(*command[3:], "~tuner", cwd=tmp_path)
+    assert_one_line_error(plain, "run holds an unfinished search (its trials are in run/tuner)")
+    other = run_cli(*command[3:], "trainer.epochs=11", cwd=tmp_path)
+    assert_one_line_error(other, "run/tuner holds a search of another config")
+    assert records() == before
 
     resumed = run_cli(*command[3:], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from framework.backend import use_backend
-from framework.cli import USAGE_ERROR, one_line, one_line_usage, report_errors
+from framework.cli import FAULT, USAGE_ERROR, one_line, one_line_usage, report_errors
 from framework.config_source import store_shadowed
 from framework.devices import claim_worker_gpus
 from framework.errors import (
@@ -64,15 +64,16 @@ def run(cfg: DictConfig) -> float:
             hparams = (_varied_settings(hydra_cfg) if hydra_cfg.mode == RunMode.MULTIRUN
                        else None)
             result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint, hparams)
-    except (UserError, OmegaConfBaseException) as e:
+    except (UserError, OmegaConfBaseException, OSError) as e:
         stopped = stop_behind(e)
         if stopped is not None:  # a signal that OmegaConf turned into its own error
             raise stopped from None
-        if os.environ.get("FRAMEWORK_FULL_ERROR"):
+        if os.environ.get("FRAMEWORK_FULL_ERROR") or isinstance(e, BrokenPipeError):
             raise
         if hydra_cfg.mode == RunMode.RUN:
             print(f"error: {one_line(e)}", file=sys.stderr)
-            sys.exit(USAGE_ERROR)
+            # An OSError as the run went (a disk that filled, a dir made unwritable): a fault.
+            sys.exit(FAULT if isinstance(e, OSError) else USAGE_ERROR)
         # In a sweep, the other jobs go on; the summary, read from the sweep dir, lists the
         # failed ones. NaN: what optimizing sweepers (Optuna) record as a failed trial.
         job_dir = Path(hydra_cfg.runtime.output_dir)

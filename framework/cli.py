@@ -3,6 +3,7 @@
 import argparse
 import contextlib
 import dataclasses
+import errno
 import os
 import sys
 
@@ -14,6 +15,8 @@ from framework.errors import Refused, UserError, stop_behind
 from framework.registry import REGISTRIES
 
 USAGE_ERROR = 2
+# A fault the user did not type (a disk that fills, a run dir that became unwritable).
+FAULT = 1
 
 
 @contextlib.contextmanager
@@ -24,12 +27,14 @@ def report_errors():
     """
     try:
         yield
-    except (UserError, HydraException, OmegaConfBaseException, Refused) as e:
+    except (UserError, HydraException, OmegaConfBaseException, Refused, OSError) as e:
         stopped = stop_behind(e)
         if stopped is not None:
             raise stopped from None  # a signal, not bad input: the command stops as signalled
+        if isinstance(e, BrokenPipeError):
+            raise  # the reader of the output left: a stop, for the command to end as one
         if isinstance(e, Refused) and not isinstance(
-                e.error, (UserError, HydraException, OmegaConfBaseException)):
+                e.error, (UserError, HydraException, OmegaConfBaseException, OSError)):
             raise e.error  # not bad input but a bug: its traceback
         if os.environ.get("FRAMEWORK_FULL_ERROR"):
             raise
@@ -39,6 +44,12 @@ def report_errors():
 
 def one_line(error: BaseException) -> str:
     """A one-line message for an error, with the accepted values where Hydra listed them."""
+    if isinstance(error, OSError) and error.strerror:  # what the system refused, and where
+        if error.errno == errno.ENAMETOOLONG and error.filename:  # a key or a dir, as a name
+            name = max(str(error.filename).split(os.sep), key=len)
+            return (f"{error.strerror}: a name of {len(name)} characters, over the system's "
+                    f"limit, {name!r}")
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
     if isinstance(error, MissingConfigException) and error.missing_cfg_file:
         group, _, bad = error.missing_cfg_file.rpartition("/")
         options = error.options if error.options is not None else _group_options(group)

@@ -100,7 +100,13 @@ def make_dir(directory: Path, key: str):
 def _resolved_dir(config: DictConfig, key: str) -> Path:
     # Interpolations such as ${hydra.job.override_dirname} resolve against Hydra's config.
     HydraConfig.instance().set_config(config)
-    return Path(OmegaConf.select(config, key))
+    directory = Path(OmegaConf.select(config, key))
+    try:
+        directory.exists()  # a name over the system's limit; a missing parent: make_dir's
+    except OSError as e:
+        raise UserError(f"cannot use {key}={shown(directory)}: {e.strerror}; choose another "
+                        f"directory ({key}=...)") from None
+    return directory
 
 
 def _task_config(config: DictConfig) -> DictConfig:

@@ -79,8 +79,12 @@ def failure(error: BaseException) -> str:
 
 
 def mark_failed(run_dir: Path, message: str):
-    if run_dir.is_dir():
-        write_atomic(run_dir / FAILED, message + "\n")
+    """Writes FAILED into a run dir, if it can be written (what failed may be the dir)."""
+    try:
+        if run_dir.is_dir():
+            write_atomic(run_dir / FAILED, message + "\n")
+    except OSError:
+        pass  # the error itself is reported; a rerun clears or rewrites FAILED
 
 
 def hold_lock(directory: Path, setting: str = "hydra.run.dir") -> bool:

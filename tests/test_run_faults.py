@@ -162,6 +162,40 @@ def test_usage_errors_are_one_line(tmp_path, module, args, message):
     assert_one_line_error(run_cli(*args, cwd=tmp_path, module=module), message)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["hydra.run.dir=" + "d" * 300], "cannot use hydra.run.dir=" + "d" * 300 + ": File name "
+     "too long; choose another directory (hydra.run.dir=...)"),
+    (["-m", "hydra.sweep.dir=" + "d" * 300], "cannot use hydra.sweep.dir=" + "d" * 300),
+    (["++" + "k" * 300 + "=1"], "File name too long: a name of 300 characters, over the "
+     "system's limit, 'kkkk"),
+])
+def test_names_over_the_systems_limit_are_refused_in_one_line(tmp_path, args, message):
+    # Once: "OSError: File name too long" and its traceback.
+    assert_one_line_error(run_cli(*args, "dataset=iris", cwd=tmp_path), message)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_run_dir_lost_mid_run_stops_in_one_line_and_the_run_reruns_after(tmp_path):
+    # A disk unmounted, a dir made immutable (chattr +i): the stage's backup cannot be written.
+    # Once: two tracebacks, the second as FAILED could not be written either.
+    args = [*STAGED, "trainer.stages.0.epochs=150", "hydra.run.dir=run"]
+    running = start(tmp_path, *args)
+    wait_for_epochs(tmp_path / "run", 3, process=running)
+    (tmp_path / "run").rename(tmp_path / "away")
+    (tmp_path / "run").write_text("")  # a file where the run dir was: writes fail (ENOTDIR)
+    _, stderr = running.communicate(timeout=120)
+    assert running.returncode == 1, stderr[-2000:]  # a fault, not bad input
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Not a directory: "), stderr[-2000:]
+    # Once the dir is back, the same command continues the run and finishes it.
+    (tmp_path / "run").unlink()
+    (tmp_path / "away").rename(tmp_path / "run")
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "continues from the run's checkpoint" in result.stdout
+    assert (tmp_path / "run" / "metrics.json").is_file()
+
+
 def test_temporary_model_files_are_apart_per_process(tmp_path, monkeypatch):
     import framework.train as train_module
 

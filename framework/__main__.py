@@ -29,7 +29,7 @@ from framework.rundir import FAILED, failure, mark_failed
 from framework.plugins import load_plugins
 from framework.preflight import CONFIG_NAME, check_settings, choose_parts, ineffective_settings
 from framework.process_exit import run_and_exit
-from framework.sweep_summary import record_stopped_sweep, unfinished_jobs
+from framework.sweep_summary import record_stopped_sweep, shown_status, unfinished_jobs
 
 
 CONFIG_PATH = "pkg://framework.conf"
@@ -165,7 +165,7 @@ def main():
         # (Python ignores the signal and raises this at the next write instead).
         print("interrupted: the output pipe closed", file=sys.stderr)
         return 128 + signal.SIGPIPE
-    unfinished = [f"job {job['job']}: {job['status']}" for job in unfinished_jobs()]
+    unfinished = [f"job {job['job']}: {shown_status(job)}" for job in unfinished_jobs()]
     if unfinished:
         print(f"error: {len(unfinished)} sweep job(s) did not finish; {unfinished[0]} "
               "(see summary.csv in the sweep directory)", file=sys.stderr)

@@ -66,6 +66,24 @@ def distributed(distribution: str | None):
         yield {"name": distribution, "devices": list(strategy.extended.worker_devices)}
 
 
+def single_device_note(distribution: dict | None) -> str | None:
+    """A note where data parallelism found one device (no GPU, or one): nothing is replicated.
+
+    Args:
+        distribution: what ``distributed`` yields.
+
+    Returns:
+        The note, or None (no distribution, or several devices).
+    """
+    if distribution is None or len(distribution["devices"]) != 1:
+        return None
+    # TensorFlow names a device "/job:localhost/replica:0/task:0/device:CPU:0", JAX "cpu:0".
+    device = str(distribution["devices"][0]).rpartition("device:")[2]
+    gpu = "" if "gpu" in device.lower() else "; no GPU is visible"
+    return (f"trainer.distribution={distribution['name']} found 1 device ({device}{gpu}): the "
+            "model is not replicated and trains as it would without the setting")
+
+
 def split_evenly(data, batch_size: int, devices: int):
     """Makes every batch of a JAX data-parallel run split evenly over its devices.
 

@@ -3,9 +3,11 @@
 F is ``savedmodel`` or ``tflite``; Q, for tflite only, ``float16`` or ``int8``. By default into
 ``RUN_DIR/export/``: ``savedmodel/`` (a TensorFlow SavedModel with a
 ``serving_default`` signature), ``model.tflite`` (float32), ``model_float16.tflite`` (float16
-weights) or ``model_int8.tflite`` (int8 weights and activations, calibrated on training images;
-float32 input and output). Every model takes raw 0..255 images, as the run's model does, and has
-a ``.json`` beside it with the class names and the resize method, so that
+weights) or ``model_int8.tflite`` (int8 weights and activations, calibrated on training inputs;
+float32 input and output). A run that classifies is exported, on images or on feature rows:
+every model takes what the run's model takes, raw 0..255 images or a tabular run's rows encoded
+and scaled (for a CSV file, as ``data.inputs`` in its metrics.json records). A ``.json`` beside
+it holds the class names and, for images, the resize method, so that
 ``python -m framework.predict model.tflite IMAGES`` needs nothing else. An existing export is
 replaced only with ``--overwrite``; a new one appears whole or not at all. The run's model.keras
 is loaded in Keras's safe mode: one that holds Python code (a Lambda layer), which would run as
@@ -26,7 +28,7 @@ from framework.process_exit import run_and_exit
 
 FORMATS = ("savedmodel", "tflite")
 QUANTIZATIONS = ("float16", "int8")
-# Training images that int8 quantization runs through the model to choose activation ranges.
+# Training inputs that int8 quantization runs through the model to choose activation ranges.
 CALIBRATION_IMAGES = 100
 
 
@@ -79,7 +81,7 @@ def export(run_dir, fmt: str, quantize: str | None = None, output=None,
         raise UserError(f"--quantize applies to --format tflite only. Received: --format {fmt} "
                         f"--quantize {quantize}")
     run_dir = Path(run_dir)
-    class_names, interpolation = read_run(run_dir)
+    class_names, interpolation = read_run(run_dir, exporting=True)
     output = Path(output) if output is not None else default_output(run_dir, fmt, quantize)
     if fmt == "tflite" and output.suffix != ".tflite":
         raise UserError(f"--output of a tflite export must end in .tflite. Received: {output}")
@@ -114,8 +116,10 @@ def export(run_dir, fmt: str, quantize: str | None = None, output=None,
                 tflite = tmp / "model.tflite"
                 tflite.write_bytes(to_tflite(built, quantize, calibration))
                 built = tflite
-            info = {"classes": class_names, "interpolation": interpolation,
-                    "format": fmt, "quantize": quantize, "run_dir": str(run_dir.resolve())}
+            info = {"classes": class_names, "format": fmt, "quantize": quantize,
+                    "run_dir": str(run_dir.resolve())}
+            if len(model.input_shape) == 4:  # images: how to resize them (rows have no size)
+                info["interpolation"] = interpolation
             (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
             # The model last: its presence marks a complete export.
             _move_into_place(tmp / "info.json", info_path, tmp / "replaced.json")

@@ -1,8 +1,9 @@
 """Plugin loading with pluggy: built-ins and third parties alike come from the entry-point group
 ``framework.plugins``; each registration hook fills one registry.
 
-``python -m framework.plugins`` lists every registered part; ``python -m framework.plugins NAME``
-shows one part's settings with their types, defaults and comments.
+``python -m framework.plugins`` lists every registered part, ``python -m framework.plugins GROUP``
+the parts of one group (``backbone``...); ``python -m framework.plugins NAME`` shows one part's
+settings with their types, defaults and comments.
 """
 
 import importlib.metadata
@@ -102,10 +103,13 @@ def _load_entry_point(ep):
         ) from None
 
 
-def plugin_listing() -> str:
-    """Every registry with each part's name, providing plugin and description, as text."""
+def plugin_listing(groups=None) -> str:
+    """Every registry (or those of ``groups``) with each part's name, providing plugin and
+    description, as text."""
     lines = []
     for group, registry in REGISTRIES.items():
+        if groups is not None and group not in groups:
+            continue
         lines.append(f"{group} ({len(registry)}):")
         width = max((len(p.name) for p in registry), default=0)
         pwidth = max((len(p.provider) for p in registry), default=0)
@@ -128,7 +132,8 @@ def find_parts(name: str, group: str | None = None):
     found = [registry.get(name) for registry in REGISTRIES.values() if name in registry]
     if not found:
         known = sorted({n for registry in REGISTRIES.values() for n in registry.names()})
-        raise UnknownPartError(f"unknown part {name!r}; known: {', '.join(known)}")
+        raise UnknownPartError(f"unknown part {name!r}; known: {', '.join(known)} (groups: "
+                               f"{', '.join(REGISTRIES)})")
     return found
 
 
@@ -141,8 +146,8 @@ def main(argv=None):
     parser = one_line_usage(argparse.ArgumentParser(
         prog="python -m framework.plugins",
         description="Without arguments: every registered part, with the plugin that provides "
-        "it. With a NAME (and optionally its GROUP first): that part's settings, with their "
-        "types, defaults and comments.",
+        "it. With a GROUP (backbone, head...): that group's parts. With a NAME (and optionally "
+        "its GROUP first): that part's settings, with their types, defaults and comments.",
     ))
     parser.add_argument("words", nargs="*", metavar="[GROUP] NAME")
     args = parser.parse_args(argv)
@@ -152,6 +157,9 @@ def main(argv=None):
         load_plugins()
         if not args.words:
             print(plugin_listing())
+            return
+        if len(args.words) == 1 and args.words[0] in REGISTRIES:  # a group: its parts
+            print(plugin_listing([args.words[0]]))
             return
         name, group = args.words[-1], (args.words[0] if len(args.words) == 2 else None)
         print("\n\n".join(describe_part(part) for part in find_parts(name, group)))

@@ -92,21 +92,27 @@ def load_predictor(model: Path, unsafe: bool = False) -> "ImagePredictor":
     return Predictor.from_run_dir(model, unsafe)
 
 
-def read_run(run_dir: Path) -> tuple[list[str], str]:
+def read_run(run_dir: Path, exporting: bool = False) -> tuple[list[str], str]:
     """The class names and the resize method of a finished run.
 
     Args:
         run_dir: the run's directory.
+        exporting: for framework.export (which also exports a classifier of feature rows):
+            its refusal of a run that does not classify speaks of exports, not images.
 
     Returns:
         ``(class_names, interpolation)``.
 
     Raises:
-        UserError: the directory does not hold a finished run, or its metrics.json or
-            .hydra/config.yaml is damaged.
+        UserError: the directory does not hold a finished run of a classifier, or its
+            metrics.json or .hydra/config.yaml is damaged.
     """
     metrics = read_metrics(run_dir)
     if "classes" not in metrics["data"] and "task" in metrics["data"]:
+        if exporting:
+            raise UserError(f"{run_dir} is a {metrics['data']['task']} run; framework.export "
+                            "exports runs that classify (the .json beside the model names "
+                            "their classes)")
         raise UserError(f"{run_dir} is a {metrics['data']['task']} run; images are for runs "
                         "that classify them (framework.predict takes a CSV file of rows for a "
                         "run on a CSV file)")

@@ -116,12 +116,21 @@ def unfinished_jobs() -> list[dict]:
     return list(_unfinished)
 
 
+def shown_status(job: dict) -> str:
+    """A job's status as the table and the sweep's last line print it: a failed job's error was
+    printed as the job failed (``error: job N failed: ...``), so here only "failed"
+    (summary.csv keeps the error)."""
+    return "failed" if job["status"].startswith("failed") else job["status"]
+
+
 def finished_sweep_check(sweep_dir: Path):
-    """Raises DirectoryTaken if ``sweep_dir`` holds a sweep (a summary or a finished job)."""
+    """Raises DirectoryTaken if ``sweep_dir`` holds a sweep (a summary or a finished job); the
+    message names the switch that continues one (``hydra/sweeper=resume``)."""
     if (sweep_dir / SUMMARY).exists() or next(sweep_dir.glob("**/metrics.json"), None):
         raise DirectoryTaken(
             f"{sweep_dir} already holds a sweep or finished runs; choose another directory "
-            "(hydra.sweep.dir=...)"
+            "(hydra.sweep.dir=...), or repeat a grid sweep's command with hydra/sweeper=resume "
+            "to run only its failed and unfinished jobs"
         )
 
 
@@ -240,7 +249,7 @@ def format_table(jobs: list[dict]) -> str:
             f"{name}{job['objective_value']:.4f}" if finished else "-",
             (f"{job['headline'] + ' ' if mixed else ''}{test:.4f}" if test is not None
              else "-"),
-            job["varied"] + ("" if finished else f"  ({job['status']})"),
+            job["varied"] + ("" if finished else f"  ({shown_status(job)})"),
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3]

@@ -28,6 +28,7 @@ from framework.execution import (
     distributed,
     replicas,
     set_precision,
+    single_device_note,
     split_evenly,
 )
 from framework.evaluation import is_one_hot
@@ -162,6 +163,9 @@ def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> tuple[
     check_objective(cfg.trainer.objective or task.default_objective, task.objectives)
     batch_size = cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size
     with distributed(cfg.trainer.distribution) as distribution:
+        note = single_device_note(distribution)
+        if note:
+            print(f"note: {note}")
         if distribution and keras.config.backend() == "jax":
             for note in split_evenly(data, batch_size, len(distribution["devices"])):
                 print(f"note: {note}")

@@ -224,6 +224,8 @@ def build_csv(cfg, ctx) -> Data:
                 and not any(_not_finite(columns[name][i]) for name in features)]
         columns = {name: [values[i] for i in keep] for name, values in columns.items()}
         lines = [lines[i] for i in keep]
+        if not keep:
+            _refuse_all_dropped(rows, header, targets, features, path)
         if len(keep) < len(rows):
             print(f"dataset csv: dropped {len(rows) - len(keep)} of {len(rows)} rows with a "
                   "missing or infinite value (dataset.missing=drop)")
@@ -279,6 +281,22 @@ def build_csv(cfg, ctx) -> Data:
                            stratify=encoded.stratify)
 
 
+def _refuse_all_dropped(rows, header, targets, features, path):
+    """Raises the error for a file whose every row ``dataset.missing=drop`` drops, naming the
+    column with the most missing or infinite cells."""
+    names = [*targets, *features]
+    counts = {name: sum(_not_finite(row[header.index(name)].strip()) for row in rows)
+              for name in names}
+    worst = max(names, key=counts.get)
+    remedy = ("correct the file" if worst in targets else "correct the file, leave the column "
+              "out of dataset.features, or set dataset.missing=mean to fill it")
+    raise UserError(
+        f"every row of {path.name} has a missing or infinite value, so dataset.missing=drop "
+        f"leaves no data (column {worst!r}{' (the target)' if worst in targets else ''}: "
+        f"{counts[worst]} of {len(rows)} rows); {remedy}"
+    )
+
+
 def _read_csv(path: Path):
     """The header, the non-blank rows of a CSV file (each as long as the header) and the lines
     they start on."""
@@ -314,6 +332,9 @@ def _read_csv(path: Path):
                             f"has {len(header)}")
         body.append(row)
         lines.append(number)
+    if not body:
+        raise UserError(f"{path.name} has a header but no data rows. Received: "
+                        f"dataset.path={str(path)!r}")
     return header, body, lines
 
 

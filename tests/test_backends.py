@@ -60,6 +60,7 @@ def test_data_parallel_uses_both_devices_and_matches_one_device(tmp_path):
                          f"trainer.distribution={distribution}", f"hydra.run.dir={run_dir}",
                          cwd=tmp_path, env=TWO_DEVICES)
         assert result.returncode == 0, result.stderr[-2000:]
+        assert "note: trainer.distribution" not in result.stdout  # two devices: nothing to say
         runs[distribution] = metrics(run_dir)
     parallel, single = runs["data_parallel"], runs["null"]
     assert parallel["execution"]["distribution"] == {
@@ -73,6 +74,19 @@ def test_data_parallel_uses_both_devices_and_matches_one_device(tmp_path):
                   cwd=tmp_path, env=TWO_DEVICES)
     assert_one_line_error(odd, "trainer.batch_size=7 does not split over 2 devices",
                           "accepted: a multiple of 2")
+
+
+def test_data_parallel_on_one_device_says_so_in_a_note(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0",
+                     "trainer.distribution=data_parallel", f"hydra.run.dir={run_dir}",
+                     cwd=tmp_path, env={"CUDA_VISIBLE_DEVICES": "-1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    notes = [line for line in result.stdout.splitlines() if line.startswith("note:")]
+    assert notes == ["note: trainer.distribution=data_parallel found 1 device (CPU:0; no GPU is "
+                     "visible): the model is not replicated and trains as it would without the "
+                     "setting"]
+    assert metrics(run_dir)["execution"]["distribution"]["replicas"] == 1
 
 
 def test_trainer_backend_picks_jax_before_keras_is_imported(tmp_path):

@@ -99,7 +99,9 @@ def test_a_finished_sweep_is_never_written_into_again(cli, tmp_path):
     for sweep_dir in ("hydra.sweep.dir=sweep", "++hydra.sweep.dir=sweep",
                       "hydra.sweep.dir=${oc.env:SWEEP_DIR}"):
         again = cli(*args[:-1], sweep_dir, env={"SWEEP_DIR": "sweep"})
-        assert_one_line_error(again, "already holds a sweep")
+        assert_one_line_error(again, "already holds a sweep", "repeat a grid sweep's command "
+                              "with hydra/sweeper=resume to run only its failed and unfinished "
+                              "jobs")
         assert files(tmp_path / "sweep") == before  # multirun.yaml and summary.csv included
 
 

@@ -360,3 +360,25 @@ def test_a_model_with_python_code_is_exported_only_if_unsafe(run, tmp_path):
     allowed = call(export.main, copy, "--format", "savedmodel", "--unsafe")
     assert allowed.returncode == 0, allowed.stderr
     assert (copy / "export" / "savedmodel" / "saved_model.pb").is_file()
+
+
+def test_a_csv_run_exports_without_talk_of_images(tmp_path):
+    rows = [f"{k % 7 + (5 if kind == 'b' else 0)},{('x', 'y')[k % 2]},{kind}"
+            for k in range(20) for kind in "ab"]
+    (tmp_path / "rows.csv").write_text("size,mark,kind\n" + "\n".join(rows) + "\n")
+    cfg = compose_config("dataset=csv", f"dataset.path={tmp_path / 'rows.csv'}",
+                         "dataset.target=kind", "trainer.epochs=1", "trainer.verbose=0")
+    train(cfg, tmp_path / "run")
+    result = call(export.main, tmp_path / "run", "--format", "savedmodel")
+    assert result.returncode == 0, result.stderr
+    info = json.loads((tmp_path / "run" / "export" / "savedmodel.json").read_text())
+    assert info["classes"] == ["a", "b"] and "interpolation" not in info  # rows are not resized
+    # A run that does not classify is refused in export's terms, not predict's about images.
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics["data"] = {"task": "regression", "targets": ["size"]}
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
+    refused = call(export.main, tmp_path / "run", "--format", "tflite")
+    assert_one_line(refused, "run is a regression run; framework.export exports runs that "
+                             "classify (the .json beside the model names their classes)")
+    assert "image" not in refused.stderr
+    assert not (tmp_path / "run" / "export" / "model.tflite").exists()

@@ -59,6 +59,16 @@ def test_listing_shows_every_registry_with_provider_and_description():
             assert part.provider in line and part.description in line
 
 
+@pytest.mark.parametrize("group", list(REGISTRIES))
+def test_a_group_name_lists_that_groups_parts(group, capsys):
+    from framework.plugins import main
+
+    main([group])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"{group} ({len(REGISTRIES[group])}):"
+    assert [line.split()[0] for line in out.splitlines()[1:]] == list(REGISTRIES[group].names())
+
+
 def write_distribution(site, dist, module, source, entry_point_name):
     """A minimal installed distribution: a module plus dist-info with one entry point."""
     (site / f"{module}.py").write_text(source)

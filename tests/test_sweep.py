@@ -37,8 +37,12 @@ def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path
     metrics = {job: json.loads((sweep / job / "metrics.json").read_text()) for job in ("0", "2")}
     assert "error: job 1 failed: unknown optimizer 'adamx'" in result.stderr
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "error: 1 sweep job(s) did not finish; job 1: failed: UserError: unknown optimizer")
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: 1 sweep job(s) did not finish; job 1: failed (see summary.csv in the sweep "
+        "directory)")
+    # The error is printed once, as the job fails; the table and the last line say "failed".
+    assert (result.stdout + result.stderr).count("unknown optimizer") == 1
+    assert "  optimizer.name=adamx  (failed)\n" in result.stdout
 
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert {row["job"]: row["overrides"] for row in rows} == {

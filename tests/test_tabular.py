@@ -1,4 +1,5 @@
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -185,6 +186,30 @@ def test_csv_infinite_numbers_are_dropped_or_filled_with_a_note(tmp_path, capsys
     x = np.concatenate([filled.train[0], filled.validation[0], filled.test[0]])
     assert len(x) == 24 and np.isfinite(x).all()
     assert np.isclose(x[:, 2], filled.train[0][:, 2].mean()).sum() >= 4
+
+
+@pytest.mark.parametrize("task", ["auto", "regression", "classification"])
+def test_csv_whose_every_row_is_dropped_says_so_not_that_it_has_0_classes(tmp_path, task):
+    path = tmp_path / "gaps.csv"
+    path.write_text("a,b,price\n" + "".join(f"{i},{'NA' if i % 3 else 'inf'},{i * 1.5}\n"
+                                             for i in range(30)))
+    with pytest.raises(UserError) as error:
+        datasets.get("csv").build(
+            OmegaConf.merge(OmegaConf.structured(datasets.get("csv").config),
+                            {"path": str(path), "target": "price", "missing": "drop"}),
+            SimpleNamespace(task=task))
+    assert str(error.value) == (
+        "every row of gaps.csv has a missing or infinite value, so dataset.missing=drop leaves "
+        "no data (column 'b': 30 of 30 rows); correct the file, leave the column out of "
+        "dataset.features, or set dataset.missing=mean to fill it")
+
+
+def test_csv_with_a_header_and_no_rows_says_so(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text("a,b,label\n\n")
+    with pytest.raises(UserError, match="^header.csv has a header but no data rows. Received: "
+                                        "dataset.path="):
+        build("csv", path=str(path), target="label")
 
 
 def test_csv_errors_name_the_line_a_record_starts_on_and_the_byte_offset(tmp_path):

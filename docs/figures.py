@@ -166,8 +166,7 @@ def collect(s: Session) -> tuple[dict, dict]:
 
     command = "python -m framework experiment=tune_wine_random trainer.verbose=0 hydra.run.dir=tuned"
     stdout, _ = s.run(command)
-    lines = [line for line in stdout.strip().splitlines() if not line.startswith("Stage ")]
-    outs["tune"] = transcript(command, lines)
+    outs["tune"] = transcript(command, stdout.strip().splitlines())
     figs["tune_wine_random.test"] = f"{s.metrics('tuned')['test']['accuracy']:.4f}"
     command = "tail -3 tuned/best_overrides.yaml"
     outs["tune_best"] = transcript(command, s.run(command)[0].strip().splitlines())
@@ -180,7 +179,7 @@ def collect(s: Session) -> tuple[dict, dict]:
     stdout, _ = s.run(command)
     lines = stdout.strip().splitlines()
     table = lines[next(i for i, line in enumerate(lines) if line.startswith("Sweep:")):]
-    best = [line.split("[HYDRA] ")[1] for line in lines if "[HYDRA] Best" in line]
+    best = [line for line in lines if "[HYDRA] Best" in line]  # as printed, its prefix too
     outs["optuna"] = transcript(command, ["...", *best, *table])
 
     outs.update(collect_errors(s))

@@ -5,10 +5,11 @@ import csv
 import fcntl
 import io
 import os
+import signal
 import sys
 from pathlib import Path
 
-from framework.errors import DirectoryTaken, UserError, stop_behind
+from framework.errors import DirectoryTaken, Stopped, UserError, stop_behind
 
 # Marks a run that stopped with an error; a finished run has metrics.json instead.
 FAILED = "FAILED"
@@ -75,6 +76,8 @@ def failure(error: BaseException) -> str:
     stopped = stop_behind(error)
     if stopped is not None:
         return str(stopped)  # stopped by SIGTERM
+    if isinstance(error, KeyboardInterrupt):  # Python's own SIGINT handler (a sweep's worker)
+        return str(Stopped(signal.SIGINT))
     return f"{type(error).__name__}: {error}"
 
 

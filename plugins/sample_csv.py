@@ -2,10 +2,13 @@
 
     python -m framework_plugins.sample_csv houses houses.csv   # price: regression
     python -m framework_plugins.sample_csv tags tags.csv       # sports, politics, tech: multilabel
+    python -m framework_plugins.sample_csv penguins penguins.csv  # species, text and NA cells
 
 ``houses``: area, rooms, age, distance to the centre and a text column (the neighbourhood), and
 a price in thousands that follows from them with noise. ``tags``: six numeric features and three
 0/1 labels, each present when its own mix of features is high (several may be at once).
+``penguins``: three species from four measurements, an island and a sex (text), with ``NA``
+cells, shaped like the Palmer penguins data.
 """
 
 import argparse
@@ -50,15 +53,52 @@ def tags(rows: int, seed: int):
                     for features, present in zip(x, labels)]
 
 
-KINDS = {"houses": houses, "tags": tags}
+# Species: (share, islands, bill length mm, bill depth mm, flipper mm, body mass g), the means
+# of the Palmer penguins data (Gorman, Williams & Fraser 2014), which these rows only imitate.
+SPECIES = {
+    "Adelie": (0.44, ("Biscoe", "Dream", "Torgersen"), 38.8, 18.3, 190.0, 3700.0),
+    "Chinstrap": (0.20, ("Dream",), 48.8, 18.4, 195.8, 3733.0),
+    "Gentoo": (0.36, ("Biscoe",), 47.5, 15.0, 217.2, 5076.0),
+}
+
+
+def penguins(rows: int, seed: int):
+    """``(header, rows)`` shaped like the Palmer penguins data: species from bill, flipper and
+    mass, text columns ``island`` and ``sex``, and ``NA`` cells (a sex unknown, a bird not
+    measured)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    names = list(SPECIES)
+    species = rng.choice(names, rows, p=[SPECIES[n][0] for n in names])
+    out = []
+    for i, name in enumerate(species):
+        _, islands, bill, depth, flipper, mass = SPECIES[name]
+        male = rng.random() < 0.5
+        size = 1.0 if male else -1.0
+        cells = [f"{bill + size + rng.normal(0, 2.5):.1f}",
+                 f"{depth + 0.5 * size + rng.normal(0, 0.8):.1f}",
+                 f"{flipper + 3 * size + rng.normal(0, 5.5):.0f}",
+                 f"{mass + 300 * size + rng.normal(0, 300):.0f}"]
+        if i % 97 == 3:  # not measured
+            cells = ["NA"] * 4
+        sex = "NA" if i % 29 == 5 or cells[0] == "NA" else ("male" if male else "female")
+        out.append([name, rng.choice(islands), *cells, sex, str(2007 + i % 3)])
+    header = ["species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm",
+              "body_mass_g", "sex", "year"]
+    return header, out
+
+
+KINDS = {"houses": houses, "tags": tags, "penguins": penguins}
 
 
 def main(argv=None):
     """``python -m framework_plugins.sample_csv KIND OUT_FILE``: writes a generated CSV file."""
     parser = one_line_usage(argparse.ArgumentParser(
         prog="python -m framework_plugins.sample_csv",
-        description="Write a generated CSV file: houses (a price to predict, regression) or "
-                    "tags (three 0/1 labels, multilabel).",
+        description="Write a generated CSV file: houses (a price to predict, regression), "
+                    "tags (three 0/1 labels, multilabel) or penguins (species, with text columns "
+                    "and NA cells).",
     ))
     parser.add_argument("kind", choices=tuple(KINDS))
     parser.add_argument("out_file", type=Path)

@@ -112,6 +112,17 @@ def test_trials_left_running_by_a_killed_sweep_are_marked_failed(tmp_path):
     ({"backbone.units": {"pick": [[8]]}}, "kind in choice, int, float, log_float"),
     ({"optimizer.learning_rate": {"log_float": [1e-4]}}, "log_float takes [low, high]"),
     ({}, "tuner.space is empty"),
+    # Checked against the keras-tuner ranges' shapes and the settings' types and declared ranges:
+    ({"trainer.batch_size": {"int": [1, 5, 0]}}, "int's step must be above 0"),
+    ({"optimizer.learning_rate": {"float": [0.001, 0.01, 0]}}, "float's step must be above 0"),
+    ({"trainer.batch_size": {"int": [5, 1]}}, "int's low is above its high"),
+    ({"trainer.batch_size": {"int": [1.5, 4]}}, "int takes integers"),
+    ({"optimizer.learning_rate": {"log_float": [0, 0.01]}}, "log_float's low must be above 0"),
+    ({"backbone.units": {"choice": [[8], 16, "abc"]}}, "backbone.units=16 is of the wrong type"),
+    ({"trainer.batch_size": {"float": [1, 5]}}, "trainer.batch_size=1.0 is of the wrong type"),
+    ({"trainer.batch_size": {"int": [0, 5]}}, "trainer.batch_size=0 is out of range"),
+    ({"optimizer.name": {"choice": ["adam", "sgdd"]}}, "unknown optimizer 'sgdd'"),
+    ({"optimizer": {"choice": ["adam", "sgd"]}}, "optimizer is a group of settings"),
 ])
 def test_a_bad_search_space_is_refused_naming_it(compose, space, message):
     with pytest.raises(UserError, match=None) as error:
@@ -137,6 +148,18 @@ def test_a_trials_bad_setting_stops_the_search_in_one_line(cli):
     assert result.stderr.strip().splitlines()[-1] == (
         "error: unknown optimizer 'sgdd'; accepted: adam, adamw, rmsprop, sgd")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("space, message", [
+    ("+tuner.space.trainer.batch_size={int:[1,5,0]}", "int's step must be above 0"),
+    ("+tuner.space.backbone.units={choice:[[8],16,abc]}", "backbone.units=16 is of the wrong type"),
+])
+def test_a_bad_search_space_is_refused_before_the_run_dir_is_written(cli, tmp_path, space,
+                                                                     message):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(cli(*SEARCH, space, "hydra.run.dir=run"), message)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_resumed_search_may_change_its_verbosity_and_trial_count_only(compose, tmp_path):

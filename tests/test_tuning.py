@@ -180,6 +180,72 @@ def test_the_optuna_sweeper_follows_the_objectives_direction(compose_hydra, obje
     assert cfg.hydra.sweeper.storage == f"sqlite:///{cfg.hydra.sweep.dir}/optuna.db"
 
 
+@pytest.mark.parametrize("dataset, expected", [("iris", "maximize"), ("digits", "maximize"),
+                                              ("diabetes", "minimize")])
+def test_a_bundled_datasets_task_gives_the_optuna_direction_under_task_auto(compose_hydra,
+                                                                            dataset, expected):
+    cfg = compose_hydra("hydra/sweeper=optuna", f"dataset={dataset}")
+    assert cfg.task.name == "auto" and cfg.trainer.objective is None
+    assert cfg.hydra.sweeper.direction == expected
+
+
+def test_a_csv_files_optuna_direction_needs_an_objective_under_task_auto(compose_hydra):
+    from omegaconf.errors import InterpolationResolutionError
+
+    cfg = compose_hydra("hydra/sweeper=optuna", "dataset=csv")
+    with pytest.raises(InterpolationResolutionError, match="the data of dataset 'csv' decides"):
+        cfg.hydra.sweeper.direction
+
+
+OPTUNA = ("-m", "experiment=search_wine_optuna", "hydra.sweep.dir=sweep", "trainer.epochs=1",
+          "trainer.verbose=0")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 is out of range; accepted: >= 1"),
+    ("hydra.sweeper.n_trials=-1", "hydra.sweeper.n_trials=-1 is out of range"),
+    ("hydra.sweeper.direction=sideways",
+     "unknown hydra.sweeper.direction 'sideways'; accepted: minimize, maximize"),
+    ("hydra.sweeper.storage=sqlite:////nonexistent/x.db", "no directory /nonexistent"),
+    ("optimizer.learning_rate=tag(log, interval(0, 0.01))",
+     "must be larger than 0 for a log distribution"),
+    ("optimizer.learning_rate=interval(0.1, 0.001)",
+     "must be smaller than or equal to the `high` value"),
+    ("optimizer.learning_rate=interval(0, 0.01)", "optimizer.learning_rate=0.0 is out of range"),
+    ("optimizer.learning_rate=choice()", "empty choice is not legal"),
+    ("backbone.units=choice([8],16)", "backbone.units=16 is of the wrong type"),
+    ("optimizer=choice(adam,sgdd)", "unknown optimizer 'sgdd'"),
+])
+def test_bad_optuna_settings_are_refused_before_the_study_is_made(cli, tmp_path, override,
+                                                                  message):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(cli(*OPTUNA, override), message)
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_study_is_not_continued_the_other_way_or_from_a_file_that_is_no_database(cli,
+                                                                                    tmp_path):
+    import optuna
+
+    from conftest import assert_one_line_error
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "optuna.db").write_text("not a database")
+    assert_one_line_error(cli(*OPTUNA), "optuna.db is not an Optuna study database")
+    assert (sweep / "optuna.db").read_text() == "not a database"
+
+    (sweep / "optuna.db").unlink()
+    optuna.create_study(study_name="search_wine_optuna", direction="maximize",
+                        storage=f"sqlite:///{sweep / 'optuna.db'}")
+    stored = (sweep / "optuna.db").read_bytes()
+    assert_one_line_error(cli(*OPTUNA, "trainer.objective=val_loss"),
+                          "was made to maximize its objective, and this command would minimize")
+    assert (sweep / "optuna.db").read_bytes() == stored
+    assert [p.name for p in sweep.iterdir()] == ["optuna.db"]
+
+
 def test_a_head_search_extracts_the_frozen_backbones_features_once(compose, tmp_path,
                                                                    monkeypatch):
     from framework import feature_cache, tuning

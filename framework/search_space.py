@@ -99,9 +99,11 @@ def define(hp, space: dict) -> dict:
 
 def _define_one(hp, key, kind, values):
     if kind == "choice":
-        if all(isinstance(v, (int, float, str, bool)) for v in values):
+        if all(isinstance(v, (int, float, str, bool)) for v in values) and len(
+                {type(v) for v in values}) == 1:
             return hp.Choice(key, values)
-        # keras-tuner's choices are scalars: lists are chosen by their JSON text.
+        # keras-tuner's choices are scalars of one type: lists, null and mixed types (1 and 0.5,
+        # auto and true) are chosen by their JSON text.
         return json.loads(hp.Choice(key, [json.dumps(v) for v in values]))
     if kind == "int":
         return hp.Int(key, values[0], values[1], step=values[2] if len(values) > 2 else 1)

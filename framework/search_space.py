@@ -99,11 +99,12 @@ def define(hp, space: dict) -> dict:
 
 def _define_one(hp, key, kind, values):
     if kind == "choice":
-        if all(isinstance(v, (int, float, str, bool)) for v in values) and len(
-                {type(v) for v in values}) == 1:
+        if all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in values) and (
+                len({type(v) for v in values}) == 1):
             return hp.Choice(key, values)
-        # keras-tuner's choices are scalars of one type: lists, null and mixed types (1 and 0.5,
-        # auto and true) are chosen by their JSON text.
+        # keras-tuner's choices are numbers or text of one type (booleans come back as 0 and 1):
+        # lists, null, booleans and mixed types (1 and 0.5, auto and true) are chosen by their
+        # JSON text.
         return json.loads(hp.Choice(key, [json.dumps(v) for v in values]))
     if kind == "int":
         return hp.Int(key, values[0], values[1], step=values[2] if len(values) > 2 else 1)

@@ -141,6 +141,18 @@ def test_overrides_read_back_as_the_values_tried(value):
     assert parsed.value() == value
 
 
+def test_a_choice_gives_its_values_as_they_are_booleans_and_mixed_types_too():
+    import keras_tuner
+
+    from framework.search_space import define
+
+    space = {"a": {"choice": [False, True]}, "b": {"choice": [1, 0.5]},
+             "c": {"choice": ["auto", True]}, "d": {"choice": [[8], None]}}
+    values = define(keras_tuner.HyperParameters(), space)
+    assert values == {"a": False, "b": 1, "c": "auto", "d": [8]}
+    assert type(values["a"]) is bool and type(values["b"]) is int
+
+
 def test_a_trials_bad_setting_stops_the_search_in_one_line(cli):
     result = cli("experiment=tune_wine_random", "tuner.max_trials=2", "trainer.verbose=0",
                  "+tuner.space.optimizer.name={choice:[sgdd]}", "hydra.run.dir=run")

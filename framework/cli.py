@@ -5,6 +5,7 @@ import contextlib
 import dataclasses
 import errno
 import os
+import re
 import sys
 
 from hydra.core.global_hydra import GlobalHydra
@@ -52,7 +53,7 @@ def one_line(error: BaseException) -> str:
         return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
     if isinstance(error, MissingConfigException) and error.missing_cfg_file:
         group, _, bad = error.missing_cfg_file.rpartition("/")
-        options = error.options if error.options is not None else _group_options(group)
+        options = error.options if error.options is not None else group_options(group)
         return f"unknown {group or 'config'} {bad!r}; accepted: {', '.join(sorted(options))}"
     # Hydra and OmegaConf chain the precise cause (e.g. a wrong type) under a general message.
     cause = error.__cause__
@@ -61,6 +62,12 @@ def one_line(error: BaseException) -> str:
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and _fields(cause.object_type):
         return (f"unknown key {cause.full_key!r}; accepted: "
                 f"{', '.join(_fields(cause.object_type))}")
+    # A sweep function that parsed but refused its arguments: choice(), interval(1)...
+    evaluated = re.match(r"Error parsing override '(.*)'\n\w+ while evaluating '.*?': (.*)",
+                         str(error))
+    if isinstance(error, OverrideParseException) and evaluated:
+        return (f"cannot read the override {evaluated[1]!r}: {evaluated[2]} "
+                "(https://hydra.cc/docs/advanced/override_grammar/extended)")
     if isinstance(error, OverrideParseException):
         override = str(error).splitlines()[0].partition(": ")[2] or str(error)
         return (f"cannot read the override {override!r}; quote a value that holds spaces or "
@@ -101,7 +108,9 @@ def plain_text(docstring: str) -> str:
     return docstring.replace("``", "").strip()
 
 
-def _group_options(group: str) -> list[str]:
+def group_options(group: str) -> list[str]:
+    """The options of a config group (its registered parts, or Hydra's); [] for a key that is
+    not a group."""
     if group in REGISTRIES:
         return REGISTRIES[group].names()
     hydra = GlobalHydra.instance()

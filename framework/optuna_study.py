@@ -1,15 +1,24 @@
 """What ``hydra/sweeper=optuna`` adds to Hydra's Optuna sweeper: a study kept in the sweep dir
-(sqlite) that the same command continues, and the config that selects it."""
+(sqlite) that the same command continues, the config that selects it, and the checks of its
+settings before anything is written."""
 
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
+from framework.cli import group_options
 from framework.errors import UserError
-from framework.tasks import AUTO, objective_direction, registered_task
+from framework.ranges import check_ranges, check_value, setting
+from framework.tasks import AUTO, dataset_task, objective_direction, registered_task
+
+DIRECTIONS = ("minimize", "maximize")
+_MISSING = object()
 
 
 def store_optuna_config():
@@ -28,26 +37,163 @@ def store_optuna_config():
         study_name: str | None = "framework"
         # trainer.objective's (or, where it is null, the task's): maximize val_accuracy,
         # minimize val_loss...
-        direction: Any = "${framework_direction:${trainer.objective},${task.name}}"
+        direction: Any = setting("${framework_direction:${trainer.objective},${task.name},"
+                                 "${dataset.name}}", choices=DIRECTIONS)
+        n_trials: int = setting(20, at_least=1)
+        n_jobs: int = setting(2, at_least=1)
+        max_failure_rate: float = setting(0.0, at_least=0, at_most=1)
 
     ConfigStore.instance().store(group="hydra/sweeper", name="optuna",
                                  node=ContinuingOptunaSweeperConf, provider="framework")
 
 
-def optuna_direction(objective: str | None, task: str) -> str:
+def optuna_direction(objective: str | None, task: str, dataset: str | None = None) -> str:
     """Optuna's name for the direction of a ``trainer.objective``; for null, of the task's own
-    objective.
+    objective. Under ``task=auto``, the task the dataset declares, if it does.
 
     Raises:
-        UserError: null under ``task=auto``, where the data decides the task, after the study
-            must know its direction.
+        UserError: null under ``task=auto`` with a dataset whose data decides the task (a CSV
+            file), after the study must know its direction.
     """
+    if task == AUTO:
+        task = dataset_task(dataset) or AUTO
     if objective is None:
         if task == AUTO:
-            raise UserError("hydra/sweeper=optuna needs the objective's direction before any data "
-                            "is loaded; set trainer.objective (e.g. val_accuracy, val_mae) or task")
+            raise UserError(f"hydra/sweeper=optuna needs the objective's direction before any data "
+                            f"is loaded, and the data of dataset {dataset!r} decides its task; set "
+                            "trainer.objective (e.g. val_accuracy, val_mae) or task")
         objective = registered_task(task).default_objective
     return "minimize" if objective_direction(objective, task) == "min" else "maximize"
+
+
+def check_study(config, task_cfg, sweep_dir: Path):
+    """Checks an Optuna sweep before anything is written: the sweeper's settings, each value its
+    search space (``hydra.sweeper.params`` and the command line's sweeps) may give a setting,
+    and the study its storage holds (read only).
+
+    Args:
+        config: the composed config, Hydra's node included.
+        task_cfg: the same without Hydra's node, as the jobs get it.
+        sweep_dir: the sweep dir, as it resolves (not created yet).
+
+    Raises:
+        UserError: the first bad setting, value or storage, in one line.
+    """
+    sweeper = config.hydra.sweeper
+    check_ranges(sweeper, "hydra.sweeper.")  # n_trials, direction (resolved here)...
+    if not isinstance(sweeper.direction, str):  # a list: a study of several objectives
+        shown = ",".join(str(d) for d in sweeper.direction)
+        raise UserError(f"hydra.sweeper.direction=[{shown}]: a job returns one "
+                        f"objective, so one direction; accepted: {', '.join(DIRECTIONS)}")
+    for override in _search_overrides(config):
+        _check_search(override, task_cfg)
+    _check_storage(sweeper.storage, sweeper.study_name, sweeper.direction, sweep_dir)
+
+
+def _search_overrides(config) -> list:
+    """The overrides the sweeper makes its search space of: ``hydra.sweeper.params``, then the
+    command line's sweeps (its other overrides are composed already)."""
+    parser = OverridesParser.create()
+    params = config.hydra.sweeper.params or {}
+    command_line = parser.parse_overrides(list(config.hydra.overrides.task))
+    return [*parser.parse_overrides([f"{k}={v}" for k, v in params.items()]),
+            *(o for o in command_line if o.is_sweep_override())]
+
+
+def _check_search(override, cfg):
+    """Refuses a sweep Optuna cannot sample (``interval(0.1, 0.001)``), a value it gives a
+    setting that the setting does not take, or an option a config group does not have."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import (
+        create_optuna_distribution_from_override,
+    )
+    from optuna.distributions import CategoricalDistribution
+
+    try:
+        distribution = create_optuna_distribution_from_override(override)
+    except (ValueError, AssertionError) as e:  # Optuna's word on a range
+        raise UserError(f"cannot search {override.input_line}: "
+                        f"{str(e).strip().splitlines()[0]}") from None
+    if isinstance(distribution, str):
+        values = [distribution]
+    elif isinstance(distribution, CategoricalDistribution):
+        values = list(distribution.choices)
+    else:  # a range: its bounds
+        values = [distribution.low, distribution.high]
+    key = override.key_or_group
+    parser = OverridesParser.create()
+    # As each trial's job reads them back: ``key=value``.
+    values = [o.value() for o in parser.parse_overrides([f"{key}={v}" for v in values])]
+    if override.is_add() or override.is_delete():
+        return  # a key the base config does not have
+    options = group_options(key)
+    if options:  # a config group: Hydra composes each trial's option
+        unknown = [v for v in values if isinstance(v, str) and v not in options]
+        if unknown:
+            raise UserError(f"unknown {key} {unknown[0]!r} in {override.input_line}; accepted: "
+                            f"{', '.join(sorted(options))}")
+        return
+    current = OmegaConf.select(cfg, key, default=_MISSING)
+    if current is _MISSING and not override.is_force_add():
+        raise UserError(f"cannot search {override.input_line}: no setting {key!r} in the config")
+    if current is _MISSING or OmegaConf.is_dict(current):
+        return
+    for value in values:
+        check_value(cfg, key, value)
+
+
+def _check_storage(storage, study_name, direction: str, sweep_dir: Path):
+    """Refuses a sqlite storage whose directory is missing, a file there that is not an Optuna
+    database, and a stored study of the same name that goes the other way. Other databases are
+    left to Optuna."""
+    from sqlalchemy.engine import make_url
+
+    if not isinstance(storage, str) or not storage.startswith("sqlite:"):
+        return
+    database = make_url(storage).database
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    retry = "choose another (hydra.sweeper.storage=...)"
+    if not path.exists():
+        parent = path.parent
+        if parent.resolve() != sweep_dir.resolve() and not parent.is_dir():
+            raise UserError(f"hydra.sweeper.storage={storage}: no directory {parent}; create it "
+                            f"or {retry}")
+        return
+    if not path.is_file():
+        raise UserError(f"hydra.sweeper.storage={storage}: {path} is not a file; {retry}")
+    if not path.stat().st_size:
+        return  # an empty file: Optuna makes it a database
+    stored = _stored_directions(path, study_name)
+    if stored is not None and stored != [direction]:
+        raise UserError(
+            f"study {study_name!r} in {path} was made to {' and '.join(stored)} its objective, "
+            f"and this command would {direction} it; keep the objective it was "
+            "made with (trainer.objective, hydra.sweeper.direction), or start another study "
+            "(hydra.sweeper.study_name=... or another hydra.sweep.dir)")
+
+
+def _stored_directions(path: Path, study_name) -> list[str] | None:
+    """The directions of the study ``study_name`` in a sqlite file, opened read only; None where
+    it holds no such study.
+
+    Raises:
+        UserError: the file is not an Optuna database.
+    """
+    import optuna
+
+    if study_name is None:
+        return None
+    read_only = f"sqlite:///file:{urllib.parse.quote(str(path.resolve()))}?mode=ro&uri=true"
+    try:
+        study = optuna.load_study(study_name=study_name, storage=read_only)
+    except KeyError:  # no such study yet
+        return None
+    except Exception as e:  # not a database, or not Optuna's (a write it would need refused)
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path} is not an Optuna study database ({detail}); move it away or "
+                        "choose another storage (hydra.sweeper.storage=...)") from None
+    return [d.name.lower() for d in study.directions]
 
 
 def next_job_number(sweep_dir: Path) -> int:

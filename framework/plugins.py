@@ -76,9 +76,9 @@ def register_plugins(plugins) -> pluggy.PluginManager:
             provider = impl.plugin_name
 
             def register(name, build, config=None, description=None, *, takes=None, gives=None,
-                         _p=provider, _r=registry):
+                         task=None, _p=provider, _r=registry):
                 return _r.register(name, build, config, description, provider=_p, takes=takes,
-                                   gives=gives)
+                                   gives=gives, task=task)
 
             impl.function(register=register)
     return pm

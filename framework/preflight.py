@@ -22,6 +22,7 @@ from framework.objective import check_objective
 from framework.ranges import check_ranges
 from framework.tasks import AUTO
 from framework.registry import REGISTRIES
+from framework.search_space import check_space
 
 CONFIG_NAME = "config"
 # Groups whose choice decides which parts meet.
@@ -96,11 +97,13 @@ def check_settings(cfg):
     """Checks a composed run config before anything runs, without TensorFlow.
 
     Raises:
-        UserError: a setting outside the range its config declares, or parts that cannot fit
-            together.
+        UserError: a setting outside the range its config declares, parts that cannot fit
+            together, or a search space (``tuner.space``) a trial's setting could not take.
     """
     check_ranges(cfg)
     check_fit({group: cfg[group].name for group in PART_GROUPS}, list(cfg.regularizer))
+    if OmegaConf.select(cfg, "tuner.algorithm"):  # ~tuner leaves the rest of its settings
+        check_space(cfg.tuner.space, cfg)
     # Against every task's objectives here; against the run's task's once its data is loaded.
     for key in ("trainer.objective", "tuner.objective"):
         objective = OmegaConf.select(cfg, key)

@@ -13,11 +13,13 @@ A config dataclass declares a field's range with ``setting``::
 value and the range, for a third party's part exactly as for a built-in one.
 """
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import ValidationError
 
 from framework.errors import UserError
 
@@ -113,6 +115,29 @@ def check_ranges(cfg, prefix: str = ""):
                 raise UserError(_refusal(f"{prefix}{key}", plain, accepted))
         if isinstance(value, (DictConfig, ListConfig)):
             check_ranges(value, f"{prefix}{key}.")
+
+
+def check_value(cfg, key: str, value):
+    """Refuses a value that a search or sweep would give one setting of a composed config: of a
+    type the setting does not take, or outside its declared range.
+
+    Args:
+        cfg: the composed config (not changed).
+        key: the setting's key, e.g. ``backbone.units``; it must be in ``cfg``.
+        value: the value, as the run would get it.
+
+    Raises:
+        UserError: ``<key>=<value>`` and why, in one line.
+    """
+    trial = copy.deepcopy(cfg)
+    try:
+        OmegaConf.update(trial, key, value, merge=False)
+    except ValidationError as e:  # OmegaConf's word: "could not be converted to Integer"
+        raise UserError(f"{key}={_shown(value)} is of the wrong type: "
+                        f"{str(e).strip().splitlines()[0]}") from None
+    parent, _, _ = key.rpartition(".")
+    check_ranges(OmegaConf.select(trial, parent) if parent else trial,
+                 f"{parent}." if parent else "")
 
 
 def field_ranges(cls: Any) -> dict[str, Range]:

@@ -32,6 +32,9 @@ class Part:
         provider: the plugin that registered it.
         takes: the kinds of input it accepts (``framework.kinds``), or None if undeclared.
         gives: the kind of output it gives, or None if undeclared.
+        task: a dataset's: the task its targets are for where the dataset fixes it (known before
+            its data loads: ``task=auto`` and an Optuna study's direction), or None where its
+            data decides (a CSV file's columns).
     """
 
     group: str
@@ -42,6 +45,7 @@ class Part:
     provider: str
     takes: tuple[str, ...] | None = None
     gives: str | None = None
+    task: str | None = None
 
     def build(self, *args, **kwargs):
         """Calls the part's builder, importing it first if it is a ``"module:function"`` string.
@@ -84,12 +88,13 @@ class Registry:
         self._parts: dict[str, Part] = {}
 
     def register(self, name, build, config=None, description=None, *, provider, takes=None,
-                 gives=None):
+                 gives=None, task=None):
         """Adds a part, whose default config Hydra then finds under the registry's group.
 
         Args:
             takes: a kind or kinds of input the part accepts (``framework.kinds``).
             gives: the kind of output it gives.
+            task: a dataset's fixed task (``Part.task``).
 
         Raises:
             PluginError: the name is taken (both providers are named) or invalid, or a kind is
@@ -116,7 +121,7 @@ class Registry:
                     f"plugin {provider!r} registered the {self.group} {name!r} with an unknown "
                     f"kind {kind!r}; accepted: {', '.join(KINDS)}"
                 )
-        part = Part(self.group, name, build, config, description, provider, takes, gives)
+        part = Part(self.group, name, build, config, description, provider, takes, gives, task)
         _check_config(part)  # its node is built when a composition loads it
         self._parts[name] = part
         return part

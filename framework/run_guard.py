@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from framework.errors import Refused, UserError
 from framework.job_checkpoint import check_resumable
+from framework.optuna_study import check_study
 from framework.preflight import check_settings
 from framework.ranges import check_ranges
 from framework.rundir import finished_run_check, hold_lock, shown
@@ -57,8 +58,11 @@ class RunGuard(Callback):
         sweep_dir = _resolved_dir(config, "hydra.sweep.dir")
         # The settings every job shares (a swept one is composed at its default here, and each
         # job checks its own value); which parts fit is each job's to check.
-        check_ranges(_without_hydra(config))
+        task_cfg = _without_hydra(config)
+        check_ranges(task_cfg)
         sweeper = str(config.hydra.sweeper.get("_target_", ""))
+        if sweeper.endswith("ContinuingOptunaSweeper"):  # its study is written before any job
+            check_study(config, task_cfg, sweep_dir)
         if not sweeper.endswith(CONTINUING_SWEEPERS):
             finished_sweep_check(sweep_dir)
         make_dir(sweep_dir, "hydra.sweep.dir")

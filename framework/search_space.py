@@ -16,16 +16,20 @@ import re
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
+from framework.ranges import check_value
 
 KINDS = ("choice", "int", "float", "log_float")
 _MISSING = object()
 
 
 def check_space(space, cfg) -> dict:
-    """The space as plain data, checked against the run config.
+    """The space as plain data, checked against the run config before any trial: each value a
+    trial may give a setting (each choice; a range's bounds) of the setting's type and in its
+    declared range.
 
     Raises:
-        UserError: an unknown key or kind, or a range of the wrong shape.
+        UserError: an unknown key or kind, a range of the wrong shape, a config group, or a value
+            the setting does not take.
     """
     space = OmegaConf.to_container(space) if OmegaConf.is_config(space) else dict(space or {})
     space = _flatten(space)
@@ -33,8 +37,14 @@ def check_space(space, cfg) -> dict:
         raise UserError("tuner.space is empty; give the settings to search, e.g. "
                         "'+tuner.space.optimizer.learning_rate={log_float:[1e-4,1e-2]}'")
     for key, spec in space.items():
-        if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
+        current = OmegaConf.select(cfg, key, default=_MISSING)
+        if current is _MISSING:
             raise UserError(f"tuner.space: unknown setting {key!r} (not in the run's config)")
+        if OmegaConf.is_dict(current):
+            # A trial's config is the run's with settings changed; another part is another config.
+            raise UserError(f"tuner.space.{key}: {key} is a group of settings, which a search "
+                            f"cannot choose; search its settings (tuner.space.{key}.<setting>), "
+                            f"or sweep its options: python -m framework -m {key}=a,b")
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
             raise UserError(f"tuner.space.{key} must be one of {{kind: values}} with kind in "
                             f"{', '.join(KINDS)}. Received: {spec!r}")
@@ -44,7 +54,28 @@ def check_space(space, cfg) -> dict:
             shape = "a list of values" if kind == "choice" else (
                 "[low, high]" if kind == "log_float" else "[low, high] or [low, high, step]")
             raise UserError(f"tuner.space.{key}: {kind} takes {shape}. Received: {values!r}")
+        if kind != "choice":
+            _check_range(key, kind, values)
+            # A float range's trials give floats (1.0 too), which an integer setting refuses.
+            values = [v if kind == "int" else float(v) for v in values[:2]]
+        for value in values:
+            check_value(cfg, key, value)
     return space
+
+
+def _check_range(key: str, kind: str, values: list):
+    """Refuses bounds that are not numbers (integers for ``int``), low above high, a step that
+    is not above 0, or a log scale that does not start above 0."""
+    number, words = (int, "integers") if kind == "int" else ((int, float), "numbers")
+    if not all(isinstance(v, number) and not isinstance(v, bool) for v in values):
+        raise UserError(f"tuner.space.{key}: {kind} takes {words}. Received: {values!r}")
+    if values[0] > values[1]:
+        raise UserError(f"tuner.space.{key}: {kind}'s low is above its high. Received: {values!r}")
+    if len(values) > 2 and values[2] <= 0:
+        raise UserError(f"tuner.space.{key}: {kind}'s step must be above 0. Received: {values!r}")
+    if kind == "log_float" and values[0] <= 0:
+        raise UserError(f"tuner.space.{key}: log_float's low must be above 0 (a log scale). "
+                        f"Received: {values!r}")
 
 
 def _flatten(space: dict, prefix: str = "") -> dict:
@@ -68,9 +99,12 @@ def define(hp, space: dict) -> dict:
 
 def _define_one(hp, key, kind, values):
     if kind == "choice":
-        if all(isinstance(v, (int, float, str, bool)) for v in values):
+        if all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in values) and (
+                len({type(v) for v in values}) == 1):
             return hp.Choice(key, values)
-        # keras-tuner's choices are scalars: lists are chosen by their JSON text.
+        # keras-tuner's choices are numbers or text of one type (booleans come back as 0 and 1):
+        # lists, null, booleans and mixed types (1 and 0.5, auto and true) are chosen by their
+        # JSON text.
         return json.loads(hp.Choice(key, [json.dumps(v) for v in values]))
     if kind == "int":
         return hp.Int(key, values[0], values[1], step=values[2] if len(values) > 2 else 1)

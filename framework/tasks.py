@@ -177,6 +177,15 @@ def objective_direction(objective: str, task: str = AUTO) -> str:
     return owner.direction(objective) if owner else direction(objective)
 
 
+def dataset_task(name: str | None) -> str | None:
+    """The task a registered dataset declares its targets are for (``register(...,
+    task=...)``), known before its data loads; None where its data decides (a CSV file) or it
+    is not a registered dataset."""
+    from framework.registry import datasets
+
+    return datasets.get(name).task if name in datasets else None
+
+
 def task_of_run(metrics: dict) -> Task:
     """The task (with its default settings) that a finished run's ``metrics.json`` was written
     by: ``data.task_name`` where the run recorded it, else the one ``task=auto`` takes for its

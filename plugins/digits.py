@@ -61,4 +61,4 @@ def build_digits(cfg, ctx) -> Data:
 
 @hookimpl
 def register_datasets(register):
-    register("digits", build_digits, DigitsConfig(), gives=IMAGES)
+    register("digits", build_digits, DigitsConfig(), gives=IMAGES, task="classification")

@@ -245,7 +245,7 @@ def build_shapes(cfg, ctx) -> Data:
 
 @hookimpl
 def register_datasets(register):
-    register("shapes", build_shapes, ShapesConfig(), gives=IMAGES)
+    register("shapes", build_shapes, ShapesConfig(), gives=IMAGES, task="classification")
 
 
 def main(argv=None):

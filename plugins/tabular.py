@@ -400,8 +400,10 @@ def _check_missing(column, values, lines, path, role):
 
 @hookimpl
 def register_datasets(register):
-    register("iris", build_iris, IrisConfig(), gives=FEATURES)
-    register("wine", build_wine, SplitConfig(), gives=FEATURES)
-    register("breast_cancer", build_breast_cancer, SplitConfig(), gives=FEATURES)
-    register("diabetes", build_diabetes, SplitConfig(), gives=FEATURES)
+    # The bundled datasets' tasks are theirs; a CSV file's columns decide its own.
+    register("iris", build_iris, IrisConfig(), gives=FEATURES, task="classification")
+    register("wine", build_wine, SplitConfig(), gives=FEATURES, task="classification")
+    register("breast_cancer", build_breast_cancer, SplitConfig(), gives=FEATURES,
+             task="classification")
+    register("diabetes", build_diabetes, SplitConfig(), gives=FEATURES, task="regression")
     register("csv", build_csv, CsvConfig(), gives=FEATURES)

@@ -141,6 +141,8 @@ def test_settings_out_of_their_declared_range_are_refused_by_key_value_and_range
      "backbone.size must be one of b0, b1, b2, b3, b4, b5, b6, b7. Received: size='b9'"),
     (["dataset=csv", "dataset.target=prix€"],
      "cannot read the override 'dataset.target=prix€'; quote a value"),
+    (["trainer.batch_size=choice()"],
+     "cannot read the override 'trainer.batch_size=choice()': empty choice is not legal"),
 ])
 def test_config_errors_name_the_accepted_values(cli, overrides, message):
     from conftest import assert_one_line_error

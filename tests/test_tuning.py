@@ -125,6 +125,17 @@ def test_trials_left_running_by_a_killed_sweep_are_marked_failed(tmp_path):
     ({"backbone.units": {"pick": [[8]]}}, "kind in choice, int, float, log_float"),
     ({"optimizer.learning_rate": {"log_float": [1e-4]}}, "log_float takes [low, high]"),
     ({}, "tuner.space is empty"),
+    # Checked against the keras-tuner ranges' shapes and the settings' types and declared ranges:
+    ({"trainer.batch_size": {"int": [1, 5, 0]}}, "int's step must be above 0"),
+    ({"optimizer.learning_rate": {"float": [0.001, 0.01, 0]}}, "float's step must be above 0"),
+    ({"trainer.batch_size": {"int": [5, 1]}}, "int's low is above its high"),
+    ({"trainer.batch_size": {"int": [1.5, 4]}}, "int takes integers"),
+    ({"optimizer.learning_rate": {"log_float": [0, 0.01]}}, "log_float's low must be above 0"),
+    ({"backbone.units": {"choice": [[8], 16, "abc"]}}, "backbone.units=16 is of the wrong type"),
+    ({"trainer.batch_size": {"float": [1, 5]}}, "trainer.batch_size=1.0 is of the wrong type"),
+    ({"trainer.batch_size": {"int": [0, 5]}}, "trainer.batch_size=0 is out of range"),
+    ({"optimizer.name": {"choice": ["adam", "sgdd"]}}, "unknown optimizer 'sgdd'"),
+    ({"optimizer": {"choice": ["adam", "sgd"]}}, "optimizer is a group of settings"),
 ])
 def test_a_bad_search_space_is_refused_naming_it(compose, space, message):
     with pytest.raises(UserError, match=None) as error:
@@ -143,6 +154,18 @@ def test_overrides_read_back_as_the_values_tried(value):
     assert parsed.value() == value
 
 
+def test_a_choice_gives_its_values_as_they_are_booleans_and_mixed_types_too():
+    import keras_tuner
+
+    from framework.search_space import define
+
+    space = {"a": {"choice": [False, True]}, "b": {"choice": [1, 0.5]},
+             "c": {"choice": ["auto", True]}, "d": {"choice": [[8], None]}}
+    values = define(keras_tuner.HyperParameters(), space)
+    assert values == {"a": False, "b": 1, "c": "auto", "d": [8]}
+    assert type(values["a"]) is bool and type(values["b"]) is int
+
+
 def test_a_trials_bad_setting_stops_the_search_in_one_line(cli):
     result = cli("experiment=tune_wine_random", "tuner.max_trials=2", "trainer.verbose=0",
                  "+tuner.space.optimizer.name={choice:[sgdd]}", "hydra.run.dir=run")
@@ -150,6 +173,18 @@ def test_a_trials_bad_setting_stops_the_search_in_one_line(cli):
     assert result.stderr.strip().splitlines()[-1] == (
         "error: unknown optimizer 'sgdd'; accepted: adam, adamw, rmsprop, sgd")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("space, message", [
+    ("+tuner.space.trainer.batch_size={int:[1,5,0]}", "int's step must be above 0"),
+    ("+tuner.space.backbone.units={choice:[[8],16,abc]}", "backbone.units=16 is of the wrong type"),
+])
+def test_a_bad_search_space_is_refused_before_the_run_dir_is_written(cli, tmp_path, space,
+                                                                     message):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(cli(*SEARCH, space, "hydra.run.dir=run"), message)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_resumed_search_may_change_its_verbosity_and_trial_count_only(compose, tmp_path):
@@ -168,6 +203,72 @@ def test_the_optuna_sweeper_follows_the_objectives_direction(compose_hydra, obje
                         f"trainer.objective={objective}")
     assert cfg.hydra.sweeper.direction == expected
     assert cfg.hydra.sweeper.storage == f"sqlite:///{cfg.hydra.sweep.dir}/optuna.db"
+
+
+@pytest.mark.parametrize("dataset, expected", [("iris", "maximize"), ("digits", "maximize"),
+                                              ("diabetes", "minimize")])
+def test_a_bundled_datasets_task_gives_the_optuna_direction_under_task_auto(compose_hydra,
+                                                                            dataset, expected):
+    cfg = compose_hydra("hydra/sweeper=optuna", f"dataset={dataset}")
+    assert cfg.task.name == "auto" and cfg.trainer.objective is None
+    assert cfg.hydra.sweeper.direction == expected
+
+
+def test_a_csv_files_optuna_direction_needs_an_objective_under_task_auto(compose_hydra):
+    from omegaconf.errors import InterpolationResolutionError
+
+    cfg = compose_hydra("hydra/sweeper=optuna", "dataset=csv")
+    with pytest.raises(InterpolationResolutionError, match="the data of dataset 'csv' decides"):
+        cfg.hydra.sweeper.direction
+
+
+OPTUNA = ("-m", "experiment=search_wine_optuna", "hydra.sweep.dir=sweep", "trainer.epochs=1",
+          "trainer.verbose=0")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 is out of range; accepted: >= 1"),
+    ("hydra.sweeper.n_trials=-1", "hydra.sweeper.n_trials=-1 is out of range"),
+    ("hydra.sweeper.direction=sideways",
+     "unknown hydra.sweeper.direction 'sideways'; accepted: minimize, maximize"),
+    ("hydra.sweeper.storage=sqlite:////nonexistent/x.db", "no directory /nonexistent"),
+    ("optimizer.learning_rate=tag(log, interval(0, 0.01))",
+     "must be larger than 0 for a log distribution"),
+    ("optimizer.learning_rate=interval(0.1, 0.001)",
+     "must be smaller than or equal to the `high` value"),
+    ("optimizer.learning_rate=interval(0, 0.01)", "optimizer.learning_rate=0.0 is out of range"),
+    ("optimizer.learning_rate=choice()", "empty choice is not legal"),
+    ("backbone.units=choice([8],16)", "backbone.units=16 is of the wrong type"),
+    ("optimizer=choice(adam,sgdd)", "unknown optimizer 'sgdd'"),
+])
+def test_bad_optuna_settings_are_refused_before_the_study_is_made(cli, tmp_path, override,
+                                                                  message):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(cli(*OPTUNA, override), message)
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_study_is_not_continued_the_other_way_or_from_a_file_that_is_no_database(cli,
+                                                                                    tmp_path):
+    import optuna
+
+    from conftest import assert_one_line_error
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "optuna.db").write_text("not a database")
+    assert_one_line_error(cli(*OPTUNA), "optuna.db is not an Optuna study database")
+    assert (sweep / "optuna.db").read_text() == "not a database"
+
+    (sweep / "optuna.db").unlink()
+    optuna.create_study(study_name="search_wine_optuna", direction="maximize",
+                        storage=f"sqlite:///{sweep / 'optuna.db'}")
+    stored = (sweep / "optuna.db").read_bytes()
+    assert_one_line_error(cli(*OPTUNA, "trainer.objective=val_loss"),
+                          "was made to maximize its objective, and this command would minimize")
+    assert (sweep / "optuna.db").read_bytes() == stored
+    assert [p.name for p in sweep.iterdir()] == ["optuna.db"]
 
 
 def test_a_head_search_extracts_the_frozen_backbones_features_once(compose, tmp_path,

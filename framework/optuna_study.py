@@ -196,6 +196,23 @@ def _stored_directions(path: Path, study_name) -> list[str] | None:
     return [d.name.lower() for d in study.directions]
 
 
+def plain_optuna_log():
+    """Optuna's own log lines ("A new study created...") without colour codes where no
+    terminal reads them (a log file, a Slurm job's output): Optuna 2 colours them always."""
+    import logging
+    import sys
+
+    import optuna
+
+    if sys.stderr.isatty() or getattr(plain_optuna_log, "done", False):
+        return
+    optuna.logging.disable_default_handler()
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(levelname)1.1s %(asctime)s] %(message)s"))
+    logging.getLogger("optuna").addHandler(handler)
+    plain_optuna_log.done = True
+
+
 def next_job_number(sweep_dir: Path) -> int:
     """The number after the highest job directory in ``sweep_dir`` (0 for none)."""
     numbers = [int(p.name) for p in sweep_dir.iterdir() if re.fullmatch(r"\d+", p.name)]

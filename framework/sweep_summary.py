@@ -160,20 +160,24 @@ def columns(jobs: list[dict]) -> list[str]:
 def collect_jobs(sweep_dir: Path, output_subdir: str = ".hydra") -> list[dict]:
     """One row per job directory of a sweep: its overrides, status and scores, best first.
 
-    The overrides that all jobs share are left out: the rest is what the sweep varied.
+    The overrides that all jobs share are left out, but a searched setting's: the rest is what
+    the sweep varied.
     """
-    jobs = []
+    jobs, searched = [], set()
     for overrides_file in sorted(sweep_dir.glob(f"**/{output_subdir}/overrides.yaml")):
         job_dir = overrides_file.parent.parent
-        job_num = OmegaConf.select(OmegaConf.load(overrides_file.parent / "hydra.yaml"),
-                                   "hydra.job.num", default=None)
+        hydra_cfg = OmegaConf.load(overrides_file.parent / "hydra.yaml")
+        job_num = OmegaConf.select(hydra_cfg, "hydra.job.num", default=None)
         if not isinstance(job_num, int):
             continue  # a single run's directory, not a sweep job's
         row = {"job": job_num, "overrides": list(OmegaConf.load(overrides_file)),
                "run_dir": str(job_dir)}
         row.update(_outcome(job_dir))
         jobs.append(row)
-    shared = set.intersection(*(set(job["overrides"]) for job in jobs)) if jobs else set()
+        searched |= set(OmegaConf.select(hydra_cfg, "hydra.sweeper.params", default=None) or ())
+    # What a search's jobs drew is shown even where they drew the same (Optuna's params).
+    shared = {o for o in set.intersection(*(set(job["overrides"]) for job in jobs))
+              if o.split("=", 1)[0].lstrip("+~") not in searched} if jobs else set()
     for job in jobs:
         job["varied"] = " ".join(o for o in job["overrides"] if o not in shared)
     # Jobs of different tasks (-m task=...) optimize different objectives: ranked apart.

@@ -94,6 +94,11 @@ def test_an_optuna_sweep_reports_a_jobs_validation_score_and_continues_its_study
               for job in sweep.glob("*/metrics.json")}
     assert sorted(scores) == ["0", "1", "2"]
     assert best.best_value == max(scores.values())
+    assert "\x1b" not in first.stdout + first.stderr  # no colour codes where no terminal reads
+    # Each searched setting is in each job's row, even where all three drew the same value.
+    searched = OmegaConf.load(sweep / "0" / ".hydra" / "hydra.yaml").hydra.sweeper.params
+    for row in csv.DictReader((sweep / "summary.csv").open()):
+        assert all(f"{key}=" in row["overrides"] for key in searched), row
 
     again = cli(*args[:2], "hydra.sweeper.n_trials=1", *args[3:])  # the same study, one more
     assert again.returncode == 0, again.stderr[-2000:]

@@ -8,7 +8,7 @@ from hydra._internal.core_plugins import basic_sweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.plugins.sweeper import Sweeper
 
-from framework.optuna_study import fail_running_trials, next_job_number
+from framework.optuna_study import fail_running_trials, next_job_number, plain_optuna_log
 from framework.sweep_resume import SkipFinished
 
 
@@ -45,6 +45,7 @@ class ContinuingOptunaSweeper(Sweeper):
         from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
         self.optuna = OptunaSweeper(**settings)
+        plain_optuna_log()
 
     def setup(self, *, hydra_context, task_function, config):
         self.optuna.setup(hydra_context=hydra_context, task_function=task_function,

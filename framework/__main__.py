@@ -2,7 +2,6 @@
 
 import contextlib
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -160,11 +159,6 @@ def main():
         with contextlib.suppress(Stopped), signals_deferred():  # a second Ctrl-C: still this
             record_stopped_sweep(stopped)
         raise
-    except BrokenPipeError:
-        # The reader of our output left (| head): a stop, as SIGPIPE is to other Unix commands
-        # (Python ignores the signal and raises this at the next write instead).
-        print("interrupted: the output pipe closed", file=sys.stderr)
-        return 128 + signal.SIGPIPE
     unfinished = [f"job {job['job']}: {shown_status(job)}" for job in unfinished_jobs()]
     if unfinished:
         print(f"error: {len(unfinished)} sweep job(s) did not finish; {unfinished[0]} "

@@ -166,4 +166,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from framework.process_exit import run_and_exit
+
+    run_and_exit(main)

@@ -13,7 +13,8 @@ def run_and_exit(main):
     """Runs ``main()`` and ends the process with its exit status (as ``sys.exit(main())``).
 
     Ctrl-C and SIGTERM (kill, timeout, Slurm, docker stop) stop every command the same way: one
-    line, ``interrupted: stopped by SIGTERM``, and exit status 130 or 143 (128 + the signal).
+    line, ``interrupted: stopped by SIGTERM``, and exit status 130 or 143 (128 + the signal); a
+    closed output pipe (``| head``) too, with 141.
 
     What Python does at exit after a command's work is done (joining threads, ``atexit``
     handlers, flushing the console) is done too; only the teardown of the modules is skipped:
@@ -35,6 +36,11 @@ def run_and_exit(main):
     except Stopped as stopped:
         print(f"interrupted: {stopped}", file=sys.stderr)
         code = stopped.exit_code
+    except BrokenPipeError:
+        # The reader of the output left (| head): a stop, as SIGPIPE is to other Unix commands
+        # (Python ignores the signal and raises this at the next write instead).
+        print("interrupted: the output pipe closed", file=sys.stderr)
+        code = 128 + signal.SIGPIPE
     if sys.gettrace() is not None or sys.getprofile() is not None:
         sys.exit(code)
     exit_without_teardown(code)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from framework import registry
 from framework.config import StageConfig
 from framework.contexts import DataContext, RunContext
-from framework.errors import UserError, raise_if_stopped
+from framework.errors import raise_if_stopped
 from framework.execution import (
     compile_options,
     distributed,

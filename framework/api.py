@@ -19,6 +19,7 @@ from framework.contexts import (
     Regularization,
     RunContext,
 )
+from framework.epoch_order import shuffle_each_epoch
 from framework.errors import UserError
 from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
 from framework.ranges import setting
@@ -73,6 +74,7 @@ __all__ = [
     "predict_split",
     "require_tensorflow",
     "setting",
+    "shuffle_each_epoch",
     "split_arrays",
     "take_examples",
 ]

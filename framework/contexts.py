@@ -28,7 +28,10 @@ class Data:
         input_shape: the shape of one example, without the batch axis.
         info: extra facts for the run's report (sizes, source path...).
         train_in_order: the training split unshuffled, when ``train`` reshuffles every epoch
-            (a ``tf.data`` pipeline); the core extracts cached features from it.
+            (a ``tf.data`` pipeline); the core extracts cached features from it. A pipeline
+            that reshuffles with ``framework.api.shuffle_each_epoch`` serves each epoch in the
+            same order in a run continued from its checkpoint; one shuffled with
+            ``reshuffle_each_iteration=True`` starts again from its first epoch's order.
         fingerprint: what identifies the data beyond the dataset's config, e.g. a hash of file
             names, sizes and modification times; None if unknown, which turns feature caching
             off for ``tf.data`` splits (NumPy splits are hashed by the core).

@@ -6,7 +6,8 @@ trained (weights, optimizer, epoch: what Keras's ``BackupAndRestore`` keeps, and
 same way), made at the end of an epoch once ``trainer.checkpoint_interval`` seconds have passed
 since the stage started or was last backed up (0: after every epoch), and ``CSVLogger`` its
 epochs so far; a finished stage keeps its weights and scores. All of it lives in
-``<run dir>/.resume`` and is deleted once the run has written metrics.json.
+``<run dir>/.resume`` and is deleted once the run has written metrics.json. The data order of
+each epoch needs no keeping: it is set by the run's seed and the epoch (``epoch_order``).
 """
 
 import csv

@@ -32,6 +32,7 @@ from framework.execution import (
     split_evenly,
 )
 from framework.evaluation import is_one_hot
+from framework.epoch_order import start_epoch
 from framework.feature_cache import cache_key, load_or_extract
 from framework.job_checkpoint import JobCheckpoint
 from framework.kinds import data_kind
@@ -311,7 +312,12 @@ def _restore_stage(run: Run, plan: StagePlan) -> dict | None:
 
 def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
     """Fits the stage's model; returns its history (with the epochs from before a restart)."""
-    callbacks = [
+    # Each epoch's data order is set by its number in the run, so that a resumed fit (which
+    # starts at a later epoch) serves the epochs it trains as the uninterrupted fit did.
+    before = len(run.history)  # the epochs of the stages before
+    callbacks = [keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: start_epoch(run.cfg.seed, before + epoch))]
+    callbacks += [
         registry.callbacks.get(name).build(cb_cfg, RunContext(run.run_dir, plan.name))
         for name, cb_cfg in run.cfg.callbacks.items()
     ]

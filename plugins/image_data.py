@@ -10,7 +10,14 @@ TensorFlow is imported inside the functions, so loading the plugins stays cheap.
 
 from dataclasses import dataclass
 
-from framework.api import Data, UserError, load_image, require_tensorflow, setting
+from framework.api import (
+    Data,
+    UserError,
+    load_image,
+    require_tensorflow,
+    setting,
+    shuffle_each_epoch,
+)
 
 # The default of an image dataset's size: the backbone's input_size (the one source of truth),
 # null for a backbone without one.
@@ -234,7 +241,8 @@ def array_dataset(images, labels, *, batch: int, num_classes: int, one_hot: bool
         batch: images per batch.
         num_classes: the class count (for one-hot labels).
         one_hot: serve one-hot label rows instead of indices.
-        shuffle: reshuffle every epoch (the training split).
+        shuffle: reshuffle every epoch (the training split), in an order set by ``seed`` and
+            the epoch (``shuffle_each_epoch``: a resumed run serves the same).
         seed: the shuffle's seed.
         resize: ``(height, width)`` to resize each batch to, or None to keep the size.
         interpolation: the resize method (a ``tf.image.resize`` method name).
@@ -248,7 +256,7 @@ def array_dataset(images, labels, *, batch: int, num_classes: int, one_hot: bool
 
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle:
-        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        ds = shuffle_each_epoch(ds, len(labels), seed)
     ds = ds.batch(batch)
 
     def prepare(x, y):
@@ -276,7 +284,8 @@ def file_dataset(paths, labels, *, size: tuple[int, int], channels: int, interpo
         batch: images per batch.
         num_classes: the class count (for one-hot labels).
         one_hot: serve one-hot label rows instead of indices.
-        shuffle: reshuffle every epoch (the training split).
+        shuffle: reshuffle every epoch (the training split), in an order set by ``seed`` and
+            the epoch (``shuffle_each_epoch``: a resumed run serves the same).
         seed: the shuffle's seed.
         cache: None, ``"memory"``, or a file path prefix for an on-disk cache of decoded images.
 
@@ -294,7 +303,7 @@ def file_dataset(paths, labels, *, size: tuple[int, int], channels: int, interpo
         paths, labels = paths[order], labels[order]
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
     if shuffle and cache is None:
-        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+        ds = shuffle_each_epoch(ds, len(paths), seed)
     ds = ds.map(
         lambda path, label: (load_image(path, size, channels, interpolation), label),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -302,7 +311,7 @@ def file_dataset(paths, labels, *, size: tuple[int, int], channels: int, interpo
     if cache is not None:
         ds = ds.cache("" if cache == "memory" else str(cache))
         if shuffle:
-            ds = ds.shuffle(DECODED_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+            ds = shuffle_each_epoch(ds, DECODED_SHUFFLE_BUFFER, seed)
 
     def to_float(x, y):
         return tf.cast(x, tf.float32), tf.one_hot(y, num_classes) if one_hot else y

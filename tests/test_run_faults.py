@@ -54,6 +54,49 @@ def test_a_killed_run_resumes_in_its_dir_and_ends_as_an_uninterrupted_run(cli, t
     assert not (tmp_path / "run" / ".resume").exists()
 
 
+# Runs killed (SIGKILL) at three moments each, ``(stage, epochs in its log)``, one after another
+# in one run dir, each time run again there, then to the end: each must end byte for byte as
+# the same command run without a stop. What a resume must restore: each epoch's data order
+# (a tf.data pipeline's reshuffles, or Keras's of NumPy arrays), the weights, the optimizer, the
+# random layers' states (dropout, augmentation), the finished stages and the epochs' rows.
+# Epochs of about a second on 2 cores, so that each kill lands in the epoch after its moment.
+KILLED_RUNS = {
+    # The default run (digits, simple_cnn), shorter; backed up after every epoch.
+    "default": (["trainer.epochs=4", "trainer.checkpoint_interval=0"], [(1, 1), (1, 2), (1, 3)]),
+    # The same, augmenting its images (random layers inside the model).
+    "augment": (["regularizer=[augment]", "trainer.epochs=4", "trainer.checkpoint_interval=0"],
+                [(1, 1), (1, 2), (1, 3)]),
+    # A staged transfer run: the head of a frozen keras.applications backbone (VGG16: a random
+    # MobileNetV2 passes on no signal), then its last layers too. The default
+    # checkpoint_interval: a killed stage starts again, a finished one is restored.
+    "transfer": (["dataset=shapes", "dataset.samples_per_class=40", "backbone=vgg16",
+                  "backbone.input_size=[32,32]", "backbone.weights=null", "head=gap_dense",
+                  "trainer.feature_cache.enabled=false",  # epochs long enough to kill in
+                  "trainer.stages=[{name:head,epochs:2,trainable:head},"
+                  "{name:finetune,epochs:3,trainable:{last:4},learning_rate:1e-5}]"],
+                 [(1, 1), (2, 1), (2, 2)]),
+}
+
+
+@pytest.mark.parametrize("name", KILLED_RUNS)
+def test_a_run_killed_three_times_ends_as_an_uninterrupted_run(name, cli, tmp_path):
+    args, moments = KILLED_RUNS[name]
+    args = [*args, "trainer.verbose=0"]
+    clean = cli(*args, "hydra.run.dir=clean")
+    assert clean.returncode == 0, clean.stderr
+    run_dir = tmp_path / "run"
+    for stage, epochs in moments:
+        killed = start(tmp_path, *args, "hydra.run.dir=run")
+        wait_for_epochs(run_dir, epochs, stage, process=killed)
+        killed.kill()
+        killed.communicate()
+        assert not (run_dir / ".resume" / f"stage{stage}.json").exists(), "killed too late"
+    resumed = cli(*args, "hydra.run.dir=run")
+    assert resumed.returncode == 0, resumed.stderr
+    for file in ("metrics.json", "history.csv"):
+        assert (run_dir / file).read_bytes() == (tmp_path / "clean" / file).read_bytes(), file
+
+
 def records(run_dir):
     """A run dir's files but its lock (which holds the pid of the last process to take it)."""
     return {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock"}

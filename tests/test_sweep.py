@@ -186,6 +186,18 @@ def test_slurm_launcher_composes_with_gpus_and_a_time_limit(compose_hydra):
     assert launcher.submitit_folder == f"{cfg.hydra.sweep.dir}/.submitit/%j"
 
 
+def assert_started_jobs_stopped_by(sweep_dir, signal_name: str):
+    """Every job a stopped sweep started says which signal ended it, and summary.csv lists
+    them all."""
+    started = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
+    assert len(started) >= 2
+    assert all((sweep_dir / job / "FAILED").read_text() == f"stopped by {signal_name}\n"
+               for job in started)
+    rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
+    assert sorted(row["job"] for row in rows) == started
+    assert {row["status"] for row in rows} == {f"failed: stopped by {signal_name}"}
+
+
 def test_ctrl_c_stops_a_parallel_sweep_and_its_workers(tmp_path):
     import os
     import signal
@@ -214,14 +226,7 @@ def test_ctrl_c_stops_a_parallel_sweep_and_its_workers(tmp_path):
     assert stderr.strip().splitlines()[-1] == "interrupted: stopped by SIGINT"
     time.sleep(2)
     assert group_processes(sweep.pid) == []  # no worker left holding a device
-    # Every job that started says why it ended, and summary.csv lists them all.
-    started = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
-    assert len(started) >= 2
-    assert all((tmp_path / "sweep" / job / "FAILED").read_text() == "stopped by SIGINT\n"
-               for job in started)
-    rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
-    assert sorted(row["job"] for row in rows) == started
-    assert {row["status"] for row in rows} == {"failed: stopped by SIGINT"}
+    assert_started_jobs_stopped_by(tmp_path / "sweep", "SIGINT")
 
 
 def test_sigterm_to_a_parallel_sweep_marks_its_started_jobs_and_writes_the_summary(tmp_path):
@@ -243,13 +248,7 @@ def test_sigterm_to_a_parallel_sweep_marks_its_started_jobs_and_writes_the_summa
     assert sweep.returncode == 143, stderr[-2000:]
     assert stderr.strip().splitlines()[-1] == "interrupted: stopped by SIGTERM"
     assert "Traceback" not in stderr
-    started = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
-    assert len(started) >= 2
-    assert all((tmp_path / "sweep" / job / "FAILED").read_text() == "stopped by SIGTERM\n"
-               for job in started)
-    rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
-    assert sorted(row["job"] for row in rows) == started
-    assert {row["status"] for row in rows} == {"failed: stopped by SIGTERM"}
+    assert_started_jobs_stopped_by(tmp_path / "sweep", "SIGTERM")
 
 
 def test_a_signal_while_a_jobs_summary_is_written_stops_the_sweep_just_after():

@@ -52,6 +52,11 @@ def shuffle_each_epoch(dataset, buffer_size: int, seed: int):
     epoch = _epoch
 
     def epoch_order(_):
+        graph_seed = tf.compat.v1.get_default_graph().seed  # this function's own graph's
+        if graph_seed is not None and graph_seed % (2**31 - 1) == 0:
+            # tf.data compares (graph seed, op seed) with (0, 0) in Python, which a tensor op
+            # seed cannot answer: a run's seed=0 gives this function's graph a seed of its own.
+            tf.random.set_seed(1)
         # Read as each epoch's iterator starts: one seed per (seed, epoch).
         key = tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
         epoch_seed = tf.random.stateless_uniform([], key, minval=None, maxval=None,

@@ -305,3 +305,28 @@ def test_a_finished_runs_data_is_rebuilt_at_the_size_it_was_trained(compose):
     # A run from before one source of truth: its dataset kept a size of its own.
     cfg = compose("dataset.target_size=[16,16]", "backbone.input_size=[150,150]")
     assert load_data(cfg, follow_backbone=False).input_shape == (16, 16, 3)
+
+
+@pytest.mark.parametrize("global_seed", [0, 42])
+def test_each_epochs_order_is_set_by_the_seed_and_the_epoch_whatever_the_global_seed(
+        global_seed):
+    # A run's seed=0 once crashed every shuffled image pipeline: tf.data compared its tensor
+    # seed with 0 in Python ("Using a symbolic tf.Tensor as a Python bool").
+    import subprocess
+    import sys
+
+    script = f"""
+import tensorflow as tf
+from framework.epoch_order import shuffle_each_epoch, start_epoch
+tf.random.set_seed({global_seed})
+ds = shuffle_each_epoch(tf.data.Dataset.range(64), 64, 7)
+orders = []
+for epoch in (0, 1, 0):
+    start_epoch(7, epoch)
+    orders.append([int(i) for i in ds])
+print(orders[0] == orders[2] != orders[1], sorted(orders[1]) == list(range(64)))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True", "True"]

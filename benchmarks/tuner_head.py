@@ -23,9 +23,9 @@ from hydra.core.global_hydra import GlobalHydra
 
 
 def compose(overrides: list[str]):
-    from framework.plugins import load_plugins
+    from framework.config import setup_configs
 
-    load_plugins()
+    setup_configs()
     GlobalHydra.instance().clear()
     with hydra.initialize_config_module(version_base="1.3", config_module="framework.conf"):
         return hydra.compose("config", overrides=overrides)

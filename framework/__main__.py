@@ -14,6 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from framework.backend import use_backend
 from framework.cli import FAULT, USAGE_ERROR, one_line, one_line_usage, report_errors
+from framework.config import setup_configs
 from framework.config_source import store_shadowed
 from framework.devices import claim_worker_gpus
 from framework.errors import (
@@ -25,7 +26,6 @@ from framework.errors import (
     stop_behind,
 )
 from framework.rundir import FAILED, failure, mark_failed
-from framework.plugins import load_plugins
 from framework.preflight import CONFIG_NAME, check_settings, choose_parts, ineffective_settings
 from framework.process_exit import run_and_exit
 from framework.sweep_summary import record_stopped_sweep, shown_status, unfinished_jobs
@@ -38,8 +38,8 @@ CONFIG_PATH = "pkg://framework.conf"
 def run(cfg: DictConfig) -> float:
     """One job: trains the config; returns its objective (validation), NaN if it failed."""
     # A launcher may run this in a process of its own (joblib, Ray, submitit) that never ran
-    # main(): the plugins are loaded where the job runs (a no-op where they are).
-    load_plugins()
+    # main(): the plugins are loaded and Hydra set up where the job runs (a no-op where they are).
+    setup_configs()
     hydra_cfg = HydraConfig.get()
     sweep_params = hydra_cfg.sweeper.get("params")
     for note in ineffective_settings(cfg, hydra_cfg.mode, sweep_params, hydra_cfg.overrides.task):
@@ -130,7 +130,7 @@ def main():
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         with report_errors():
-            load_plugins()  # the parts and core configs, before Hydra composes anything
+            setup_configs()  # the parts and core configs, before Hydra composes anything
             args = one_line_usage(get_args_parser()).parse_args(sys.argv[1:])
             store_shadowed(args.config_dir)  # a user's file named as a part: Hydra's old way
             extra, notes = choose_parts(args.overrides, args.config_name or CONFIG_NAME,

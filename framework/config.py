@@ -3,6 +3,7 @@
 Parts' configs come from their plugins (framework.registry); this module adds the typed schema of
 the top-level config. Hydra finds the parts and the experiments shipped in ``experiments/``
 through the config source of framework.config_source, which keeps them out of the ConfigStore.
+``setup_configs()`` is what a process calls before Hydra composes anything.
 """
 
 import importlib.resources
@@ -19,6 +20,7 @@ from framework.devices import gpu_workers
 from framework.errors import PluginError
 from framework.execution import DISTRIBUTIONS, PRECISIONS
 from framework.optuna_study import optuna_direction, store_optuna_config
+from framework.plugins import load_plugins
 from framework.ranges import setting
 from framework.registry import REGISTRIES
 
@@ -152,7 +154,25 @@ class Config:
     seed: int = setting(42, at_least=0, at_most=2**32 - 1)
 
 
-def store_core_configs():
+# Whether this process has stored the core's configs (setup_configs).
+_stored = False
+
+
+def setup_configs():
+    """Loads the plugins and, once per process, stores the core's configs: what must be done
+    before Hydra composes anything (later calls do nothing).
+
+    Raises:
+        PluginError: a plugin failed to load, or a YAML file of ``conf/`` shadows a part.
+    """
+    global _stored
+    load_plugins()
+    if not _stored:
+        _store_core_configs()
+        _stored = True
+
+
+def _store_core_configs():
     """Stores the schema, puts the parts and experiments on Hydra's config search path, and
     refuses YAML files that shadow a part."""
     config_source.register()

@@ -24,6 +24,8 @@ from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import OmegaConf
 
 from framework.errors import PluginError
+from framework.plugins import load_plugins
+from framework.registry import REGISTRIES, config_node
 
 SCHEME = "framework"
 EXPERIMENTS_PACKAGE = "framework.experiments"
@@ -155,9 +157,6 @@ def store_shadowed(config_dir: str | None):
 def _registries() -> dict:
     # A process Hydra starts for a sweep job (joblib, Ray, submitit) composes its job's config
     # before the task function runs: the plugins are loaded on first use (a no-op if they are).
-    from framework.plugins import load_plugins
-    from framework.registry import REGISTRIES
-
     load_plugins()
     return REGISTRIES
 
@@ -168,8 +167,6 @@ _part_nodes: dict = {}
 
 
 def _part_node(part):
-    from framework.registry import config_node
-
     key = (part.group, part.name)
     cached = _part_nodes.get(key)
     if cached is None or cached[0] is not part:

@@ -9,31 +9,20 @@ from framework.errors import UserError
 MINIMIZED = ("loss", "error", "mae", "mse")
 
 
-def check_objective(name: str, accepted=None, key: str = "trainer.objective"):
+def check_objective(name: str, accepted, key: str = "trainer.objective"):
     """Refuses an objective the run does not log.
 
     Args:
         name: the objective.
-        accepted: the run's task's objectives (``Task.objectives``); None: any task's.
+        accepted: the run's task's objectives (``Task.objectives``), or any task's
+            (``framework.tasks.all_objectives()``).
         key: the setting it came from, for the message.
 
     Raises:
         UserError: the name and the accepted ones.
     """
-    accepted = accepted if accepted is not None else all_objectives()
     if name not in accepted:
         raise UserError(f"unknown {key} {name!r}; accepted: {', '.join(accepted)}")
-
-
-def all_objectives() -> tuple[str, ...]:
-    """The objectives of every registered task, in the tasks' order."""
-    from framework.tasks import registered_task
-    from framework.registry import tasks
-
-    found = []
-    for name in tasks.names():
-        found += [o for o in registered_task(name).objectives if o not in found]
-    return tuple(found)
 
 
 def direction(name: str) -> str:

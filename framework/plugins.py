@@ -34,7 +34,8 @@ _manager: pluggy.PluginManager | None = None
 
 
 def load_plugins() -> pluggy.PluginManager:
-    """Loads every plugin once and fills the registries (which Hydra reads its parts from).
+    """Loads every plugin once and fills the registries (which Hydra reads its parts from;
+    ``framework.config.setup_configs`` sets Hydra up).
 
     Returns:
         The plugin manager; later calls return the same one.
@@ -46,9 +47,6 @@ def load_plugins() -> pluggy.PluginManager:
     if _manager is None:
         plugins = [(ep.name, _load_entry_point(ep)) for ep in _entry_points()]
         _manager = register_plugins(plugins)
-        from framework.config import store_core_configs
-
-        store_core_configs()
     return _manager
 
 

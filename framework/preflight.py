@@ -20,7 +20,7 @@ from framework.config_source import PART_GROUPS, SETTINGS_GROUP
 from framework.errors import UserError
 from framework.objective import check_objective
 from framework.ranges import check_ranges
-from framework.tasks import AUTO
+from framework.tasks import AUTO, all_objectives
 from framework.registry import REGISTRIES
 from framework.search_space import check_space
 
@@ -108,7 +108,7 @@ def check_settings(cfg):
     for key in ("trainer.objective", "tuner.objective"):
         objective = OmegaConf.select(cfg, key)
         if objective is not None:
-            check_objective(objective, key=key)
+            check_objective(objective, all_objectives(), key=key)
 
 
 def check_fit(choices: dict, regularizers=()):

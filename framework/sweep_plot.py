@@ -8,16 +8,19 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from framework.sweep_summary import has_objective  # noqa: E402
-
 PLOT = "summary.png"
 BEST, OTHERS = "tab:orange", "tab:blue"
 
 
-def plot_sweep(sweep_dir: Path, jobs: list[dict]):
-    """Draws the finished jobs' objective, one bar each, best first (jobs as ``collect_jobs``
-    ranks them); the title names the jobs without one."""
-    finished = [job for job in jobs if job["status"] == "finished" and has_objective(job)]
+def plot_sweep(sweep_dir: Path, jobs: list[dict], finished: list[dict]):
+    """Draws the finished jobs' objective, one bar each, best first; the title names the jobs
+    without one.
+
+    Args:
+        sweep_dir: where ``summary.png`` goes.
+        jobs: every job, as ``collect_jobs`` ranks them.
+        finished: those of ``jobs`` that finished with an objective value, in the same order.
+    """
     if not finished:
         return
     objective = finished[0]["objective"]

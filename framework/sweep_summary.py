@@ -69,7 +69,8 @@ class SweepSummary(Callback):
                 if deleted:
                     print(f"Deleted:   model.keras of {len(deleted)} job(s) outside the best "
                           f"{keep} (sweep.keep_top_k): job {', '.join(map(str, deleted))}")
-            plot_sweep(sweep_dir, jobs)
+            plot_sweep(sweep_dir, jobs, [job for job in jobs
+                                         if job["status"] == "finished" and has_objective(job)])
             print(f"Wrote:     {shown(sweep_dir / SUMMARY)}, {PLOT}")
 
 

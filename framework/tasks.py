@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framework.errors import UserError
+from framework.objective import direction
 
 AUTO = "auto"
 # A numeric target with more distinct values than this is a quantity, not a set of classes.
@@ -71,8 +72,6 @@ class Task:
     def direction(self, objective: str) -> str:
         """``"min"`` or ``"max"``: which way the objective improves."""
         if self.minimized is None:
-            from framework.objective import direction
-
             return direction(objective)
         return "min" if objective.removeprefix("val_") in self.minimized else "max"
 
@@ -170,11 +169,17 @@ def registered_task(name: str, cfg=None) -> Task:
 def objective_direction(objective: str, task: str = AUTO) -> str:
     """``"min"`` or ``"max"`` for an objective, as the task (under ``auto``: the first task that
     logs it) says; by its name where no task logs it."""
-    from framework.objective import direction
-
     tasks = [registered_task(task)] if task != AUTO else [t for t in _all_tasks() if t.auto]
     owner = next((t for t in tasks if objective in t.objectives), None)
     return owner.direction(objective) if owner else direction(objective)
+
+
+def all_objectives() -> tuple[str, ...]:
+    """The objectives of every registered task, in the tasks' order."""
+    found = []
+    for name in _task_names():
+        found += [o for o in registered_task(name).objectives if o not in found]
+    return tuple(found)
 
 
 def dataset_task(name: str | None) -> str | None:

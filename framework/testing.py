@@ -21,9 +21,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from framework.cli import one_line
+from framework.config import setup_configs
 from framework.errors import UserError
 from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
-from framework.plugins import load_plugins
 from framework.preflight import CONFIG_NAME, check_settings, choose_parts
 from framework.ranges import field_ranges, value_outside
 from framework.registry import REGISTRIES
@@ -52,7 +52,7 @@ def check_part(group: str, name: str, workdir, overrides=()) -> dict:
     Raises:
         AssertionError: what went wrong, in words.
     """
-    load_plugins()
+    setup_configs()
     part = REGISTRIES[group].get(name)
     args = [*_fitting_parts(group, part), _selection(group, name), *QUICK, *overrides]
     cfg = compose(args)
@@ -75,6 +75,7 @@ def check_part(group: str, name: str, workdir, overrides=()) -> dict:
 def compose(args: list[str], return_hydra_config: bool = False):
     """The config ``python -m framework *args`` runs (the parts the core picks included), with
     Hydra's own node under ``hydra`` if asked."""
+    setup_configs()
     extra, _ = choose_parts(list(args))
     GlobalHydra.instance().clear()
     try:

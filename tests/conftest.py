@@ -24,11 +24,11 @@ import pytest  # noqa: E402
 import warm  # noqa: E402
 from hydra.core.config_store import ConfigStore  # noqa: E402
 
-from framework.plugins import load_plugins  # noqa: E402
+from framework.config import setup_configs  # noqa: E402
 from framework.testing import compose as compose_run_config  # noqa: E402
 from framework.registry import REGISTRIES  # noqa: E402
 
-load_plugins()  # the ConfigStore must be filled before any composition
+setup_configs()  # the ConfigStore must be filled before any composition
 
 ROOT = Path(__file__).resolve().parents[1]
 

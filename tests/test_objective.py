@@ -4,6 +4,7 @@ import pytest
 
 from framework.errors import UserError
 from framework.objective import check_objective, direction, objective_value
+from framework.tasks import all_objectives
 
 HISTORY = [{"loss": 0.9, "accuracy": 0.5, "val_loss": 0.8, "val_accuracy": 0.6},
            {"loss": 0.4, "accuracy": 0.8, "val_loss": 0.5, "val_accuracy": 0.7}]
@@ -16,11 +17,11 @@ VALIDATION = {"loss": 0.45, "accuracy": 0.75}
     ("accuracy", 0.8, "max"), ("loss", 0.4, "min"),
 ])
 def test_objective_value_and_direction(name, value, way):
-    check_objective(name)
+    check_objective(name, all_objectives())
     assert objective_value(name, VALIDATION, HISTORY) == value
     assert direction(name) == way
 
 
 def test_unknown_objective_names_the_accepted_ones():
     with pytest.raises(UserError, match="'test_accuracy'; accepted: val_loss, val_accuracy"):
-        check_objective("test_accuracy")
+        check_objective("test_accuracy", all_objectives())

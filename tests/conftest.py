@@ -21,12 +21,13 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ and importlib.util.find_spec("f
     os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(2**30)
 
 import pytest  # noqa: E402
-import warm  # noqa: E402
 from hydra.core.config_store import ConfigStore  # noqa: E402
 
 from framework.plugins import load_plugins  # noqa: E402
-from framework.testing import compose as compose_run_config  # noqa: E402
 from framework.registry import REGISTRIES  # noqa: E402
+from framework.testing import compose as compose_run_config  # noqa: E402
+
+import warm  # noqa: E402
 
 load_plugins()  # the ConfigStore must be filled before any composition
 

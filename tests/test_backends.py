@@ -137,7 +137,8 @@ def test_mixed_precision_computes_in_16_bits_with_a_float32_output(tmp_path, com
                   "trainer.steps_per_execution=4", "trainer.checkpoint=false")
     result = train(cfg, tmp_path / "run")
     model = keras.saving.load_model(tmp_path / "run" / "model.keras")
-    hidden = [layer for layer in model.get_layer("mlp").layers if isinstance(layer, keras.layers.Dense)]
+    hidden = [layer for layer in model.get_layer("mlp").layers
+              if isinstance(layer, keras.layers.Dense)]
     assert hidden and all(layer.compute_dtype == compute for layer in hidden)
     assert all(w.dtype == "float32" for w in model.weights)  # variables stay float32
     output = model.get_layer("head").get_layer("predictions")

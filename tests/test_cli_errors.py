@@ -49,8 +49,8 @@ def test_csv_errors(cli, tmp_path, case):
         fragments = ["'b'", "'oops'", "line 5"]
     if case != "missing_file":
         write_csv(csv, [header, *body])
-    result = cli("dataset=csv", "backbone=mlp", "head=dense", f"dataset.path={csv}", f"dataset.target={target}",
-                 "hydra.run.dir=run")
+    result = cli("dataset=csv", "backbone=mlp", "head=dense", f"dataset.path={csv}",
+                 f"dataset.target={target}", "hydra.run.dir=run")
     assert_one_line_error(result, *fragments)
     assert "Traceback" not in result.stdout + result.stderr
     assert not finished_runs(tmp_path)

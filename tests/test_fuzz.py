@@ -16,12 +16,13 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from conftest import assert_one_line_error, compose_config
 from framework.cli import one_line
 from framework.errors import UserError
 from framework.preflight import check_settings
 from framework.ranges import field_ranges, value_outside
 from framework.registry import REGISTRIES
+
+from conftest import assert_one_line_error, compose_config
 
 SEED = 16
 COMPOSED_DRAWS = 50

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 import warm
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from conftest import assert_one_line_error, run_cli
 import warm
+from conftest import assert_one_line_error, run_cli
 
 # A short staged run: a head stage on cached features (of a randomly initialized mlp, so keyed
 # by the seed), then everything; dropout, whose random state a resume must restore too.

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from conftest import assert_one_line_error, run_cli
 import warm
+from conftest import assert_one_line_error, run_cli
 
 
 def hparams_session(log_dir):
@@ -61,8 +61,8 @@ def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path
     # sweep.keep_top_k=1: the best job keeps its model, the other finished one loses it.
     best, other = finished[0]["job"], finished[1]["job"]
     assert (sweep / best / "model.keras").is_file() and not (sweep / other / "model.keras").exists()
-    assert f"Deleted:   model.keras of 1 job(s) outside the best 1 (sweep.keep_top_k): job {other}" \
-        in result.stdout
+    assert ("Deleted:   model.keras of 1 job(s) outside the best 1 (sweep.keep_top_k): "
+            f"job {other}") in result.stdout
     # Each finished job is a session of TensorBoard's HParams dashboard: what the sweep varies,
     # and its scores.
     assert hparams_session(sweep / "0" / "tensorboard") == (  # scalars are float32

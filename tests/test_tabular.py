@@ -23,7 +23,7 @@ def build(name, **overrides):
 ])
 def test_bundled_datasets_split_three_ways_stratified(name, classes, features, samples):
     data = build(name)
-    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data.train, data.validation, data.test
+    (x_tr, y_tr), (_, y_va), (_, y_te) = data.train, data.validation, data.test
     assert len(data.class_names) == classes and data.input_shape == (features,)
     assert len(y_tr) + len(y_va) + len(y_te) == samples
     assert len(y_te) == pytest.approx(0.2 * samples, abs=1)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error
 from framework.api import Task, UserError, encode_targets, hookimpl
 from framework.train import load_data, train
 from framework_plugins.sample_csv import houses, tags
+
+from conftest import assert_one_line_error
 
 # The tests that train in this process also run on Keras's JAX backend (make test's second
 # pass): marked backends.
@@ -33,8 +34,9 @@ def houses_csv(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def regression_run(houses_csv, tmp_path_factory):
-    from conftest import compose_config
     from framework import train as train_module
+
+    from conftest import compose_config
 
     kept = {}
     save = train_module._save_model
@@ -281,7 +283,8 @@ class Ordinal(Task):
                 "exact": float(np.mean(rank == y)), "samples": len(y)}
 
     def score_lines(self, metrics):
-        return [f"Ordinal:   MAE {metrics['test']['mae']:.4f}  exact {metrics['test']['exact']:.4f}"]
+        test = metrics["test"]
+        return [f"Ordinal:   MAE {test['mae']:.4f}  exact {test['exact']:.4f}"]
 
 
 class OrdinalPlugin:
@@ -293,7 +296,6 @@ class OrdinalPlugin:
 def test_a_third_party_task_registers_with_the_same_hook(isolated_registries, compose, tmp_path,
                                                         capsys):
     from framework.plugins import register_plugins
-
     from framework.tasks import task_of_run
 
     register_plugins([("ordinal_plugin", OrdinalPlugin())])

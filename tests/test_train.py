@@ -76,8 +76,8 @@ def test_saved_model_matches_the_architecture_of_its_config(compose, tmp_path):
     x_test = data.test[0]
     rebuilt = build_model(cfg, data).model
     rebuilt.set_weights(loaded.get_weights())
-    np.testing.assert_allclose(rebuilt.predict(x_test, verbose=0), loaded.predict(x_test, verbose=0),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(rebuilt.predict(x_test, verbose=0),
+                               loaded.predict(x_test, verbose=0), rtol=1e-6, atol=1e-6)
 
 
 def test_model_before_saving_and_after_loading_agree(compose, tmp_path, kept_model):
@@ -87,8 +87,8 @@ def test_model_before_saving_and_after_loading_agree(compose, tmp_path, kept_mod
 
     x = datasets.get("iris").build(cfg.dataset, None).test[0]
     loaded = keras.saving.load_model(tmp_path / "model.keras")
-    np.testing.assert_allclose(kept_model["model"].predict(x, verbose=0), loaded.predict(x, verbose=0),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(kept_model["model"].predict(x, verbose=0),
+                               loaded.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
 
 
 def test_same_config_twice_gives_the_same_metrics(compose, tmp_path):

@@ -10,10 +10,11 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import assert_one_line_error, run_cli
-import warm
 from framework.errors import UserError
 from framework.search_space import as_override, check_space
+
+import warm
+from conftest import assert_one_line_error, run_cli
 
 SEARCH = ("experiment=tune_wine_random", "tuner.max_trials=3", "trainer.epochs=10",
           "trainer.verbose=0")

@@ -4,6 +4,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 # Only this project's plugins: an installed third-party package must not change test results.
@@ -68,6 +69,21 @@ def run_cli(*args, cwd, module="framework", env=None):
     the CompletedProcess."""
     full_env = {**os.environ, **(env or {})}
     return warm.run([sys.executable, "-m", module, *args], cwd, full_env, timeout=600)
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.1):
+    """Polls ``condition()`` every ``interval`` seconds until it is true, rather than sleeping
+    for a fixed time; fails the test, naming ``what``, once ``timeout`` seconds have passed.
+
+    Returns:
+        What ``condition()`` last returned (true).
+    """
+    deadline = time.monotonic() + timeout
+    while not (met := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:g} s for {what}")
+        time.sleep(interval)
+    return met
 
 
 def assert_one_line_error(result, *fragments):

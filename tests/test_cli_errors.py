@@ -20,7 +20,7 @@ def finished_runs(root):
     ("trainer.epochs=abc", ["'abc'", "trainer.epochs"]),
     ("experiment=iris_binary backbone.units=[8,x]", ["'x'", "backbone.units"]),
 ])
-def test_composition_errors(cli, tmp_path, override, fragments):
+def test_a_bad_override_is_refused_in_one_line_before_a_run_dir(cli, tmp_path, override, fragments):
     result = cli(*override.split())
     assert_one_line_error(result, *fragments)
     assert not (tmp_path / "outputs").exists()  # refused before any run dir exists
@@ -31,7 +31,7 @@ def write_csv(path, rows):
 
 
 @pytest.mark.parametrize("case", ["missing_file", "missing_target", "one_class", "bad_value"])
-def test_csv_errors(cli, tmp_path, case):
+def test_a_bad_csv_is_refused_in_one_line_and_its_run_marked_failed(cli, tmp_path, case):
     csv = tmp_path / "data.csv"
     header = ["a", "b", "label"]
     body = [[i, i * 2, "x" if i % 2 else "y"] for i in range(20)]
@@ -57,7 +57,7 @@ def test_csv_errors(cli, tmp_path, case):
     assert (tmp_path / "run" / "FAILED").exists()
 
 
-def test_unknown_optimizer_and_activation(cli, tmp_path):
+def test_an_unknown_optimizer_or_activation_is_refused_in_one_line(cli, tmp_path):
     assert_one_line_error(cli("optimizer.name=adamx"), "'adamx'", "adam, adamw, rmsprop, sgd")
     assert_one_line_error(cli("backbone.activation=relux", "trainer.epochs=1"), "'relux'", "relu")
     assert_one_line_error(cli("experiment=iris_binary", "backbone.activation=relux"), "'relux'")

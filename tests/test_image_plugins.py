@@ -100,7 +100,7 @@ def test_one_folder_is_split_by_validation_split(tmp_path):
     assert data.test is None and data.input_shape == (16, 16, 3)
 
 
-def test_class_modes(tmp_path):
+def test_categorical_labels_are_one_hot_and_binary_needs_two_classes(tmp_path):
     make_folder(tmp_path / "train", {"a": 2, "b": 2, "c": 2})
     make_folder(tmp_path / "validation", {"a": 1, "b": 1, "c": 1})
     _, labels = arrays(folder_data(tmp_path, class_mode="categorical").validation)

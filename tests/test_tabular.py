@@ -44,7 +44,7 @@ def test_scaler_is_fitted_on_the_training_split_only():
     assert raw.train[0].mean() > 10
 
 
-def test_iris_targets():
+def test_iris_with_a_species_target_is_binary_and_an_unknown_one_refused():
     binary = build("iris", target="setosa")
     assert binary.class_names == ["other", "setosa"] and binary.task == "binary"
     assert np.bincount(np.concatenate([binary.train[1], binary.validation[1],
@@ -53,7 +53,7 @@ def test_iris_targets():
         build("iris", target="rose")
 
 
-def test_one_hot_labels():
+def test_one_hot_labels_have_a_single_one_per_row():
     data = build("iris", one_hot=True)
     y = data.train[1]
     assert y.shape[1] == 3 and set(y.sum(axis=1)) == {1.0}
@@ -65,7 +65,7 @@ def test_same_split_seed_same_split_other_seed_other_split():
     assert not np.array_equal(a.test[0], c.test[0])
 
 
-def test_csv_with_string_classes_and_chosen_features(tmp_path):
+def test_a_csv_has_its_string_classes_and_chosen_features_and_refuses_bad_ones(tmp_path):
     rows = ["width,height,colour,kind"] + [
         f"{i % 7},{i % 5 + 0.5},{i % 3},{'cat' if i % 2 else 'dog'}" for i in range(60)
     ]

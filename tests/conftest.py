@@ -72,8 +72,13 @@ def run_cli(*args, cwd, module="framework", env=None):
 
 
 def wait_until(condition, timeout: float, what: str, interval: float = 0.1):
-    """Polls ``condition()`` every ``interval`` seconds until it is true, rather than sleeping
-    for a fixed time; fails the test, naming ``what``, once ``timeout`` seconds have passed.
+    """Polls ``condition()`` until it is true, rather than sleeping for a fixed time.
+
+    Args:
+        condition: called with no arguments; true once the wait is over.
+        timeout: seconds after which the test fails, saying "waited TIMEOUT s for WHAT".
+        what: what is awaited, for that message.
+        interval: seconds between two calls.
 
     Returns:
         What ``condition()`` last returned (true).

@@ -57,6 +57,7 @@ def test_a_bad_csv_is_refused_in_one_line_and_its_run_marked_failed(cli, tmp_pat
     assert (tmp_path / "run" / "FAILED").exists()
 
 
+@pytest.mark.slow
 def test_an_unknown_optimizer_or_activation_is_refused_in_one_line(cli, tmp_path):
     assert_one_line_error(cli("optimizer.name=adamx"), "'adamx'", "adam, adamw, rmsprop, sgd")
     assert_one_line_error(cli("backbone.activation=relux", "trainer.epochs=1"), "'relux'", "relu")
@@ -68,6 +69,7 @@ def files(root):
     return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_never_overwritten(cli, tmp_path):
     args = ["experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0", "hydra.run.dir=run"]
     assert cli(*args).returncode == 0
@@ -91,6 +93,7 @@ def test_a_finished_run_is_never_overwritten(cli, tmp_path):
         assert files(tmp_path / "run") == before  # Hydra's own .hydra/ files included
 
 
+@pytest.mark.slow
 def test_a_finished_sweep_is_never_written_into_again(cli, tmp_path):
     args = ["-m", "experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0",
             "seed=1", "hydra.sweep.dir=sweep"]

@@ -111,6 +111,7 @@ def without_litert(monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)
 
 
+@pytest.mark.slow
 def test_every_export_reports_what_it_wrote(run, exports):
     export_dir = run / "run" / "export"
     for name, stem in [("savedmodel", "savedmodel"), ("float32", "model"),

@@ -83,6 +83,7 @@ def _setting(rng: random.Random, cfg) -> str:
     return f"{path}.{key}={value}"
 
 
+@pytest.mark.slow
 def test_composed_draws_either_pass_the_checks_or_are_refused_in_one_line():
     rng = random.Random(SEED)
     outcomes = {"accepted": 0, "refused": 0}
@@ -240,6 +241,7 @@ def draw_optuna(rng: random.Random, storages: list[str]) -> tuple[list[str], dic
     return overrides, params
 
 
+@pytest.mark.slow
 def test_optuna_sweeper_draws_are_refused_in_one_line_without_a_write_or_give_valid_trials(
         tmp_path):
     import optuna

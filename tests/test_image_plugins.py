@@ -230,6 +230,7 @@ def test_a_model_with_augmentation_compiles_with_xla_on_jax():
     model.fit(np.full((4, 16, 16, 3), 128.0, "float32"), np.zeros((4, 2)), epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", ["flatten_dense", "gap_dense"])
 def test_a_cnn_trains_on_shapes_with_augmentation(compose, tmp_path, head):
     cfg = compose(

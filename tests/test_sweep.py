@@ -28,6 +28,7 @@ def hparams_session(log_dir):
     return settings, scores
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path):
     result = cli("-m", "experiment=iris_binary", "trainer.epochs=2", "trainer.verbose=0",
                  "optimizer.name=adam,adamx,sgd", "sweep.keep_top_k=1", "hydra.sweep.dir=sweep")
@@ -78,6 +79,7 @@ def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path
     assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.slow
 def test_a_second_sweep_given_a_running_sweeps_dir_is_refused_before_it_writes(tmp_path):
     # Refused once only by the per-job lock, the second sweep had already rewritten job 0's
     # .hydra records: job 0 trained seed 1 and said seed 3.
@@ -100,6 +102,7 @@ def test_a_second_sweep_given_a_running_sweeps_dir_is_refused_before_it_writes(t
     assert rows["0"]["overrides"] == "seed=1" and rows["1"]["overrides"] == "seed=2"
 
 
+@pytest.mark.slow
 def test_a_parallel_sweep_runs_its_jobs_in_worker_processes_ranked_by_objective(cli, tmp_path):
     # joblib's workers never run main(): each job loads the plugins where it runs. Two fake
     # GPUs: each worker claims one for all its jobs.
@@ -134,6 +137,7 @@ def test_an_unknown_objective_is_refused_before_training(compose, tmp_path):
     assert not (tmp_path / "run" / "history.csv").exists()
 
 
+@pytest.mark.slow
 def test_submitit_runs_each_job_as_a_process_of_its_own(cli, tmp_path):
     result = cli("-m", "hydra/launcher=submitit_local", "experiment=iris_binary",
                  "trainer.epochs=1", "trainer.verbose=0", "backbone.activation=relu,tanh",
@@ -143,6 +147,7 @@ def test_submitit_runs_each_job_as_a_process_of_its_own(cli, tmp_path):
     assert sorted(row["job"] for row in rows if row["status"] == "finished") == ["0", "1"]
 
 
+@pytest.mark.slow
 def test_a_ray_sweep_runs_its_jobs_on_a_local_ray(cli, tmp_path):
     # The Ray launcher starts Ray on this machine; each job runs in a Ray worker process.
     result = cli("-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
@@ -200,6 +205,7 @@ def assert_started_jobs_stopped_by(sweep_dir, signal_name: str):
     assert {row["status"] for row in rows} == {f"failed: stopped by {signal_name}"}
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_parallel_sweep_and_its_workers(tmp_path):
     import os
     import signal
@@ -308,6 +314,7 @@ def test_a_signal_that_omegaconf_turned_into_its_own_error_still_stops_the_comma
             raise ConfigCompositionException("'NoneType' object has no attribute 'x'")
     assert usage.value.code == 2
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path):
     import signal
     import sys
@@ -339,6 +346,7 @@ def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path
     assert sorted(row["job"] for row in rows if row["status"] == "finished") == ["0", "1", "2", "3"]
 
 
+@pytest.mark.slow
 def test_a_worker_without_a_free_gpu_fails_its_job_and_the_sweep_goes_on(cli, tmp_path):
     # One fake GPU for two workers: the jobs of the worker without it fail in one line each.
     result = cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "experiment=iris_binary",

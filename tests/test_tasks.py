@@ -212,6 +212,7 @@ def test_an_objective_of_another_task_is_refused(compose, tmp_path):
         train(compose("experiment=iris_binary", "trainer.objective=val_mae"), tmp_path / "r")
 
 
+@pytest.mark.slow
 @pytest.mark.backends
 def test_the_multilabel_experiment_scores_each_label(compose, tmp_path):
     path = write_csv(tmp_path / "tags.csv", tags, rows=300)
@@ -237,6 +238,7 @@ def test_the_multilabel_experiment_scores_each_label(compose, tmp_path):
         assert row["labels"].split() == present
 
 
+@pytest.mark.slow
 def test_a_regression_sweep_ranks_its_jobs_by_validation_mae_lowest_first(cli, tmp_path):
     result = cli("-m", "experiment=diabetes_regression", "trainer.epochs=1,12",
                  "trainer.verbose=0", "hydra.sweep.dir=sweep")
@@ -293,6 +295,7 @@ class OrdinalPlugin:
         register("ordinal", Ordinal, OrdinalConfig())
 
 
+@pytest.mark.slow
 def test_a_third_party_task_registers_with_the_same_hook(isolated_registries, compose, tmp_path,
                                                         capsys):
     from framework.plugins import register_plugins
@@ -314,6 +317,7 @@ def test_a_third_party_task_registers_with_the_same_hook(isolated_registries, co
     assert task_of_run(auto).name == "classification"
 
 
+@pytest.mark.slow
 def test_the_plugin_test_kit_checks_a_regression_dataset(tmp_path):
     from framework.testing import check_part
 

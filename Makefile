@@ -1,5 +1,6 @@
 # make run:  create .venv if needed, install, run the default experiment (offline).
-# make test: create .venv if needed, install, run the whole test suite.
+# make test: create .venv if needed, install, lint and check the formatting (ruff), run the whole
+#            test suite.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -26,8 +27,10 @@ run: $(STAMP)
 # TensorFlow pass's. Fails if either pass fails. On the 2-core machine, in fresh clones: the
 # TensorFlow pass took 670 s beside the JAX pass at the same priority (db03a11; the JAX pass
 # 174 s), 620 s beside it at nice 5 (d1ff802; the JAX pass 297 s); the whole, install
-# included, 715 s.
+# included, 715 s. First ruff: lint, then the formatting (fails on code ruff format would change).
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	@KERAS_BACKEND=jax nice -n 5 $(PY) -m pytest -p no:cacheprovider -m backends > .jax-pass.log 2>&1 & \
 	jax=$$!; $(PY) -m pytest -n auto --dist loadfile; tf=$$?; wait $$jax; jax_status=$$?; \
 	echo "== the JAX pass: KERAS_BACKEND=jax pytest -m backends =="; cat .jax-pass.log; \

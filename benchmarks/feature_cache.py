@@ -40,7 +40,8 @@ def main():
     parser.add_argument("--weights", default="null",
                         help="backbone.weights (imagenet needs the download; '' leaves it out)")
     parser.add_argument("--size", type=int, default=None,
-                        help="input side in pixels (default: the backbone's own, 224 for mobilenetv2)")
+                        help="input side in pixels "
+                             "(default: the backbone's own, 224 for mobilenetv2)")
     parser.add_argument("--samples-per-class", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=10,
                         help="head epochs per job (the curriculum trains heads for 10)")

@@ -164,7 +164,8 @@ def collect(s: Session) -> tuple[dict, dict]:
     table = lines[next(i for i, line in enumerate(lines) if line.startswith("Sweep:")):]
     outs["parallel_sweep"] = transcript(command, [*notes, "...", *table])
 
-    command = "python -m framework experiment=tune_wine_random trainer.verbose=0 hydra.run.dir=tuned"
+    command = ("python -m framework experiment=tune_wine_random trainer.verbose=0 "
+               "hydra.run.dir=tuned")
     stdout, _ = s.run(command)
     outs["tune"] = transcript(command, stdout.strip().splitlines())
     figs["tune_wine_random.test"] = f"{s.metrics('tuned')['test']['accuracy']:.4f}"
@@ -196,8 +197,8 @@ ERROR_COMMANDS = [
     "python -m framework trainer.epoch=5",
     "python -m framework dataset=csv dataset.path=flowers.csv dataset.target=espèce",
     "python -m framework dataset=csv dataset.path=flowers.csv dataset.target=kind",
-    r"printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n4.9,nan,setosa\n6.3,2.9,virginica\n'"
-    " > gaps.csv",
+    r"printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n4.9,nan,setosa\n"
+    r"6.3,2.9,virginica\n' > gaps.csv",
     "python -m framework dataset=csv dataset.path=gaps.csv dataset.target=species",
     "python -m framework --cfg bogus",
     "python -m framework experiment=iris_binary hydra.run.dir=outputs/first",
@@ -245,7 +246,8 @@ def rewrite(text: str, figs: dict, outs: dict, partial: bool = False) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="print the changes, write nothing")
-    parser.add_argument("--workdir", type=Path, help="scratch folder (default: a new temporary one)")
+    parser.add_argument("--workdir", type=Path,
+                        help="scratch folder (default: a new temporary one)")
     parser.add_argument("--errors-only", action="store_true",
                         help="regenerate the Errors section alone (a minute)")
     args = parser.parse_args()

@@ -25,11 +25,10 @@ from framework.errors import (
     signals_deferred,
     stop_behind,
 )
-from framework.rundir import FAILED, failure, mark_failed
 from framework.preflight import CONFIG_NAME, check_settings, choose_parts, ineffective_settings
 from framework.process_exit import run_and_exit
+from framework.rundir import FAILED, failure, mark_failed
 from framework.sweep_summary import record_stopped_sweep, shown_status, unfinished_jobs
-
 
 CONFIG_PATH = "pkg://framework.conf"
 

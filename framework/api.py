@@ -21,10 +21,10 @@ from framework.contexts import (
 )
 from framework.epoch_order import shuffle_each_epoch
 from framework.errors import UserError
+from framework.images import IMAGE_EXTENSIONS, is_readable, load_image
 from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
 from framework.ranges import setting
 from framework.row_inputs import MISSING_CELLS
-from framework.images import IMAGE_EXTENSIONS, is_readable, load_image
 from framework.tasks import Targets, Task, encode_targets
 
 hookimpl = pluggy.HookimplMarker("framework")

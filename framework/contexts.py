@@ -3,9 +3,10 @@
 Light to import: Keras is imported inside the methods that use it.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from framework.errors import UserError
 
@@ -152,7 +153,10 @@ class ModelContext:
         import keras
 
         return keras.layers.Dense(
-            units, activation=self.activation(activation), kernel_regularizer=self.kernel_regularizer(), name=name,
+            units,
+            activation=self.activation(activation),
+            kernel_regularizer=self.kernel_regularizer(),
+            name=name,
             dtype=dtype,
         )
 

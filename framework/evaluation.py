@@ -85,7 +85,11 @@ def evaluate(model, split, class_names, batch_size):
         "accuracy": float(accuracy),
         "samples": int(len(y_true)),
         "per_class": per_class,
-        "macro": {"precision": macro["precision"], "recall": macro["recall"], "f1": macro["f1-score"]},
+        "macro": {
+            "precision": macro["precision"],
+            "recall": macro["recall"],
+            "f1": macro["f1-score"],
+        },
         "y_true": y_true,
         "y_pred": y_pred,
     }

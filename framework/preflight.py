@@ -20,9 +20,9 @@ from framework.config_source import PART_GROUPS, SETTINGS_GROUP
 from framework.errors import UserError
 from framework.objective import check_objective
 from framework.ranges import check_ranges
-from framework.tasks import AUTO, all_objectives
 from framework.registry import REGISTRIES
 from framework.search_space import check_space
+from framework.tasks import AUTO, all_objectives
 
 CONFIG_NAME = "config"
 # Groups whose choice decides which parts meet.

@@ -10,8 +10,9 @@ import difflib
 import fnmatch
 import importlib
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import OmegaConf
 

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from framework.rundir import shown, write_atomic, write_csv_atomic  # noqa: E402
 
+
 def write_metrics(run_dir: Path, metrics: dict):
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 

@@ -22,7 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from framework import registry
 from framework.config import StageConfig
 from framework.contexts import DataContext, RunContext
+from framework.epoch_order import start_epoch
 from framework.errors import raise_if_stopped
+from framework.evaluation import is_one_hot
 from framework.execution import (
     compile_options,
     distributed,
@@ -31,22 +33,17 @@ from framework.execution import (
     single_device_note,
     split_evenly,
 )
-from framework.evaluation import is_one_hot
-from framework.epoch_order import start_epoch
 from framework.feature_cache import cache_key, load_or_extract
 from framework.job_checkpoint import JobCheckpoint
 from framework.kinds import data_kind
-from framework.objective import check_objective, objective_value
-from framework.preflight import check_settings, check_takes
 from framework.model import (
     build_model,
     make_optimizer,
     optimizer_settings,
     set_trainable,
 )
-from framework.sweep_hparams import write_hparams
-from framework.tasks import Task, recorded_name, run_task
-from framework.rundir import running_in
+from framework.objective import check_objective, objective_value
+from framework.preflight import check_settings, check_takes
 from framework.report import (
     console_report,
     plot_curves,
@@ -54,6 +51,9 @@ from framework.report import (
     write_metrics,
     write_summary,
 )
+from framework.rundir import running_in
+from framework.sweep_hparams import write_hparams
+from framework.tasks import Task, recorded_name, run_task
 
 
 def train(cfg: DictConfig, run_dir, checkpoint: bool = False, hparams: dict | None = None) -> dict:

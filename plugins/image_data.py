@@ -41,7 +41,8 @@ class ImageDataConfig:
     # Images per batch; null: trainer.batch_size.
     batch_size: int | None = setting(None, at_least=1)
     # Labels, in flow_from_directory's words. null or sparse: integer class indices (a binary
-    # task for 2 classes); binary: 0/1, exactly 2 classes; categorical: one-hot rows (a softmax output, even for 2).
+    # task for 2 classes); binary: 0/1, exactly 2 classes; categorical: one-hot rows (a softmax
+    # output, even for 2).
     class_mode: str | None = setting(None, choices=CLASS_MODES)
     # Shuffle the training split every epoch; validation and test always keep their order.
     shuffle: bool = True

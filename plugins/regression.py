@@ -109,7 +109,6 @@ class Regression(Task):
         return np.asarray(y, np.float64).reshape(len(y), -1) * self.scale + self.mean
 
     def evaluate(self, model, split, data, batch_size):
-        import numpy as np
 
         from framework.api import predict_split
 

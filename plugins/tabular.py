@@ -11,7 +11,6 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any
 
 from omegaconf import OmegaConf

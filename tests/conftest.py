@@ -4,6 +4,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 # Only this project's plugins: an installed third-party package must not change test results.
@@ -21,12 +22,13 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ and importlib.util.find_spec("f
     os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(2**30)
 
 import pytest  # noqa: E402
-import warm  # noqa: E402
 from hydra.core.config_store import ConfigStore  # noqa: E402
 
 from framework.config import setup_configs  # noqa: E402
-from framework.testing import compose as compose_run_config  # noqa: E402
 from framework.registry import REGISTRIES  # noqa: E402
+from framework.testing import compose as compose_run_config  # noqa: E402
+
+import warm  # noqa: E402
 
 setup_configs()  # the ConfigStore must be filled before any composition
 
@@ -67,6 +69,26 @@ def run_cli(*args, cwd, module="framework", env=None):
     the CompletedProcess."""
     full_env = {**os.environ, **(env or {})}
     return warm.run([sys.executable, "-m", module, *args], cwd, full_env, timeout=600)
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.1):
+    """Polls ``condition()`` until it is true, rather than sleeping for a fixed time.
+
+    Args:
+        condition: called with no arguments; true once the wait is over.
+        timeout: seconds after which the test fails, saying "waited TIMEOUT s for WHAT".
+        what: what is awaited, for that message.
+        interval: seconds between two calls.
+
+    Returns:
+        What ``condition()`` last returned (true).
+    """
+    deadline = time.monotonic() + timeout
+    while not (met := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:g} s for {what}")
+        time.sleep(interval)
+    return met
 
 
 def assert_one_line_error(result, *fragments):

@@ -56,6 +56,7 @@ def test_preprocessing_layers_match_keras_preprocess_input(name):
 # the same for all (the tests below train MobileNetV2: head-only on cached features, then
 # fine-tuning), so each family is built by the core's build_model, saved by its _save_model
 # (uncompiled here) and reloaded, not trained.
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted({family(name) for name in APPLICATIONS}))
 def test_builds_saves_and_reloads_with_identical_predictions(name, compose, tmp_path):
     size = FAMILIES[name].min_size
@@ -105,6 +106,7 @@ def fine_tuned(tmp_path_factory):
     return base, captured["before"], {v.path: v.numpy() for v in base.variables}
 
 
+@pytest.mark.slow
 def test_fine_tuning_the_last_layers_trains_those_and_keeps_the_rest(fine_tuned):
     base, before, after = fine_tuned
     layers = base_layers(base)
@@ -137,6 +139,7 @@ def weights_file(compose, tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_pretrained_weights_build_a_frozen_backbone(compose, weights_file):
     pretrained = f"backbone.weights='{weights_file}'"
     assert not build(compose, "mobilenetv2", 32, pretrained).trainable
@@ -146,6 +149,7 @@ def test_pretrained_weights_build_a_frozen_backbone(compose, weights_file):
     assert build(compose, "mobilenetv2", 32, pretrained, "backbone.frozen=false").trainable
 
 
+@pytest.mark.slow
 def test_without_stages_only_the_head_trains_on_a_pretrained_backbone(
     compose, tmp_path, monkeypatch, kept_model, weights_file
 ):
@@ -214,6 +218,7 @@ def test_efficientnet_input_size_follows_its_size(compose):
         build(compose, "efficientnet", 32, "backbone.size=b9", "backbone.input_size=[32,32]")
 
 
+@pytest.mark.slow
 def test_a_weights_file_round_trip_gives_the_same_weights(compose, tmp_path):
     path = tmp_path / "base.weights.h5"
     saved = build(compose, "mobilenetv2", 32, "backbone.weights=null").get_layer("base")
@@ -234,6 +239,7 @@ def test_a_weights_file_of_another_architecture_is_refused_in_one_line(compose, 
         build(compose, "mobilenetv2", 32, f"backbone.weights='{tmp_path / 'missing.h5'}'")
 
 
+@pytest.mark.slow
 def test_offline_imagenet_download_fails_in_one_line_naming_the_alternatives(cli, tmp_path):
     unreachable = "http://127.0.0.1:9"  # nothing listens on the discard port
     env = {"KERAS_HOME": str(tmp_path / "keras_home"), "NO_PROXY": "", "no_proxy": ""}

@@ -31,6 +31,7 @@ def imported_modules(importtime_stderr: str) -> set[str]:
                                             re.MULTILINE)}
 
 
+@pytest.mark.slow
 def test_a_digits_run_on_two_jax_devices_imports_no_tensorflow(tmp_path):
     run_dir = tmp_path / "run"
     result = subprocess.run(
@@ -52,6 +53,7 @@ def test_a_digits_run_on_two_jax_devices_imports_no_tensorflow(tmp_path):
     assert (run_dir / "model.keras").is_file() and (run_dir / "misclassified.png").is_file()
 
 
+@pytest.mark.slow
 def test_data_parallel_uses_both_devices_and_matches_one_device(tmp_path):
     runs = {}
     for distribution in ("data_parallel", "null"):
@@ -76,6 +78,7 @@ def test_data_parallel_uses_both_devices_and_matches_one_device(tmp_path):
                           "accepted: a multiple of 2")
 
 
+@pytest.mark.slow
 def test_data_parallel_on_one_device_says_so_in_a_note(tmp_path):
     run_dir = tmp_path / "run"
     result = run_cli("experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0",
@@ -89,6 +92,7 @@ def test_data_parallel_on_one_device_says_so_in_a_note(tmp_path):
     assert metrics(run_dir)["execution"]["distribution"]["replicas"] == 1
 
 
+@pytest.mark.slow
 def test_trainer_backend_picks_jax_before_keras_is_imported(tmp_path):
     run_dir = tmp_path / "run"
     result = run_cli("experiment=iris_binary", "trainer.epochs=2", "trainer.backend=jax",
@@ -122,6 +126,7 @@ def test_bad_execution_settings_are_one_line_errors(tmp_path, args, env, fragmen
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.backends
 # Both jit_compile values on TensorFlow. With XLA off, JAX runs op by op (the bfloat16 case on
 # the 2-core machine: 15 s, not 4); compile_options hands the setting to Keras on every backend.
@@ -137,7 +142,8 @@ def test_mixed_precision_computes_in_16_bits_with_a_float32_output(tmp_path, com
                   "trainer.steps_per_execution=4", "trainer.checkpoint=false")
     result = train(cfg, tmp_path / "run")
     model = keras.saving.load_model(tmp_path / "run" / "model.keras")
-    hidden = [layer for layer in model.get_layer("mlp").layers if isinstance(layer, keras.layers.Dense)]
+    hidden = [layer for layer in model.get_layer("mlp").layers
+              if isinstance(layer, keras.layers.Dense)]
     assert hidden and all(layer.compute_dtype == compute for layer in hidden)
     assert all(w.dtype == "float32" for w in model.weights)  # variables stay float32
     output = model.get_layer("head").get_layer("predictions")

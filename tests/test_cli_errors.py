@@ -20,7 +20,7 @@ def finished_runs(root):
     ("trainer.epochs=abc", ["'abc'", "trainer.epochs"]),
     ("experiment=iris_binary backbone.units=[8,x]", ["'x'", "backbone.units"]),
 ])
-def test_composition_errors(cli, tmp_path, override, fragments):
+def test_a_bad_override_is_refused_in_one_line_before_a_run_dir(cli, tmp_path, override, fragments):
     result = cli(*override.split())
     assert_one_line_error(result, *fragments)
     assert not (tmp_path / "outputs").exists()  # refused before any run dir exists
@@ -31,7 +31,7 @@ def write_csv(path, rows):
 
 
 @pytest.mark.parametrize("case", ["missing_file", "missing_target", "one_class", "bad_value"])
-def test_csv_errors(cli, tmp_path, case):
+def test_a_bad_csv_is_refused_in_one_line_and_its_run_marked_failed(cli, tmp_path, case):
     csv = tmp_path / "data.csv"
     header = ["a", "b", "label"]
     body = [[i, i * 2, "x" if i % 2 else "y"] for i in range(20)]
@@ -49,15 +49,16 @@ def test_csv_errors(cli, tmp_path, case):
         fragments = ["'b'", "'oops'", "line 5"]
     if case != "missing_file":
         write_csv(csv, [header, *body])
-    result = cli("dataset=csv", "backbone=mlp", "head=dense", f"dataset.path={csv}", f"dataset.target={target}",
-                 "hydra.run.dir=run")
+    result = cli("dataset=csv", "backbone=mlp", "head=dense", f"dataset.path={csv}",
+                 f"dataset.target={target}", "hydra.run.dir=run")
     assert_one_line_error(result, *fragments)
     assert "Traceback" not in result.stdout + result.stderr
     assert not finished_runs(tmp_path)
     assert (tmp_path / "run" / "FAILED").exists()
 
 
-def test_unknown_optimizer_and_activation(cli, tmp_path):
+@pytest.mark.slow
+def test_an_unknown_optimizer_or_activation_is_refused_in_one_line(cli, tmp_path):
     assert_one_line_error(cli("optimizer.name=adamx"), "'adamx'", "adam, adamw, rmsprop, sgd")
     assert_one_line_error(cli("backbone.activation=relux", "trainer.epochs=1"), "'relux'", "relu")
     assert_one_line_error(cli("experiment=iris_binary", "backbone.activation=relux"), "'relux'")
@@ -68,6 +69,7 @@ def files(root):
     return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_never_overwritten(cli, tmp_path):
     args = ["experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0", "hydra.run.dir=run"]
     assert cli(*args).returncode == 0
@@ -91,6 +93,7 @@ def test_a_finished_run_is_never_overwritten(cli, tmp_path):
         assert files(tmp_path / "run") == before  # Hydra's own .hydra/ files included
 
 
+@pytest.mark.slow
 def test_a_finished_sweep_is_never_written_into_again(cli, tmp_path):
     args = ["-m", "experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0",
             "seed=1", "hydra.sweep.dir=sweep"]

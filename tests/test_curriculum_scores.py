@@ -6,6 +6,8 @@ import pytest
 
 from framework.train import train
 
+pytestmark = pytest.mark.slow  # each test trains a curriculum experiment whole: 10-23 s
+
 
 @pytest.mark.parametrize("experiment, minimum", [
     ("iris_binary", 1.0), ("iris_multiclass", 0.93), ("wine", 0.95),

@@ -111,6 +111,7 @@ def without_litert(monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)
 
 
+@pytest.mark.slow
 def test_every_export_reports_what_it_wrote(run, exports):
     export_dir = run / "run" / "export"
     for name, stem in [("savedmodel", "savedmodel"), ("float32", "model"),
@@ -310,7 +311,8 @@ def test_errors_exit_2_from_the_command_line(run):
 def test_a_bad_option_is_one_line_and_help_is_unchanged(run):
     assert_one_line(call(export.main, run / "run", "--format", "tflite", "--bogus"),
                     "unrecognized arguments: --bogus")
-    assert_one_line(call(export.main, run / "run"), "the following arguments are required: --format")
+    assert_one_line(call(export.main, run / "run"),
+                    "the following arguments are required: --format")
     shown = call(export.main, "--help")
     assert shown.returncode == 0 and shown.stdout.startswith("usage: python -m framework.export")
     assert "--unsafe" in shown.stdout

@@ -28,6 +28,7 @@ def entries(cache_dir):
         if cache_dir.exists() else []
 
 
+@pytest.mark.slow
 def test_cached_features_give_the_same_head_as_training_through_the_backbone(compose, tmp_path):
     # With the training split in a fixed order, both paths see the same batches.
     cached = run(compose, tmp_path / "a", tmp_path / "cache", "dataset.shuffle=false")
@@ -39,6 +40,7 @@ def test_cached_features_give_the_same_head_as_training_through_the_backbone(com
     assert cached["test"]["accuracy"] == pytest.approx(direct["test"]["accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_second_run_reads_the_cache_and_gets_the_same_metrics(compose, tmp_path):
     cache = tmp_path / "cache"
     first = run(compose, tmp_path / "a", cache)
@@ -63,6 +65,7 @@ def test_saved_model_is_the_full_model_on_raw_images(compose, tmp_path):
     assert model.loss == "sparse_categorical_crossentropy"  # compiled as trained
 
 
+@pytest.mark.slow
 def test_corrupt_entry_is_rebuilt_not_used(compose, tmp_path, capfd):
     cache = tmp_path / "cache"
     first = run(compose, tmp_path / "a", cache)
@@ -78,6 +81,7 @@ def test_corrupt_entry_is_rebuilt_not_used(compose, tmp_path, capfd):
     assert rebuilt.name == entry.name
 
 
+@pytest.mark.slow
 def test_a_changed_backbone_or_data_makes_a_new_entry(compose, tmp_path):
     cache = tmp_path / "cache"
     run(compose, tmp_path / "a", cache)
@@ -86,6 +90,7 @@ def test_a_changed_backbone_or_data_makes_a_new_entry(compose, tmp_path):
     assert len(entries(cache)) == 3
 
 
+@pytest.mark.slow
 def test_no_caching_with_augmentation_or_trainable_backbone(compose, tmp_path, capsys):
     cache = tmp_path / "cache"
     augmented = run(compose, tmp_path / "a", cache, "regularizer=[augment]")

@@ -16,12 +16,13 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from conftest import assert_one_line_error, compose_config
 from framework.cli import one_line
 from framework.errors import UserError
 from framework.preflight import check_settings
 from framework.ranges import field_ranges, value_outside
 from framework.registry import REGISTRIES
+
+from conftest import assert_one_line_error, compose_config
 
 SEED = 16
 COMPOSED_DRAWS = 50
@@ -82,6 +83,7 @@ def _setting(rng: random.Random, cfg) -> str:
     return f"{path}.{key}={value}"
 
 
+@pytest.mark.slow
 def test_composed_draws_either_pass_the_checks_or_are_refused_in_one_line():
     rng = random.Random(SEED)
     outcomes = {"accepted": 0, "refused": 0}
@@ -239,6 +241,7 @@ def draw_optuna(rng: random.Random, storages: list[str]) -> tuple[list[str], dic
     return overrides, params
 
 
+@pytest.mark.slow
 def test_optuna_sweeper_draws_are_refused_in_one_line_without_a_write_or_give_valid_trials(
         tmp_path):
     import optuna

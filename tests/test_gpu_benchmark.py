@@ -7,7 +7,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # the benchmark's quick sizes: about 30 s
 
 HEADER = "| row | precision | framework img/s | plain img/s | ratio |"
 

@@ -100,7 +100,7 @@ def test_one_folder_is_split_by_validation_split(tmp_path):
     assert data.test is None and data.input_shape == (16, 16, 3)
 
 
-def test_class_modes(tmp_path):
+def test_categorical_labels_are_one_hot_and_binary_needs_two_classes(tmp_path):
     make_folder(tmp_path / "train", {"a": 2, "b": 2, "c": 2})
     make_folder(tmp_path / "validation", {"a": 1, "b": 1, "c": 1})
     _, labels = arrays(folder_data(tmp_path, class_mode="categorical").validation)
@@ -230,6 +230,7 @@ def test_a_model_with_augmentation_compiles_with_xla_on_jax():
     model.fit(np.full((4, 16, 16, 3), 128.0, "float32"), np.zeros((4, 2)), epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", ["flatten_dense", "gap_dense"])
 def test_a_cnn_trains_on_shapes_with_augmentation(compose, tmp_path, head):
     cfg = compose(

@@ -77,6 +77,7 @@ def _history(run_dir):
     return list(csv.DictReader((run_dir / "history.csv").open()))
 
 
+@pytest.mark.slow
 def test_a_run_stopped_mid_stage_continues_from_its_checkpoint(compose, tmp_path, capsys,
                                                                epochs_trained):
     cfg = compose(*TWO_STAGES)
@@ -107,6 +108,7 @@ def test_a_run_stopped_mid_stage_continues_from_its_checkpoint(compose, tmp_path
     assert not (tmp_path / "job" / "FAILED").exists()
 
 
+@pytest.mark.slow
 def test_a_run_stopped_after_a_stages_last_epoch_trains_only_the_next(compose, tmp_path,
                                                                       epochs_trained):
     cfg = compose(*TWO_STAGES)
@@ -122,6 +124,7 @@ def test_a_run_stopped_after_a_stages_last_epoch_trains_only_the_next(compose, t
     assert metrics["epochs"] == 7
 
 
+@pytest.mark.slow
 def test_a_restored_stage_hands_its_weights_to_the_next(compose, tmp_path, epochs_trained):
     cfg = compose(*TWO_STAGES)
     trained, stop = epochs_trained
@@ -134,6 +137,7 @@ def test_a_restored_stage_hands_its_weights_to_the_next(compose, tmp_path, epoch
     assert all((a == b).all() for a, b in zip(trained.starts[2], whole, strict=True))
 
 
+@pytest.mark.slow
 def test_an_epoch_logged_but_not_backed_up_is_replayed_once(compose, tmp_path, epochs_trained):
     cfg = compose(*TWO_STAGES)
     trained, stop = epochs_trained
@@ -147,6 +151,7 @@ def test_an_epoch_logged_but_not_backed_up_is_replayed_once(compose, tmp_path, e
     assert metrics["epochs"] == 7
 
 
+@pytest.mark.slow
 def test_an_uninterrupted_run_with_a_checkpoint_gives_the_same_results(compose, tmp_path):
     cfg = compose(*TWO_STAGES)
     train(cfg, tmp_path / "plain")
@@ -198,6 +203,7 @@ class StopTraining(keras.callbacks.Callback):
 EIGHT_EPOCHS = "trainer.stages=[{name:first,epochs:3},{name:second,epochs:8}]"
 
 
+@pytest.mark.slow
 def test_the_stage_is_backed_up_at_most_every_checkpoint_interval(compose, tmp_path,
                                                                   clocked_stages):
     clock, extra = clocked_stages

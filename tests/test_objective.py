@@ -16,7 +16,7 @@ VALIDATION = {"loss": 0.45, "accuracy": 0.75}
     ("val_accuracy", 0.75, "max"), ("val_loss", 0.45, "min"),
     ("accuracy", 0.8, "max"), ("loss", 0.4, "min"),
 ])
-def test_objective_value_and_direction(name, value, way):
+def test_each_objective_reads_its_score_and_has_its_direction(name, value, way):
     check_objective(name, all_objectives())
     assert objective_value(name, VALIDATION, HISTORY) == value
     assert direction(name) == way

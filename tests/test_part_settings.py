@@ -9,6 +9,7 @@ import pytest
 
 from framework.part_settings import describe_part, part_settings
 from framework.registry import REGISTRIES
+
 from test_cli_errors import assert_one_line_error
 
 

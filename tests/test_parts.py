@@ -1,6 +1,7 @@
 """Each regularizer and callback does what it says inside a real (short) run."""
 
 import csv
+
 import keras
 import pytest
 

@@ -117,6 +117,7 @@ def test_example_plugin_is_listed_and_in_help(example_site, tmp_path):
     assert "resmlp" in backbones and "mlp" in backbones
 
 
+@pytest.mark.slow
 def test_example_plugin_trains_when_selected_by_name(example_site, tmp_path):
     env = {**NO_AUTOLOAD_OFF, "PYTHONPATH": str(example_site)}
     result = run_cli("dataset=wine", "backbone=resmlp", "backbone.blocks=1",
@@ -128,6 +129,7 @@ def test_example_plugin_trains_when_selected_by_name(example_site, tmp_path):
     assert (tmp_path / "run" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_example_plugin_passes_its_own_tests_with_the_test_kit(example_site, tmp_path):
     example = ROOT / "examples" / "framework-resmlp"
     result = subprocess.run(

@@ -49,6 +49,7 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_folder_predictions_match_the_evaluation(trained):
     root, metrics = trained
     result = predict(root, root / "shapes" / "test", "--output", root / "test.csv")

@@ -10,6 +10,7 @@ from hydra.types import RunMode
 from framework.errors import PluginError, UserError
 from framework.kinds import FEATURES, IMAGES
 from framework.preflight import choose_parts, ineffective_settings
+
 from test_cli_errors import assert_one_line_error
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 import warm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,6 +104,7 @@ def base_env():
     return {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
 
 
+@pytest.mark.slow
 def test_readme_commands_run_as_written(tmp_path):
     failures, ran = run_readme(ROOT / "README.md", tmp_path, base_env())
     assert ran > 25  # the parser found the README's commands
@@ -114,6 +116,7 @@ def test_readme_commands_run_as_written(tmp_path):
     assert sorted(set(left) - set(ignored)) == []
 
 
+@pytest.mark.slow
 def test_example_plugin_readme_runs_as_written(tmp_path):
     site = tmp_path / "site"
 

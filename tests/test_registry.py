@@ -27,7 +27,7 @@ def reg(isolated_registries):
     return Registry("widget")
 
 
-def test_register_get_build_and_names(reg):
+def test_registered_parts_are_listed_by_name_and_build(reg):
     reg.register("beta", build, WidthConfig(), provider="p1")
     reg.register("alpha", "math:sqrt", {"x": 1}, "Square root.", provider="p2")
     assert reg.names() == ["alpha", "beta"]

@@ -29,7 +29,7 @@ def test_misclassified_grid_shows_every_image(tmp_path, shape):
     assert drawn == pytest.approx(len(images) * cell * cell * height / width, rel=0.1)
 
 
-def test_misclassified_grid_without_images(tmp_path):
+def test_the_misclassified_grid_is_drawn_with_no_image_to_show(tmp_path):
     plot_misclassified(tmp_path, np.zeros((0,)), [], [], ["a", "b"])
     assert matplotlib.image.imread(tmp_path / "misclassified.png").size
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from conftest import assert_one_line_error, run_cli
 import warm
+from conftest import assert_one_line_error, run_cli
 
 # A short staged run: a head stage on cached features (of a randomly initialized mlp, so keyed
 # by the seed), then everything; dropout, whose random state a resume must restore too.
@@ -36,6 +36,7 @@ def wait_for_epochs(run_dir, epochs: int, stage: int = 1, process=None):
     raise AssertionError(f"{log} never reached {epochs} epochs")
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_in_its_dir_and_ends_as_an_uninterrupted_run(cli, tmp_path):
     clean = cli(*STAGED, "hydra.run.dir=clean", "trainer.feature_cache.dir=cache_clean")
     assert clean.returncode == 0, clean.stderr
@@ -78,6 +79,7 @@ KILLED_RUNS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", KILLED_RUNS)
 def test_a_run_killed_three_times_ends_as_an_uninterrupted_run(name, cli, tmp_path):
     args, moments = KILLED_RUNS[name]
@@ -102,6 +104,7 @@ def records(run_dir):
     return {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock"}
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_run_with_failed_one_line_and_143_and_it_resumes_only_as_itself(
         cli, tmp_path):
     # (Ctrl-C: 130 and "stopped by SIGINT", tests/test_sweep.py's parallel sweep.)
@@ -174,6 +177,7 @@ def test_a_stop_that_python_ignored_is_raised_where_the_run_moves_on(capfd):
         sys.unraisablehook = previous[1]
 
 
+@pytest.mark.slow
 def test_a_run_whose_output_pipe_closes_stops_in_one_line_with_141(tmp_path):
     # python -m framework ... | head -1: head exits after its line. A process of its own: a
     # forked one writes to files.
@@ -218,6 +222,7 @@ def test_names_over_the_systems_limit_are_refused_in_one_line(tmp_path, args, me
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+@pytest.mark.slow
 def test_a_run_dir_lost_mid_run_stops_in_one_line_and_the_run_reruns_after(tmp_path):
     # A disk unmounted, a dir made immutable (chattr +i): the stage's backup cannot be written.
     # Once: two tracebacks, the second as FAILED could not be written either.

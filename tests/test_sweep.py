@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from conftest import assert_one_line_error, run_cli
 import warm
+from conftest import assert_one_line_error, run_cli, wait_until
 
 
 def hparams_session(log_dir):
@@ -28,6 +28,7 @@ def hparams_session(log_dir):
     return settings, scores
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path):
     result = cli("-m", "experiment=iris_binary", "trainer.epochs=2", "trainer.verbose=0",
                  "optimizer.name=adam,adamx,sgd", "sweep.keep_top_k=1", "hydra.sweep.dir=sweep")
@@ -61,8 +62,8 @@ def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path
     # sweep.keep_top_k=1: the best job keeps its model, the other finished one loses it.
     best, other = finished[0]["job"], finished[1]["job"]
     assert (sweep / best / "model.keras").is_file() and not (sweep / other / "model.keras").exists()
-    assert f"Deleted:   model.keras of 1 job(s) outside the best 1 (sweep.keep_top_k): job {other}" \
-        in result.stdout
+    assert ("Deleted:   model.keras of 1 job(s) outside the best 1 (sweep.keep_top_k): "
+            f"job {other}") in result.stdout
     # Each finished job is a session of TensorBoard's HParams dashboard: what the sweep varies,
     # and its scores.
     assert hparams_session(sweep / "0" / "tensorboard") == (  # scalars are float32
@@ -78,19 +79,16 @@ def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path
     assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.slow
 def test_a_second_sweep_given_a_running_sweeps_dir_is_refused_before_it_writes(tmp_path):
     # Refused once only by the per-job lock, the second sweep had already rewritten job 0's
     # .hydra records: job 0 trained seed 1 and said seed 3.
-    import time
-
     sweep_dir = tmp_path / "sweep"
     args = ["experiment=iris_binary", "trainer.verbose=0", "trainer.epochs=5",
             "hydra.sweep.dir=sweep"]
     first = warm.popen([sys.executable, "-m", "framework", "-m", *args, "seed=1,2"], tmp_path)
     job_record = sweep_dir / "0" / ".hydra" / "overrides.yaml"
-    deadline = time.monotonic() + 120
-    while not job_record.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(job_record.exists, 120, f"the first sweep to write {job_record}", interval=0.05)
     before = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
     second = run_cli("-m", *args, "seed=3,4", cwd=tmp_path)
     assert_one_line_error(second, "sweep is in use by another running process (pid ",
@@ -104,6 +102,7 @@ def test_a_second_sweep_given_a_running_sweeps_dir_is_refused_before_it_writes(t
     assert rows["0"]["overrides"] == "seed=1" and rows["1"]["overrides"] == "seed=2"
 
 
+@pytest.mark.slow
 def test_a_parallel_sweep_runs_its_jobs_in_worker_processes_ranked_by_objective(cli, tmp_path):
     # joblib's workers never run main(): each job loads the plugins where it runs. Two fake
     # GPUs: each worker claims one for all its jobs.
@@ -138,6 +137,7 @@ def test_an_unknown_objective_is_refused_before_training(compose, tmp_path):
     assert not (tmp_path / "run" / "history.csv").exists()
 
 
+@pytest.mark.slow
 def test_submitit_runs_each_job_as_a_process_of_its_own(cli, tmp_path):
     result = cli("-m", "hydra/launcher=submitit_local", "experiment=iris_binary",
                  "trainer.epochs=1", "trainer.verbose=0", "backbone.activation=relu,tanh",
@@ -147,6 +147,7 @@ def test_submitit_runs_each_job_as_a_process_of_its_own(cli, tmp_path):
     assert sorted(row["job"] for row in rows if row["status"] == "finished") == ["0", "1"]
 
 
+@pytest.mark.slow
 def test_a_ray_sweep_runs_its_jobs_on_a_local_ray(cli, tmp_path):
     # The Ray launcher starts Ray on this machine; each job runs in a Ray worker process.
     result = cli("-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
@@ -186,6 +187,12 @@ def test_slurm_launcher_composes_with_gpus_and_a_time_limit(compose_hydra):
     assert launcher.submitit_folder == f"{cfg.hydra.sweep.dir}/.submitit/%j"
 
 
+def jobs_with_an_epoch(sweep_dir) -> list:
+    """The jobs of a sweep whose checkpoint has logged an epoch: jobs that are training."""
+    return [log for log in sweep_dir.glob("*/.resume/stage*.epochs.csv")
+            if len(log.read_text().splitlines()) > 1]  # a header, then a row an epoch
+
+
 def assert_started_jobs_stopped_by(sweep_dir, signal_name: str):
     """Every job a stopped sweep started says which signal ended it, and summary.csv lists
     them all."""
@@ -198,12 +205,12 @@ def assert_started_jobs_stopped_by(sweep_dir, signal_name: str):
     assert {row["status"] for row in rows} == {f"failed: stopped by {signal_name}"}
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_parallel_sweep_and_its_workers(tmp_path):
     import os
     import signal
     import subprocess
     import sys
-    import time
 
     def group_processes(pgid):
         table = subprocess.run(["ps", "-eo", "pid=,pgid="], capture_output=True, text=True)
@@ -215,17 +222,15 @@ def test_ctrl_c_stops_a_parallel_sweep_and_its_workers(tmp_path):
          "trainer.epochs=100000", "backbone.activation=relu,tanh,elu", "hydra.sweep.dir=sweep"],
         cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    while len(list(tmp_path.glob("sweep/*/.hydra"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    time.sleep(5)  # both workers are training
+    wait_until(lambda: len(jobs_with_an_epoch(tmp_path / "sweep")) >= 2, 120,
+               "both workers to train a job")
     assert len(group_processes(sweep.pid)) >= 3  # the sweep and its two workers
     os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     _, stderr = sweep.communicate(timeout=60)
     assert sweep.returncode == 130
     assert stderr.strip().splitlines()[-1] == "interrupted: stopped by SIGINT"
-    time.sleep(2)
-    assert group_processes(sweep.pid) == []  # no worker left holding a device
+    # No worker left holding a device.
+    wait_until(lambda: group_processes(sweep.pid) == [], 30, "the sweep's workers to exit")
     assert_started_jobs_stopped_by(tmp_path / "sweep", "SIGINT")
 
 
@@ -233,16 +238,14 @@ def test_sigterm_to_a_parallel_sweep_marks_its_started_jobs_and_writes_the_summa
     # kill PID, timeout, Slurm: the sweep's own process only. Its workers were once killed
     # with it, leaving job dirs that said nothing, and no summary.csv.
     import signal
-    import time
 
     sweep = warm.popen(
         [sys.executable, "-m", "framework", "-m", "hydra/launcher=joblib",
          "hydra.launcher.n_jobs=2", "experiment=wine", "trainer.verbose=0",
          "trainer.epochs=100000", "backbone.activation=relu,tanh,elu", "hydra.sweep.dir=sweep"],
         tmp_path)
-    deadline = time.monotonic() + 120
-    while len(list(tmp_path.glob("sweep/*/.hydra"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: len(list(tmp_path.glob("sweep/*/.hydra"))) >= 2, 120,
+               "the sweep to start two jobs")
     sweep.send_signal(signal.SIGTERM)
     _, stderr = sweep.communicate(timeout=120)
     assert sweep.returncode == 143, stderr[-2000:]
@@ -311,19 +314,18 @@ def test_a_signal_that_omegaconf_turned_into_its_own_error_still_stops_the_comma
             raise ConfigCompositionException("'NoneType' object has no attribute 'x'")
     assert usage.value.code == 2
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path):
     import signal
     import sys
-    import time
 
     sweep_dir = tmp_path / "sweep"
     args = [sys.executable, "-m", "framework", "-m", "experiment=iris_binary", "trainer.verbose=0",
             "trainer.epochs=15", "backbone.activation=relu,tanh,sigmoid,elu",
             "hydra.sweep.dir=sweep"]
     first = warm.popen(args, tmp_path)
-    deadline = time.monotonic() + 180
-    while not (sweep_dir / "1" / "metrics.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until((sweep_dir / "1" / "metrics.json").exists, 180, "the sweep to finish job 1",
+               interval=0.05)
     first.send_signal(signal.SIGTERM)  # killed after 2 of 4 jobs
     _, stderr = first.communicate(timeout=60)
     assert first.returncode == 143, stderr[-2000:]  # 128 + SIGTERM, as the shell reports it
@@ -344,6 +346,7 @@ def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path
     assert sorted(row["job"] for row in rows if row["status"] == "finished") == ["0", "1", "2", "3"]
 
 
+@pytest.mark.slow
 def test_a_worker_without_a_free_gpu_fails_its_job_and_the_sweep_goes_on(cli, tmp_path):
     # One fake GPU for two workers: the jobs of the worker without it fail in one line each.
     result = cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "experiment=iris_binary",

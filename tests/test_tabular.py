@@ -23,7 +23,7 @@ def build(name, **overrides):
 ])
 def test_bundled_datasets_split_three_ways_stratified(name, classes, features, samples):
     data = build(name)
-    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data.train, data.validation, data.test
+    (x_tr, y_tr), (_, y_va), (_, y_te) = data.train, data.validation, data.test
     assert len(data.class_names) == classes and data.input_shape == (features,)
     assert len(y_tr) + len(y_va) + len(y_te) == samples
     assert len(y_te) == pytest.approx(0.2 * samples, abs=1)
@@ -44,7 +44,7 @@ def test_scaler_is_fitted_on_the_training_split_only():
     assert raw.train[0].mean() > 10
 
 
-def test_iris_targets():
+def test_iris_with_a_species_target_is_binary_and_an_unknown_one_refused():
     binary = build("iris", target="setosa")
     assert binary.class_names == ["other", "setosa"] and binary.task == "binary"
     assert np.bincount(np.concatenate([binary.train[1], binary.validation[1],
@@ -53,7 +53,7 @@ def test_iris_targets():
         build("iris", target="rose")
 
 
-def test_one_hot_labels():
+def test_one_hot_labels_have_a_single_one_per_row():
     data = build("iris", one_hot=True)
     y = data.train[1]
     assert y.shape[1] == 3 and set(y.sum(axis=1)) == {1.0}
@@ -65,7 +65,7 @@ def test_same_split_seed_same_split_other_seed_other_split():
     assert not np.array_equal(a.test[0], c.test[0])
 
 
-def test_csv_with_string_classes_and_chosen_features(tmp_path):
+def test_a_csv_has_its_string_classes_and_chosen_features_and_refuses_bad_ones(tmp_path):
     rows = ["width,height,colour,kind"] + [
         f"{i % 7},{i % 5 + 0.5},{i % 3},{'cat' if i % 2 else 'dog'}" for i in range(60)
     ]

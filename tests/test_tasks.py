@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error
 from framework.api import Task, UserError, encode_targets, hookimpl
 from framework.train import load_data, train
 from framework_plugins.sample_csv import houses, tags
+
+from conftest import assert_one_line_error
 
 # The tests that train in this process also run on Keras's JAX backend (make test's second
 # pass): marked backends.
@@ -33,8 +34,9 @@ def houses_csv(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def regression_run(houses_csv, tmp_path_factory):
-    from conftest import compose_config
     from framework import train as train_module
+
+    from conftest import compose_config
 
     kept = {}
     save = train_module._save_model
@@ -210,6 +212,7 @@ def test_an_objective_of_another_task_is_refused(compose, tmp_path):
         train(compose("experiment=iris_binary", "trainer.objective=val_mae"), tmp_path / "r")
 
 
+@pytest.mark.slow
 @pytest.mark.backends
 def test_the_multilabel_experiment_scores_each_label(compose, tmp_path):
     path = write_csv(tmp_path / "tags.csv", tags, rows=300)
@@ -235,6 +238,7 @@ def test_the_multilabel_experiment_scores_each_label(compose, tmp_path):
         assert row["labels"].split() == present
 
 
+@pytest.mark.slow
 def test_a_regression_sweep_ranks_its_jobs_by_validation_mae_lowest_first(cli, tmp_path):
     result = cli("-m", "experiment=diabetes_regression", "trainer.epochs=1,12",
                  "trainer.verbose=0", "hydra.sweep.dir=sweep")
@@ -281,7 +285,8 @@ class Ordinal(Task):
                 "exact": float(np.mean(rank == y)), "samples": len(y)}
 
     def score_lines(self, metrics):
-        return [f"Ordinal:   MAE {metrics['test']['mae']:.4f}  exact {metrics['test']['exact']:.4f}"]
+        test = metrics["test"]
+        return [f"Ordinal:   MAE {test['mae']:.4f}  exact {test['exact']:.4f}"]
 
 
 class OrdinalPlugin:
@@ -290,10 +295,10 @@ class OrdinalPlugin:
         register("ordinal", Ordinal, OrdinalConfig())
 
 
+@pytest.mark.slow
 def test_a_third_party_task_registers_with_the_same_hook(isolated_registries, compose, tmp_path,
                                                         capsys):
     from framework.plugins import register_plugins
-
     from framework.tasks import task_of_run
 
     register_plugins([("ordinal_plugin", OrdinalPlugin())])
@@ -312,6 +317,7 @@ def test_a_third_party_task_registers_with_the_same_hook(isolated_registries, co
     assert task_of_run(auto).name == "classification"
 
 
+@pytest.mark.slow
 def test_the_plugin_test_kit_checks_a_regression_dataset(tmp_path):
     from framework.testing import check_part
 

@@ -47,6 +47,7 @@ def test_metrics_hold_test_scores_per_class_and_macro(finished_run):
     assert metrics["stages"][-1]["test"]["accuracy"] == test["accuracy"]
 
 
+@pytest.mark.slow
 def test_output_layer_and_loss_follow_the_task(finished_run, compose, tmp_path):
     cfg, run_dir, _ = finished_run
     model = keras.saving.load_model(run_dir / "model.keras")
@@ -76,8 +77,8 @@ def test_saved_model_matches_the_architecture_of_its_config(compose, tmp_path):
     x_test = data.test[0]
     rebuilt = build_model(cfg, data).model
     rebuilt.set_weights(loaded.get_weights())
-    np.testing.assert_allclose(rebuilt.predict(x_test, verbose=0), loaded.predict(x_test, verbose=0),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(rebuilt.predict(x_test, verbose=0),
+                               loaded.predict(x_test, verbose=0), rtol=1e-6, atol=1e-6)
 
 
 def test_model_before_saving_and_after_loading_agree(compose, tmp_path, kept_model):
@@ -87,10 +88,11 @@ def test_model_before_saving_and_after_loading_agree(compose, tmp_path, kept_mod
 
     x = datasets.get("iris").build(cfg.dataset, None).test[0]
     loaded = keras.saving.load_model(tmp_path / "model.keras")
-    np.testing.assert_allclose(kept_model["model"].predict(x, verbose=0), loaded.predict(x, verbose=0),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(kept_model["model"].predict(x, verbose=0),
+                               loaded.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_same_config_twice_gives_the_same_metrics(compose, tmp_path):
     cfg = compose("experiment=wine", "trainer.epochs=5", "trainer.verbose=0")
     first = train(cfg, tmp_path / "one")

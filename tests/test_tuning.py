@@ -10,15 +10,17 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import assert_one_line_error, run_cli
-import warm
 from framework.errors import UserError
 from framework.search_space import as_override, check_space
+
+import warm
+from conftest import assert_one_line_error, run_cli
 
 SEARCH = ("experiment=tune_wine_random", "tuner.max_trials=3", "trainer.epochs=10",
           "trainer.verbose=0")
 
 
+@pytest.mark.slow
 def test_a_random_search_keeps_its_trials_and_retrains_the_best(cli, tmp_path):
     result = cli(*SEARCH, "hydra.run.dir=run")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -47,6 +49,7 @@ def test_a_random_search_keeps_its_trials_and_retrains_the_best(cli, tmp_path):
     assert refused.returncode == 2 and "already holds a finished run" in refused.stderr
 
 
+@pytest.mark.slow
 def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
     command = [sys.executable, "-m", "framework", *SEARCH, "hydra.run.dir=run"]
     log = (tmp_path / "first.log").open("w")
@@ -83,6 +86,7 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
     assert sorted(t["trial"] for t in trials if t["status"] == "COMPLETED") == ["0", "1", "2"]
 
 
+@pytest.mark.slow
 def test_an_optuna_sweep_reports_a_jobs_validation_score_and_continues_its_study(cli, tmp_path):
     args = ("-m", "experiment=search_wine_optuna", "hydra.sweeper.n_trials=3", "trainer.epochs=3",
             "trainer.verbose=0")
@@ -276,6 +280,7 @@ def test_a_study_is_not_continued_the_other_way_or_from_a_file_that_is_no_databa
     assert [p.name for p in sweep.iterdir()] == ["optuna.db"]
 
 
+@pytest.mark.slow
 def test_a_head_search_extracts_the_frozen_backbones_features_once(compose, tmp_path,
                                                                    monkeypatch):
     from framework import feature_cache, tuning
@@ -296,6 +301,7 @@ def test_a_head_search_extracts_the_frozen_backbones_features_once(compose, tmp_
     assert metrics["stages"][0]["cached_features"] is True
 
 
+@pytest.mark.slow
 def test_a_distributed_search_runs_trials_on_workers_and_retrains_on_the_chief(tmp_path):
     import os
     import socket

@@ -86,12 +86,20 @@ class GpuUtilization:
             return
         # The GPU this process computes on: the first visible one.
         gpu = (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0].strip() or "0"
-        command = [executable, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
-                   "-lms", "100", "-i", gpu]
+        command = [
+            executable,
+            "--query-gpu=utilization.gpu",
+            "--format=csv,noheader,nounits",
+            "-lms",
+            "100",
+            "-i",
+            gpu,
+        ]
         master, slave = pty.openpty()
         try:
-            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=slave,
-                                             stderr=subprocess.DEVNULL)
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.DEVNULL
+            )
         except OSError:
             os.close(master)
             return
@@ -192,19 +200,28 @@ def framework_overrides(args, row: str, precision: str) -> list[str]:
     """The config of the framework's run: ``python -m framework`` with these overrides."""
     trainable = "head" if row == "head" else "all"
     return [
-        "dataset=shapes", f"dataset.num_classes={NUM_CLASSES}",
+        "dataset=shapes",
+        f"dataset.num_classes={NUM_CLASSES}",
         f"dataset.samples_per_class={samples_per_class(args.images)}",
-        f"dataset.validation_split={HELD_OUT}", f"dataset.test_split={HELD_OUT}",
-        "backbone=mobilenetv2", "backbone.weights=null",
+        f"dataset.validation_split={HELD_OUT}",
+        f"dataset.test_split={HELD_OUT}",
+        "backbone=mobilenetv2",
+        "backbone.weights=null",
         f"backbone.input_size=[{args.size},{args.size}]",
-        "head=gap_dense", "optimizer=adam", f"seed={SEED}",
-        f"trainer.batch_size={args.batch}", f"trainer.epochs={args.warmup + args.epochs}",
+        "head=gap_dense",
+        "optimizer=adam",
+        f"seed={SEED}",
+        f"trainer.batch_size={args.batch}",
+        f"trainer.epochs={args.warmup + args.epochs}",
         f"trainer.stages=[{{name:{row},trainable:{trainable}}}]",
-        f"trainer.precision={precision}", "trainer.jit_compile=true",
+        f"trainer.precision={precision}",
+        "trainer.jit_compile=true",
         f"trainer.steps_per_execution={args.steps_per_execution}",
         # The head-only row runs the frozen base every step, as the plain script does.
         "trainer.feature_cache.enabled=false",
-        "trainer.checkpoint=false", "trainer.verbose=0", f"callbacks=[{TIMER}]",
+        "trainer.checkpoint=false",
+        "trainer.verbose=0",
+        f"callbacks=[{TIMER}]",
     ]
 
 
@@ -220,9 +237,12 @@ def register_timer_part():
     load_plugins()
     if TIMER not in registry.callbacks:
         registry.callbacks.register(
-            TIMER, lambda cfg, ctx: _current_timer[-1], {},
+            TIMER,
+            lambda cfg, ctx: _current_timer[-1],
+            {},
             "Times the training part of each epoch after the warm-up (benchmarks/gpu.py)",
-            provider="benchmarks/gpu.py")
+            provider="benchmarks/gpu.py",
+        )
 
 
 def run_framework(args, row: str, precision: str, run_dir: Path):
@@ -255,9 +275,13 @@ def plain_model(args, row: str, precision: str):
     x = keras.layers.Dropout(0.2)(x)
     outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32")(x)
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  jit_compile=True, steps_per_execution=args.steps_per_execution)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=True,
+        steps_per_execution=args.steps_per_execution,
+    )
     return model
 
 
@@ -269,10 +293,19 @@ def run_plain(args, row: str, precision: str, data, breakdown: bool):
     model = plain_model(args, row, precision)
     timer = epoch_timer(args.warmup)
     train, validation = data.train, data.validation
-    fit_args, fit_kwargs = ((train,), {}) if not isinstance(train, tuple) else (
-        train, {"batch_size": args.batch, "shuffle": True})
-    model.fit(*fit_args, **fit_kwargs, validation_data=validation,
-              epochs=args.warmup + args.epochs, callbacks=[timer], verbose=0)
+    fit_args, fit_kwargs = (
+        ((train,), {})
+        if not isinstance(train, tuple)
+        else (train, {"batch_size": args.batch, "shuffle": True})
+    )
+    model.fit(
+        *fit_args,
+        **fit_kwargs,
+        validation_data=validation,
+        epochs=args.warmup + args.epochs,
+        callbacks=[timer],
+        verbose=0,
+    )
     parts = step_breakdown(model, train, args) if breakdown else None
     keras.config.set_dtype_policy("float32")
     return timer, parts
@@ -289,8 +322,8 @@ def step_breakdown(model, train, args, repeats: int = 10) -> dict | None:
         return None
     x, y = train
     order = np.random.default_rng(SEED).permutation(len(x))
-    batches = [order[i * args.batch:(i + 1) * args.batch] for i in range(repeats)]
-    batches = [b for b in batches if len(b) == args.batch] or [order[:args.batch]]
+    batches = [order[i * args.batch : (i + 1) * args.batch] for i in range(repeats)]
+    batches = [b for b in batches if len(b) == args.batch] or [order[: args.batch]]
     start = time.perf_counter()
     for indices in batches:
         xb, yb = x[indices], y[indices]
@@ -315,9 +348,14 @@ def step_breakdown(model, train, args, repeats: int = 10) -> dict | None:
                 yield from resident
 
         timer = epoch_timer(warmup=1)
-        model.fit(resident_batches(), steps_per_epoch=len(resident), epochs=2, callbacks=[timer],
-                  verbose=0)
-        (begin, end), = timer.windows
+        model.fit(
+            resident_batches(),
+            steps_per_epoch=len(resident),
+            epochs=2,
+            callbacks=[timer],
+            verbose=0,
+        )
+        ((begin, end),) = timer.windows
         step = (end - begin) / len(batches) * 1e3
     return {"step": step, "gather": gather, "copy": copy}
 
@@ -363,8 +401,10 @@ def device_line() -> str:
         import jax
 
         device = jax.devices()[0]
-        return (f"Device: {device.device_kind} ({device.platform}, {jax.device_count()} "
-                f"device(s)); JAX {jax.__version__}, {versions}, backend jax")
+        return (
+            f"Device: {device.device_kind} ({device.platform}, {jax.device_count()} "
+            f"device(s)); JAX {jax.__version__}, {versions}, backend jax"
+        )
     return f"Device: Keras's default ({backend}); {versions}, backend {backend}"
 
 
@@ -391,22 +431,32 @@ def limit(fit_step: float, parts: dict) -> str:
 
 def report(args, results: list[dict], header: list[str], done: bool) -> str:
     """The markdown report: the settings, the table, the targets and the step breakdown."""
-    lines = [*header, "",
-             "| row | precision | framework img/s | plain img/s | ratio | GPU util framework "
-             "| GPU util plain |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        *header,
+        "",
+        "| row | precision | framework img/s | plain img/s | ratio | GPU util framework "
+        "| GPU util plain |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
-        lines.append(f"| {r['row']} | {r['precision']} | {r['framework']:.1f} | "
-                     f"{r['plain']:.1f} | {r['ratio']:.3f} | "
-                     f"{utilization_cell(r['util_framework'])} | "
-                     f"{utilization_cell(r['util_plain'])} |")
+        lines.append(
+            f"| {r['row']} | {r['precision']} | {r['framework']:.1f} | "
+            f"{r['plain']:.1f} | {r['ratio']:.3f} | "
+            f"{utilization_cell(r['util_framework'])} | "
+            f"{utilization_cell(r['util_plain'])} |"
+        )
     if not done:
         lines += ["", "(unfinished: the rows so far)"]
     lines.append("")
-    below = [f"{r['row']} {r['precision']} ({r['ratio']:.3f})" for r in results
-             if not r["ratio"] >= TARGET_RATIO]
-    lines.append(f"Target framework/plain >= {TARGET_RATIO} in every row: "
-                 + (f"missed in {', '.join(below)}" if below else "met"))
+    below = [
+        f"{r['row']} {r['precision']} ({r['ratio']:.3f})"
+        for r in results
+        if not r["ratio"] >= TARGET_RATIO
+    ]
+    lines.append(
+        f"Target framework/plain >= {TARGET_RATIO} in every row: "
+        + (f"missed in {', '.join(below)}" if below else "met")
+    )
     full_bf16 = [r for r in results if (r["row"], r["precision"]) == ("full", "mixed_bfloat16")]
     if full_bf16:
         util = [u for u in (full_bf16[0]["util_framework"], full_bf16[0]["util_plain"]) if u]
@@ -414,34 +464,49 @@ def report(args, results: list[dict], header: list[str], done: bool) -> str:
             verdict = "n/a (no nvidia-smi samples)"
         else:
             lowest = min(u[0] for u in util)
-            verdict = (f"{'met' if lowest >= TARGET_UTILIZATION else 'missed'} "
-                       f"(lowest {lowest:.0f}%)")
-        lines.append(f"Target whole network, mixed_bfloat16: GPU utilization >= "
-                     f"{TARGET_UTILIZATION:.0f}%: {verdict}")
+            verdict = (
+                f"{'met' if lowest >= TARGET_UTILIZATION else 'missed'} (lowest {lowest:.0f}%)"
+            )
+        lines.append(
+            f"Target whole network, mixed_bfloat16: GPU utilization >= "
+            f"{TARGET_UTILIZATION:.0f}%: {verdict}"
+        )
     same = [r for r in results if r["same_program"] is not None]
     if same:
         differ = [f"{r['row']} {r['precision']}" for r in same if not r["same_program"]]
-        lines.append("Same XLA train step on both sides (the second side found the first's in "
-                     "JAX's compilation cache): " + (
-                         f"in every row but {', '.join(differ)} (programs that differ before "
-                         "XLA's optimizations)" if differ else "in every row"))
+        lines.append(
+            "Same XLA train step on both sides (the second side found the first's in "
+            "JAX's compilation cache): "
+            + (
+                f"in every row but {', '.join(differ)} (programs that differ before "
+                "XLA's optimizations)"
+                if differ
+                else "in every row"
+            )
+        )
     if any(r["parts"] for r in results):
-        lines += ["", f"Where a step's time goes (plain Keras, ms per batch of {args.batch}): "
-                  "fit: a step of the timed epochs; device: a fit step on batches already on the "
-                  "device (fit's own Python work included); "
-                  "gather: a shuffled batch taken from the host arrays, as Keras's array adapter "
-                  "does each step; copy: that batch to the device. Gather and copy run on the "
-                  "host while the device computes the step before: the longer of the two sides "
-                  "limits a step.", "",
-                  "| row | precision | fit | device | gather | copy | limited by |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Where a step's time goes (plain Keras, ms per batch of {args.batch}): "
+            "fit: a step of the timed epochs; device: a fit step on batches already on the "
+            "device (fit's own Python work included); "
+            "gather: a shuffled batch taken from the host arrays, as Keras's array adapter "
+            "does each step; copy: that batch to the device. Gather and copy run on the "
+            "host while the device computes the step before: the longer of the two sides "
+            "limits a step.",
+            "",
+            "| row | precision | fit | device | gather | copy | limited by |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in results:
             p = r["parts"]
             if p:
                 fit_step = args.batch / r["plain"] * 1e3
-                lines.append(f"| {r['row']} | {r['precision']} | {fit_step:.1f} | "
-                             f"{ms(p['step'])} | {ms(p['gather'])} | {ms(p['copy'])} | "
-                             f"{limit(fit_step, p)} |")
+                lines.append(
+                    f"| {r['row']} | {r['precision']} | {fit_step:.1f} | "
+                    f"{ms(p['step'])} | {ms(p['gather'])} | {ms(p['copy'])} | "
+                    f"{limit(fit_step, p)} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -451,25 +516,49 @@ def parse_args(argv=None):
     parser.add_argument("--size", type=int, default=224, help="image side (default 224)")
     parser.add_argument("--batch", type=int, default=128, help="batch size (default 128)")
     parser.add_argument("--epochs", type=int, default=10, help="timed epochs (default 10)")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="epochs before the timed ones (compilation; default 1)")
-    parser.add_argument("--rows", default="head,full",
-                        help="comma-separated: head (frozen base), full (whole network)")
-    parser.add_argument("--precisions", default="float32,mixed_bfloat16",
-                        help=f"comma-separated, among {', '.join(PRECISIONS)}")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="runs of each side per row, taking turns at going first (default 2); "
-                        "a row's figures are the median over all their timed epochs")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="epochs before the timed ones (compilation; default 1)",
+    )
+    parser.add_argument(
+        "--rows",
+        default="head,full",
+        help="comma-separated: head (frozen base), full (whole network)",
+    )
+    parser.add_argument(
+        "--precisions",
+        default="float32,mixed_bfloat16",
+        help=f"comma-separated, among {', '.join(PRECISIONS)}",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="runs of each side per row, taking turns at going first (default 2); "
+        "a row's figures are the median over all their timed epochs",
+    )
     parser.add_argument("--steps-per-execution", type=int, default=1)
-    parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
-                        help="skip the step breakdown of the plain side")
-    parser.add_argument("--no-shared-compilations", dest="share_compilations",
-                        action="store_false",
-                        help="JAX: compile each side's programs itself, rather than loading the "
-                        "other side's from a compilation cache when they are the same")
+    parser.add_argument(
+        "--no-breakdown",
+        dest="breakdown",
+        action="store_false",
+        help="skip the step breakdown of the plain side",
+    )
+    parser.add_argument(
+        "--no-shared-compilations",
+        dest="share_compilations",
+        action="store_false",
+        help="JAX: compile each side's programs itself, rather than loading the "
+        "other side's from a compilation cache when they are the same",
+    )
     parser.add_argument("--out", type=Path, help="also write the report (markdown) here")
-    parser.add_argument("--quick", action="store_true",
-                        help="a CPU check: " + ", ".join(f"--{k} {v}" for k, v in QUICK.items()))
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a CPU check: " + ", ".join(f"--{k} {v}" for k, v in QUICK.items()),
+    )
     args = parser.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
@@ -478,14 +567,21 @@ def parse_args(argv=None):
     args.rows = [r for r in args.rows.split(",") if r]
     args.precisions = [p for p in args.precisions.split(",") if p]
     bad = [r for r in args.rows if r not in ROWS] + [
-        p for p in args.precisions if p not in PRECISIONS]
+        p for p in args.precisions if p not in PRECISIONS
+    ]
     if bad or not args.rows or not args.precisions:
-        parser.error(f"unknown row or precision {bad[0]!r}" if bad else
-                     "give at least one row and one precision")
+        parser.error(
+            f"unknown row or precision {bad[0]!r}"
+            if bad
+            else "give at least one row and one precision"
+        )
     if min(args.images, args.batch, args.epochs, args.rounds, args.steps_per_execution) < 1 or (
-            args.warmup < 1 or args.size < 32):
-        parser.error("--images, --batch, --epochs, --rounds, --warmup and --steps-per-execution "
-                     "must be at least 1, --size at least 32 (MobileNetV2's smallest)")
+        args.warmup < 1 or args.size < 32
+    ):
+        parser.error(
+            "--images, --batch, --epochs, --rounds, --warmup and --steps-per-execution "
+            "must be at least 1, --size at least 32 (MobileNetV2's smallest)"
+        )
     return args
 
 
@@ -536,8 +632,9 @@ def measure(args, workdir: Path, cache: Path | None, sampler: GpuUtilization, lo
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     pairs = [(row, precision) for row in args.rows for precision in args.precisions]
-    runs = {pair: {"framework": [], "plain": [], "parts": None, "same_program": None}
-            for pair in pairs}
+    runs = {
+        pair: {"framework": [], "plain": [], "parts": None, "same_program": None} for pair in pairs
+    }
     for round_ in range(args.rounds):
         for number, (row, precision) in enumerate(pairs):
             pair, cached = runs[(row, precision)], []
@@ -547,16 +644,20 @@ def measure(args, workdir: Path, cache: Path | None, sampler: GpuUtilization, lo
             for side in (first, "plain" if first == "framework" else "framework"):
                 cached.append(train_steps_cached(cache))
                 if side == "framework":
-                    timer = run_framework(args, row, precision,
-                                          workdir / f"{round_}-{number}-{row}-{precision}")
+                    timer = run_framework(
+                        args, row, precision, workdir / f"{round_}-{number}-{row}-{precision}"
+                    )
                 else:
-                    timer, parts = run_plain(args, row, precision, data,
-                                             breakdown=args.breakdown and round_ == 0)
+                    timer, parts = run_plain(
+                        args, row, precision, data, breakdown=args.breakdown and round_ == 0
+                    )
                     pair["parts"] = pair["parts"] or parts
                 pair[side] += timer.windows
                 each = ", ".join(f"{t:.0f}" for t in epoch_throughputs(timer.windows, images))
-                log(f"round {round_ + 1}: {row} {precision} {side}: "
-                    f"{throughput(timer.windows, images):.1f} images/s (epochs: {each})")
+                log(
+                    f"round {round_ + 1}: {row} {precision} {side}: "
+                    f"{throughput(timer.windows, images):.1f} images/s (epochs: {each})"
+                )
             cached.append(train_steps_cached(cache))
             if round_ == 0 and cache:
                 # The second side compiled nothing new: it ran the program the first compiled.
@@ -575,13 +676,19 @@ def summarize(runs: dict, images: int, sampler: GpuUtilization) -> list[dict]:
             continue
         framework = throughput(pair["framework"], images)
         plain = throughput(pair["plain"], images)
-        results.append({
-            "row": row, "precision": precision, "framework": framework, "plain": plain,
-            "ratio": framework / plain, "parts": pair["parts"],
-            "util_framework": sampler.mean(pair["framework"]),
-            "util_plain": sampler.mean(pair["plain"]),
-            "same_program": pair["same_program"],
-        })
+        results.append(
+            {
+                "row": row,
+                "precision": precision,
+                "framework": framework,
+                "plain": plain,
+                "ratio": framework / plain,
+                "parts": pair["parts"],
+                "util_framework": sampler.mean(pair["framework"]),
+                "util_plain": sampler.mean(pair["plain"]),
+                "same_program": pair["same_program"],
+            }
+        )
     return results
 
 

@@ -35,7 +35,7 @@ def python_loop_batches(paths, labels, size, batch_size):
     """Batches of ``(images, labels)`` read one file at a time, as flow_from_directory did."""
     height, width = size
     for start in range(0, len(paths), batch_size):
-        chunk = paths[start:start + batch_size]
+        chunk = paths[start : start + batch_size]
         batch = np.zeros((len(chunk), height, width, 3), dtype=np.float32)
         for i, path in enumerate(chunk):
             with Image.open(path) as image:
@@ -43,7 +43,7 @@ def python_loop_batches(paths, labels, size, batch_size):
                 if image.size != (width, height):
                     image = image.resize((width, height), Image.Resampling.NEAREST)
                 batch[i] = np.asarray(image, dtype=np.float32)
-        yield batch, np.asarray(labels[start:start + batch_size])
+        yield batch, np.asarray(labels[start : start + batch_size])
 
 
 def best_rates(loaders: dict, passes: int) -> dict:
@@ -76,18 +76,32 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         # Two classes, every image in train/ but the few validation/ needs.
-        write_shapes_tree(tmp, num_classes=2, samples_per_class=args.images // 2, image_size=size,
-                          validation_split=0.01, test_split=0.0, image_format="jpg")
-        print(f"wrote {args.images} jpg images of {args.size}x{args.size} to {tmp} "
-              f"in {time.perf_counter() - start:.1f} s")
+        write_shapes_tree(
+            tmp,
+            num_classes=2,
+            samples_per_class=args.images // 2,
+            image_size=size,
+            validation_split=0.01,
+            test_split=0.0,
+            image_format="jpg",
+        )
+        print(
+            f"wrote {args.images} jpg images of {args.size}x{args.size} to {tmp} "
+            f"in {time.perf_counter() - start:.1f} s"
+        )
 
         context = DataContext(seed=0, batch_size=args.batch_size)
         pipelines = {}
         for name, cache in (("image_folder", None), ("image_folder, cached", "memory")):
-            cfg = OmegaConf.structured(ImageFolderConfig(
-                path=tmp, target_size=list(size), batch_size=args.batch_size, shuffle=False,
-                cache=cache,
-            ))
+            cfg = OmegaConf.structured(
+                ImageFolderConfig(
+                    path=tmp,
+                    target_size=list(size),
+                    batch_size=args.batch_size,
+                    shuffle=False,
+                    cache=cache,
+                )
+            )
             data = build_image_folder(cfg, context)
             pipelines[name] = (data.train, data.validation)
         paths = sorted(Path(tmp).glob("*/*/*.jpg"))
@@ -109,8 +123,11 @@ def main(argv=None):
     # decodes and the others read memory, while flow_from_directory decoded every epoch.
     epochs = 10
     training = epochs / (1 / rates["image_folder"] + (epochs - 1) / rates["image_folder, cached"])
-    print(f"over {epochs} epochs, default cache (from the rates above): {training:8.0f} images/s "
-          f"{training / rates['python loop']:5.2f}x the python loop")
+    print(
+        f"over {epochs} epochs, default cache (from the rates above): {training:8.0f} images/s "
+        f"{training / rates['python loop']:5.2f}x the python loop"
+    )
+
 
 if __name__ == "__main__":
     main()

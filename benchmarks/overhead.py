@@ -53,13 +53,20 @@ FRAMEWORK = [sys.executable, "-m", "framework"]
 # name: (framework command, plain Keras command or None, the target: a ratio or seconds)
 CASES = {
     "default": (FRAMEWORK, [sys.executable, str(PLAIN), "digits"], 1.03),
-    "iris_binary": ([*FRAMEWORK, "experiment=iris_binary"],
-                    [sys.executable, str(PLAIN), "iris_binary"], 1.05),
+    "iris_binary": (
+        [*FRAMEWORK, "experiment=iris_binary"],
+        [sys.executable, str(PLAIN), "iris_binary"],
+        1.05,
+    ),
     "help": ([*FRAMEWORK, "--help"], None, 1.0),
     "cfg_job": ([*FRAMEWORK, "--cfg", "job"], None, 1.0),
 }
-LABELS = {"default": "default run", "iris_binary": "experiment=iris_binary",
-          "help": "--help", "cfg_job": "--cfg job"}
+LABELS = {
+    "default": "default run",
+    "iris_binary": "experiment=iris_binary",
+    "help": "--help",
+    "cfg_job": "--cfg job",
+}
 
 
 def timed(command: list[str], workdir: Path, clock_fit: bool = False) -> tuple:
@@ -85,13 +92,15 @@ def timed(command: list[str], workdir: Path, clock_fit: bool = False) -> tuple:
         env["FIT_CLOCK_FILE"] = str(fit_file)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n"
-                           f"{done.stderr[-2000:]}")
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}"
+        )
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return elapsed, cpu, float(fit_file.read_text()) if clock_fit else None
 
@@ -115,29 +124,35 @@ def measure(cases: list[str], repeats: int, root: Path) -> dict[str, dict[str, l
 
 def table(times: dict) -> str:
     """The medians, ratios and targets, as the README shows them."""
-    lines = [f"{'':<23} {'wall time':^38}  {'CPU time':^24}",
-             f"{'command':<23} {'framework':>9} {'plain':>7} {'ratio':>6} {'(pairs)':>13}  "
-             f"{'framework':>9} {'plain':>7} {'ratio':>6}  target", "-" * 96]
+    lines = [
+        f"{'':<23} {'wall time':^38}  {'CPU time':^24}",
+        f"{'command':<23} {'framework':>9} {'plain':>7} {'ratio':>6} {'(pairs)':>13}  "
+        f"{'framework':>9} {'plain':>7} {'ratio':>6}  target",
+        "-" * 96,
+    ]
     for case, runs in times.items():
         wall, cpu = (statistics.median(t[i] for t in runs["framework"]) for i in (0, 1))
         target = CASES[case][2]
         if runs["plain"]:
-            plain_wall, plain_cpu = (statistics.median(t[i] for t in runs["plain"])
-                                     for i in (0, 1))
+            plain_wall, plain_cpu = (statistics.median(t[i] for t in runs["plain"]) for i in (0, 1))
             ratio = wall / plain_wall
             # Each repeat's framework run over the plain run beside it: how much the machine's
             # own ups and downs move a single comparison.
             pairs = [f[0] / p[0] for f, p in zip(runs["framework"], runs["plain"])]
             spread = f"{min(pairs):.2f}-{max(pairs):.2f}"
             verdict = "ok" if ratio <= target else "over"
-            lines.append(f"{LABELS[case]:<23} {wall:>8.2f}s {plain_wall:>6.2f}s {ratio:>6.3f} "
-                         f"{spread:>13}  {cpu:>8.2f}s {plain_cpu:>6.2f}s {cpu / plain_cpu:>6.3f}  "
-                         f"<= {target:.2f} ({verdict})")
+            lines.append(
+                f"{LABELS[case]:<23} {wall:>8.2f}s {plain_wall:>6.2f}s {ratio:>6.3f} "
+                f"{spread:>13}  {cpu:>8.2f}s {plain_cpu:>6.2f}s {cpu / plain_cpu:>6.3f}  "
+                f"<= {target:.2f} ({verdict})"
+            )
             lines.append(outside_fit_row(runs, plain_wall, target))
         else:
             verdict = "ok" if wall < target else "over"
-            lines.append(f"{LABELS[case]:<23} {wall:>8.2f}s {'':>7} {'':>6} {'':>13}  "
-                         f"{cpu:>8.2f}s {'':>7} {'':>6}  < {target:.1f} s ({verdict})")
+            lines.append(
+                f"{LABELS[case]:<23} {wall:>8.2f}s {'':>7} {'':>6} {'':>13}  "
+                f"{cpu:>8.2f}s {'':>7} {'':>6}  < {target:.1f} s ({verdict})"
+            )
     return "\n".join(lines)
 
 
@@ -151,29 +166,40 @@ def outside_fit_row(runs: dict, plain_wall: float, target: float) -> str:
     ratio = (plain_wall + extra) / plain_wall
     verdict = "ok" if ratio <= target else "over"
     framework, plain = (statistics.median(outside[kind]) for kind in ("framework", "plain"))
-    return (f"{'  outside model.fit':<23} {framework:>8.2f}s {plain:>6.2f}s {ratio:>6.3f} "
-            f"{f'{extra:+.2f} s':>13}  {'':>9} {'':>7} {'':>6}  <= {target:.2f} ({verdict})")
+    return (
+        f"{'  outside model.fit':<23} {framework:>8.2f}s {plain:>6.2f}s {ratio:>6.3f} "
+        f"{f'{extra:+.2f} s':>13}  {'':>9} {'':>7} {'':>6}  <= {target:.2f} ({verdict})"
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="runs of each command, interleaved; the median counts (default 5; "
-                        "1 for a quick look)")
-    parser.add_argument("--cases", default=",".join(CASES),
-                        help=f"comma-separated, among {', '.join(CASES)} (default: all)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="runs of each command, interleaved; the median counts (default 5; 1 for a quick look)",
+    )
+    parser.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help=f"comma-separated, among {', '.join(CASES)} (default: all)",
+    )
     args = parser.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
     unknown = [c for c in cases if c not in CASES]
     if unknown or not cases or args.repeats < 1:
-        parser.error(f"unknown case {unknown[0]!r}" if unknown else
-                     "give at least one case and one repeat")
+        parser.error(
+            f"unknown case {unknown[0]!r}" if unknown else "give at least one case and one repeat"
+        )
     start_load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         times = measure(cases, args.repeats, Path(tmp))
-    print(f"Median of {args.repeats} interleaved run(s) each, whole process (start-up "
-          f"included), {os.cpu_count()} CPUs, load average {start_load:.2f} at the start, "
-          f"{os.getloadavg()[0]:.2f} at the end")
+    print(
+        f"Median of {args.repeats} interleaved run(s) each, whole process (start-up "
+        f"included), {os.cpu_count()} CPUs, load average {start_load:.2f} at the start, "
+        f"{os.getloadavg()[0]:.2f} at the end"
+    )
     print(table(times))
 
 

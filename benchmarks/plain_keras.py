@@ -33,10 +33,12 @@ def digits():
     # 8x8 digits at 0..16 as 3-channel 0..255 images; 60/20/20 stratified splits (seed 42).
     x = np.repeat(data.images[..., None] * (255.0 / 16.0), 3, axis=-1).astype(np.float32)
     y = data.target
-    x_train, x_rest, y_train, y_rest = train_test_split(x, y, test_size=0.4, random_state=SEED,
-                                                        stratify=y)
-    x_val, x_test, y_val, y_test = train_test_split(x_rest, y_rest, test_size=0.5,
-                                                    random_state=SEED, stratify=y_rest)
+    x_train, x_rest, y_train, y_rest = train_test_split(
+        x, y, test_size=0.4, random_state=SEED, stratify=y
+    )
+    x_val, x_test, y_val, y_test = train_test_split(
+        x_rest, y_rest, test_size=0.5, random_state=SEED, stratify=y_rest
+    )
 
     def pipeline(images, labels, shuffle):
         # Batches upsampled to 32x32 (bilinear) as they are served; the training split
@@ -44,28 +46,35 @@ def digits():
         ds = tf.data.Dataset.from_tensor_slices((images, labels))
         if shuffle:
             ds = ds.shuffle(len(labels), seed=SEED, reshuffle_each_iteration=True)
-        ds = ds.batch(32).map(lambda x, y: (tf.image.resize(tf.cast(x, tf.float32), (32, 32)), y),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.batch(32).map(
+            lambda x, y: (tf.image.resize(tf.cast(x, tf.float32), (32, 32)), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         return ds.prefetch(tf.data.AUTOTUNE)
 
     train = pipeline(x_train, y_train, shuffle=True)
     val, test = pipeline(x_val, y_val, False), pipeline(x_test, y_test, False)
-    model = keras.Sequential([
-        keras.Input(shape=(32, 32, 3)),
-        keras.layers.Rescaling(1.0 / 255),
-        keras.layers.Conv2D(32, 3, activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(64, 3, activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(128, 3, activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Flatten(),
-        keras.layers.Dense(512, activation="relu"),
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(32, 32, 3)),
+            keras.layers.Rescaling(1.0 / 255),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(64, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(128, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(512, activation="relu"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     model.fit(train, validation_data=val, epochs=15, verbose=2)
     loss, accuracy = model.evaluate(test, verbose=0)
     print(f"Test: loss {loss:.4f}  accuracy {accuracy:.4f}")
@@ -86,23 +95,30 @@ def iris_binary():
     keras.utils.set_random_seed(SEED)
     iris = load_iris()
     x, y = iris.data, (iris.target == 0).astype(int)
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.2, random_state=42,
-                                                      stratify=y)
-    x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=0.2,
-                                                      random_state=42, stratify=y_rest)
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        x, y, test_size=0.2, random_state=42, stratify=y
+    )
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=0.2, random_state=42, stratify=y_rest
+    )
     scaler = StandardScaler().fit(x_train)
-    x_train, x_val, x_test = (scaler.transform(a).astype(np.float32)
-                              for a in (x_train, x_val, x_test))
-    model = keras.Sequential([
-        keras.Input(shape=(4,)),
-        keras.layers.Dense(8, activation="relu"),
-        keras.layers.Dense(4, activation="relu"),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3),
-                  loss="binary_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=50, batch_size=10,
-              verbose=2)
+    x_train, x_val, x_test = (
+        scaler.transform(a).astype(np.float32) for a in (x_train, x_val, x_test)
+    )
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(4,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(4, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=50, batch_size=10, verbose=2)
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=10, verbose=0)
     print(f"Test: loss {loss:.4f}  accuracy {accuracy:.4f}")
     model.save("model.keras")

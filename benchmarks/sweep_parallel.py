@@ -20,14 +20,18 @@ from sweep_timing import time_sweep
 
 def sweep(workdir: Path, args, workers: int) -> float:
     """Runs the 4-job sweep in ``workdir``; returns its wall time in seconds."""
-    launcher = (["hydra/launcher=joblib", f"hydra.launcher.n_jobs={workers}"]
-                if workers > 1 else [])
-    return time_sweep(workdir, [
-        *launcher,
-        "experiment=cnn_shapes", "dataset.samples_per_class=200",
-        "backbone.filters=[16,32,64],[32,64,128],[16,32],[32,64]",
-        f"trainer.epochs={args.epochs}", "trainer.verbose=0",
-    ])
+    launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={workers}"] if workers > 1 else []
+    return time_sweep(
+        workdir,
+        [
+            *launcher,
+            "experiment=cnn_shapes",
+            "dataset.samples_per_class=200",
+            "backbone.filters=[16,32,64],[32,64,128],[16,32],[32,64]",
+            f"trainer.epochs={args.epochs}",
+            "trainer.verbose=0",
+        ],
+    )
 
 
 def main():

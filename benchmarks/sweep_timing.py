@@ -12,8 +12,14 @@ def time_sweep(workdir: Path, overrides: list[str]) -> float:
     Returns:
         The wall time in seconds, start-up included.
     """
-    command = [sys.executable, "-m", "framework", "-m", *overrides,
-               f"hydra.sweep.dir={workdir / 'sweep'}"]
+    command = [
+        sys.executable,
+        "-m",
+        "framework",
+        "-m",
+        *overrides,
+        f"hydra.sweep.dir={workdir / 'sweep'}",
+    ]
     start = time.perf_counter()
     subprocess.run(command, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start

@@ -55,10 +55,15 @@ def regression_row(name: str, overrides: list[str], run_dir: Path) -> dict:
     metrics, data = framework_run(overrides, run_dir)
     (x_train, y_train), (x_test, y_test) = data.train, data.test
     predicted = LinearRegression().fit(x_train, y_train).predict(x_test)
-    return {"experiment": name, "framework": metrics["test"], "baseline": {
-        "mae": mean_absolute_error(y_test, predicted),
-        "rmse": float(np.sqrt(mean_squared_error(y_test, predicted))),
-        "r2": r2_score(y_test, predicted)}}
+    return {
+        "experiment": name,
+        "framework": metrics["test"],
+        "baseline": {
+            "mae": mean_absolute_error(y_test, predicted),
+            "rmse": float(np.sqrt(mean_squared_error(y_test, predicted))),
+            "r2": r2_score(y_test, predicted),
+        },
+    }
 
 
 def multilabel_row(overrides: list[str], run_dir: Path) -> dict:
@@ -67,10 +72,18 @@ def multilabel_row(overrides: list[str], run_dir: Path) -> dict:
 
     metrics, data = framework_run(overrides, run_dir)
     (x_train, y_train), (x_test, y_test) = data.train, data.test
-    predicted = np.stack([LogisticRegression().fit(x_train, y_train[:, i]).predict(x_test)
-                          for i in range(y_train.shape[1])], axis=1)
-    return {"experiment": "multilabel_csv", "framework": metrics["test"],
-            "baseline": {"macro_f1": f1_score(y_test, predicted, average="macro")}}
+    predicted = np.stack(
+        [
+            LogisticRegression().fit(x_train, y_train[:, i]).predict(x_test)
+            for i in range(y_train.shape[1])
+        ],
+        axis=1,
+    )
+    return {
+        "experiment": "multilabel_csv",
+        "framework": metrics["test"],
+        "baseline": {"macro_f1": f1_score(y_test, predicted, average="macro")},
+    }
 
 
 def main():
@@ -81,8 +94,10 @@ def main():
         tmp = Path(tmp)
         houses = write_sample("houses", tmp / "houses.csv")
         tags = write_sample("tags", tmp / "tags.csv")
-        print("experiment           seed  framework (test)                      "
-              "baseline (test)                       ratio")
+        print(
+            "experiment           seed  framework (test)                      "
+            "baseline (test)                       ratio"
+        )
         for seed in args.seeds:
             for name, overrides in (
                 ("diabetes_regression", ["experiment=diabetes_regression"]),
@@ -90,16 +105,24 @@ def main():
             ):
                 row = regression_row(name, [*overrides, f"seed={seed}"], tmp / f"{name}-{seed}")
                 ours, base = row["framework"], row["baseline"]
-                print(f"{name:<20} {seed:>4}  MAE {ours['mae']:8.3f} RMSE {ours['rmse']:8.3f} "
-                      f"R² {ours['r2']:.3f}  MAE {base['mae']:8.3f} RMSE {base['rmse']:8.3f} "
-                      f"R² {base['r2']:.3f}  MAE {ours['mae'] / base['mae']:.3f}")
-            row = multilabel_row(["experiment=multilabel_csv", f"dataset.path={tags}",
-                                  f"seed={seed}"], tmp / f"multilabel-{seed}")
+                print(
+                    f"{name:<20} {seed:>4}  MAE {ours['mae']:8.3f} RMSE {ours['rmse']:8.3f} "
+                    f"R² {ours['r2']:.3f}  MAE {base['mae']:8.3f} RMSE {base['rmse']:8.3f} "
+                    f"R² {base['r2']:.3f}  MAE {ours['mae'] / base['mae']:.3f}"
+                )
+            row = multilabel_row(
+                ["experiment=multilabel_csv", f"dataset.path={tags}", f"seed={seed}"],
+                tmp / f"multilabel-{seed}",
+            )
             ours, base = row["framework"]["macro_f1"], row["baseline"]["macro_f1"]
-            print(f"{'multilabel_csv':<20} {seed:>4}  macro F1 {ours:.4f}{'':<28}"
-                  f"macro F1 {base:.4f}{'':<28}F1 {ours / base:.3f}")
-    print("baselines: scikit-learn LinearRegression; one LogisticRegression per label; fitted on "
-          "the run's training split")
+            print(
+                f"{'multilabel_csv':<20} {seed:>4}  macro F1 {ours:.4f}{'':<28}"
+                f"macro F1 {base:.4f}{'':<28}F1 {ours / base:.3f}"
+            )
+    print(
+        "baselines: scikit-learn LinearRegression; one LogisticRegression per label; fitted on "
+        "the run's training split"
+    )
 
 
 if __name__ == "__main__":

@@ -58,10 +58,15 @@ def main():
 
     tuning.Search.run_trial = measured_trial
     with tempfile.TemporaryDirectory() as tmp:
-        base = ["experiment=tune_mobilenetv2_head", "dataset=shapes",
-                f"dataset.samples_per_class={args.samples_per_class}", "backbone.weights=null",
-                f"backbone.input_size=[{args.size},{args.size}]", "trainer.verbose=0",
-                f"tuner.max_trials={args.trials}"]
+        base = [
+            "experiment=tune_mobilenetv2_head",
+            "dataset=shapes",
+            f"dataset.samples_per_class={args.samples_per_class}",
+            "backbone.weights=null",
+            f"backbone.input_size=[{args.size},{args.size}]",
+            "trainer.verbose=0",
+            f"tuner.max_trials={args.trials}",
+        ]
         start = time.perf_counter()
         train(compose([*base, "trainer.feature_cache.enabled=false"]), Path(tmp) / "uncached")
         uncached = time.perf_counter() - start
@@ -73,16 +78,21 @@ def main():
         start = time.perf_counter()
         tuning.tune(search_cfg, Path(tmp) / "search")
         search = time.perf_counter() - start
-    print(f"\nHead search over a frozen MobileNetV2 at {args.size}x{args.size}, "
-          f"{3 * args.samples_per_class} shapes images, 10 epochs per trial")
+    print(
+        f"\nHead search over a frozen MobileNetV2 at {args.size}x{args.size}, "
+        f"{3 * args.samples_per_class} shapes images, 10 epochs per trial"
+    )
     print(f"  one run, through the frozen base each epoch: {uncached:7.1f} s")
     print(f"  one run, on its features extracted once:     {plain:7.1f} s")
     print(f"  {args.trials}-trial search + best retrained:        {search:7.1f} s")
     print(f"  search / run through the base: {search / uncached:.2f}x (target: at most 2x)")
     print(f"  search / run on cached features: {search / plain:.2f}x")
-    print("  memory after trials 1, 2, 4, ...: " + ", ".join(
-        f"{memory[i - 1]:.0f}" for i in (1, 2, 4, 8, 16, 32) if i <= len(memory)) + " MB"
-          f"; trial 2 to last: {memory[-1] - memory[1]:+.0f} MB")
+    print(
+        "  memory after trials 1, 2, 4, ...: "
+        + ", ".join(f"{memory[i - 1]:.0f}" for i in (1, 2, 4, 8, 16, 32) if i <= len(memory))
+        + " MB"
+        f"; trial 2 to last: {memory[-1] - memory[1]:+.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,16 @@ import tempfile
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-TABULAR = ["iris_binary", "iris_deep", "iris_tanh", "iris_multiclass", "iris_dropout", "wine",
-           "wine_dropout_l2", "wine_callbacks"]
+TABULAR = [
+    "iris_binary",
+    "iris_deep",
+    "iris_tanh",
+    "iris_multiclass",
+    "iris_dropout",
+    "wine",
+    "wine_dropout_l2",
+    "wine_callbacks",
+]
 
 
 class Session:
@@ -30,17 +38,29 @@ class Session:
     def __init__(self, workdir: Path):
         self.workdir = workdir
         bindir = str(Path(sys.executable).parent)
-        self.env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
-                    "FRAMEWORK_DISABLE_PLUGIN_AUTOLOAD": "1", "COLUMNS": "100"}
+        self.env = {
+            **os.environ,
+            "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+            "FRAMEWORK_DISABLE_PLUGIN_AUTOLOAD": "1",
+            "COLUMNS": "100",
+        }
 
     def run(self, command: str, expect: int = 0) -> str:
         """Runs ``command``; returns its stdout and stderr."""
         print(f"$ {command}", file=sys.stderr, flush=True)
-        result = subprocess.run(command, shell=True, cwd=self.workdir, env=self.env,
-                                capture_output=True, text=True, executable="/bin/bash")
+        result = subprocess.run(
+            command,
+            shell=True,
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            executable="/bin/bash",
+        )
         if result.returncode != expect:
-            sys.exit(f"{command!r} exited {result.returncode}, not {expect}:\n"
-                     f"{result.stderr[-3000:]}")
+            sys.exit(
+                f"{command!r} exited {result.returncode}, not {expect}:\n{result.stderr[-3000:]}"
+            )
         return result.stdout, result.stderr
 
     def metrics(self, run_dir: str) -> dict:
@@ -79,8 +99,10 @@ def machine() -> str:
     import keras
     import tensorflow as tf
 
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()}, Python "
-            f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()}, Python "
+        f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    )
 
 
 def collect(s: Session) -> tuple[dict, dict]:
@@ -101,27 +123,40 @@ def collect(s: Session) -> tuple[dict, dict]:
 
     command = "python -m framework dataset=wine trainer.verbose=0"
     stdout, _ = s.run(command)
-    outs["auto_parts"] = transcript(command, [*stdout.splitlines()[:2], "...",
-                                              *report_lines(stdout)[:2]])
+    outs["auto_parts"] = transcript(
+        command, [*stdout.splitlines()[:2], "...", *report_lines(stdout)[:2]]
+    )
     generate = "python -m framework_plugins.sample_csv houses houses.csv"
     generated, _ = s.run(generate)
-    command = "python -m framework dataset=csv dataset.path=houses.csv dataset.target=price " \
-              "trainer.verbose=0"
+    command = (
+        "python -m framework dataset=csv dataset.path=houses.csv dataset.target=price "
+        "trainer.verbose=0"
+    )
     stdout, _ = s.run(command)
-    outs["regression_csv"] = "\n".join([transcript(generate, generated.splitlines()),
-                                        transcript(command, stdout.rstrip().splitlines())])
+    outs["regression_csv"] = "\n".join(
+        [
+            transcript(generate, generated.splitlines()),
+            transcript(command, stdout.rstrip().splitlines()),
+        ]
+    )
     fit_errors = []
-    for command in ("python -m framework head=dense",
-                    "python -m framework experiment=wine backbone=simple_cnn"):
+    for command in (
+        "python -m framework head=dense",
+        "python -m framework experiment=wine backbone=simple_cnn",
+    ):
         fit_errors.append(transcript(command, as_shown(*s.run(command, expect=2))))
     outs["fit_errors"] = "\n".join(fit_errors)
 
-    command = ("python -m framework_plugins.shapes pets --num-classes 2 --samples-per-class 300 "
-               "--image-size 64")
+    command = (
+        "python -m framework_plugins.shapes pets --num-classes 2 --samples-per-class 300 "
+        "--image-size 64"
+    )
     stdout, _ = s.run(command)
     tree = transcript(command, stdout.strip().splitlines())
-    command = ("python -m framework experiment=cnn_binary dataset.path=pets "
-               "backbone.input_size=[64,64] hydra.run.dir=pets_run")
+    command = (
+        "python -m framework experiment=cnn_binary dataset.path=pets "
+        "backbone.input_size=[64,64] hydra.run.dir=pets_run"
+    )
     stdout, _ = s.run(command)
     outs["cnn_binary"] = "\n".join([tree, transcript(command, ["...", *report_lines(stdout)])])
     figs["cnn_binary.test"] = f"{s.metrics('pets_run')['test']['accuracy']:.4f}"
@@ -146,40 +181,53 @@ def collect(s: Session) -> tuple[dict, dict]:
         blocks.append(transcript(command, stdout.strip().splitlines()))
     outs["export"] = "\n".join(blocks)
 
-    command = ("python -m framework -m experiment=iris_binary trainer.verbose=0 "
-               "'backbone.units=[8,4],[16,8]' optimizer=adam,sgd hydra.sweep.dir=sweep")
+    command = (
+        "python -m framework -m experiment=iris_binary trainer.verbose=0 "
+        "'backbone.units=[8,4],[16,8]' optimizer=adam,sgd hydra.sweep.dir=sweep"
+    )
     stdout, _ = s.run(command)
     lines = stdout.strip().splitlines()
-    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Sweep:")):]
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Sweep:")) :]
     head, _ = s.run("head -2 sweep/summary.csv")
-    outs["sweep"] = "\n".join([transcript(command, ["...", *table]),
-                               transcript("head -2 sweep/summary.csv", head.strip().splitlines())])
+    outs["sweep"] = "\n".join(
+        [
+            transcript(command, ["...", *table]),
+            transcript("head -2 sweep/summary.csv", head.strip().splitlines()),
+        ]
+    )
 
-    command = ("python -m framework -m hydra/launcher=joblib hydra.launcher.n_jobs=2 "
-               "experiment=iris_binary trainer.verbose=0 backbone.activation=relu,tanh,sigmoid "
-               "hydra.sweep.dir=parallel")
+    command = (
+        "python -m framework -m hydra/launcher=joblib hydra.launcher.n_jobs=2 "
+        "experiment=iris_binary trainer.verbose=0 backbone.activation=relu,tanh,sigmoid "
+        "hydra.sweep.dir=parallel"
+    )
     stdout, _ = s.run(command)
     lines = stdout.strip().splitlines()
     notes = [line for line in lines if line.startswith("note:")]
-    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Sweep:")):]
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Sweep:")) :]
     outs["parallel_sweep"] = transcript(command, [*notes, "...", *table])
 
-    command = ("python -m framework experiment=tune_wine_random trainer.verbose=0 "
-               "hydra.run.dir=tuned")
+    command = (
+        "python -m framework experiment=tune_wine_random trainer.verbose=0 hydra.run.dir=tuned"
+    )
     stdout, _ = s.run(command)
     outs["tune"] = transcript(command, stdout.strip().splitlines())
     figs["tune_wine_random.test"] = f"{s.metrics('tuned')['test']['accuracy']:.4f}"
     command = "tail -3 tuned/best_overrides.yaml"
     outs["tune_best"] = transcript(command, s.run(command)[0].strip().splitlines())
-    s.run("python -m framework experiment=tune_wine_hyperband trainer.verbose=0 "
-          "hydra.run.dir=hyperband")
+    s.run(
+        "python -m framework experiment=tune_wine_hyperband trainer.verbose=0 "
+        "hydra.run.dir=hyperband"
+    )
     figs["tune_wine_hyperband.test"] = f"{s.metrics('hyperband')['test']['accuracy']:.4f}"
 
-    command = ("python -m framework -m experiment=search_wine_optuna hydra.sweeper.n_trials=6 "
-               "trainer.verbose=0")
+    command = (
+        "python -m framework -m experiment=search_wine_optuna hydra.sweeper.n_trials=6 "
+        "trainer.verbose=0"
+    )
     stdout, _ = s.run(command)
     lines = stdout.strip().splitlines()
-    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Sweep:")):]
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Sweep:")) :]
     best = [line for line in lines if "[HYDRA] Best" in line]  # as printed, its prefix too
     outs["optuna"] = transcript(command, ["...", *best, *table])
 
@@ -211,8 +259,9 @@ def collect_errors(s: Session) -> dict:
     command = r"printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n' > flowers.csv"
     s.run(command)
     blocks = [transcript(command, [])]
-    command = ("python -m framework experiment=iris_binary trainer.verbose=0 "
-               "hydra.run.dir=outputs/first")
+    command = (
+        "python -m framework experiment=iris_binary trainer.verbose=0 hydra.run.dir=outputs/first"
+    )
     stdout, _ = s.run(command)
     blocks.append(transcript(command, [*report_lines(stdout)[:1], "..."]))
     for command in ERROR_COMMANDS:
@@ -223,6 +272,7 @@ def collect_errors(s: Session) -> dict:
 
 def rewrite(text: str, figs: dict, outs: dict, partial: bool = False) -> str:
     """README text with every marked value and block replaced; unknown keys are an error."""
+
     def value(match):
         key = match.group(1)
         if key not in figs:
@@ -246,10 +296,12 @@ def rewrite(text: str, figs: dict, outs: dict, partial: bool = False) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="print the changes, write nothing")
-    parser.add_argument("--workdir", type=Path,
-                        help="scratch folder (default: a new temporary one)")
-    parser.add_argument("--errors-only", action="store_true",
-                        help="regenerate the Errors section alone (a minute)")
+    parser.add_argument(
+        "--workdir", type=Path, help="scratch folder (default: a new temporary one)"
+    )
+    parser.add_argument(
+        "--errors-only", action="store_true", help="regenerate the Errors section alone (a minute)"
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="figures-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -262,8 +314,11 @@ def main():
     if args.check:
         import difflib
 
-        sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                                   "README.md", "README.md (regenerated)"))
+        sys.stdout.writelines(
+            difflib.unified_diff(
+                old.splitlines(True), new.splitlines(True), "README.md", "README.md (regenerated)"
+            )
+        )
     elif new != old:
         README.write_text(new)
         print(f"rewrote {README.name} (runs in {workdir})")

@@ -59,8 +59,7 @@ def run(cfg: DictConfig) -> float:
         else:
             from framework.train import train
 
-            hparams = (_varied_settings(hydra_cfg) if hydra_cfg.mode == RunMode.MULTIRUN
-                       else None)
+            hparams = _varied_settings(hydra_cfg) if hydra_cfg.mode == RunMode.MULTIRUN else None
             result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint, hparams)
     except (UserError, OmegaConfBaseException, OSError) as e:
         stopped = stop_behind(e)
@@ -79,8 +78,7 @@ def run(cfg: DictConfig) -> float:
         # another process runs in is not this job's to mark.
         if not (job_dir / FAILED).exists() and not isinstance(e, DirectoryTaken):
             mark_failed(job_dir, failure(e))
-        print(f"error: job {hydra_cfg.job.num} failed: {one_line(e)}", file=sys.stderr,
-              flush=True)
+        print(f"error: job {hydra_cfg.job.num} failed: {one_line(e)}", file=sys.stderr, flush=True)
         return float("nan")
     raise_if_stopped()  # a signal lost inside the job (Python ignored its Stopped)
     sys.stdout.flush()  # a worker's output reaches the console as its job ends
@@ -92,8 +90,9 @@ def _varied_settings(hydra_cfg) -> dict:
     from framework.sweep_hparams import sweep_overrides, varied_settings
 
     sweep_dir = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir
-    return varied_settings(sweep_overrides(sweep_dir), hydra_cfg.sweeper.get("params"),
-                           list(hydra_cfg.overrides.task))
+    return varied_settings(
+        sweep_overrides(sweep_dir), hydra_cfg.sweeper.get("params"), list(hydra_cfg.overrides.task)
+    )
 
 
 def _shares_local_gpus(launcher) -> bool:
@@ -132,8 +131,9 @@ def main():
             setup_configs()  # the parts and core configs, before Hydra composes anything
             args = one_line_usage(get_args_parser()).parse_args(sys.argv[1:])
             store_shadowed(args.config_dir)  # a user's file named as a part: Hydra's old way
-            extra, notes = choose_parts(args.overrides, args.config_name or CONFIG_NAME,
-                                        args.config_dir)
+            extra, notes = choose_parts(
+                args.overrides, args.config_name or CONFIG_NAME, args.config_dir
+            )
             # Beside a run's own output; on stderr where stdout is a config or help text.
             config_only = args.help or args.cfg or args.info or args.shell_completion
             for note in notes:
@@ -146,8 +146,12 @@ def main():
                 # What Hydra's --help prints, without its group listings our template leaves out.
                 from framework.app_help import show_help
 
-                show_help(get_args_parser().parse_args(sys.argv[1:]), run.__wrapped__,
-                          CONFIG_PATH, CONFIG_NAME)
+                show_help(
+                    get_args_parser().parse_args(sys.argv[1:]),
+                    run.__wrapped__,
+                    CONFIG_PATH,
+                    CONFIG_NAME,
+                )
                 return 0
             run()
             raise_if_stopped()  # a signal lost after the last job
@@ -160,8 +164,11 @@ def main():
         raise
     unfinished = [f"job {job['job']}: {shown_status(job)}" for job in unfinished_jobs()]
     if unfinished:
-        print(f"error: {len(unfinished)} sweep job(s) did not finish; {unfinished[0]} "
-              "(see summary.csv in the sweep directory)", file=sys.stderr)
+        print(
+            f"error: {len(unfinished)} sweep job(s) did not finish; {unfinished[0]} "
+            "(see summary.csv in the sweep directory)",
+            file=sys.stderr,
+        )
         return USAGE_ERROR
 
 

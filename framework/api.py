@@ -47,6 +47,7 @@ def __getattr__(name):
         return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "BINARY",
     "IMAGES",

@@ -40,8 +40,7 @@ def show_help(args, task_function, config_path: str, config_name: str) -> None:
         config_name = args.config_name
     if args.config_path is not None:
         config_path = args.config_path
-    calling_file, calling_module = detect_calling_file_or_module_from_task_function(
-        task_function)
+    calling_file, calling_module = detect_calling_file_or_module_from_task_function(task_function)
     task_name = detect_task_name(calling_file, calling_module)
     validate_config_path(config_path)
     search_path = create_automatic_config_search_path(calling_file, calling_module, config_path)
@@ -49,8 +48,11 @@ def show_help(args, task_function, config_path: str, config_name: str) -> None:
         abs_config_dir = os.path.abspath(args.config_dir)
         if not os.path.isdir(abs_config_dir):
             raise SearchPathException(f"Additional config directory '{abs_config_dir}' not found")
-        search_path.prepend(provider="command-line", path=f"file://{abs_config_dir}",
-                            anchor=SearchPathQuery(provider="schema"))
+        search_path.prepend(
+            provider="command-line",
+            path=f"file://{abs_config_dir}",
+            anchor=SearchPathQuery(provider="schema"),
+        )
     hydra = _LazyHelpHydra.create_main_hydra2(task_name=task_name, config_search_path=search_path)
     hydra.app_help(config_name=config_name, args_parser=get_args_parser(), args=args)
 
@@ -58,16 +60,20 @@ def show_help(args, task_function, config_path: str, config_name: str) -> None:
 class _LazyHelpHydra(Hydra):
     def get_help(self, help_cfg, cfg, args_parser, resolve: bool) -> str:
         """``Hydra.get_help``, with each template value computed when the template names it."""
+
         def is_hydra_group(x: str) -> bool:
             return x.startswith("hydra/") or x == "hydra"
 
-        values = _Lazy({
-            "FLAGS_HELP": lambda: self.format_args_help(args_parser),
-            "HYDRA_CONFIG_GROUPS": lambda: self.format_config_groups(is_hydra_group),
-            "APP_CONFIG_GROUPS": lambda: self.format_config_groups(
-                lambda x: not is_hydra_group(x)),
-            "CONFIG": lambda: OmegaConf.to_yaml(cfg, resolve=resolve),
-        })
+        values = _Lazy(
+            {
+                "FLAGS_HELP": lambda: self.format_args_help(args_parser),
+                "HYDRA_CONFIG_GROUPS": lambda: self.format_config_groups(is_hydra_group),
+                "APP_CONFIG_GROUPS": lambda: self.format_config_groups(
+                    lambda x: not is_hydra_group(x)
+                ),
+                "CONFIG": lambda: OmegaConf.to_yaml(cfg, resolve=resolve),
+            }
+        )
         return string.Template(help_cfg.template).substitute(values)
 
 

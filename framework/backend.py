@@ -44,7 +44,8 @@ def use_backend(requested: str | None = None) -> str:
         if keras.config.backend() != name:
             raise UserError(
                 f"trainer.backend={name} but Keras already runs on {keras.config.backend()} in "
-                "this process; a process runs one backend (set KERAS_BACKEND before it starts)")
+                "this process; a process runs one backend (set KERAS_BACKEND before it starts)"
+            )
     os.environ["KERAS_BACKEND"] = name
     return name
 
@@ -102,8 +103,10 @@ def require_tensorflow(feature: str):
         UserError: TensorFlow is not installed (one line naming the feature).
     """
     if not tensorflow_available():
-        raise UserError(f"{feature} needs TensorFlow, which is not installed here "
-                        f"(Keras backend: {backend_name()}); pip install tensorflow")
+        raise UserError(
+            f"{feature} needs TensorFlow, which is not installed here "
+            f"(Keras backend: {backend_name()}); pip install tensorflow"
+        )
     return import_tensorflow()
 
 

@@ -35,7 +35,8 @@ def report_errors():
         if isinstance(e, BrokenPipeError):
             raise  # the reader of the output left: a stop, for the command to end as one
         if isinstance(e, Refused) and not isinstance(
-                e.error, (UserError, HydraException, OmegaConfBaseException, OSError)):
+            e.error, (UserError, HydraException, OmegaConfBaseException, OSError)
+        ):
             raise e.error  # not bad input but a bug: its traceback
         if os.environ.get("FRAMEWORK_FULL_ERROR"):
             raise
@@ -48,8 +49,10 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:  # what the system refused, and where
         if error.errno == errno.ENAMETOOLONG and error.filename:  # a key or a dir, as a name
             name = max(str(error.filename).split(os.sep), key=len)
-            return (f"{error.strerror}: a name of {len(name)} characters, over the system's "
-                    f"limit, {name!r}")
+            return (
+                f"{error.strerror}: a name of {len(name)} characters, over the system's "
+                f"limit, {name!r}"
+            )
         return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
     if isinstance(error, MissingConfigException) and error.missing_cfg_file:
         group, _, bad = error.missing_cfg_file.rpartition("/")
@@ -60,19 +63,23 @@ def one_line(error: BaseException) -> str:
     if isinstance(cause, UserError):  # raised inside a resolver or a callback: already one line
         return one_line(cause)
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and _fields(cause.object_type):
-        return (f"unknown key {cause.full_key!r}; accepted: "
-                f"{', '.join(_fields(cause.object_type))}")
+        return f"unknown key {cause.full_key!r}; accepted: {', '.join(_fields(cause.object_type))}"
     # A sweep function that parsed but refused its arguments: choice(), interval(1)...
-    evaluated = re.match(r"Error parsing override '(.*)'\n\w+ while evaluating '.*?': (.*)",
-                         str(error))
+    evaluated = re.match(
+        r"Error parsing override '(.*)'\n\w+ while evaluating '.*?': (.*)", str(error)
+    )
     if isinstance(error, OverrideParseException) and evaluated:
-        return (f"cannot read the override {evaluated[1]!r}: {evaluated[2]} "
-                "(https://hydra.cc/docs/advanced/override_grammar/extended)")
+        return (
+            f"cannot read the override {evaluated[1]!r}: {evaluated[2]} "
+            "(https://hydra.cc/docs/advanced/override_grammar/extended)"
+        )
     if isinstance(error, OverrideParseException):
         override = str(error).splitlines()[0].partition(": ")[2] or str(error)
-        return (f"cannot read the override {override!r}; quote a value that holds spaces or "
-                "characters other than letters, digits and _-+./, e.g. 'dataset.target=\"prix €\"' "
-                "(https://hydra.cc/docs/advanced/override_grammar/basic)")
+        return (
+            f"cannot read the override {override!r}; quote a value that holds spaces or "
+            "characters other than letters, digits and _-+./, e.g. 'dataset.target=\"prix €\"' "
+            "(https://hydra.cc/docs/advanced/override_grammar/basic)"
+        )
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = lines[0] if lines else type(error).__name__
     # A resolver's own UserError (e.g. efficientnet_input_size), wrapped by OmegaConf.

@@ -187,9 +187,16 @@ def _store_core_configs():
     Plugins.instance().register(ResumingSweeper)
     Plugins.instance().register(ContinuingOptunaSweeper)
     store_optuna_config()  # after the scan above, which stores the plugin's own
-    cs.store(group="hydra/sweeper", name="resume", provider="framework", node={
-        "_target_": "hydra_plugins.framework_resume_sweeper.ResumingSweeper",
-        "max_batch_size": None, "params": None})
+    cs.store(
+        group="hydra/sweeper",
+        name="resume",
+        provider="framework",
+        node={
+            "_target_": "hydra_plugins.framework_resume_sweeper.ResumingSweeper",
+            "max_batch_size": None,
+            "params": None,
+        },
+    )
     OmegaConf.register_new_resolver("framework_config_groups", config_groups, replace=True)
     OmegaConf.register_new_resolver("framework_gpu_workers", gpu_workers, replace=True)
     OmegaConf.register_new_resolver("framework_direction", optuna_direction, replace=True)

@@ -68,8 +68,9 @@ class FrameworkConfigSource(ConfigSource):
         if found is None:
             raise ConfigLoadError(f"Config not found: {config_path}")
         node, package, provider = found()
-        return ConfigResult(config=node, path=f"{SCHEME}://", provider=provider,
-                            header={"package": package})
+        return ConfigResult(
+            config=node, path=f"{SCHEME}://", provider=provider, header={"package": package}
+        )
 
     def list(self, config_path: str, results_filter: ObjectType | None) -> list[str]:
         path = config_path.strip("/")
@@ -150,8 +151,9 @@ def store_shadowed(config_dir: str | None):
             package = f"{group}.{name}" if registries[group].multiple else None
         else:
             continue
-        ConfigStore.instance().store(group=group, name=name, node=node, package=package,
-                                     provider=provider)
+        ConfigStore.instance().store(
+            group=group, name=name, node=node, package=package, provider=provider
+        )
 
 
 def _registries() -> dict:
@@ -175,9 +177,10 @@ def _part_node(part):
         except PluginError:
             raise
         except Exception as e:  # e.g. a field type OmegaConf does not support
-            raise part.misbehaved(f"has a config Hydra cannot use: {type(e).__name__}: "
-                                  f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-                                  ) from e
+            raise part.misbehaved(
+                f"has a config Hydra cannot use: {type(e).__name__}: "
+                f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            ) from e
         cached = _part_nodes[key] = (part, node)
     return copy.deepcopy(cached[1])
 
@@ -186,8 +189,9 @@ def _part_node(part):
 def experiment_names() -> frozenset[str]:
     """The names of the experiments shipped in ``experiments/``."""
     root = importlib.resources.files(EXPERIMENTS_PACKAGE)
-    return frozenset(p.name.removesuffix(".yaml") for p in root.iterdir()
-                     if p.name.endswith(".yaml"))
+    return frozenset(
+        p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 @functools.cache
@@ -199,8 +203,11 @@ def _experiment_file(name: str):
 
 def _included(name: str, seen=()) -> list[str]:
     """The experiments of ours that ``name`` includes (``defaults: [wine]``)."""
-    return [entry for entry in _experiment_file(name).get("defaults") or []
-            if isinstance(entry, str) and entry in experiment_names() and entry not in seen]
+    return [
+        entry
+        for entry in _experiment_file(name).get("defaults") or []
+        if isinstance(entry, str) and entry in experiment_names() and entry not in seen
+    ]
 
 
 def _picks(name: str, seen=()) -> dict:
@@ -216,7 +223,7 @@ def own_picks(node) -> dict:
     picks = {}
     for entry in node.get("defaults") or []:
         if OmegaConf.is_dict(entry) and len(entry) == 1:
-            (key, value), = entry.items()
+            ((key, value),) = entry.items()
             group = key.removeprefix("override /")
             if key.startswith("override /") and group in PART_GROUPS:
                 picks[group] = value
@@ -228,8 +235,11 @@ def _own_settings(name: str) -> dict:
     """``{group: (part, settings)}``: what the experiment's own file sets for the parts it picks
     (``override /backbone: mlp`` with ``backbone: {units: ...}``)."""
     node = _experiment_file(name)
-    return {group: (part, node[group]) for group, part in _picks(name).items()
-            if OmegaConf.is_dict(node.get(group))}
+    return {
+        group: (part, node[group])
+        for group, part in _picks(name).items()
+        if OmegaConf.is_dict(node.get(group))
+    }
 
 
 def effective_settings(name: str, seen=()) -> dict:
@@ -261,6 +271,8 @@ def part_settings_keys(name: str) -> dict[str, tuple[str, list[str]]]:
     if name not in experiment_names():
         return {}
     picks = _picks(name)
-    return {group: (part, [str(k) for k in block])
-            for (group, part), block in effective_settings(name).items()
-            if picks.get(group) == part}
+    return {
+        group: (part, [str(k) for k in block])
+        for (group, part), block in effective_settings(name).items()
+        if picks.get(group) == part
+    }

@@ -56,8 +56,7 @@ def visible_gpus() -> list[str]:
     if shutil.which("nvidia-smi") is None:
         return []
     listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
-    return [str(i) for i, line in enumerate(listing.stdout.splitlines())
-            if line.startswith("GPU ")]
+    return [str(i) for i, line in enumerate(listing.stdout.splitlines()) if line.startswith("GPU ")]
 
 
 def claim_gpus(sweep_dir: Path, gpus: list[str], per_job: int = 1) -> list[str]:
@@ -81,7 +80,7 @@ def claim_gpus(sweep_dir: Path, gpus: list[str], per_job: int = 1) -> list[str]:
         return []
     if per_job < 1:
         raise UserError(f"trainer.gpus_per_job must be at least 1. Received: {per_job}")
-    slots = [gpus[i:i + per_job] for i in range(0, len(gpus) - per_job + 1, per_job)]
+    slots = [gpus[i : i + per_job] for i in range(0, len(gpus) - per_job + 1, per_job)]
     claims = sweep_dir / CLAIMS
     claims.mkdir(parents=True, exist_ok=True)
     for number, slot in enumerate(slots):

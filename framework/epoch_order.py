@@ -59,8 +59,7 @@ def shuffle_each_epoch(dataset, buffer_size: int, seed: int):
             tf.random.set_seed(1)
         # Read as each epoch's iterator starts: one seed per (seed, epoch).
         key = tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
-        epoch_seed = tf.random.stateless_uniform([], key, minval=None, maxval=None,
-                                                 dtype=tf.int64)
+        epoch_seed = tf.random.stateless_uniform([], key, minval=None, maxval=None, dtype=tf.int64)
         return dataset.shuffle(buffer_size, seed=epoch_seed, reshuffle_each_iteration=False)
 
     shuffled = tf.data.Dataset.from_tensors(0).flat_map(epoch_order)

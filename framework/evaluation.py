@@ -22,8 +22,7 @@ def predict_with_labels(model, dataset):
     if keras.config.backend() != "tensorflow":  # JAX takes NumPy batches, not TF tensors
         dataset = dataset.as_numpy_iterator()
     batches = [(np.asarray(model.predict_on_batch(x)), np.asarray(y)) for x, y in dataset]
-    return (np.concatenate([out for out, _ in batches]),
-            np.concatenate([y for _, y in batches]))
+    return (np.concatenate([out for out, _ in batches]), np.concatenate([y for _, y in batches]))
 
 
 def predict_split(model, split, batch_size: int):

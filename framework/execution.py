@@ -80,8 +80,10 @@ def single_device_note(distribution: dict | None) -> str | None:
     # TensorFlow names a device "/job:localhost/replica:0/task:0/device:CPU:0", JAX "cpu:0".
     device = str(distribution["devices"][0]).rpartition("device:")[2]
     gpu = "" if "gpu" in device.lower() else "; no GPU is visible"
-    return (f"trainer.distribution={distribution['name']} found 1 device ({device}{gpu}): the "
-            "model is not replicated and trains as it would without the setting")
+    return (
+        f"trainer.distribution={distribution['name']} found 1 device ({device}{gpu}): the "
+        "model is not replicated and trains as it would without the setting"
+    )
 
 
 def split_evenly(data, batch_size: int, devices: int):
@@ -98,8 +100,10 @@ def split_evenly(data, batch_size: int, devices: int):
         UserError: a batch size that is not a multiple of the device count.
     """
     if batch_size % devices:
-        raise UserError(f"trainer.batch_size={batch_size} does not split over {devices} devices "
-                        f"(trainer.distribution=data_parallel); accepted: a multiple of {devices}")
+        raise UserError(
+            f"trainer.batch_size={batch_size} does not split over {devices} devices "
+            f"(trainer.distribution=data_parallel); accepted: a multiple of {devices}"
+        )
     notes = []
     for split in ("train", "validation", "test"):
         arrays = getattr(data, split)
@@ -108,8 +112,10 @@ def split_evenly(data, batch_size: int, devices: int):
         n = len(arrays[0])
         keep = n - n % devices
         setattr(data, split, tuple(a[:keep] for a in arrays))
-        notes.append(f"{n - keep} of {n} {split} examples left out, so that every batch splits "
-                     f"over the {devices} devices")
+        notes.append(
+            f"{n - keep} of {n} {split} examples left out, so that every batch splits "
+            f"over the {devices} devices"
+        )
     return notes
 
 

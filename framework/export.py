@@ -33,28 +33,48 @@ CALIBRATION_IMAGES = 100
 
 
 def main(argv=None):
-    parser = one_line_usage(argparse.ArgumentParser(
-        prog="python -m framework.export", description=plain_text(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = one_line_usage(
+        argparse.ArgumentParser(
+            prog="python -m framework.export",
+            description=plain_text(__doc__),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     parser.add_argument("run_dir", type=Path, help="a finished run's directory")
-    parser.add_argument("--format", required=True, metavar="|".join(FORMATS),
-                        help="savedmodel (TensorFlow Serving, TF.js) or tflite (mobile, edge)")
-    parser.add_argument("--quantize", metavar="|".join(QUANTIZATIONS),
-                        help="tflite only: float16 weights, or int8 weights and activations")
-    parser.add_argument("--output", type=Path,
-                        help="the SavedModel folder or .tflite file to write "
-                             "(default: in RUN_DIR/export/)")
+    parser.add_argument(
+        "--format",
+        required=True,
+        metavar="|".join(FORMATS),
+        help="savedmodel (TensorFlow Serving, TF.js) or tflite (mobile, edge)",
+    )
+    parser.add_argument(
+        "--quantize",
+        metavar="|".join(QUANTIZATIONS),
+        help="tflite only: float16 weights, or int8 weights and activations",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="the SavedModel folder or .tflite file to write (default: in RUN_DIR/export/)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export")
     parser.add_argument("--unsafe", action="store_true", help=UNSAFE_HELP)
     args = parser.parse_args(argv)
     with report_errors():
-        for path in export(args.run_dir, args.format, args.quantize, args.output, args.overwrite,
-                           args.unsafe):
+        for path in export(
+            args.run_dir, args.format, args.quantize, args.output, args.overwrite, args.unsafe
+        ):
             print(f"Wrote: {path} ({human_size(disk_size(path))})")
 
 
-def export(run_dir, fmt: str, quantize: str | None = None, output=None,
-           overwrite: bool = False, unsafe: bool = False) -> list[Path]:
+def export(
+    run_dir,
+    fmt: str,
+    quantize: str | None = None,
+    output=None,
+    overwrite: bool = False,
+    unsafe: bool = False,
+) -> list[Path]:
     """Exports a finished run's model as a SavedModel or a TFLite file.
 
     Args:
@@ -78,8 +98,10 @@ def export(run_dir, fmt: str, quantize: str | None = None, output=None,
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise UserError(f"unknown --quantize {quantize!r}; accepted: {', '.join(QUANTIZATIONS)}")
     if quantize is not None and fmt != "tflite":
-        raise UserError(f"--quantize applies to --format tflite only. Received: --format {fmt} "
-                        f"--quantize {quantize}")
+        raise UserError(
+            f"--quantize applies to --format tflite only. Received: --format {fmt} "
+            f"--quantize {quantize}"
+        )
     run_dir = Path(run_dir)
     class_names, interpolation = read_run(run_dir, exporting=True)
     output = Path(output) if output is not None else default_output(run_dir, fmt, quantize)
@@ -89,8 +111,9 @@ def export(run_dir, fmt: str, quantize: str | None = None, output=None,
     if output.exists() and not overwrite:
         raise UserError(f"{output} exists; choose another --output or pass --overwrite")
     # Before the work: a read-only run directory fails now, not after the conversion.
-    writable_folder_check(output.parent, f"the export {output}",
-                          "choose a folder you can write to with --output")
+    writable_folder_check(
+        output.parent, f"the export {output}", "choose a folder you can write to with --output"
+    )
     from framework.backend import require_tensorflow, use_backend
 
     # SavedModel and TFLite are TensorFlow's formats: the export runs on TensorFlow whatever
@@ -116,8 +139,12 @@ def export(run_dir, fmt: str, quantize: str | None = None, output=None,
                 tflite = tmp / "model.tflite"
                 tflite.write_bytes(to_tflite(built, quantize, calibration))
                 built = tflite
-            info = {"classes": class_names, "format": fmt, "quantize": quantize,
-                    "run_dir": str(run_dir.resolve())}
+            info = {
+                "classes": class_names,
+                "format": fmt,
+                "quantize": quantize,
+                "run_dir": str(run_dir.resolve()),
+            }
             if len(model.input_shape) == 4:  # images: how to resize them (rows have no size)
                 info["interpolation"] = interpolation
             (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -207,8 +234,10 @@ def calibration_images(run_dir: Path, count: int = CALIBRATION_IMAGES):
 
     config_path = run_dir / ".hydra" / "config.yaml"
     if not config_path.is_file():
-        raise UserError(f"int8 quantization calibrates on the run's training data, rebuilt from "
-                        f"its config, and {config_path} is missing")
+        raise UserError(
+            f"int8 quantization calibrates on the run's training data, rebuilt from "
+            f"its config, and {config_path} is missing"
+        )
     cfg = OmegaConf.load(config_path)
     load_plugins()
     try:
@@ -219,8 +248,9 @@ def calibration_images(run_dir: Path, count: int = CALIBRATION_IMAGES):
     if isinstance(train, tuple):
         images = np.asarray(train[0])
         # Arrays may be sorted by class: a random draw sees every class.
-        picked = np.random.default_rng(cfg.seed).choice(len(images), min(count, len(images)),
-                                                         replace=False)
+        picked = np.random.default_rng(cfg.seed).choice(
+            len(images), min(count, len(images)), replace=False
+        )
         images = images[np.sort(picked)]
     else:
         batches, seen = [], 0

@@ -118,8 +118,9 @@ def _reserve(entry: Path) -> Path:
     folder = entry.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.{os.getpid()}.", suffix=".tmp",
-                                    dir=folder))
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{entry.name}.{os.getpid()}.", suffix=".tmp", dir=folder)
+        )
     except OSError as e:
         reason = "it is a file, not a folder" if folder.is_file() else e.strerror or str(e)
         raise _unwritable(folder, reason) from None
@@ -135,9 +136,11 @@ def _reserve(entry: Path) -> Path:
 
 
 def _unwritable(path: Path, reason: str) -> UserError:
-    return UserError(f"cannot write the feature cache at {path} ({reason}); set "
-                     "trainer.feature_cache.dir=<a writable folder> or "
-                     "trainer.feature_cache.enabled=false")
+    return UserError(
+        f"cannot write the feature cache at {path} ({reason}); set "
+        "trainer.feature_cache.dir=<a writable folder> or "
+        "trainer.feature_cache.enabled=false"
+    )
 
 
 def _store(tmp: Path, entry: Path, features: dict):
@@ -152,8 +155,11 @@ def _store(tmp: Path, entry: Path, features: dict):
                 files[name] = _sha256(tmp / name)
         (tmp / "meta.json").write_text(json.dumps({"files": files}))
     except OSError as e:  # e.g. a full disk: the features are extracted, the run goes on
-        print(f"warning: the feature cache entry {entry} could not be written "
-              f"({e.strerror or e}); the run goes on without it", file=sys.stderr)
+        print(
+            f"warning: the feature cache entry {entry} could not be written "
+            f"({e.strerror or e}); the run goes on without it",
+            file=sys.stderr,
+        )
         return
     try:
         os.rename(tmp, entry)
@@ -188,8 +194,10 @@ def _load(entry: Path):
             features[split] = (x, y)
         return features
     except (OSError, ValueError, EOFError) as e:  # JSON and encoding errors are ValueErrors
-        print(f"warning: feature cache entry {entry} is unusable ({e}); rebuilding it",
-              file=sys.stderr)
+        print(
+            f"warning: feature cache entry {entry} is unusable ({e}); rebuilding it",
+            file=sys.stderr,
+        )
         return None
 
 

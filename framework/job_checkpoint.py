@@ -38,15 +38,19 @@ def check_resumable(run_dir: Path, cfg):
     if OmegaConf.select(cfg, "tuner.algorithm"):
         if search_dir.is_dir():
             if _saved_config(search_dir) not in (None, recorded_search(cfg)):
-                raise UserError(f"{search_dir} holds a search of another config; run this one "
-                                "in another directory (hydra.run.dir=...)")
+                raise UserError(
+                    f"{search_dir} holds a search of another config; run this one "
+                    "in another directory (hydra.run.dir=...)"
+                )
         elif (run_dir / RESUME_DIR).is_dir():  # a run's checkpoint; a search retrains in its
-            raise _another_config(run_dir)      # dir only with its own trials beside
+            raise _another_config(run_dir)  # dir only with its own trials beside
         return
     if search_dir.is_dir():
-        raise UserError(f"{run_dir} holds an unfinished search (its trials are in {search_dir}); "
-                        "run this config in another directory, or the search's own config to "
-                        "continue it")
+        raise UserError(
+            f"{run_dir} holds an unfinished search (its trials are in {search_dir}); "
+            "run this config in another directory, or the search's own config to "
+            "continue it"
+        )
     if _saved_config(run_dir / RESUME_DIR) not in (None, recorded_config(cfg)):
         raise _another_config(run_dir)
 
@@ -59,8 +63,10 @@ def _saved_config(directory: Path) -> str | None:
     try:
         return saved.read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{saved} cannot be read ({e}); delete {saved.parent} to run this "
-                        "directory's run from the start") from None
+        raise UserError(
+            f"{saved} cannot be read ({e}); delete {saved.parent} to run this "
+            "directory's run from the start"
+        ) from None
 
 
 def recorded_search(cfg) -> str:
@@ -113,14 +119,18 @@ class JobCheckpoint:
             epochs.unlink(missing_ok=True)
         else:
             # Keras restores the model, its optimizer and the epoch, not the callbacks' counts.
-            print("  continues from the run's checkpoint; callbacks that count epochs (patience, "
-                  "best score so far) count again from here")
+            print(
+                "  continues from the run's checkpoint; callbacks that count epochs (patience, "
+                "best score so far) count again from here"
+            )
         # The epoch's row first, its backup after: a stop in between replays the epochs since
         # the last backup, and a replayed row replaces the first (see stage_history).
         import keras  # here: the run's checks import this module before TensorFlow is wanted
 
-        return [keras.callbacks.CSVLogger(str(epochs), append=True),
-                _epoch_backup(keras)(backup, self.dir / f"stage{stage}.seeds", self.interval)]
+        return [
+            keras.callbacks.CSVLogger(str(epochs), append=True),
+            _epoch_backup(keras)(backup, self.dir / f"stage{stage}.seeds", self.interval),
+        ]
 
     def stage_history(self, stage: int, fit) -> dict[str, list[float]]:
         """The stage's whole history, epochs from before a restart included.
@@ -195,8 +205,10 @@ def save_seed_states(model, path: Path):
 
 def load_seed_states(model, path: Path):
     if not path.is_file():  # a checkpoint written before they were kept
-        print("  (the checkpoint holds no random-layer states: dropout and augmentation draw "
-              "other numbers than the stopped run would have)")
+        print(
+            "  (the checkpoint holds no random-layer states: dropout and augmentation draw "
+            "other numbers than the stopped run would have)"
+        )
         return
     with np.load(path) as saved:
         for i, variable in enumerate(seed_states(model)):
@@ -257,10 +269,12 @@ def _epoch_backup(keras):
             optimizer = _variables(model.optimizer)
             weights = len(arrays) - len(optimizer)
             if weights != len(model.weights):
-                raise UserError(f"{self.path} holds {len(arrays)} arrays where the model and its "
-                                f"optimizer have {len(model.weights) + len(optimizer)}; delete "
-                                f"{self.directory.parent} to run this directory's run from the "
-                                "start")
+                raise UserError(
+                    f"{self.path} holds {len(arrays)} arrays where the model and its "
+                    f"optimizer have {len(model.weights) + len(optimizer)}; delete "
+                    f"{self.directory.parent} to run this directory's run from the "
+                    "start"
+                )
             model.set_weights(arrays[:weights])
             for variable, value in zip(optimizer, arrays[weights:], strict=True):
                 variable.assign(value)
@@ -274,7 +288,8 @@ def _epoch_backup(keras):
             save_seed_states(self.model, _seeds_file(self.seeds, epoch + 1))
             self.directory.mkdir(parents=True, exist_ok=True)
             arrays = self.model.get_weights() + [
-                np.asarray(v.numpy()) for v in _variables(self.model.optimizer)]
+                np.asarray(v.numpy()) for v in _variables(self.model.optimizer)
+            ]
             tmp = self.directory / ".backup.tmp.npy"
             with tmp.open("wb") as f:  # arrays one after another (np.savez zips: slower)
                 np.save(f, np.array([len(arrays), epoch + 1]))

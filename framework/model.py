@@ -80,17 +80,22 @@ def build_model(cfg, data: Data, one_hot: bool = False, task=None) -> Assembled:
     if not isinstance(backbone, keras.Model):
         raise part.misbehaved(f"returned {_shown(backbone)}, not a keras.Model")
     pretrained = not backbone.trainable
-    check_takes(registry.heads.get(cfg.head.name), output_kind(backbone.output.shape[1:]),
-                f"backbone {cfg.backbone.name!r}")
+    check_takes(
+        registry.heads.get(cfg.head.name),
+        output_kind(backbone.output.shape[1:]),
+        f"backbone {cfg.backbone.name!r}",
+    )
     # The head is a model of its own, so a head-only stage can train it on cached features. Its
     # input takes the backbone's dtype: under a mixed policy, no cast to float32 and back.
-    features = keras.Input(shape=backbone.output.shape[1:], dtype=backbone.output.dtype,
-                           name="features")
+    features = keras.Input(
+        shape=backbone.output.shape[1:], dtype=backbone.output.dtype, name="features"
+    )
     part = registry.heads.get(cfg.head.name)
     y = part.build(cfg.head, features, ctx)
     if not isinstance(y, keras.KerasTensor):
-        raise part.misbehaved(f"returned {_shown(y)}, not the output tensor of layers applied to "
-                              "its input")
+        raise part.misbehaved(
+            f"returned {_shown(y)}, not the output tensor of layers applied to its input"
+        )
     # Under a mixed precision policy the output layer stays float32, as Keras's guide advises.
     dtype = output_dtype(cfg.trainer.precision)
     outputs = task.output_layer(ctx, data, one_hot, dtype)(y)
@@ -112,8 +117,9 @@ def make_optimizer(name: str, learning_rate: float | None = None, momentum: floa
     return OPTIMIZERS[name](settings["learning_rate"], settings["momentum"])
 
 
-def optimizer_settings(name: str, learning_rate: float | None = None,
-                       momentum: float | None = None) -> dict:
+def optimizer_settings(
+    name: str, learning_rate: float | None = None, momentum: float | None = None
+) -> dict:
     """The learning rate and momentum an optimizer runs with: the given ones, else its defaults.
 
     The name is one of ``framework.config.OPTIMIZERS``, checked with the config's ranges.
@@ -148,7 +154,7 @@ def set_trainable(backbone, trainable, pretrained: bool = False):
             return
         first = 0
     elif isinstance(trainable, dict) and len(trainable) == 1:
-        (key, value), = trainable.items()
+        ((key, value),) = trainable.items()
         if key == "last" and isinstance(value, int) and value >= 0:
             first = max(len(layers) - value, 0)
         elif key == "from":

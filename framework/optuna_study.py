@@ -37,14 +37,17 @@ def store_optuna_config():
         study_name: str | None = "framework"
         # trainer.objective's (or, where it is null, the task's): maximize val_accuracy,
         # minimize val_loss...
-        direction: Any = setting("${framework_direction:${trainer.objective},${task.name},"
-                                 "${dataset.name}}", choices=DIRECTIONS)
+        direction: Any = setting(
+            "${framework_direction:${trainer.objective},${task.name},${dataset.name}}",
+            choices=DIRECTIONS,
+        )
         n_trials: int = setting(20, at_least=1)
         n_jobs: int = setting(2, at_least=1)
         max_failure_rate: float = setting(0.0, at_least=0, at_most=1)
 
-    ConfigStore.instance().store(group="hydra/sweeper", name="optuna",
-                                 node=ContinuingOptunaSweeperConf, provider="framework")
+    ConfigStore.instance().store(
+        group="hydra/sweeper", name="optuna", node=ContinuingOptunaSweeperConf, provider="framework"
+    )
 
 
 def optuna_direction(objective: str | None, task: str, dataset: str | None = None) -> str:
@@ -59,9 +62,11 @@ def optuna_direction(objective: str | None, task: str, dataset: str | None = Non
         task = dataset_task(dataset) or AUTO
     if objective is None:
         if task == AUTO:
-            raise UserError(f"hydra/sweeper=optuna needs the objective's direction before any data "
-                            f"is loaded, and the data of dataset {dataset!r} decides its task; set "
-                            "trainer.objective (e.g. val_accuracy, val_mae) or task")
+            raise UserError(
+                f"hydra/sweeper=optuna needs the objective's direction before any data "
+                f"is loaded, and the data of dataset {dataset!r} decides its task; set "
+                "trainer.objective (e.g. val_accuracy, val_mae) or task"
+            )
         objective = registered_task(task).default_objective
     return "minimize" if objective_direction(objective, task) == "min" else "maximize"
 
@@ -83,8 +88,10 @@ def check_study(config, task_cfg, sweep_dir: Path):
     check_ranges(sweeper, "hydra.sweeper.")  # n_trials, direction (resolved here)...
     if not isinstance(sweeper.direction, str):  # a list: a study of several objectives
         shown = ",".join(str(d) for d in sweeper.direction)
-        raise UserError(f"hydra.sweeper.direction=[{shown}]: a job returns one "
-                        f"objective, so one direction; accepted: {', '.join(DIRECTIONS)}")
+        raise UserError(
+            f"hydra.sweeper.direction=[{shown}]: a job returns one "
+            f"objective, so one direction; accepted: {', '.join(DIRECTIONS)}"
+        )
     for override in _search_overrides(config):
         _check_search(override, task_cfg)
     _check_storage(sweeper.storage, sweeper.study_name, sweeper.direction, sweep_dir)
@@ -96,8 +103,10 @@ def _search_overrides(config) -> list:
     parser = OverridesParser.create()
     params = config.hydra.sweeper.params or {}
     command_line = parser.parse_overrides(list(config.hydra.overrides.task))
-    return [*parser.parse_overrides([f"{k}={v}" for k, v in params.items()]),
-            *(o for o in command_line if o.is_sweep_override())]
+    return [
+        *parser.parse_overrides([f"{k}={v}" for k, v in params.items()]),
+        *(o for o in command_line if o.is_sweep_override()),
+    ]
 
 
 def _check_search(override, cfg):
@@ -111,8 +120,9 @@ def _check_search(override, cfg):
     try:
         distribution = create_optuna_distribution_from_override(override)
     except (ValueError, AssertionError) as e:  # Optuna's word on a range
-        raise UserError(f"cannot search {override.input_line}: "
-                        f"{str(e).strip().splitlines()[0]}") from None
+        raise UserError(
+            f"cannot search {override.input_line}: {str(e).strip().splitlines()[0]}"
+        ) from None
     if isinstance(distribution, str):
         values = [distribution]
     elif isinstance(distribution, CategoricalDistribution):
@@ -129,8 +139,10 @@ def _check_search(override, cfg):
     if options:  # a config group: Hydra composes each trial's option
         unknown = [v for v in values if isinstance(v, str) and v not in options]
         if unknown:
-            raise UserError(f"unknown {key} {unknown[0]!r} in {override.input_line}; accepted: "
-                            f"{', '.join(sorted(options))}")
+            raise UserError(
+                f"unknown {key} {unknown[0]!r} in {override.input_line}; accepted: "
+                f"{', '.join(sorted(options))}"
+            )
         return
     current = OmegaConf.select(cfg, key, default=_MISSING)
     if current is _MISSING and not override.is_force_add():
@@ -157,8 +169,9 @@ def _check_storage(storage, study_name, direction: str, sweep_dir: Path):
     if not path.exists():
         parent = path.parent
         if parent.resolve() != sweep_dir.resolve() and not parent.is_dir():
-            raise UserError(f"hydra.sweeper.storage={storage}: no directory {parent}; create it "
-                            f"or {retry}")
+            raise UserError(
+                f"hydra.sweeper.storage={storage}: no directory {parent}; create it or {retry}"
+            )
         return
     if not path.is_file():
         raise UserError(f"hydra.sweeper.storage={storage}: {path} is not a file; {retry}")
@@ -170,7 +183,8 @@ def _check_storage(storage, study_name, direction: str, sweep_dir: Path):
             f"study {study_name!r} in {path} was made to {' and '.join(stored)} its objective, "
             f"and this command would {direction} it; keep the objective it was "
             "made with (trainer.objective, hydra.sweeper.direction), or start another study "
-            "(hydra.sweeper.study_name=... or another hydra.sweep.dir)")
+            "(hydra.sweeper.study_name=... or another hydra.sweep.dir)"
+        )
 
 
 def _stored_directions(path: Path, study_name) -> list[str] | None:
@@ -191,8 +205,10 @@ def _stored_directions(path: Path, study_name) -> list[str] | None:
         return None
     except Exception as e:  # not a database, or not Optuna's (a write it would need refused)
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path} is not an Optuna study database ({detail}); move it away or "
-                        "choose another storage (hydra.sweeper.storage=...)") from None
+        raise UserError(
+            f"{path} is not an Optuna study database ({detail}); move it away or "
+            "choose another storage (hydra.sweeper.storage=...)"
+        ) from None
     return [d.name.lower() for d in study.directions]
 
 

@@ -61,8 +61,9 @@ def describe_part(part: Part) -> str:
     if io_words:
         lines.append(", ".join(io_words).capitalize())
     settings = part_settings(part)
-    prefix = f"{part.group}.{part.name}" if part.group in ("regularizer", "callbacks") else (
-        part.group)
+    prefix = (
+        f"{part.group}.{part.name}" if part.group in ("regularizer", "callbacks") else (part.group)
+    )
     lines.append(f"Settings ({prefix}.<key>=value):" if settings else "No settings.")
     for s in settings:
         lines.append(f"  {s.name}: {s.type} = {s.default}")

@@ -73,10 +73,28 @@ def register_plugins(plugins) -> pluggy.PluginManager:
             # Call each plugin separately so the registry knows who provided each part.
             provider = impl.plugin_name
 
-            def register(name, build, config=None, description=None, *, takes=None, gives=None,
-                         task=None, _p=provider, _r=registry):
-                return _r.register(name, build, config, description, provider=_p, takes=takes,
-                                   gives=gives, task=task)
+            def register(
+                name,
+                build,
+                config=None,
+                description=None,
+                *,
+                takes=None,
+                gives=None,
+                task=None,
+                _p=provider,
+                _r=registry,
+            ):
+                return _r.register(
+                    name,
+                    build,
+                    config,
+                    description,
+                    provider=_p,
+                    takes=takes,
+                    gives=gives,
+                    task=task,
+                )
 
             impl.function(register=register)
     return pm
@@ -124,14 +142,14 @@ def find_parts(name: str, group: str | None = None):
     """
     if group is not None:
         if group not in REGISTRIES:
-            raise UnknownPartError(
-                f"unknown group {group!r}; accepted: {', '.join(REGISTRIES)}")
+            raise UnknownPartError(f"unknown group {group!r}; accepted: {', '.join(REGISTRIES)}")
         return [REGISTRIES[group].get(name)]
     found = [registry.get(name) for registry in REGISTRIES.values() if name in registry]
     if not found:
         known = sorted({n for registry in REGISTRIES.values() for n in registry.names()})
-        raise UnknownPartError(f"unknown part {name!r}; known: {', '.join(known)} (groups: "
-                               f"{', '.join(REGISTRIES)})")
+        raise UnknownPartError(
+            f"unknown part {name!r}; known: {', '.join(known)} (groups: {', '.join(REGISTRIES)})"
+        )
     return found
 
 
@@ -141,12 +159,14 @@ def main(argv=None):
     from framework.cli import one_line_usage, report_errors
     from framework.part_settings import describe_part
 
-    parser = one_line_usage(argparse.ArgumentParser(
-        prog="python -m framework.plugins",
-        description="Without arguments: every registered part, with the plugin that provides "
-        "it. With a GROUP (backbone, head...): that group's parts. With a NAME (and optionally "
-        "its GROUP first): that part's settings, with their types, defaults and comments.",
-    ))
+    parser = one_line_usage(
+        argparse.ArgumentParser(
+            prog="python -m framework.plugins",
+            description="Without arguments: every registered part, with the plugin that provides "
+            "it. With a GROUP (backbone, head...): that group's parts. With a NAME (and optionally "
+            "its GROUP first): that part's settings, with their types, defaults and comments.",
+        )
+    )
     parser.add_argument("words", nargs="*", metavar="[GROUP] NAME")
     args = parser.parse_args(argv)
     if len(args.words) > 2:

@@ -35,22 +35,35 @@ BATCH_SIZE = 32
 ROWS_SHOWN = 10
 
 
-UNSAFE_HELP = ("load a model.keras that holds Python code (a Lambda layer), which runs as it "
-               "loads: only for a file you trust (without it, such a model is refused)")
+UNSAFE_HELP = (
+    "load a model.keras that holds Python code (a Lambda layer), which runs as it "
+    "loads: only for a file you trust (without it, such a model is refused)"
+)
 
 
 def main(argv=None):
-    parser = one_line_usage(argparse.ArgumentParser(
-        prog="python -m framework.predict", description=plain_text(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    ))
-    parser.add_argument("model", type=Path,
-                        help="a finished run's directory, or a .tflite file from framework.export")
-    parser.add_argument("path", type=Path,
-                        help="an image file, a folder of images, or a CSV file of rows")
+    parser = one_line_usage(
+        argparse.ArgumentParser(
+            prog="python -m framework.predict",
+            description=plain_text(__doc__),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    parser.add_argument(
+        "model",
+        type=Path,
+        help="a finished run's directory, or a .tflite file from framework.export",
+    )
+    parser.add_argument(
+        "path", type=Path, help="an image file, a folder of images, or a CSV file of rows"
+    )
     parser.add_argument("--top", type=int, default=1, metavar="N", help="show the N best classes")
-    parser.add_argument("--output", type=Path, default=Path("predictions.csv"),
-                        help="the CSV written for a folder or rows (default: predictions.csv)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("predictions.csv"),
+        help="the CSV written for a folder or rows (default: predictions.csv)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     parser.add_argument("--unsafe", action="store_true", help=UNSAFE_HELP)
     args = parser.parse_args(argv)
@@ -110,12 +123,16 @@ def read_run(run_dir: Path, exporting: bool = False) -> tuple[list[str], str]:
     metrics = read_metrics(run_dir)
     if "classes" not in metrics["data"] and "task" in metrics["data"]:
         if exporting:
-            raise UserError(f"{run_dir} is a {metrics['data']['task']} run; framework.export "
-                            "exports runs that classify (the .json beside the model names "
-                            "their classes)")
-        raise UserError(f"{run_dir} is a {metrics['data']['task']} run; images are for runs "
-                        "that classify them (framework.predict takes a CSV file of rows for a "
-                        "run on a CSV file)")
+            raise UserError(
+                f"{run_dir} is a {metrics['data']['task']} run; framework.export "
+                "exports runs that classify (the .json beside the model names "
+                "their classes)"
+            )
+        raise UserError(
+            f"{run_dir} is a {metrics['data']['task']} run; images are for runs "
+            "that classify them (framework.predict takes a CSV file of rows for a "
+            "run on a CSV file)"
+        )
     try:
         class_names = [str(name) for name in metrics["data"]["classes"]]
     except (KeyError, TypeError):
@@ -161,8 +178,9 @@ def read_metrics(run_dir: Path) -> dict:
 
 def damaged(run_dir: Path, name: str, why: str) -> UserError:
     """The error for a run's file that cannot be read: which file, why, and what to do."""
-    return UserError(f"{name} in {run_dir} is damaged ({why}); re-run training into a new "
-                     "directory")
+    return UserError(
+        f"{name} in {run_dir} is damaged ({why}); re-run training into a new directory"
+    )
 
 
 def load_run_model(run_dir: Path, unsafe: bool = False):
@@ -202,9 +220,11 @@ def load_run_model(run_dir: Path, unsafe: bool = False):
     except ValueError as e:
         if "safe_mode=False" not in str(e):
             raise
-        raise UserError(f"{path} holds Python code (a Lambda layer) that would run as it loads, so "
-                        "safe mode refuses it; pass --unsafe to load it anyway, only if you trust "
-                        "where the file came from") from None
+        raise UserError(
+            f"{path} holds Python code (a Lambda layer) that would run as it loads, so "
+            "safe mode refuses it; pass --unsafe to load it anyway, only if you trust "
+            "where the file came from"
+        ) from None
 
 
 class ImagePredictor:
@@ -223,8 +243,10 @@ class ImagePredictor:
         # Keras marks the batch axis None, TFLite -1.
         shape = tuple(None if d is None or d < 0 else int(d) for d in input_shape)
         if len(shape) != 4:
-            raise UserError(f"this model takes inputs of shape {shape[1:]}, not images; "
-                            "framework.predict classifies images")
+            raise UserError(
+                f"this model takes inputs of shape {shape[1:]}, not images; "
+                "framework.predict classifies images"
+            )
         self.size, self.channels = shape[1:3], shape[3]
         self.interpolation = interpolation
 
@@ -241,9 +263,12 @@ class ImagePredictor:
         tf = require_tensorflow("reading images for a prediction (a tf.data pipeline)")
 
         ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
-        return ds.map(lambda p: tf.cast(load_image(p, self.size, self.channels,
-                                                   self.interpolation), tf.float32),
-                      num_parallel_calls=tf.data.AUTOTUNE).batch(BATCH_SIZE)
+        return ds.map(
+            lambda p: tf.cast(
+                load_image(p, self.size, self.channels, self.interpolation), tf.float32
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        ).batch(BATCH_SIZE)
 
     def probabilities(self, paths):
         """Class probabilities, ``(len(paths), classes)``, for image files."""
@@ -303,25 +328,32 @@ class TFLitePredictor(ImagePredictor):
             raise UserError(f"no such file: {path}")
         info_path = path.with_suffix(".json")
         if not info_path.is_file():
-            raise UserError(f"{path} needs its class names in {info_path.name} beside it, as "
-                            "python -m framework.export writes them")
+            raise UserError(
+                f"{path} needs its class names in {info_path.name} beside it, as "
+                "python -m framework.export writes them"
+            )
         try:
             info = json.loads(info_path.read_text())
             class_names = list(info["classes"])
         except (ValueError, KeyError, TypeError):
-            raise UserError(f"{info_path} holds no class names (a \"classes\" list), as "
-                            "python -m framework.export writes them") from None
+            raise UserError(
+                f'{info_path} holds no class names (a "classes" list), as '
+                "python -m framework.export writes them"
+            ) from None
         interpreter, runtime = _tflite_interpreter(path)
         predictor = cls(interpreter, class_names, info.get("interpolation", "bilinear"), runtime)
         outputs, classes = predictor.output["shape_signature"][-1], len(predictor.class_names)
         if outputs != classes and (outputs, classes) != (1, 2):  # (1, 2): one sigmoid unit
-            raise UserError(f"{path} has {outputs} outputs but {info_path.name} names {classes} "
-                            "classes")
+            raise UserError(
+                f"{path} has {outputs} outputs but {info_path.name} names {classes} classes"
+            )
         for key, details in (("input", predictor.input), ("output", predictor.output)):
             dtype = details["dtype"].__name__
             if dtype != "float32":
-                raise UserError(f"{path} has a {dtype} {key}; framework.predict runs models with "
-                                "float32 input and output, as framework.export writes them")
+                raise UserError(
+                    f"{path} has a {dtype} {key}; framework.predict runs models with "
+                    "float32 input and output, as framework.export writes them"
+                )
         return predictor
 
     def outputs(self, images):
@@ -351,8 +383,9 @@ def _tflite_interpreter(path: Path):
     except ImportError:  # neither: one line that says what to install
         from framework.backend import require_tensorflow
 
-        tf = require_tensorflow("running a .tflite file without ai-edge-litert (pip install "
-                                "ai-edge-litert)")
+        tf = require_tensorflow(
+            "running a .tflite file without ai-edge-litert (pip install ai-edge-litert)"
+        )
         Interpreter, runtime = tf.lite.Interpreter, "tensorflow"
         from tensorflow.lite.python import schema_py_generated as schema
     try:
@@ -397,13 +430,17 @@ def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsaf
     from framework.tasks import task_of_run
 
     if run_dir.suffix == ".tflite":
-        raise UserError(f"{run_dir}: a .tflite model predicts images; give the run's directory "
-                        "to predict rows of a CSV file")
+        raise UserError(
+            f"{run_dir}: a .tflite model predicts images; give the run's directory "
+            "to predict rows of a CSV file"
+        )
     metrics = read_metrics(run_dir)
     inputs = metrics["data"].get("inputs")
     if not isinstance(inputs, dict):
-        raise UserError(f"{run_dir} was not trained on a CSV file (dataset=csv), so it records "
-                        "no columns to read new rows with")
+        raise UserError(
+            f"{run_dir} was not trained on a CSV file (dataset=csv), so it records "
+            "no columns to read new rows with"
+        )
     header, rows = read_rows(path)
     x = encode_rows(inputs, header, rows, path.name)
     load_plugins()
@@ -417,9 +454,11 @@ def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsaf
         print(f"... ({len(rows) - ROWS_SHOWN} more in {output})")
     columns = [f"predicted_{name}" if name in header else name for name in predicted]
     try:
-        write_csv_atomic(output, [*header, *columns],
-                         ([*row, *(values[i] for values in predicted.values())]
-                          for i, row in enumerate(rows)))
+        write_csv_atomic(
+            output,
+            [*header, *columns],
+            ([*row, *(values[i] for values in predicted.values())] for i, row in enumerate(rows)),
+        )
     except OSError as e:
         raise UserError(f"cannot write --output {output}: {e.strerror}") from None
     print(f"Predicted {len(rows)} row(s) of {path}")
@@ -441,12 +480,15 @@ def check_output(output: Path, overwrite: bool):
     """Raises UserError unless ``output`` can be written as a new file (or, with ``overwrite``,
     replace an existing one)."""
     if output.is_dir():
-        raise UserError(f"--output {output} is a folder; give a file name, e.g. "
-                        f"--output {output / 'predictions.csv'}")
+        raise UserError(
+            f"--output {output} is a folder; give a file name, e.g. "
+            f"--output {output / 'predictions.csv'}"
+        )
     if output.exists() and not overwrite:
         raise UserError(f"{output} exists; choose another --output or pass --overwrite")
-    writable_folder_check(output.parent, f"--output {output}", "choose another --output",
-                          create=False)
+    writable_folder_check(
+        output.parent, f"--output {output}", "choose another --output", create=False
+    )
 
 
 def writable_folder_check(folder: Path, target: str, remedy: str, create: bool = True):
@@ -463,13 +505,15 @@ def writable_folder_check(folder: Path, target: str, remedy: str, create: bool =
     while create and not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.exists():
-        raise UserError(f"cannot write {target}: there is no folder {existing}; create it or "
-                        f"{remedy}")
+        raise UserError(
+            f"cannot write {target}: there is no folder {existing}; create it or {remedy}"
+        )
     if not existing.is_dir():
         raise UserError(f"cannot write {target}: {existing} is a file, not a folder; {remedy}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write {target}: the folder {existing} is read-only for you; "
-                        f"{remedy}")
+        raise UserError(
+            f"cannot write {target}: the folder {existing} is read-only for you; {remedy}"
+        )
 
 
 def predict_folder(predictor: ImagePredictor, folder: Path, output: Path, overwrite: bool):
@@ -493,8 +537,10 @@ def predict_folder(predictor: ImagePredictor, folder: Path, output: Path, overwr
         write_csv_atomic(
             output,
             ["path", "class", "confidence"] + (["true_class"] if labelled else []),
-            ([path.relative_to(folder), cls, f"{p:.6f}"] + ([t] if labelled else [])
-             for path, cls, p, t in zip(readable, predicted, probs.max(axis=-1), truth)),
+            (
+                [path.relative_to(folder), cls, f"{p:.6f}"] + ([t] if labelled else [])
+                for path, cls, p, t in zip(readable, predicted, probs.max(axis=-1), truth)
+            ),
         )
     except OSError as e:  # checked before, but e.g. a full disk shows only now
         raise UserError(f"cannot write --output {output}: {e.strerror}") from None
@@ -503,8 +549,10 @@ def predict_folder(predictor: ImagePredictor, folder: Path, output: Path, overwr
     print("By class:  " + ", ".join(f"{name} {counts[name]}" for name in names))
     if labelled:
         correct = sum(p == t for p, t in zip(predicted, truth))
-        print(f"Accuracy:  {correct / len(readable):.4f} against the folder names "
-              f"({correct}/{len(readable)})")
+        print(
+            f"Accuracy:  {correct / len(readable):.4f} against the folder names "
+            f"({correct}/{len(readable)})"
+        )
     print(f"Wrote:     {output}")
 
 

@@ -29,8 +29,9 @@ CONFIG_NAME = "config"
 CHOICE_GROUPS = ("dataset", "backbone", "head", "experiment")
 
 
-def choose_parts(overrides: list[str], config_name: str = CONFIG_NAME,
-                 config_dir: str | None = None):
+def choose_parts(
+    overrides: list[str], config_name: str = CONFIG_NAME, config_dir: str | None = None
+):
     """Fits the backbone and head to the dataset and checks every declared kind.
 
     Args:
@@ -88,9 +89,11 @@ def _check_no_task_settings(parsed):
     would say that the key is not in struct)."""
     keys = [o.key_or_group for o in parsed if o.key_or_group.startswith("task.")]
     if keys:
-        raise UserError(f"{keys[0]} is a setting of a chosen task, and task=auto chooses one only "
-                        f"once the data is loaded; choose it too, e.g. task=regression "
-                        f"{keys[0]}=...")
+        raise UserError(
+            f"{keys[0]} is a setting of a chosen task, and task=auto chooses one only "
+            f"once the data is loaded; choose it too, e.g. task=regression "
+            f"{keys[0]}=..."
+        )
 
 
 def check_settings(cfg):
@@ -202,8 +205,14 @@ def _experiment_settings(experiments, choices):
         if is_stored_experiment(selected):
             source = selected  # config.yaml loads its settings, its includes' merged in
         else:  # a user's own experiment: the settings of the last of ours it includes
-            source = next((name for name, _ in reversed(experiments)
-                           if group in experiment_part_settings(name)), None)
+            source = next(
+                (
+                    name
+                    for name, _ in reversed(experiments)
+                    if group in experiment_part_settings(name)
+                ),
+                None,
+            )
         if group not in experiment_part_settings(source):
             continue
         part, keys = experiment_part_settings(source)[group]
@@ -224,7 +233,8 @@ def _defaults_list(overrides, config_name, config_dir):
     if config_dir:
         search_path.append("command-line", f"file://{os.path.realpath(config_dir)}")
     return ConfigLoaderImpl(config_search_path=search_path).compute_defaults_list(
-        config_name, overrides, RunMode.RUN)
+        config_name, overrides, RunMode.RUN
+    )
 
 
 def ineffective_settings(cfg, mode: RunMode, sweep_params, task_overrides) -> list[str]:
@@ -241,11 +251,15 @@ def ineffective_settings(cfg, mode: RunMode, sweep_params, task_overrides) -> li
     """
     notes = []
     if mode == RunMode.RUN and sweep_params:
-        notes.append(f"this config sweeps {', '.join(sweep_params)} (hydra.sweeper.params), "
-                     "which only a multirun does; this runs one job: add -m to run the sweep")
+        notes.append(
+            f"this config sweeps {', '.join(sweep_params)} (hydra.sweeper.params), "
+            "which only a multirun does; this runs one job: add -m to run the sweep"
+        )
     given = {o.partition("=")[0].lstrip("+~") for o in task_overrides}
     stages = cfg.trainer.stages
     if "trainer.epochs" in given and stages and all(s.epochs is not None for s in stages):
-        notes.append(f"trainer.epochs={cfg.trainer.epochs} has no effect: every stage of "
-                     "trainer.stages sets its own epochs (trainer.stages.<i>.epochs=N)")
+        notes.append(
+            f"trainer.epochs={cfg.trainer.epochs} has no effect: every stage of "
+            "trainer.stages sets its own epochs (trainer.stages.<i>.epochs=N)"
+        )
     return notes

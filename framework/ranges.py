@@ -53,23 +53,40 @@ class Range:
             return value in self.choices
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
-        return ((self.at_least is None or value >= self.at_least)
-                and (self.above is None or value > self.above)
-                and (self.at_most is None or value <= self.at_most)
-                and (self.below is None or value < self.below))
+        return (
+            (self.at_least is None or value >= self.at_least)
+            and (self.above is None or value > self.above)
+            and (self.at_most is None or value <= self.at_most)
+            and (self.below is None or value < self.below)
+        )
 
     def describe(self) -> str:
         """The range in words: ``>= 1``, ``> 0 and < 1``, ``a, b, c`` (choices)."""
         if self.choices is not None:
             return ", ".join(_shown(c) for c in self.choices)
-        words = [f"{sign} {_shown(bound)}" for sign, bound in (
-            (">=", self.at_least), (">", self.above), ("<=", self.at_most), ("<", self.below))
-            if bound is not None]
+        words = [
+            f"{sign} {_shown(bound)}"
+            for sign, bound in (
+                (">=", self.at_least),
+                (">", self.above),
+                ("<=", self.at_most),
+                ("<", self.below),
+            )
+            if bound is not None
+        ]
         return " and ".join(words)
 
 
-def setting(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING, at_least=None,
-            above=None, at_most=None, below=None, choices=None):
+def setting(
+    default=dataclasses.MISSING,
+    *,
+    default_factory=dataclasses.MISSING,
+    at_least=None,
+    above=None,
+    at_most=None,
+    below=None,
+    choices=None,
+):
     """A dataclass field with the range of values it accepts (for a list, each entry's).
 
     Args:
@@ -81,8 +98,9 @@ def setting(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING,
         A ``dataclasses.field`` carrying the range in its metadata.
     """
     accepted = Range(at_least, above, at_most, below, tuple(choices) if choices else None)
-    return dataclasses.field(default=default, default_factory=default_factory,
-                             metadata={RANGE: accepted})
+    return dataclasses.field(
+        default=default, default_factory=default_factory, metadata={RANGE: accepted}
+    )
 
 
 def check_ranges(cfg, prefix: str = ""):
@@ -133,11 +151,13 @@ def check_value(cfg, key: str, value):
     try:
         OmegaConf.update(trial, key, value, merge=False)
     except ValidationError as e:  # OmegaConf's word: "could not be converted to Integer"
-        raise UserError(f"{key}={_shown(value)} is of the wrong type: "
-                        f"{str(e).strip().splitlines()[0]}") from None
+        raise UserError(
+            f"{key}={_shown(value)} is of the wrong type: {str(e).strip().splitlines()[0]}"
+        ) from None
     parent, _, _ = key.rpartition(".")
-    check_ranges(OmegaConf.select(trial, parent) if parent else trial,
-                 f"{parent}." if parent else "")
+    check_ranges(
+        OmegaConf.select(trial, parent) if parent else trial, f"{parent}." if parent else ""
+    )
 
 
 def field_ranges(cls: Any) -> dict[str, Range]:

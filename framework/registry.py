@@ -88,8 +88,18 @@ class Registry:
         self.multiple = multiple
         self._parts: dict[str, Part] = {}
 
-    def register(self, name, build, config=None, description=None, *, provider, takes=None,
-                 gives=None, task=None):
+    def register(
+        self,
+        name,
+        build,
+        config=None,
+        description=None,
+        *,
+        provider,
+        takes=None,
+        gives=None,
+        task=None,
+    ):
         """Adds a part, whose default config Hydra then finds under the registry's group.
 
         Args:
@@ -201,8 +211,9 @@ def config_node(part: Part):
         if value is dataclasses.MISSING:
             default = dataclasses.field(default_factory=f.default_factory, metadata=f.metadata)
         elif isinstance(value, (list, dict)):
-            default = dataclasses.field(default_factory=lambda v=value: type(v)(v),
-                                        metadata=f.metadata)
+            default = dataclasses.field(
+                default_factory=lambda v=value: type(v)(v), metadata=f.metadata
+            )
         else:
             default = dataclasses.field(default=value, metadata=f.metadata)
         fields.append((f.name, hints[f.name], default))

@@ -20,12 +20,14 @@ def write_history(run_dir: Path, history: list[dict]):
     keys = []
     for row in history:
         keys += [k for k in row if k not in keys]
-    write_csv_atomic(run_dir / "history.csv", keys,
-                     ([row.get(k, "") for k in keys] for row in history))
+    write_csv_atomic(
+        run_dir / "history.csv", keys, ([row.get(k, "") for k in keys] for row in history)
+    )
 
 
-def plot_curves(run_dir: Path, history: list[dict], stage_starts: list[tuple[int, str]],
-                metric: str):
+def plot_curves(
+    run_dir: Path, history: list[dict], stage_starts: list[tuple[int, str]], metric: str
+):
     """The loss and one metric per epoch, train vs validation, with stage boundaries marked."""
     epochs = [row["epoch"] for row in history]
     # Margins set, not computed (tight_layout's extra pass over the text took 0.06 of this
@@ -43,8 +45,15 @@ def plot_curves(run_dir: Path, history: list[dict], stage_starts: list[tuple[int
             ax.axvline(epoch - 0.5, color="grey", linestyle="--", linewidth=1)
             # On the side of the line with more room: a late stage's name reads leftwards.
             late = epoch > middle
-            ax.text(epoch - (0.6 if late else 0.4), ax.get_ylim()[1], name, va="top",
-                    ha="right" if late else "left", fontsize=8, color="grey")
+            ax.text(
+                epoch - (0.6 if late else 0.4),
+                ax.get_ylim()[1],
+                name,
+                va="top",
+                ha="right" if late else "left",
+                fontsize=8,
+                color="grey",
+            )
         ax.set_title(metric)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -71,8 +80,10 @@ def console_report(run_dir: Path, metrics: dict, task=None) -> str:
         f"Data:      {metrics['data']['name']} ({', '.join(task.target_names(metrics['data']))})",
         f"Epochs:    {metrics['epochs']}",
         *task.score_lines(metrics),
-        "Wrote:     " + ", ".join(sorted(p.name for p in run_dir.iterdir() if p.is_file()
-                                         and not p.name.startswith("."))),
+        "Wrote:     "
+        + ", ".join(
+            sorted(p.name for p in run_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+        ),
     ]
     return "\n".join(lines)
 
@@ -95,8 +106,14 @@ def plot_confusion_matrix(run_dir: Path, y_true, y_pred, class_names, split: str
     threshold = matrix.max() / 2 if matrix.size else 0
     for i, j in zip(*np.nonzero(matrix)):
         count = matrix[i, j]
-        ax.text(j, i, str(count), ha="center", va="center",
-                color="white" if count > threshold else "black")
+        ax.text(
+            j,
+            i,
+            str(count),
+            ha="center",
+            va="center",
+            color="white" if count > threshold else "black",
+        )
     fig.tight_layout()
     fig.savefig(run_dir / "confusion_matrix.png", dpi=100)
     plt.close(fig)
@@ -128,11 +145,23 @@ def plot_misclassified(run_dir: Path, images, y_true, y_pred, class_names, limit
     for i, (image, t, p) in enumerate(zip(images, y_true, y_pred)):
         top = (i // cols) * (height + pad_y) + pad_y
         left = (i % cols) * (width + pad_x) + pad_x // 2
-        mosaic[top:top + height, left:left + width] = image
-        ax.text(left + width / 2, top - 0.5, f"true: {class_names[t]}\npred: {class_names[p]}",
-                ha="center", va="bottom", fontsize=9, color="red")
-    ax.imshow(mosaic.squeeze(-1) if channels == 1 else mosaic, cmap="gray",
-              interpolation="nearest", vmin=0, vmax=255)
+        mosaic[top : top + height, left : left + width] = image
+        ax.text(
+            left + width / 2,
+            top - 0.5,
+            f"true: {class_names[t]}\npred: {class_names[p]}",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            color="red",
+        )
+    ax.imshow(
+        mosaic.squeeze(-1) if channels == 1 else mosaic,
+        cmap="gray",
+        interpolation="nearest",
+        vmin=0,
+        vmax=255,
+    )
     fig.suptitle("misclassified (validation)")
     fig.savefig(run_dir / "misclassified.png", dpi=100)
     plt.close(fig)

@@ -89,16 +89,20 @@ def make_dir(directory: Path, key: str):
         UserError: the path, or one of its parents, is a file or cannot be written.
     """
     if directory.exists() and not directory.is_dir():
-        raise UserError(f"{key}={shown(directory)} is a file, not a directory; choose another "
-                        f"directory ({key}=...)")
+        raise UserError(
+            f"{key}={shown(directory)} is a file, not a directory; choose another "
+            f"directory ({key}=...)"
+        )
     try:
         directory.mkdir(parents=True, exist_ok=True)
         probe = directory / f".write_probe.{os.getpid()}"
         probe.touch()
         probe.unlink()
     except OSError as e:
-        raise UserError(f"cannot write into {key}={shown(directory)}: {e.strerror}; choose a "
-                        f"directory you can write to ({key}=...)") from None
+        raise UserError(
+            f"cannot write into {key}={shown(directory)}: {e.strerror}; choose a "
+            f"directory you can write to ({key}=...)"
+        ) from None
 
 
 def _resolved_dir(config: DictConfig, key: str) -> Path:
@@ -108,8 +112,10 @@ def _resolved_dir(config: DictConfig, key: str) -> Path:
     try:
         directory.exists()  # a name over the system's limit; a missing parent: make_dir's
     except OSError as e:
-        raise UserError(f"cannot use {key}={shown(directory)}: {e.strerror}; choose another "
-                        f"directory ({key}=...)") from None
+        raise UserError(
+            f"cannot use {key}={shown(directory)}: {e.strerror}; choose another "
+            f"directory ({key}=...)"
+        ) from None
     return directory
 
 

@@ -32,8 +32,7 @@ def finished_run_check(run_dir: Path):
     """Raises DirectoryTaken if ``run_dir`` holds a finished run (it has metrics.json)."""
     if (run_dir / "metrics.json").exists():
         raise DirectoryTaken(
-            f"{run_dir} already holds a finished run; choose another directory "
-            "(hydra.run.dir=...)"
+            f"{run_dir} already holds a finished run; choose another directory (hydra.run.dir=...)"
         )
 
 
@@ -111,20 +110,27 @@ def hold_lock(directory: Path, setting: str = "hydra.run.dir") -> bool:
     try:
         fd = os.open(key / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise UserError(f"cannot write into {shown(directory)}: {e.strerror}; choose a "
-                        f"directory you can write to ({setting}=...)") from None
+        raise UserError(
+            f"cannot write into {shown(directory)}: {e.strerror}; choose a "
+            f"directory you can write to ({setting}=...)"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
-        raise DirectoryTaken(f"{shown(directory)} is in use by another running process "
-                             f"(pid {pid}); wait for it to end, or choose another directory "
-                             f"({setting}=...)") from None
+        raise DirectoryTaken(
+            f"{shown(directory)} is in use by another running process "
+            f"(pid {pid}); wait for it to end, or choose another directory "
+            f"({setting}=...)"
+        ) from None
     except OSError as e:  # a file system without locks (some network mounts): run unguarded
         os.close(fd)
-        print(f"warning: {shown(directory)} cannot be locked ({e.strerror}); another process "
-              "given the same directory would not be refused", file=sys.stderr)
+        print(
+            f"warning: {shown(directory)} cannot be locked ({e.strerror}); another process "
+            "given the same directory would not be refused",
+            file=sys.stderr,
+        )
         return False
     try:
         os.ftruncate(fd, 0)

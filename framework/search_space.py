@@ -34,25 +34,34 @@ def check_space(space, cfg) -> dict:
     space = OmegaConf.to_container(space) if OmegaConf.is_config(space) else dict(space or {})
     space = _flatten(space)
     if not space:
-        raise UserError("tuner.space is empty; give the settings to search, e.g. "
-                        "'+tuner.space.optimizer.learning_rate={log_float:[1e-4,1e-2]}'")
+        raise UserError(
+            "tuner.space is empty; give the settings to search, e.g. "
+            "'+tuner.space.optimizer.learning_rate={log_float:[1e-4,1e-2]}'"
+        )
     for key, spec in space.items():
         current = OmegaConf.select(cfg, key, default=_MISSING)
         if current is _MISSING:
             raise UserError(f"tuner.space: unknown setting {key!r} (not in the run's config)")
         if OmegaConf.is_dict(current):
             # A trial's config is the run's with settings changed; another part is another config.
-            raise UserError(f"tuner.space.{key}: {key} is a group of settings, which a search "
-                            f"cannot choose; search its settings (tuner.space.{key}.<setting>), "
-                            f"or sweep its options: python -m framework -m {key}=a,b")
+            raise UserError(
+                f"tuner.space.{key}: {key} is a group of settings, which a search "
+                f"cannot choose; search its settings (tuner.space.{key}.<setting>), "
+                f"or sweep its options: python -m framework -m {key}=a,b"
+            )
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
-            raise UserError(f"tuner.space.{key} must be one of {{kind: values}} with kind in "
-                            f"{', '.join(KINDS)}. Received: {spec!r}")
-        (kind, values), = spec.items()
+            raise UserError(
+                f"tuner.space.{key} must be one of {{kind: values}} with kind in "
+                f"{', '.join(KINDS)}. Received: {spec!r}"
+            )
+        ((kind, values),) = spec.items()
         sizes = {"choice": None, "int": (2, 3), "float": (2, 3), "log_float": (2,)}[kind]
         if not isinstance(values, list) or not values or (sizes and len(values) not in sizes):
-            shape = "a list of values" if kind == "choice" else (
-                "[low, high]" if kind == "log_float" else "[low, high] or [low, high, step]")
+            shape = (
+                "a list of values"
+                if kind == "choice"
+                else ("[low, high]" if kind == "log_float" else "[low, high] or [low, high, step]")
+            )
             raise UserError(f"tuner.space.{key}: {kind} takes {shape}. Received: {values!r}")
         if kind != "choice":
             _check_range(key, kind, values)
@@ -74,8 +83,10 @@ def _check_range(key: str, kind: str, values: list):
     if len(values) > 2 and values[2] <= 0:
         raise UserError(f"tuner.space.{key}: {kind}'s step must be above 0. Received: {values!r}")
     if kind == "log_float" and values[0] <= 0:
-        raise UserError(f"tuner.space.{key}: log_float's low must be above 0 (a log scale). "
-                        f"Received: {values!r}")
+        raise UserError(
+            f"tuner.space.{key}: log_float's low must be above 0 (a log scale). "
+            f"Received: {values!r}"
+        )
 
 
 def _flatten(space: dict, prefix: str = "") -> dict:
@@ -83,8 +94,12 @@ def _flatten(space: dict, prefix: str = "") -> dict:
     ``{"head.units": {choice: ...}}``."""
     flat = {}
     for key, spec in space.items():
-        if isinstance(spec, dict) and spec and not set(spec) & set(KINDS) and all(
-                isinstance(inner, dict) for inner in spec.values()):
+        if (
+            isinstance(spec, dict)
+            and spec
+            and not set(spec) & set(KINDS)
+            and all(isinstance(inner, dict) for inner in spec.values())
+        ):
             flat.update(_flatten(spec, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = spec
@@ -93,14 +108,17 @@ def _flatten(space: dict, prefix: str = "") -> dict:
 
 def define(hp, space: dict) -> dict:
     """Declares the space's hyperparameters on keras-tuner's ``hp``; returns their values."""
-    return {key: _define_one(hp, key, kind, values)
-            for key, ((kind, values),) in ((k, tuple(s.items())) for k, s in space.items())}
+    return {
+        key: _define_one(hp, key, kind, values)
+        for key, ((kind, values),) in ((k, tuple(s.items())) for k, s in space.items())
+    }
 
 
 def _define_one(hp, key, kind, values):
     if kind == "choice":
         if all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in values) and (
-                len({type(v) for v in values}) == 1):
+            len({type(v) for v in values}) == 1
+        ):
             return hp.Choice(key, values)
         # keras-tuner's choices are numbers or text of one type (booleans come back as 0 and 1):
         # lists, null, booleans and mixed types (1 and 0.5, auto and true) are chosen by their
@@ -125,8 +143,11 @@ def hydra_value(value) -> str:
     numbers, booleans and null, a quoted string where a bare one would not parse, lists and
     dicts with unquoted keys."""
     if isinstance(value, str):
-        return value if re.fullmatch(r"[A-Za-z_][\w./-]*", value) else (
-            "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'")
+        return (
+            value
+            if re.fullmatch(r"[A-Za-z_][\w./-]*", value)
+            else ("'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'")
+        )
     if isinstance(value, list):
         return "[" + ",".join(hydra_value(v) for v in value) + "]"
     if isinstance(value, dict):

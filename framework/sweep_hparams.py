@@ -30,11 +30,14 @@ def varied_settings(sweep_overrides: list[str], sweeper_params, job_overrides: l
         the sweep's are unknown.
     """
     parser = OverridesParser.create()
-    varied = {o.key_or_group for o in parser.parse_overrides(sweep_overrides)
-              if o.is_sweep_override()} | set(sweeper_params or {})
-    return {o.key_or_group: _hparam_value(o.value())
-            for o in parser.parse_overrides(job_overrides)
-            if o.key_or_group in varied or not varied}
+    varied = {
+        o.key_or_group for o in parser.parse_overrides(sweep_overrides) if o.is_sweep_override()
+    } | set(sweeper_params or {})
+    return {
+        o.key_or_group: _hparam_value(o.value())
+        for o in parser.parse_overrides(job_overrides)
+        if o.key_or_group in varied or not varied
+    }
 
 
 def write_hparams(job_dir: Path, settings: dict, metrics: dict):
@@ -47,15 +50,22 @@ def write_hparams(job_dir: Path, settings: dict, metrics: dict):
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     objective = metrics["objective"]
-    scores = {objective["name"]: objective["value"],
-              **{f"val_{k}": v for k, v in metrics["validation"].items()}}
+    scores = {
+        objective["name"]: objective["value"],
+        **{f"val_{k}": v for k, v in metrics["validation"].items()},
+    }
     if metrics["evaluated_on"] == "test":
         score = headline(metrics)
         scores[f"test_{score}"] = metrics["test"][score]
     writer = EventFileWriter(str(job_dir / LOG_DIR))
     now = time.time()
-    writer.add_event(Event(wall_time=now, step=0,
-                           summary=hparams_summary.hparams_pb(settings, trial_id=job_dir.name)))
+    writer.add_event(
+        Event(
+            wall_time=now,
+            step=0,
+            summary=hparams_summary.hparams_pb(settings, trial_id=job_dir.name),
+        )
+    )
     for tag, value in scores.items():
         writer.add_event(Event(wall_time=now, step=0, summary=scalar_pb(tag, value)))
     writer.close()

@@ -32,8 +32,9 @@ def plot_sweep(sweep_dir: Path, jobs: list[dict], finished: list[dict]):
     ax.bar_label(bars, fmt="%.4f", padding=3, fontsize=8)
     ax.set_yticks(range(len(finished)), labels, fontsize=8)
     ax.invert_yaxis()  # best on top
-    ax.set_xlabel(f"{objective} ({'lower' if finished[0]['direction'] == 'min' else 'higher'} "
-                  "is better)")
+    ax.set_xlabel(
+        f"{objective} ({'lower' if finished[0]['direction'] == 'min' else 'higher'} is better)"
+    )
     ax.set_xlim(0, max(values) * 1.15 or 1)
     title = f"Sweep: {len(jobs)} jobs, best {objective}: job {finished[0]['job']}"
     others = [str(job["job"]) for job in jobs if job not in finished]

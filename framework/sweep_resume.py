@@ -40,11 +40,16 @@ class SkipFinished:
         Raises:
             UserError: it does: the sweep is not the same sweep.
         """
-        beyond = sorted(int(p.parent.name) for p in self.sweep_dir.glob("*/metrics.json")
-                        if p.parent.name.isdigit() and int(p.parent.name) >= count)
+        beyond = sorted(
+            int(p.parent.name)
+            for p in self.sweep_dir.glob("*/metrics.json")
+            if p.parent.name.isdigit() and int(p.parent.name) >= count
+        )
         if beyond:
-            raise UserError(f"{self.sweep_dir} holds job {beyond[0]}, beyond the {count} jobs of "
-                            "this sweep; a resumed sweep must be the same sweep")
+            raise UserError(
+                f"{self.sweep_dir} holds job {beyond[0]}, beyond the {count} jobs of "
+                "this sweep; a resumed sweep must be the same sweep"
+            )
 
     def launch(self, job_overrides, initial_job_idx):
         returns, pending = [], []
@@ -53,8 +58,11 @@ class SkipFinished:
             if done is None:
                 pending.append(idx)
             returns.append(done)
-        print(f"Resuming: {len(job_overrides) - len(pending)} job(s) finished before, "
-              f"{len(pending)} to run", flush=True)
+        print(
+            f"Resuming: {len(job_overrides) - len(pending)} job(s) finished before, "
+            f"{len(pending)} to run",
+            flush=True,
+        )
         # Each run of consecutive pending jobs is launched with its first job's number, so every
         # job keeps its number (and its directory).
         for _, run in itertools.groupby(enumerate(pending), key=lambda pair: pair[1] - pair[0]):
@@ -66,8 +74,9 @@ class SkipFinished:
         return returns
 
 
-def finished_job(job_dir: Path, overrides: list[str], idx: int,
-                 records: str = ".hydra") -> JobReturn | None:
+def finished_job(
+    job_dir: Path, overrides: list[str], idx: int, records: str = ".hydra"
+) -> JobReturn | None:
     """The result of a job that finished in ``job_dir`` with ``overrides``, else None.
 
     Raises:

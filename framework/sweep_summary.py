@@ -41,9 +41,11 @@ WORKERS_GONE_TIMEOUT = 15.0
 class SweepSummary(Callback):
     def on_multirun_start(self, config, **kwargs):
         _unfinished.clear()
-        _running.update(dir=_sweep_dir(config), output_subdir=config.hydra.output_subdir,
-                        local=str(config.hydra.launcher.get("_target_", "")).endswith(
-                            LOCAL_LAUNCHERS))
+        _running.update(
+            dir=_sweep_dir(config),
+            output_subdir=config.hydra.output_subdir,
+            local=str(config.hydra.launcher.get("_target_", "")).endswith(LOCAL_LAUNCHERS),
+        )
 
     def on_job_end(self, config, job_return, **kwargs):
         # Kept up to date as jobs end, so a long sweep can be followed, and a sweep stopped by
@@ -58,7 +60,8 @@ class SweepSummary(Callback):
         _unfinished[:] = [job for job in jobs if job["status"] != "finished"] or [
             # Without .hydra records (output_subdir null), the FAILED files still tell.
             {"job": path.parent.name, "status": "failed"}
-            for path in sorted(sweep_dir.glob(f"*/{FAILED}"))]
+            for path in sorted(sweep_dir.glob(f"*/{FAILED}"))
+        ]
         if jobs:
             from framework.sweep_plot import PLOT, plot_sweep  # matplotlib: only once it is needed
 
@@ -67,10 +70,15 @@ class SweepSummary(Callback):
             if keep is not None and keep >= 1:  # a smaller one failed every job (check_run)
                 deleted = delete_models_outside(jobs, keep)
                 if deleted:
-                    print(f"Deleted:   model.keras of {len(deleted)} job(s) outside the best "
-                          f"{keep} (sweep.keep_top_k): job {', '.join(map(str, deleted))}")
-            plot_sweep(sweep_dir, jobs, [job for job in jobs
-                                         if job["status"] == "finished" and has_objective(job)])
+                    print(
+                        f"Deleted:   model.keras of {len(deleted)} job(s) outside the best "
+                        f"{keep} (sweep.keep_top_k): job {', '.join(map(str, deleted))}"
+                    )
+            plot_sweep(
+                sweep_dir,
+                jobs,
+                [job for job in jobs if job["status"] == "finished" and has_objective(job)],
+            )
             print(f"Wrote:     {shown(sweep_dir / SUMMARY)}, {PLOT}")
 
 
@@ -153,8 +161,11 @@ def columns(jobs: list[dict]) -> list[str]:
     scores = []
     for job in jobs:
         if "headline" in job:
-            scores += [c for c in (f"validation_{job['headline']}", f"test_{job['headline']}")
-                       if c not in scores]
+            scores += [
+                c
+                for c in (f"validation_{job['headline']}", f"test_{job['headline']}")
+                if c not in scores
+            ]
     return [*FIRST_COLUMNS, *scores, *LAST_COLUMNS]
 
 
@@ -171,19 +182,30 @@ def collect_jobs(sweep_dir: Path, output_subdir: str = ".hydra") -> list[dict]:
         job_num = OmegaConf.select(hydra_cfg, "hydra.job.num", default=None)
         if not isinstance(job_num, int):
             continue  # a single run's directory, not a sweep job's
-        row = {"job": job_num, "overrides": list(OmegaConf.load(overrides_file)),
-               "run_dir": str(job_dir)}
+        row = {
+            "job": job_num,
+            "overrides": list(OmegaConf.load(overrides_file)),
+            "run_dir": str(job_dir),
+        }
         row.update(_outcome(job_dir))
         jobs.append(row)
         searched |= set(OmegaConf.select(hydra_cfg, "hydra.sweeper.params", default=None) or ())
     # What a search's jobs drew is shown even where they drew the same (Optuna's params).
-    shared = {o for o in set.intersection(*(set(job["overrides"]) for job in jobs))
-              if o.split("=", 1)[0].lstrip("+~") not in searched} if jobs else set()
+    shared = (
+        {
+            o
+            for o in set.intersection(*(set(job["overrides"]) for job in jobs))
+            if o.split("=", 1)[0].lstrip("+~") not in searched
+        }
+        if jobs
+        else set()
+    )
     for job in jobs:
         job["varied"] = " ".join(o for o in job["overrides"] if o not in shared)
     # Jobs of different tasks (-m task=...) optimize different objectives: ranked apart.
-    objectives = list(dict.fromkeys(job["objective"] for job in sorted(jobs, key=_number)
-                                    if "objective" in job))
+    objectives = list(
+        dict.fromkeys(job["objective"] for job in sorted(jobs, key=_number) if "objective" in job)
+    )
     return sorted(jobs, key=lambda job: _rank(job, objectives))
 
 
@@ -213,13 +235,20 @@ def _outcome(job_dir: Path) -> dict:
             metrics = json.loads(metrics_file.read_text())
             # Runs from before trainer.objective ranked by validation accuracy.
             objective = metrics.get("objective") or {
-                "name": "val_accuracy", "value": metrics["validation"]["accuracy"],
-                "direction": "max"}
+                "name": "val_accuracy",
+                "value": metrics["validation"]["accuracy"],
+                "direction": "max",
+            }
             score = headline(metrics)
-            outcome = {"status": "finished", "epochs": metrics["epochs"], "headline": score,
-                       f"validation_{score}": metrics["validation"][score],
-                       "objective": objective["name"], "objective_value": objective["value"],
-                       "direction": objective["direction"]}
+            outcome = {
+                "status": "finished",
+                "epochs": metrics["epochs"],
+                "headline": score,
+                f"validation_{score}": metrics["validation"][score],
+                "objective": objective["name"],
+                "objective_value": objective["value"],
+                "direction": objective["direction"],
+            }
             if metrics["evaluated_on"] == "test":
                 outcome[f"test_{score}"] = metrics["test"][score]
             return outcome
@@ -232,8 +261,13 @@ def _outcome(job_dir: Path) -> dict:
 
 
 def summary_rows(jobs: list[dict]) -> list[list]:
-    return [[job["varied"] if column == "overrides" else job.get(column, "")
-             for column in columns(jobs)] for job in jobs]
+    return [
+        [
+            job["varied"] if column == "overrides" else job.get(column, "")
+            for column in columns(jobs)
+        ]
+        for job in jobs
+    ]
 
 
 def format_table(jobs: list[dict]) -> str:
@@ -243,26 +277,43 @@ def format_table(jobs: list[dict]) -> str:
     mixed = len(objectives) > 1 or len(scores) > 1  # then each cell names its score
     objective = "objective" if mixed else (objectives or ["objective"])[0]
     score = (scores or ["accuracy"])[0]
-    rows = [["job", objective, "test score" if mixed else f"test {ABBREVIATIONS.get(score, score)}",
-             "overrides / status"]]
+    rows = [
+        [
+            "job",
+            objective,
+            "test score" if mixed else f"test {ABBREVIATIONS.get(score, score)}",
+            "overrides / status",
+        ]
+    ]
     for job in jobs:
         finished = job["status"] == "finished"
         test = job.get(f"test_{job.get('headline', score)}")
         name = f"{job.get('objective')} " if mixed and finished else ""
-        rows.append([
-            str(job["job"]),
-            f"{name}{job['objective_value']:.4f}" if finished else "-",
-            (f"{job['headline'] + ' ' if mixed else ''}{test:.4f}" if test is not None
-             else "-"),
-            job["varied"] + ("" if finished else f"  ({shown_status(job)})"),
-        ])
+        rows.append(
+            [
+                str(job["job"]),
+                f"{name}{job['objective_value']:.4f}" if finished else "-",
+                (
+                    f"{job['headline'] + ' ' if mixed else ''}{test:.4f}"
+                    if test is not None
+                    else "-"
+                ),
+                job["varied"] + ("" if finished else f"  ({shown_status(job)})"),
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3]
-             for row in rows]
-    best = (f"best first by each objective ({', '.join(objectives)})" if len(objectives) > 1
-            else f"best {objective} first")
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3]
+        for row in rows
+    ]
+    best = (
+        f"best first by each objective ({', '.join(objectives)})"
+        if len(objectives) > 1
+        else f"best {objective} first"
+    )
     return f"Sweep:     {len(jobs)} jobs, {best}\n" + "\n".join(
-        "  " + line.rstrip() for line in lines)
+        "  " + line.rstrip() for line in lines
+    )
 
 
 def _sweep_dir(config) -> Path:

@@ -207,8 +207,10 @@ def task_of_run(metrics: dict) -> Task:
     kind = data.get("task") or (BINARY if len(data.get("classes", ())) == 2 else MULTICLASS)
     task = next((t for t in _all_tasks() if t.auto and kind in t.kinds), None)
     if task is None:
-        raise UserError(f"no registered task writes runs of {kind!r}; known tasks: "
-                        f"{', '.join(_task_names())} (is the plugin that wrote it installed?)")
+        raise UserError(
+            f"no registered task writes runs of {kind!r}; known tasks: "
+            f"{', '.join(_task_names())} (is the plugin that wrote it installed?)"
+        )
     return task
 
 
@@ -232,13 +234,17 @@ def run_task(cfg, data) -> Task:
         task = registered_task(name, cfg.task)
         if not task.fits(data):
             fitting = [t.name for t in _all_tasks() if t.fits(data)]
-            raise UserError(f"task {name!r} does not fit {source}, whose targets are "
-                            f"{data.task}; accepted: {', '.join(fitting) or 'none'}")
+            raise UserError(
+                f"task {name!r} does not fit {source}, whose targets are "
+                f"{data.task}; accepted: {', '.join(fitting) or 'none'}"
+            )
         return task
     task = next((t for t in _all_tasks() if t.auto and t.fits(data)), None)
     if task is None:
-        raise UserError(f"task=auto finds no task for {source}, whose targets are {data.task}; "
-                        f"choose one with task=: {', '.join(_task_names())}")
+        raise UserError(
+            f"task=auto finds no task for {source}, whose targets are {data.task}; "
+            f"choose one with task=: {', '.join(_task_names())}"
+        )
     return task
 
 
@@ -265,14 +271,16 @@ def encode_targets(requested: str, columns: dict[str, list[str]], source: str) -
         return registered_task(requested).encode(columns, source)
     name, why = _guess_task(columns)
     if name not in _task_names():
-        raise UserError(f"the target of {source} looks like {name} ({why}), and no task of that "
-                        f"name is registered; set task= to one of: {', '.join(_task_names())}")
+        raise UserError(
+            f"the target of {source} looks like {name} ({why}), and no task of that "
+            f"name is registered; set task= to one of: {', '.join(_task_names())}"
+        )
     targets = registered_task(name).encode(columns, source)
     if why:
-        others = " or ".join(f"task={n}" for n in _task_names()
-                             if n != name and _encodes(n, columns, source))
-        print(f"note: task {name}: {why}" + (f" (choose another with {others})" if others
-                                              else ""))
+        others = " or ".join(
+            f"task={n}" for n in _task_names() if n != name and _encodes(n, columns, source)
+        )
+        print(f"note: task {name}: {why}" + (f" (choose another with {others})" if others else ""))
     return targets
 
 
@@ -294,14 +302,13 @@ def _guess_task(columns: dict[str, list[str]]) -> tuple[str, str]:
         if all(numeric.values()):
             return "regression", f"{len(columns)} numeric target columns"
         return "classification", ""  # refused there: one target column
-    (name, values), = columns.items()
+    ((name, values),) = columns.items()
     if not numeric[name]:
         return "classification", ""
     distinct = len(set(float(v) for v in values))
     if distinct > MAX_AUTO_CLASSES:
         return "regression", f"target {name!r} is numeric with {distinct} distinct values"
-    return "classification", (f"target {name!r} has {distinct} distinct numbers, taken as "
-                              "classes")
+    return "classification", (f"target {name!r} has {distinct} distinct numbers, taken as classes")
 
 
 def _all_numbers(values) -> bool:

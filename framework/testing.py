@@ -80,8 +80,9 @@ def compose(args: list[str], return_hydra_config: bool = False):
     GlobalHydra.instance().clear()
     try:
         with hydra.initialize_config_module(version_base="1.3", config_module="framework.conf"):
-            return hydra.compose(CONFIG_NAME, overrides=[*args, *extra],
-                                 return_hydra_config=return_hydra_config)
+            return hydra.compose(
+                CONFIG_NAME, overrides=[*args, *extra], return_hydra_config=return_hydra_config
+            )
     finally:
         GlobalHydra.instance().clear()
 
@@ -126,7 +127,8 @@ def _check_reloaded_model(cfg, run_dir: Path, metrics: dict):
     except Exception as e:
         raise AssertionError(
             f"model.keras does not reload in safe mode: {type(e).__name__}: {e} (custom layers "
-            "must be registered with @keras.saving.register_keras_serializable)") from e
+            "must be registered with @keras.saving.register_keras_serializable)"
+        ) from e
     task, data = load_task_data(cfg)
     split = data.test if data.test is not None else data.validation
     scored = task.evaluate(model, split, data, cfg.trainer.batch_size)
@@ -135,4 +137,5 @@ def _check_reloaded_model(cfg, run_dir: Path, metrics: dict):
         if abs(scored[name] - run_scored[name]) > 1e-4 * max(1.0, abs(run_scored[name])):
             raise AssertionError(
                 f"the reloaded model scores {name} {scored[name]:.6f} on "
-                f"{metrics['evaluated_on']}; the run scored {run_scored[name]:.6f}")
+                f"{metrics['evaluated_on']}; the run scored {run_scored[name]:.6f}"
+            )

@@ -170,10 +170,17 @@ def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> tuple[
         if distribution and keras.config.backend() == "jax":
             for note in split_evenly(data, batch_size, len(distribution["devices"])):
                 print(f"note: {note}")
-        run = Run(cfg, run_dir, data, task,
-                  build_model(cfg, data, one_hot_targets(data.train), task),
-                  batch_size, checkpoint=job_checkpoint, hparams=hparams,
-                  distribution=distribution)
+        run = Run(
+            cfg,
+            run_dir,
+            data,
+            task,
+            build_model(cfg, data, one_hot_targets(data.train), task),
+            batch_size,
+            checkpoint=job_checkpoint,
+            hparams=hparams,
+            distribution=distribution,
+        )
         plans = plan_stages(cfg, run.data, run.built)
         for plan in plans:
             fit_stage(run, plan, len(plans))
@@ -225,12 +232,12 @@ def plan_stages(cfg, data, built) -> list[StagePlan]:
         if trainable is None:  # as built: a pretrained backbone stays frozen
             trainable = "head" if built.pretrained else "all"
         # Features extracted before the backbone trained would be stale after it.
-        key = (_feature_key(cfg, data, built)
-               if trainable == "head" and not backbone_trained else None)
+        key = (
+            _feature_key(cfg, data, built) if trainable == "head" and not backbone_trained else None
+        )
         backbone_trained = backbone_trained or trainable != "head"
         epochs = stage.epochs if stage.epochs is not None else cfg.trainer.epochs
-        plans.append(StagePlan(number, stage.name, epochs, trainable, _optimizer(stage, cfg),
-                               key))
+        plans.append(StagePlan(number, stage.name, epochs, trainable, _optimizer(stage, cfg), key))
     return plans
 
 
@@ -247,8 +254,10 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
     built, cfg = run.built, run.cfg
     set_trainable(built.backbone, plan.trainable, built.pretrained)
     epochs = f"{plan.epochs} epoch{'s' if plan.epochs != 1 else ''}"
-    print(f"Stage {plan.number}/{stages} {plan.name}: {epochs}, trains "
-          f"{_describe_trainable(plan.trainable)}")
+    print(
+        f"Stage {plan.number}/{stages} {plan.name}: {epochs}, trains "
+        f"{_describe_trainable(plan.trainable)}"
+    )
     done = _restore_stage(run, plan) if run.checkpoint else None
     if done and plan.number < stages:  # only the last stage's scores are kept: no need to evaluate
         run.stage_metrics.append(done["metrics"])
@@ -256,8 +265,10 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
     if plan.on_cached_features and run.features is None:
         cache_dir = Path(cfg.trainer.feature_cache.dir)
         run.features, hit = load_or_extract(built.backbone, run.data, plan.feature_key, cache_dir)
-        print(f"  on {'cached' if hit else 'newly extracted'} features of the frozen backbone "
-              f"({cache_dir / plan.feature_key})")
+        print(
+            f"  on {'cached' if hit else 'newly extracted'} features of the frozen backbone "
+            f"({cache_dir / plan.feature_key})"
+        )
     # A head-only stage over cached features trains the head model, whose layers the full
     # model shares: the full model is trained all the same.
     target = built.head if plan.on_cached_features else built.model
@@ -279,20 +290,31 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
         splits = {"validation": run.data.validation, "test": run.data.test}
     if not run.score_test:
         splits.pop("test")
-    run.scores = {split: run.task.evaluate(target, source, run.data, run.batch_size)
-                  for split, source in splits.items() if source is not None}
+    run.scores = {
+        split: run.task.evaluate(target, source, run.data, run.batch_size)
+        for split, source in splits.items()
+        if source is not None
+    }
     kept = ("loss", *run.task.metric_names)
-    run.stage_metrics.append({
-        "stage": plan.name,
-        "trainable": plan.trainable,
-        "cached_features": plan.on_cached_features,
-        "optimizer": plan.optimizer,
-        **{split: {k: s[k] for k in kept} for split, s in run.scores.items()},
-    })
+    run.stage_metrics.append(
+        {
+            "stage": plan.name,
+            "trainable": plan.trainable,
+            "cached_features": plan.on_cached_features,
+            "optimizer": plan.optimizer,
+            **{split: {k: s[k] for k in kept} for split, s in run.scores.items()},
+        }
+    )
     if run.checkpoint and not done:
-        run.checkpoint.save_stage(built.model, plan.number, {
-            "start": [start, plan.name], "metrics": run.stage_metrics[-1],
-            "history": run.history[start - 1:]})
+        run.checkpoint.save_stage(
+            built.model,
+            plan.number,
+            {
+                "start": [start, plan.name],
+                "metrics": run.stage_metrics[-1],
+                "history": run.history[start - 1 :],
+            },
+        )
 
 
 def _restore_stage(run: Run, plan: StagePlan) -> dict | None:
@@ -315,8 +337,11 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
     # Each epoch's data order is set by its number in the run, so that a resumed fit (which
     # starts at a later epoch) serves the epochs it trains as the uninterrupted fit did.
     before = len(run.history)  # the epochs of the stages before
-    callbacks = [keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: start_epoch(run.cfg.seed, before + epoch))]
+    callbacks = [
+        keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs: start_epoch(run.cfg.seed, before + epoch)
+        )
+    ]
     callbacks += [
         registry.callbacks.get(name).build(cb_cfg, RunContext(run.run_dir, plan.name))
         for name, cb_cfg in run.cfg.callbacks.items()
@@ -325,18 +350,26 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
         callbacks += run.checkpoint.callbacks(plan.number)
     callbacks.append(StopCheck())  # last: an epoch's end is logged and backed up before
     if plan.on_cached_features:
-        args, kwargs = run.features["train"], {
-            "batch_size": run.batch_size,
-            # As the training split does: NumPy arrays as the data says; a pipeline reshuffles
-            # each epoch exactly when it has a fixed-order twin.
-            "shuffle": (run.data.shuffle if isinstance(run.data.train, tuple)
-                        else run.data.train_in_order is not None),
-            "validation_data": run.features["validation"]}
+        args, kwargs = (
+            run.features["train"],
+            {
+                "batch_size": run.batch_size,
+                # As the training split does: NumPy arrays as the data says; a pipeline reshuffles
+                # each epoch exactly when it has a fixed-order twin.
+                "shuffle": (
+                    run.data.shuffle
+                    if isinstance(run.data.train, tuple)
+                    else run.data.train_in_order is not None
+                ),
+                "validation_data": run.features["validation"],
+            },
+        )
     else:
         args, kwargs = _fit_inputs(run.data.train, run.batch_size, run.data.shuffle)
         kwargs["validation_data"] = run.data.validation
-    fit = target.fit(*args, **kwargs, epochs=plan.epochs, callbacks=callbacks,
-                     verbose=run.cfg.trainer.verbose)
+    fit = target.fit(
+        *args, **kwargs, epochs=plan.epochs, callbacks=callbacks, verbose=run.cfg.trainer.verbose
+    )
     # BackupAndRestore (ours or the backup_and_restore callback's) leaves its restored epoch on
     # the model, where the next stage's fit would start from it (Keras reads it on every fit
     # and never resets it).
@@ -369,8 +402,12 @@ def write_run_dir(run: Run) -> dict:
     final = {k: v for k, v in run.scores[evaluated_on].items() if k not in ("y_true", "y_pred")}
     portable = task.saved_metrics(data)
     if portable is not None:  # the same optimizer, its state kept
-        model.compile(optimizer=model.optimizer, loss=run.loss, metrics=portable,
-                      **compile_options(run.cfg.trainer))
+        model.compile(
+            optimizer=model.optimizer,
+            loss=run.loss,
+            metrics=portable,
+            **compile_options(run.cfg.trainer),
+        )
     _save_model(model, run_dir)
     write_summary(run_dir, model)
     write_history(run_dir, run.history)
@@ -382,24 +419,31 @@ def write_run_dir(run: Run) -> dict:
         "stages": run.stage_metrics,
         "epochs": len(run.history),
         "model": {"name": model.name, "params": int(model.count_params())},
-        "data": {"name": run.cfg.dataset.name, "task": data.task, **recorded_name(task, data),
-                 **task.data_info(data), **data.info},
+        "data": {
+            "name": run.cfg.dataset.name,
+            "task": data.task,
+            **recorded_name(task, data),
+            **task.data_info(data),
+            **data.info,
+        },
         "seed": run.cfg.seed,
         # Where and how it ran: Keras's devices, the GPUs this process was given, the backend
         # and its execution settings.
-        "devices": {"keras": keras.distribution.list_devices(),
-                    "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")},
+        "devices": {
+            "keras": keras.distribution.list_devices(),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        },
         "execution": {
             "backend": keras.config.backend(),
             "precision": run.cfg.trainer.precision,
             **compile_options(run.cfg.trainer),
-            "distribution": run.distribution and {**run.distribution,
-                                                  "replicas": replicas(model)},
+            "distribution": run.distribution and {**run.distribution, "replicas": replicas(model)},
         },
         "objective": {
             "name": run.objective,
-            "value": objective_value(run.objective, run.stage_metrics[-1]["validation"],
-                                     run.history),
+            "value": objective_value(
+                run.objective, run.stage_metrics[-1]["validation"], run.history
+            ),
             "direction": task.direction(run.objective),
         },
     }
@@ -410,16 +454,22 @@ def write_run_dir(run: Run) -> dict:
 
 
 def _compile(model, plan: StagePlan, run: Run):
-    model.compile(optimizer=make_optimizer(**plan.optimizer), loss=run.loss,
-                  metrics=run.task.metrics(run.data), **compile_options(run.cfg.trainer))
+    model.compile(
+        optimizer=make_optimizer(**plan.optimizer),
+        loss=run.loss,
+        metrics=run.task.metrics(run.data),
+        **compile_options(run.cfg.trainer),
+    )
 
 
 def _optimizer(stage, cfg) -> dict:
     """The optimizer a stage trains with, its settings resolved."""
-    learning_rate = (stage.learning_rate if stage.learning_rate is not None
-                     else cfg.optimizer.learning_rate)
-    return optimizer_settings(stage.optimizer or cfg.optimizer.name, learning_rate,
-                              cfg.optimizer.momentum)
+    learning_rate = (
+        stage.learning_rate if stage.learning_rate is not None else cfg.optimizer.learning_rate
+    )
+    return optimizer_settings(
+        stage.optimizer or cfg.optimizer.name, learning_rate, cfg.optimizer.momentum
+    )
 
 
 def _feature_key(cfg, data, built):
@@ -442,8 +492,9 @@ def load_data(cfg, follow_backbone: bool = True):
     """
     input_size = cfg.backbone.get("input_size") if follow_backbone else None
     input_size = tuple(input_size) if input_size else None
-    ctx = DataContext(seed=cfg.seed, batch_size=cfg.trainer.batch_size, input_size=input_size,
-                      task=cfg.task.name)
+    ctx = DataContext(
+        seed=cfg.seed, batch_size=cfg.trainer.batch_size, input_size=input_size, task=cfg.task.name
+    )
     data = registry.datasets.get(cfg.dataset.name).build(cfg.dataset, ctx)
     # What the data turned out to be decides, for datasets that declared nothing too.
     source = f"dataset {cfg.dataset.name!r}"
@@ -469,9 +520,12 @@ def _describe_trainable(trainable) -> str:
         return "the head"
     if trainable == "all":
         return "everything"
-    (key, value), = trainable.items()
-    return f"the head and the backbone's last {value} layers" if key == "last" else (
-        f"the head and the backbone from layer {value!r}")
+    ((key, value),) = trainable.items()
+    return (
+        f"the head and the backbone's last {value} layers"
+        if key == "last"
+        else (f"the head and the backbone from layer {value!r}")
+    )
 
 
 def _fit_inputs(split, batch_size, shuffle: bool):
@@ -483,8 +537,9 @@ def _fit_inputs(split, batch_size, shuffle: bool):
 
 def one_hot_targets(split) -> bool:
     """Whether a split's labels are one-hot (categorical cross-entropy) or integers."""
-    return is_one_hot(np.shape(split[1]) if isinstance(split, tuple)
-                      else split.element_spec[1].shape)
+    return is_one_hot(
+        np.shape(split[1]) if isinstance(split, tuple) else split.element_spec[1].shape
+    )
 
 
 def _plain(value):

@@ -59,8 +59,9 @@ class Search(keras_tuner.Tuner):
     """keras-tuner's Tuner with our trial: the run's phases on the trial's config."""
 
     def __init__(self, cfg, space: dict, oracle, directory: Path):
-        super().__init__(oracle=oracle, directory=str(directory), project_name=PROJECT,
-                         overwrite=False)
+        super().__init__(
+            oracle=oracle, directory=str(directory), project_name=PROJECT, overwrite=False
+        )
         self.cfg, self.space = cfg, space
         # Reused from trial to trial: the data, and the frozen backbone's features (extracted
         # once, kept in memory; trainer.feature_cache also keeps them on disk for later runs).
@@ -69,8 +70,11 @@ class Search(keras_tuner.Tuner):
     def run_trial(self, trial, *args, **kwargs):
         raise_if_stopped()  # a signal lost as the last trial's models were freed
         settings = search_space.define(trial.hyperparameters, self.space)
-        print(f"Trial {trial.trial_id}: "
-              + " ".join(search_space.as_override(k, v) for k, v in settings.items()), flush=True)
+        print(
+            f"Trial {trial.trial_id}: "
+            + " ".join(search_space.as_override(k, v) for k, v in settings.items()),
+            flush=True,
+        )
         # Hyperband gives each trial its budget of epochs.
         epochs = trial.hyperparameters.values.get("tuner/epochs") or self.cfg.tuner.epochs
         cfg = trial_config(self.cfg, settings, epochs)
@@ -83,8 +87,10 @@ class Search(keras_tuner.Tuner):
         except Exception as e:
             print(f"  trial {trial.trial_id} failed: {type(e).__name__}: {e}", flush=True)
             raise
-        write_atomic(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD,
-                     json.dumps({"epochs": epochs, "trained_epochs": trained}))
+        write_atomic(
+            Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD,
+            json.dumps({"epochs": epochs, "trained_epochs": trained}),
+        )
         return {self.oracle.objective.name: value}
 
     def _run(self, cfg, trial_dir: Path) -> tuple[float, int]:
@@ -92,19 +98,35 @@ class Search(keras_tuner.Tuner):
         keras.backend.clear_session()  # the models of earlier trials: free them
         keras.utils.set_random_seed(cfg.seed)
         # What load_task_data reads.
-        data_key = OmegaConf.to_yaml(OmegaConf.create({
-            "dataset": cfg.dataset, "backbone": cfg.backbone.name, "seed": cfg.seed,
-            "input_size": cfg.backbone.get("input_size"), "batch": cfg.trainer.batch_size,
-            "regularizer": list(cfg.regularizer), "task": cfg.task}), resolve=True)
+        data_key = OmegaConf.to_yaml(
+            OmegaConf.create(
+                {
+                    "dataset": cfg.dataset,
+                    "backbone": cfg.backbone.name,
+                    "seed": cfg.seed,
+                    "input_size": cfg.backbone.get("input_size"),
+                    "batch": cfg.trainer.batch_size,
+                    "regularizer": list(cfg.regularizer),
+                    "task": cfg.task,
+                }
+            ),
+            resolve=True,
+        )
         if data_key not in self._data:
             self._data[data_key] = load_task_data(cfg)
         task, data = self._data[data_key]
         set_precision(cfg.trainer.precision)
         with distributed(cfg.trainer.distribution) as distribution:
-            run = Run(cfg, trial_dir, data, task,
-                      build_model(cfg, data, one_hot_targets(data.train), task),
-                      cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
-                      score_test=False, distribution=distribution)
+            run = Run(
+                cfg,
+                trial_dir,
+                data,
+                task,
+                build_model(cfg, data, one_hot_targets(data.train), task),
+                cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
+                score_test=False,
+                distribution=distribution,
+            )
             plans = plan_stages(cfg, data, run.built)
             feature_key = next((p.feature_key for p in plans if p.on_cached_features), None)
             run.features = self._features.get(feature_key)
@@ -112,8 +134,9 @@ class Search(keras_tuner.Tuner):
                 fit_stage(run, plan, len(plans))
         if feature_key:
             self._features[feature_key] = run.features
-        value = objective_value(self.oracle.objective.name, run.stage_metrics[-1]["validation"],
-                                run.history)
+        value = objective_value(
+            self.oracle.objective.name, run.stage_metrics[-1]["validation"], run.history
+        )
         return value, len(run.history)
 
 
@@ -151,8 +174,7 @@ def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
     space = search_space.check_space(tuner_cfg.space, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_same_search(run_dir / TUNER_DIR, cfg)
-    search = Search(cfg, space, _oracle(tuner_cfg, objective, way, cfg, space),
-                    run_dir / TUNER_DIR)
+    search = Search(cfg, space, _oracle(tuner_cfg, objective, way, cfg, space), run_dir / TUNER_DIR)
     if is_worker():  # its trials come from the chief's oracle, which reports and retrains
         _search(search, cfg)
         return {}
@@ -171,8 +193,10 @@ def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
     print(_format_trials(trials, list(space), objective))
     overrides = _best_overrides(cfg, best)
     _write_best(run_dir, best, objective, overrides)
-    print(f"Best:      trial {best['trial']}, {objective} {best['value']:.4f}; run it again "
-          f"with:\n  python -m framework {shlex.join(overrides)}")
+    print(
+        f"Best:      trial {best['trial']}, {objective} {best['value']:.4f}; run it again "
+        f"with:\n  python -m framework {shlex.join(overrides)}"
+    )
     raise_if_stopped()  # a signal lost as the last trial's models were freed
     print("Retraining the best trial's config on the full schedule")
     return train(trial_config(cfg, best["settings"]), run_dir, checkpoint)
@@ -194,8 +218,10 @@ def _search(search: Search, cfg):
 def is_worker() -> bool:
     """Whether this process is a worker of a distributed keras-tuner search (its
     ``KERASTUNER_*`` environment variables), not its chief."""
-    return ("KERASTUNER_ORACLE_IP" in os.environ
-            and os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief")
+    return (
+        "KERASTUNER_ORACLE_IP" in os.environ
+        and os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief"
+    )
 
 
 def trial_config(cfg, settings: dict, epochs: int | None = None):
@@ -216,29 +242,57 @@ def _trial_rows(search: Search, space: dict, way: str) -> list[dict]:
         record = Path(search.get_trial_dir(trial.trial_id)) / TRIAL_RECORD
         ran = json.loads(record.read_text()) if record.is_file() else {}
         score = trial.score if trial.status == "COMPLETED" and trial.score is not None else None
-        rows.append({"trial": trial.trial_id, "status": trial.status,
-                     "settings": search_space.define(trial.hyperparameters.copy(), space),
-                     "value": math.nan if score is None else float(score),
-                     "epochs": ran.get("epochs"), "trained_epochs": ran.get("trained_epochs", "")})
+        rows.append(
+            {
+                "trial": trial.trial_id,
+                "status": trial.status,
+                "settings": search_space.define(trial.hyperparameters.copy(), space),
+                "value": math.nan if score is None else float(score),
+                "epochs": ran.get("epochs"),
+                "trained_epochs": ran.get("trained_epochs", ""),
+            }
+        )
     sign = 1.0 if way == "min" else -1.0
-    return sorted(rows, key=lambda r: (math.isnan(r["value"]),
-                                       0.0 if math.isnan(r["value"]) else sign * r["value"],
-                                       r["trial"]))
+    return sorted(
+        rows,
+        key=lambda r: (
+            math.isnan(r["value"]),
+            0.0 if math.isnan(r["value"]) else sign * r["value"],
+            r["trial"],
+        ),
+    )
 
 
 def _write_trials(run_dir: Path, trials: list[dict], keys: list[str], objective: str):
     """Writes trials.csv: one row per trial, best first."""
-    write_csv_atomic(run_dir / "trials.csv", ["trial", "status", *keys, objective, "epochs"],
-                     ([t["trial"], t["status"], *(_shown(t["settings"], k, "") for k in keys),
-                       t["value"], t["trained_epochs"]] for t in trials))
+    write_csv_atomic(
+        run_dir / "trials.csv",
+        ["trial", "status", *keys, objective, "epochs"],
+        (
+            [
+                t["trial"],
+                t["status"],
+                *(_shown(t["settings"], k, "") for k in keys),
+                t["value"],
+                t["trained_epochs"],
+            ]
+            for t in trials
+        ),
+    )
 
 
 def _format_trials(trials: list[dict], keys: list[str], objective: str) -> str:
     rows = [["trial", objective, "epochs", *keys]]
     for t in trials:
         finished = t["status"] == "COMPLETED"
-        rows.append([t["trial"], f"{t['value']:.4f}" if finished else t["status"].lower(),
-                     str(t["trained_epochs"]), *(_shown(t["settings"], k, "-") for k in keys)])
+        rows.append(
+            [
+                t["trial"],
+                f"{t['value']:.4f}" if finished else t["status"].lower(),
+                str(t["trained_epochs"]),
+                *(_shown(t["settings"], k, "-") for k in keys),
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     return f"Search:    {len(trials)} trials, best {objective} first\n" + "\n".join(lines)
@@ -250,10 +304,17 @@ def _best_overrides(cfg, best: dict) -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
     task = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    keep = [o for o in task if not o.lstrip("+~").startswith("tuner")
-            and o.split("=")[0].lstrip("+~") not in best["settings"]]
-    overrides = [*keep, "~tuner", *(search_space.as_override(k, v)
-                                    for k, v in best["settings"].items())]
+    keep = [
+        o
+        for o in task
+        if not o.lstrip("+~").startswith("tuner")
+        and o.split("=")[0].lstrip("+~") not in best["settings"]
+    ]
+    overrides = [
+        *keep,
+        "~tuner",
+        *(search_space.as_override(k, v) for k, v in best["settings"].items()),
+    ]
     if best["epochs"] is not None:
         overrides.append(f"trainer.epochs={best['epochs']}")
     return overrides
@@ -261,13 +322,22 @@ def _best_overrides(cfg, best: dict) -> list[str]:
 
 def _write_best(run_dir: Path, best: dict, objective: str, overrides: list[str]):
     """Writes best_overrides.yaml: the best trial, and the command that runs it again."""
-    text = OmegaConf.to_yaml(OmegaConf.create({
-        "trial": best["trial"], "objective": {"name": objective, "value": best["value"]},
-        "epochs": best["trained_epochs"], "settings": best["settings"], "overrides": overrides,
-        "command": f"python -m framework {shlex.join(overrides)}"}))
-    write_atomic(run_dir / "best_overrides.yaml",
-                 "# The best trial of the search; `command` runs it again without the tuner.\n"
-                 + text)
+    text = OmegaConf.to_yaml(
+        OmegaConf.create(
+            {
+                "trial": best["trial"],
+                "objective": {"name": objective, "value": best["value"]},
+                "epochs": best["trained_epochs"],
+                "settings": best["settings"],
+                "overrides": overrides,
+                "command": f"python -m framework {shlex.join(overrides)}",
+            }
+        )
+    )
+    write_atomic(
+        run_dir / "best_overrides.yaml",
+        "# The best trial of the search; `command` runs it again without the tuner.\n" + text,
+    )
 
 
 def _oracle(tuner_cfg, objective: str, way: str, cfg, space: dict):
@@ -276,26 +346,36 @@ def _oracle(tuner_cfg, objective: str, way: str, cfg, space: dict):
         search_space.define(hyperparameters, space)  # the whole space, known before any trial
     except (TypeError, ValueError) as e:  # keras-tuner's word on a range (mixed types, low>high)
         raise UserError(f"tuner.space: {str(e).splitlines()[0]}") from e
-    common = {"objective": keras_tuner.Objective(objective, way),
-              "seed": cfg.seed, "hyperparameters": hyperparameters}
+    common = {
+        "objective": keras_tuner.Objective(objective, way),
+        "seed": cfg.seed,
+        "hyperparameters": hyperparameters,
+    }
     if tuner_cfg.algorithm == "random":
         return keras_tuner.oracles.RandomSearchOracle(max_trials=tuner_cfg.max_trials, **common)
     if tuner_cfg.algorithm == "bayesian":
-        return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=tuner_cfg.max_trials,
-                                                              **common)
+        return keras_tuner.oracles.BayesianOptimizationOracle(
+            max_trials=tuner_cfg.max_trials, **common
+        )
     if tuner_cfg.algorithm == "hyperband":
         return keras_tuner.oracles.HyperbandOracle(
-            max_epochs=tuner_cfg.epochs or cfg.trainer.epochs, factor=tuner_cfg.factor,
-            hyperband_iterations=tuner_cfg.hyperband_iterations, **common)
-    raise UserError(f"unknown tuner.algorithm {tuner_cfg.algorithm!r}; accepted: "
-                    f"{', '.join(TUNER_ALGORITHMS)}")
+            max_epochs=tuner_cfg.epochs or cfg.trainer.epochs,
+            factor=tuner_cfg.factor,
+            hyperband_iterations=tuner_cfg.hyperband_iterations,
+            **common,
+        )
+    raise UserError(
+        f"unknown tuner.algorithm {tuner_cfg.algorithm!r}; accepted: {', '.join(TUNER_ALGORITHMS)}"
+    )
 
 
 def _check_same_search(tuner_dir: Path, cfg):
     """Refuses to resume a search of another config in the same run dir."""
     if not record_config(tuner_dir, recorded_search(cfg)):
-        raise UserError(f"{tuner_dir} holds a search of another config; run this one in another "
-                        "directory (hydra.run.dir=...)")
+        raise UserError(
+            f"{tuner_dir} holds a search of another config; run this one in another "
+            "directory (hydra.run.dir=...)"
+        )
 
 
 def _shown(settings: dict, key: str, missing: str) -> str:

@@ -50,7 +50,14 @@ class Family:
 
 
 EFFICIENTNET_SIZES = {
-    "b0": 224, "b1": 240, "b2": 260, "b3": 300, "b4": 380, "b5": 456, "b6": 528, "b7": 600,
+    "b0": 224,
+    "b1": 240,
+    "b2": 260,
+    "b3": 300,
+    "b4": 380,
+    "b5": 456,
+    "b6": 528,
+    "b7": 600,
 }
 FAMILIES = {
     "vgg16": Family("VGG16", "caffe", 224, 32),
@@ -263,8 +270,11 @@ def register_backbones(register):
     for name, family in FAMILIES.items():
         if name.startswith("efficientnet") and name != "efficientnetb0":
             continue  # the other sizes: efficientnet with backbone.size
-        inside = (f"{family.preprocessing} preprocessing inside" if family.preprocessing
-                  else "it rescales them itself")
+        inside = (
+            f"{family.preprocessing} preprocessing inside"
+            if family.preprocessing
+            else "it rescales them itself"
+        )
         side, smallest = family.input_size, family.min_size
         register(
             name,

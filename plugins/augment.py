@@ -58,13 +58,17 @@ def build_augment(cfg) -> Regularization:
     if cfg.rotation:
         layers.append(keras.layers.RandomRotation(cfg.rotation, fill, name="random_rotation"))
     if cfg.translation:
-        layers.append(keras.layers.RandomTranslation(
-            cfg.translation, cfg.translation, fill, name="random_translation"))
+        layers.append(
+            keras.layers.RandomTranslation(
+                cfg.translation, cfg.translation, fill, name="random_translation"
+            )
+        )
     if cfg.zoom:
         layers.append(keras.layers.RandomZoom(cfg.zoom, fill_mode=fill, name="random_zoom"))
     if cfg.shear:
-        layers.append(keras.layers.RandomShear(
-            cfg.shear, cfg.shear, fill_mode=fill, name="random_shear"))
+        layers.append(
+            keras.layers.RandomShear(cfg.shear, cfg.shear, fill_mode=fill, name="random_shear")
+        )
     if cfg.contrast:
         layers.append(keras.layers.RandomContrast(cfg.contrast, name="random_contrast"))
     if not layers:

@@ -81,7 +81,10 @@ def build_early_stopping(cfg, ctx):
     import keras
 
     return keras.callbacks.EarlyStopping(
-        monitor=cfg.monitor, patience=cfg.patience, min_delta=cfg.min_delta, mode=cfg.mode,
+        monitor=cfg.monitor,
+        patience=cfg.patience,
+        min_delta=cfg.min_delta,
+        mode=cfg.mode,
         restore_best_weights=cfg.restore_best_weights,
     )
 
@@ -93,8 +96,12 @@ def build_model_checkpoint(cfg, ctx):
     path = ctx.run_dir / cfg.filename
     path.parent.mkdir(parents=True, exist_ok=True)
     return keras.callbacks.ModelCheckpoint(
-        str(path), monitor=cfg.monitor, mode=cfg.mode, save_best_only=cfg.save_best_only,
-        save_weights_only=cfg.save_weights_only, verbose=cfg.verbose,
+        str(path),
+        monitor=cfg.monitor,
+        mode=cfg.mode,
+        save_best_only=cfg.save_best_only,
+        save_weights_only=cfg.save_weights_only,
+        verbose=cfg.verbose,
     )
 
 
@@ -121,7 +128,10 @@ def build_reduce_lr(cfg, ctx):
     import keras
 
     return keras.callbacks.ReduceLROnPlateau(
-        monitor=cfg.monitor, factor=cfg.factor, patience=cfg.patience, min_lr=cfg.min_lr,
+        monitor=cfg.monitor,
+        factor=cfg.factor,
+        patience=cfg.patience,
+        min_lr=cfg.min_lr,
         mode=cfg.mode,
     )
 

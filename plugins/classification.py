@@ -22,10 +22,12 @@ class Classification(Task):
 
     def encode(self, columns, source):
         if len(columns) != 1:
-            raise UserError(f"task classification takes one target column; {source} names "
-                            f"{len(columns)} ({', '.join(columns)}); accepted for several: "
-                            "multilabel (0/1 columns), regression (numbers)")
-        (name, values), = columns.items()
+            raise UserError(
+                f"task classification takes one target column; {source} names "
+                f"{len(columns)} ({', '.join(columns)}); accepted for several: "
+                "multilabel (0/1 columns), regression (numbers)"
+            )
+        ((name, values),) = columns.items()
         class_names = sorted(set(values), key=_numeric_first)
         index = {value: i for i, value in enumerate(class_names)}
         import numpy as np
@@ -68,16 +70,18 @@ class Classification(Task):
         )
 
         final = scores[evaluated_on]
-        plot_confusion_matrix(run_dir, final["y_true"], final["y_pred"], data.class_names,
-                              evaluated_on)
+        plot_confusion_matrix(
+            run_dir, final["y_true"], final["y_pred"], data.class_names, evaluated_on
+        )
         if len(data.input_shape) == 3:  # images: show the validation images the model got wrong
             import numpy as np
 
             val = scores["validation"]
             wrong = np.flatnonzero(val["y_true"] != val["y_pred"])
             images = take_examples(split_arrays(data.validation)[0], wrong)
-            plot_misclassified(run_dir, images, val["y_true"][wrong], val["y_pred"][wrong],
-                               data.class_names)
+            plot_misclassified(
+                run_dir, images, val["y_true"][wrong], val["y_pred"][wrong], data.class_names
+            )
 
     def predictions(self, outputs, data_info):
         import numpy as np
@@ -86,8 +90,10 @@ class Classification(Task):
         if probs.shape[-1] == 1:  # one sigmoid unit: the probability of the second class
             probs = np.concatenate([1 - probs, probs], axis=-1)
         names = data_info["classes"]
-        return {"class": [names[i] for i in probs.argmax(axis=-1)],
-                "confidence": [f"{p:.6f}" for p in probs.max(axis=-1)]}
+        return {
+            "class": [names[i] for i in probs.argmax(axis=-1)],
+            "confidence": [f"{p:.6f}" for p in probs.max(axis=-1)],
+        }
 
     def prediction_text(self, row):
         return f"{row['class']} (confidence: {float(row['confidence']):.1%})"

@@ -93,6 +93,7 @@ def register_backbones(register):
 
 @hookimpl
 def register_heads(register):
-    register("flatten_dense", build_flatten_dense, FlattenDenseConfig(),
-             takes=(FEATURE_MAPS, FEATURES))
+    register(
+        "flatten_dense", build_flatten_dense, FlattenDenseConfig(), takes=(FEATURE_MAPS, FEATURES)
+    )
     register("gap_dense", build_gap_dense, GapDenseConfig(), takes=FEATURE_MAPS)

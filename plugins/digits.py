@@ -46,7 +46,10 @@ def build_digits(cfg, ctx) -> Data:
     splits = {"train": (x_train, y_train)}
     if cfg.test_split:
         x_val, x_test, y_val, y_test = train_test_split(
-            x_rest, y_rest, test_size=cfg.test_split / held_out, random_state=cfg.seed,
+            x_rest,
+            y_rest,
+            test_size=cfg.test_split / held_out,
+            random_state=cfg.seed,
             stratify=y_rest,
         )
         splits.update(validation=(x_val, y_val), test=(x_test, y_test))
@@ -54,8 +57,14 @@ def build_digits(cfg, ctx) -> Data:
         splits["validation"] = (x_rest, y_rest)
     class_names = [str(d) for d in digits.target_names]
     return image_data.in_memory_data(
-        splits, class_names, size, cfg, ctx, fingerprint="bundled with scikit-learn",
-        resize=size, interpolation=cfg.interpolation,
+        splits,
+        class_names,
+        size,
+        cfg,
+        ctx,
+        fingerprint="bundled with scikit-learn",
+        resize=size,
+        interpolation=cfg.interpolation,
     )
 
 

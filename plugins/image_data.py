@@ -25,7 +25,14 @@ BACKBONE_INPUT_SIZE = "${oc.select:backbone.input_size,null}"
 
 CLASS_MODES = ("binary", "categorical", "sparse")
 INTERPOLATIONS = (
-    "bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic",
+    "bilinear",
+    "nearest",
+    "bicubic",
+    "area",
+    "lanczos3",
+    "lanczos5",
+    "gaussian",
+    "mitchellcubic",
 )
 # Those of keras.ops.image.resize, on every backend: in-memory images off TensorFlow.
 KERAS_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5")
@@ -88,8 +95,7 @@ def one_hot_labels(class_mode, num_classes: int) -> bool:
     """
     if class_mode is not None and class_mode not in CLASS_MODES:
         raise UserError(
-            f"unknown dataset.class_mode {class_mode!r}; accepted: {', '.join(CLASS_MODES)} or "
-            "null"
+            f"unknown dataset.class_mode {class_mode!r}; accepted: {', '.join(CLASS_MODES)} or null"
         )
     if class_mode == "binary" and num_classes != 2:
         raise UserError(
@@ -141,8 +147,17 @@ def split_counts_info(labels: dict, class_names: list[str]) -> dict:
     return {**{split: len(y) for split, y in labels.items()}, "class_counts": counts}
 
 
-def in_memory_data(splits: dict, class_names: list[str], size: tuple[int, int], cfg, ctx, *,
-                   fingerprint: str, resize=None, interpolation="bilinear") -> Data:
+def in_memory_data(
+    splits: dict,
+    class_names: list[str],
+    size: tuple[int, int],
+    cfg,
+    ctx,
+    *,
+    fingerprint: str,
+    resize=None,
+    interpolation="bilinear",
+) -> Data:
     """The ``Data`` of image arrays already in memory, one batched pipeline per split.
 
     Args:
@@ -170,19 +185,32 @@ def in_memory_data(splits: dict, class_names: list[str], size: tuple[int, int], 
         def arrays(split):
             images, y = splits[split]
             return resized_images(images, resize, interpolation), label_array(
-                y, len(class_names), one_hot)
+                y, len(class_names), one_hot
+            )
 
         return Data(
-            class_names=class_names, train=arrays("train"), validation=arrays("validation"),
-            test=arrays("test") if "test" in splits else None, input_shape=(*size, 3), info=info,
-            fingerprint=fingerprint, shuffle=cfg.shuffle,
+            class_names=class_names,
+            train=arrays("train"),
+            validation=arrays("validation"),
+            test=arrays("test") if "test" in splits else None,
+            input_shape=(*size, 3),
+            info=info,
+            fingerprint=fingerprint,
+            shuffle=cfg.shuffle,
         )
 
     def pipeline(split, shuffle):
         images, labels = splits[split]
         return array_dataset(
-            images, labels, batch=batch, num_classes=len(class_names), one_hot=one_hot,
-            shuffle=shuffle, seed=ctx.seed, resize=resize, interpolation=interpolation,
+            images,
+            labels,
+            batch=batch,
+            num_classes=len(class_names),
+            one_hot=one_hot,
+            shuffle=shuffle,
+            seed=ctx.seed,
+            resize=resize,
+            interpolation=interpolation,
         )
 
     return Data(
@@ -214,14 +242,20 @@ def resized_images(images, resize=None, interpolation="bilinear", chunk: int = 2
     if resize is None:
         return images if images.dtype == np.uint8 else images.astype(np.float32, copy=False)
     if interpolation not in KERAS_INTERPOLATIONS:
-        raise UserError(f"dataset.interpolation={interpolation} is not available on the "
-                        f"{keras.config.backend()} backend; accepted: "
-                        f"{', '.join(KERAS_INTERPOLATIONS)}")
+        raise UserError(
+            f"dataset.interpolation={interpolation} is not available on the "
+            f"{keras.config.backend()} backend; accepted: "
+            f"{', '.join(KERAS_INTERPOLATIONS)}"
+        )
     x = images.astype(np.float32, copy=False)
-    return np.concatenate([
-        keras.ops.convert_to_numpy(keras.ops.image.resize(
-            x[i:i + chunk], tuple(resize), interpolation=interpolation))
-        for i in range(0, len(x), chunk)]).astype(np.float32)
+    return np.concatenate(
+        [
+            keras.ops.convert_to_numpy(
+                keras.ops.image.resize(x[i : i + chunk], tuple(resize), interpolation=interpolation)
+            )
+            for i in range(0, len(x), chunk)
+        ]
+    ).astype(np.float32)
 
 
 def label_array(labels, num_classes: int, one_hot: bool):
@@ -232,8 +266,18 @@ def label_array(labels, num_classes: int, one_hot: bool):
     return np.eye(num_classes, dtype=np.float32)[labels] if one_hot else labels
 
 
-def array_dataset(images, labels, *, batch: int, num_classes: int, one_hot: bool,
-                  shuffle: bool = False, seed: int = 0, resize=None, interpolation="bilinear"):
+def array_dataset(
+    images,
+    labels,
+    *,
+    batch: int,
+    num_classes: int,
+    one_hot: bool,
+    shuffle: bool = False,
+    seed: int = 0,
+    resize=None,
+    interpolation="bilinear",
+):
     """A batched tf.data pipeline over in-memory images.
 
     Args:
@@ -271,9 +315,20 @@ def array_dataset(images, labels, *, batch: int, num_classes: int, one_hot: bool
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def file_dataset(paths, labels, *, size: tuple[int, int], channels: int, interpolation: str,
-                 batch: int, num_classes: int, one_hot: bool, shuffle: bool = False, seed: int = 0,
-                 cache=None):
+def file_dataset(
+    paths,
+    labels,
+    *,
+    size: tuple[int, int],
+    channels: int,
+    interpolation: str,
+    batch: int,
+    num_classes: int,
+    one_hot: bool,
+    shuffle: bool = False,
+    seed: int = 0,
+    cache=None,
+):
     """A batched tf.data pipeline that decodes and resizes image files in parallel.
 
     Args:

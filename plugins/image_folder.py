@@ -57,8 +57,10 @@ def build_image_folder(cfg, ctx) -> Data:
     """Images in class sub-folders (train/ and validation/, or one folder split by a fraction)."""
     root = Path(cfg.path).expanduser()
     if root.is_file():
-        raise UserError(f"dataset.path={cfg.path!r} is a file, not a folder of class folders (or "
-                        "of train/ and validation/ folders of them)")
+        raise UserError(
+            f"dataset.path={cfg.path!r} is a file, not a folder of class folders (or "
+            "of train/ and validation/ folders of them)"
+        )
     if not root.is_dir():
         raise UserError(f"image folder not found. Received: dataset.path={cfg.path!r}")
     if cfg.color_mode not in COLOR_MODES:
@@ -79,11 +81,17 @@ def build_image_folder(cfg, ctx) -> Data:
 
     def pipeline(split, shuffle, name):
         return image_data.file_dataset(
-            paths[split], labels[split], size=size, channels=COLOR_MODES[cfg.color_mode],
-            interpolation=cfg.interpolation, batch=batch, num_classes=len(class_names),
-            one_hot=one_hot, shuffle=shuffle, seed=ctx.seed,
-            cache=_cache_target(cfg, name, root, paths[split], size,
-                                ctx.seed if shuffle else None),
+            paths[split],
+            labels[split],
+            size=size,
+            channels=COLOR_MODES[cfg.color_mode],
+            interpolation=cfg.interpolation,
+            batch=batch,
+            num_classes=len(class_names),
+            one_hot=one_hot,
+            shuffle=shuffle,
+            seed=ctx.seed,
+            cache=_cache_target(cfg, name, root, paths[split], size, ctx.seed if shuffle else None),
         )
 
     datasets = {split: pipeline(split, cfg.shuffle and split == "train", split) for split in paths}
@@ -201,7 +209,8 @@ def _images_in(folder: Path) -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         found += [
-            Path(dirpath, f) for f in filenames
+            Path(dirpath, f)
+            for f in filenames
             if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
         ]
     return sorted(found)
@@ -246,8 +255,9 @@ def _check_not_empty(folder: Path, by_class: dict[str, list[Path]]):
             )
 
 
-def _cache_target(cfg, name: str, root: Path, paths: list[Path], size: tuple[int, int],
-                  shuffle_seed: int | None):
+def _cache_target(
+    cfg, name: str, root: Path, paths: list[Path], size: tuple[int, int], shuffle_seed: int | None
+):
     """None, "memory", or a cache file prefix named after its content (stale caches go unused):
     the files as the feature cache knows them (names, sizes, modification times), how they are
     decoded, and their order (permuted by ``shuffle_seed``, or as listed)."""
@@ -258,15 +268,25 @@ def _cache_target(cfg, name: str, root: Path, paths: list[Path], size: tuple[int
         return "memory" if decoded <= AUTO_CACHE_BYTES else None
     if cfg.cache == "memory":
         return "memory"
-    key = "\n".join([str(root.resolve()), _fingerprint(root, {name: paths}), str(size),
-                     cfg.color_mode, cfg.interpolation, f"shuffle seed {shuffle_seed}"])
+    key = "\n".join(
+        [
+            str(root.resolve()),
+            _fingerprint(root, {name: paths}),
+            str(size),
+            cfg.color_mode,
+            cfg.interpolation,
+            f"shuffle seed {shuffle_seed}",
+        ]
+    )
     folder = Path(cfg.cache).expanduser()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"dataset.cache={cfg.cache!r} cannot be made a folder of cache files "
-                        f"({e.strerror}); set it to a writable folder, memory, auto or "
-                        "null") from None
+        raise UserError(
+            f"dataset.cache={cfg.cache!r} cannot be made a folder of cache files "
+            f"({e.strerror}); set it to a writable folder, memory, auto or "
+            "null"
+        ) from None
     return folder / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 
 

@@ -24,14 +24,18 @@ class Multilabel(Task):
         import numpy as np
 
         if len(columns) < 2:
-            raise UserError(f"task multilabel takes two or more 0/1 target columns; {source} "
-                            f"names {len(columns)} (task=classification for one)")
+            raise UserError(
+                f"task multilabel takes two or more 0/1 target columns; {source} "
+                f"names {len(columns)} (task=classification for one)"
+            )
         rows = []
         for name, cells in columns.items():
             bad = next((v for v in cells if v not in ("0", "1", "0.0", "1.0")), None)
             if bad is not None:
-                raise UserError(f"target column {name!r} of {source} holds {bad!r}; task "
-                                "multilabel needs 0 or 1 in every target column")
+                raise UserError(
+                    f"target column {name!r} of {source} holds {bad!r}; task "
+                    "multilabel needs 0 or 1 in every target column"
+                )
             rows.append([float(v) for v in cells])
         return Targets(np.array(rows, np.float32).T, list(columns), "multilabel")
 
@@ -44,8 +48,9 @@ class Multilabel(Task):
     def metrics(self, data):
         import keras
 
-        return [keras.metrics.F1Score(average="macro", threshold=self.cfg.threshold,
-                                      name="macro_f1")]
+        return [
+            keras.metrics.F1Score(average="macro", threshold=self.cfg.threshold, name="macro_f1")
+        ]
 
     def evaluate(self, model, split, data, batch_size):
         import numpy as np
@@ -58,18 +63,28 @@ class Multilabel(Task):
         true = np.asarray(y).astype(int)
         predicted = (np.asarray(outputs) > self.cfg.threshold).astype(int)
         precision, recall, f1, support = precision_recall_fscore_support(
-            true, predicted, average=None, zero_division=0)
-        per_label = {name: {"precision": float(precision[i]), "recall": float(recall[i]),
-                            "f1": float(f1[i]), "support": int(support[i])}
-                     for i, name in enumerate(data.class_names)}
+            true, predicted, average=None, zero_division=0
+        )
+        per_label = {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(data.class_names)
+        }
         return {
             "loss": float(loss),
             "macro_f1": float(np.mean(f1)),
             "exact_match": float(accuracy_score(true, predicted)),  # every label right
             "samples": int(len(true)),
             "per_label": per_label,
-            "macro": {"precision": float(np.mean(precision)), "recall": float(np.mean(recall)),
-                      "f1": float(np.mean(f1))},
+            "macro": {
+                "precision": float(np.mean(precision)),
+                "recall": float(np.mean(recall)),
+                "f1": float(np.mean(f1)),
+            },
             "y_true": true,
             "y_pred": predicted,
         }
@@ -85,8 +100,12 @@ class Multilabel(Task):
         names = list(labels)
         fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(names) + 2), 4))
         for k, score in enumerate(("precision", "recall", "f1")):
-            ax.bar(np.arange(len(names)) + (k - 1) * 0.27, [labels[n][score] for n in names],
-                   width=0.27, label=score)
+            ax.bar(
+                np.arange(len(names)) + (k - 1) * 0.27,
+                [labels[n][score] for n in names],
+                width=0.27,
+                label=score,
+            )
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
         ax.set_ylim(0, 1.2)  # room for the legend above the bars
         ax.set_title(f"per-label scores ({evaluated_on}, threshold {self.cfg.threshold})")
@@ -102,8 +121,10 @@ class Multilabel(Task):
         probs = np.asarray(outputs, np.float64)
         names, threshold = data_info["labels"], data_info["threshold"]
         present = [" ".join(n for n, p in zip(names, row) if p > threshold) for row in probs]
-        return {"labels": present, **{f"p_{name}": [f"{p:.6f}" for p in probs[:, i]]
-                                      for i, name in enumerate(names)}}
+        return {
+            "labels": present,
+            **{f"p_{name}": [f"{p:.6f}" for p in probs[:, i]] for i, name in enumerate(names)},
+        }
 
     def prediction_text(self, row):
         return row["labels"].replace(" ", ", ") or "(no label)"

@@ -32,11 +32,20 @@ def houses(rows: int, seed: int):
     age = rng.uniform(0, 90, rows)
     distance = rng.gamma(2.0, 3.0, rows)
     place = rng.choice(list(NEIGHBOURHOODS), rows, p=[0.3, 0.35, 0.35])
-    price = (40 + 2.1 * area + 9 * rooms - 0.6 * age - 4.5 * distance
-             + np.array([NEIGHBOURHOODS[p] for p in place]) + rng.normal(0, 18, rows))
+    price = (
+        40
+        + 2.1 * area
+        + 9 * rooms
+        - 0.6 * age
+        - 4.5 * distance
+        + np.array([NEIGHBOURHOODS[p] for p in place])
+        + rng.normal(0, 18, rows)
+    )
     header = ["area_m2", "rooms", "age_years", "distance_km", "neighbourhood", "price"]
-    return header, [[f"{a:.1f}", f"{r:.0f}", f"{g:.0f}", f"{d:.2f}", p, f"{max(v, 20):.1f}"]
-                    for a, r, g, d, p, v in zip(area, rooms, age, distance, place, price)]
+    return header, [
+        [f"{a:.1f}", f"{r:.0f}", f"{g:.0f}", f"{d:.2f}", p, f"{max(v, 20):.1f}"]
+        for a, r, g, d, p, v in zip(area, rooms, age, distance, place, price)
+    ]
 
 
 def tags(rows: int, seed: int):
@@ -45,12 +54,16 @@ def tags(rows: int, seed: int):
 
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, (rows, 6))
-    scores = np.stack([x[:, 0] + 0.8 * x[:, 1], x[:, 2] - 0.7 * x[:, 3],
-                       x[:, 4] + 0.6 * x[:, 0] - 0.5 * x[:, 5]], axis=1)
+    scores = np.stack(
+        [x[:, 0] + 0.8 * x[:, 1], x[:, 2] - 0.7 * x[:, 3], x[:, 4] + 0.6 * x[:, 0] - 0.5 * x[:, 5]],
+        axis=1,
+    )
     labels = (scores + rng.normal(0, 0.4, scores.shape) > 0.3).astype(int)
     header = [f"x{i + 1}" for i in range(6)] + list(LABELS)
-    return header, [[f"{v:.3f}" for v in features] + [str(v) for v in present]
-                    for features, present in zip(x, labels)]
+    return header, [
+        [f"{v:.3f}" for v in features] + [str(v) for v in present]
+        for features, present in zip(x, labels)
+    ]
 
 
 # Species: (share, islands, bill length mm, bill depth mm, flipper mm, body mass g), the means
@@ -76,16 +89,26 @@ def penguins(rows: int, seed: int):
         _, islands, bill, depth, flipper, mass = SPECIES[name]
         male = rng.random() < 0.5
         size = 1.0 if male else -1.0
-        cells = [f"{bill + size + rng.normal(0, 2.5):.1f}",
-                 f"{depth + 0.5 * size + rng.normal(0, 0.8):.1f}",
-                 f"{flipper + 3 * size + rng.normal(0, 5.5):.0f}",
-                 f"{mass + 300 * size + rng.normal(0, 300):.0f}"]
+        cells = [
+            f"{bill + size + rng.normal(0, 2.5):.1f}",
+            f"{depth + 0.5 * size + rng.normal(0, 0.8):.1f}",
+            f"{flipper + 3 * size + rng.normal(0, 5.5):.0f}",
+            f"{mass + 300 * size + rng.normal(0, 300):.0f}",
+        ]
         if i % 97 == 3:  # not measured
             cells = ["NA"] * 4
         sex = "NA" if i % 29 == 5 or cells[0] == "NA" else ("male" if male else "female")
         out.append([name, rng.choice(islands), *cells, sex, str(2007 + i % 3)])
-    header = ["species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm",
-              "body_mass_g", "sex", "year"]
+    header = [
+        "species",
+        "island",
+        "bill_length_mm",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+        "sex",
+        "year",
+    ]
     return header, out
 
 
@@ -94,12 +117,14 @@ KINDS = {"houses": houses, "tags": tags, "penguins": penguins}
 
 def main(argv=None):
     """``python -m framework_plugins.sample_csv KIND OUT_FILE``: writes a generated CSV file."""
-    parser = one_line_usage(argparse.ArgumentParser(
-        prog="python -m framework_plugins.sample_csv",
-        description="Write a generated CSV file: houses (a price to predict, regression), "
-                    "tags (three 0/1 labels, multilabel) or penguins (species, with text columns "
-                    "and NA cells).",
-    ))
+    parser = one_line_usage(
+        argparse.ArgumentParser(
+            prog="python -m framework_plugins.sample_csv",
+            description="Write a generated CSV file: houses (a price to predict, regression), "
+            "tags (three 0/1 labels, multilabel) or penguins (species, with text columns "
+            "and NA cells).",
+        )
+    )
     parser.add_argument("kind", choices=tuple(KINDS))
     parser.add_argument("out_file", type=Path)
     parser.add_argument("--rows", type=int, default=600)

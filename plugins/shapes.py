@@ -22,7 +22,15 @@ from framework_plugins import image_data
 # The first num_classes of these are drawn; class names (and labels) are then sorted, as the
 # folder names of a written tree are.
 SHAPES = (
-    "circle", "square", "triangle", "cross", "star", "bar", "ring", "semicircle", "hexagon",
+    "circle",
+    "square",
+    "triangle",
+    "cross",
+    "star",
+    "bar",
+    "ring",
+    "semicircle",
+    "hexagon",
     "diamond",
 )
 MAX_ROTATION = 15  # degrees either way: a square never looks like a diamond (45 degrees)
@@ -81,8 +89,10 @@ def shape_image(shape: str, size: tuple[int, int], rng, noise: float):
         draw.ellipse(box, outline=fill, width=max(2, round(radius / 3)))
     else:
         points = [
-            (cx + radius * (x * math.cos(angle) - y * math.sin(angle)),
-             cy - radius * (x * math.sin(angle) + y * math.cos(angle)))
+            (
+                cx + radius * (x * math.cos(angle) - y * math.sin(angle)),
+                cy - radius * (x * math.sin(angle) + y * math.cos(angle)),
+            )
             for x, y in _outline(shape)
         ]
         draw.polygon(points, fill=fill)
@@ -93,9 +103,15 @@ def shape_image(shape: str, size: tuple[int, int], rng, noise: float):
 
 def _outline(shape: str) -> list[tuple[float, float]]:
     """The shape's vertices within the unit circle, y pointing up."""
+
     def regular(n, start=90.0, r=1.0):
-        return [(r * math.cos(math.radians(start + 360 * i / n)),
-                 r * math.sin(math.radians(start + 360 * i / n))) for i in range(n)]
+        return [
+            (
+                r * math.cos(math.radians(start + 360 * i / n)),
+                r * math.sin(math.radians(start + 360 * i / n)),
+            )
+            for i in range(n)
+        ]
 
     if shape == "square":
         return regular(4, start=45)
@@ -110,8 +126,20 @@ def _outline(shape: str) -> list[tuple[float, float]]:
         return [p for pair in zip(outer, inner, strict=True) for p in pair]
     if shape == "cross":
         a, b = 0.3, 0.9
-        return [(a, b), (a, a), (b, a), (b, -a), (a, -a), (a, -b), (-a, -b), (-a, -a), (-b, -a),
-                (-b, a), (-a, a), (-a, b)]
+        return [
+            (a, b),
+            (a, a),
+            (b, a),
+            (b, -a),
+            (a, -a),
+            (a, -b),
+            (-a, -b),
+            (-a, -a),
+            (-b, -a),
+            (-b, a),
+            (-a, a),
+            (-a, b),
+        ]
     if shape == "bar":
         return [(1, 0.3), (-1, 0.3), (-1, -0.3), (1, -0.3)]
     if shape == "semicircle":
@@ -120,9 +148,15 @@ def _outline(shape: str) -> list[tuple[float, float]]:
     raise ValueError(f"unknown shape {shape!r}")
 
 
-def iter_shapes(num_classes: int = 3, samples_per_class: int = 1000, image_size=(64, 64),
-                seed: int = 42, noise: float = 0.08, validation_split: float = 0.2,
-                test_split: float = 0.2):
+def iter_shapes(
+    num_classes: int = 3,
+    samples_per_class: int = 1000,
+    image_size=(64, 64),
+    seed: int = 42,
+    noise: float = 0.08,
+    validation_split: float = 0.2,
+    test_split: float = 0.2,
+):
     """Generates a shapes dataset one image at a time.
 
     Args:
@@ -156,9 +190,15 @@ def iter_shapes(num_classes: int = 3, samples_per_class: int = 1000, image_size=
         start += count
 
 
-def generate_shapes(num_classes: int = 3, samples_per_class: int = 1000, image_size=(64, 64),
-                    seed: int = 42, noise: float = 0.08, validation_split: float = 0.2,
-                    test_split: float = 0.2):
+def generate_shapes(
+    num_classes: int = 3,
+    samples_per_class: int = 1000,
+    image_size=(64, 64),
+    seed: int = 42,
+    noise: float = 0.08,
+    validation_split: float = 0.2,
+    test_split: float = 0.2,
+):
     """Generates a shapes dataset in memory (arguments as for ``iter_shapes``).
 
     Returns:
@@ -178,10 +218,17 @@ def generate_shapes(num_classes: int = 3, samples_per_class: int = 1000, image_s
     return names, splits
 
 
-def write_shapes_tree(root, num_classes: int = 3, samples_per_class: int = 1000,
-                      image_size=(64, 64), seed: int = 42, noise: float = 0.08,
-                      validation_split: float = 0.2, test_split: float = 0.2,
-                      image_format: str = "png") -> dict[str, dict[str, int]]:
+def write_shapes_tree(
+    root,
+    num_classes: int = 3,
+    samples_per_class: int = 1000,
+    image_size=(64, 64),
+    seed: int = 42,
+    noise: float = 0.08,
+    validation_split: float = 0.2,
+    test_split: float = 0.2,
+    image_format: str = "png",
+) -> dict[str, dict[str, int]]:
     """Writes a shapes dataset as a class-folder tree ``root/<split>/<class>/<class>_NNNNN.<ext>``.
 
     Arguments as for ``iter_shapes``, plus:
@@ -235,7 +282,12 @@ def build_shapes(cfg, ctx) -> Data:
     """Generated images of shapes (circles, squares, triangles...), seeded, any size and count."""
     size = image_data.image_size(cfg.image_size, ctx, (64, 64), "image_size")
     class_names, splits = generate_shapes(
-        cfg.num_classes, cfg.samples_per_class, size, cfg.seed, cfg.noise, cfg.validation_split,
+        cfg.num_classes,
+        cfg.samples_per_class,
+        size,
+        cfg.seed,
+        cfg.noise,
+        cfg.validation_split,
         cfg.test_split,
     )
     return image_data.in_memory_data(
@@ -250,15 +302,22 @@ def register_datasets(register):
 
 def main(argv=None):
     """``python -m framework_plugins.shapes OUT_DIR [options]``: writes a shapes tree."""
-    parser = one_line_usage(argparse.ArgumentParser(
-        prog="python -m framework_plugins.shapes",
-        description="Write a generated shapes dataset as train/validation/test class folders.",
-    ))
+    parser = one_line_usage(
+        argparse.ArgumentParser(
+            prog="python -m framework_plugins.shapes",
+            description="Write a generated shapes dataset as train/validation/test class folders.",
+        )
+    )
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--num-classes", type=int, default=3)
     parser.add_argument("--samples-per-class", type=int, default=1000)
-    parser.add_argument("--image-size", type=int, nargs="+", default=[64],
-                        help="one side, or height and width (default: 64)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        nargs="+",
+        default=[64],
+        help="one side, or height and width (default: 64)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--noise", type=float, default=0.08)
     parser.add_argument("--validation-split", type=float, default=0.2)
@@ -267,12 +326,21 @@ def main(argv=None):
     args = parser.parse_args(argv)
     size = args.image_size * 2 if len(args.image_size) == 1 else args.image_size
     counts = write_shapes_tree(
-        args.out_dir, args.num_classes, args.samples_per_class, size, args.seed, args.noise,
-        args.validation_split, args.test_split, args.format,
+        args.out_dir,
+        args.num_classes,
+        args.samples_per_class,
+        size,
+        args.seed,
+        args.noise,
+        args.validation_split,
+        args.test_split,
+        args.format,
     )
     for split, by_class in counts.items():
-        print(f"{split}: {sum(by_class.values())} images "
-              f"({', '.join(f'{n} {c}' for c, n in by_class.items())})")
+        print(
+            f"{split}: {sum(by_class.values())} images "
+            f"({', '.join(f'{n} {c}' for c, n in by_class.items())})"
+        )
     print(f"written to {args.out_dir}")
 
 

@@ -84,11 +84,17 @@ def split_and_scale(x, y, class_names, cfg, info, targets_for=None, stratify=Non
         _check_stratifiable(y, class_names, cfg)
     try:
         x_rest, x_test, y_rest, y_test = train_test_split(
-            x, y, test_size=cfg.test_size, random_state=cfg.split_seed,
+            x,
+            y,
+            test_size=cfg.test_size,
+            random_state=cfg.split_seed,
             stratify=y if stratify else None,
         )
         x_train, x_val, y_train, y_val = train_test_split(
-            x_rest, y_rest, test_size=cfg.validation_size, random_state=cfg.split_seed,
+            x_rest,
+            y_rest,
+            test_size=cfg.validation_size,
+            random_state=cfg.split_seed,
             stratify=y_rest if stratify else None,
         )
     except ValueError as e:
@@ -97,8 +103,10 @@ def split_and_scale(x, y, class_names, cfg, info, targets_for=None, stratify=Non
         empty = np.flatnonzero(np.isnan(x_train).all(axis=0))
         if empty.size:
             names = info.get("features") or [str(i + 1) for i in range(x.shape[1])]
-            raise UserError(f"feature column {names[empty[0]]!r} has no value in the training "
-                            "split to take the mean of; leave it out of dataset.features")
+            raise UserError(
+                f"feature column {names[empty[0]]!r} has no value in the training "
+                "split to take the mean of; leave it out of dataset.features"
+            )
         means = np.nanmean(x_train, axis=0)
         x_train, x_val, x_test = (np.where(np.isnan(a), means, a) for a in (x_train, x_val, x_test))
         if "inputs" in info:
@@ -107,8 +115,10 @@ def split_and_scale(x, y, class_names, cfg, info, targets_for=None, stratify=Non
         scaler = StandardScaler().fit(x_train)
         x_train, x_val, x_test = (scaler.transform(a) for a in (x_train, x_val, x_test))
         if "inputs" in info:
-            info["inputs"]["scaler"] = {"mean": scaler.mean_.tolist(),
-                                        "scale": scaler.scale_.tolist()}
+            info["inputs"]["scaler"] = {
+                "mean": scaler.mean_.tolist(),
+                "scale": scaler.scale_.tolist(),
+            }
     if cfg.one_hot and classes:
         eye = np.eye(len(class_names), dtype=np.float32)
         y_train, y_val, y_test = eye[y_train], eye[y_val], eye[y_test]
@@ -136,8 +146,12 @@ def _check_stratifiable(y, class_names, cfg):
         raise UserError(
             f"class {class_names[rarest]!r} has {counts[rarest]} example; a stratified "
             "train/validation/test split needs at least 2 of each class"
-            + (f" ({len(class_names)} classes: is the target a number to predict? then "
-               "task=regression)" if len(class_names) > 10 else "")
+            + (
+                f" ({len(class_names)} classes: is the target a number to predict? then "
+                "task=regression)"
+                if len(class_names) > 10
+                else ""
+            )
         )
 
 
@@ -146,13 +160,12 @@ def build_iris(cfg, ctx) -> Data:
     from sklearn.datasets import load_iris
 
     if cfg.target not in IRIS_TARGETS:
-        raise UserError(
-            f"unknown iris target {cfg.target!r}; accepted: {', '.join(IRIS_TARGETS)}"
-        )
+        raise UserError(f"unknown iris target {cfg.target!r}; accepted: {', '.join(IRIS_TARGETS)}")
     iris = load_iris()
     if cfg.target == "setosa":
-        return split_and_scale(iris.data, (iris.target == 0).astype(int), ["other", "setosa"],
-                               cfg, {"samples": 150})
+        return split_and_scale(
+            iris.data, (iris.target == 0).astype(int), ["other", "setosa"], cfg, {"samples": 150}
+        )
     return split_and_scale(iris.data, iris.target, iris.target_names, cfg, {"samples": 150})
 
 
@@ -178,8 +191,14 @@ def build_diabetes(cfg, ctx) -> Data:
     from sklearn.datasets import load_diabetes
 
     diabetes = load_diabetes()
-    return split_and_scale(diabetes.data, diabetes.target[:, None].astype(np.float32),
-                           ["progression"], cfg, {"samples": 442}, targets_for="regression")
+    return split_and_scale(
+        diabetes.data,
+        diabetes.target[:, None].astype(np.float32),
+        ["progression"],
+        cfg,
+        {"samples": 442},
+        targets_for="regression",
+    )
 
 
 def build_csv(cfg, ctx) -> Data:
@@ -190,44 +209,57 @@ def build_csv(cfg, ctx) -> Data:
     if not path.is_file():
         raise UserError(f"CSV file not found. Received: dataset.path={cfg.path!r}")
     if cfg.missing not in MISSING_POLICIES:
-        raise UserError(f"unknown dataset.missing {cfg.missing!r}; accepted: "
-                        f"{', '.join(MISSING_POLICIES)}")
+        raise UserError(
+            f"unknown dataset.missing {cfg.missing!r}; accepted: {', '.join(MISSING_POLICIES)}"
+        )
     header, rows, lines = _read_csv(path)
     # A header may be a number (dataset.target=5): names are text.
-    targets = ([str(t) for t in cfg.target] if OmegaConf.is_list(cfg.target) or
-               isinstance(cfg.target, list) else [str(cfg.target)])
+    targets = (
+        [str(t) for t in cfg.target]
+        if OmegaConf.is_list(cfg.target) or isinstance(cfg.target, list)
+        else [str(cfg.target)]
+    )
     if not targets:
-        raise UserError(f"dataset.target is an empty list; name the target column, or several: "
-                        f"dataset.target=[a,b]; columns of {path.name}: {', '.join(header)}")
+        raise UserError(
+            f"dataset.target is an empty list; name the target column, or several: "
+            f"dataset.target=[a,b]; columns of {path.name}: {', '.join(header)}"
+        )
     for target in targets:
         if target not in header:
             raise UserError(
                 f"target column {target!r} is not in {path.name}; columns: {', '.join(header)}"
             )
-    features = (list(cfg.features) if cfg.features
-                else [h for h in header if h not in targets])
+    features = list(cfg.features) if cfg.features else [h for h in header if h not in targets]
     for target in targets:
         if target in features:
-            raise UserError(f"dataset.features lists the target column {target!r}; leave it "
-                            "out (the model would be given the answer)")
+            raise UserError(
+                f"dataset.features lists the target column {target!r}; leave it "
+                "out (the model would be given the answer)"
+            )
     missing = [c for c in features if c not in header]
     if missing:
         raise UserError(
             f"feature column {missing[0]!r} is not in {path.name}; columns: {', '.join(header)}"
         )
-    columns = {name: [r[header.index(name)].strip() for r in rows]
-               for name in [*targets, *features]}
+    columns = {
+        name: [r[header.index(name)].strip() for r in rows] for name in [*targets, *features]
+    }
     if cfg.missing == "drop":
-        keep = [i for i in range(len(rows))
-                if not any(_not_finite(columns[name][i]) for name in targets)
-                and not any(_not_finite(columns[name][i]) for name in features)]
+        keep = [
+            i
+            for i in range(len(rows))
+            if not any(_not_finite(columns[name][i]) for name in targets)
+            and not any(_not_finite(columns[name][i]) for name in features)
+        ]
         columns = {name: [values[i] for i in keep] for name, values in columns.items()}
         lines = [lines[i] for i in keep]
         if not keep:
             _refuse_all_dropped(rows, header, targets, features, path)
         if len(keep) < len(rows):
-            print(f"dataset csv: dropped {len(rows) - len(keep)} of {len(rows)} rows with a "
-                  "missing or infinite value (dataset.missing=drop)")
+            print(
+                f"dataset csv: dropped {len(rows) - len(keep)} of {len(rows)} rows with a "
+                "missing or infinite value (dataset.missing=drop)"
+            )
     for target in targets:
         _check_missing(target, columns[target], lines, path, "the target")
     task = ctx.task if ctx is not None else "auto"
@@ -270,25 +302,33 @@ def build_csv(cfg, ctx) -> Data:
     if categorical:
         print(f"dataset csv: one-hot encoded the text column(s) {', '.join(categorical)}")
     if cfg.missing == "mean" and np.isnan(x).any():
-        print(f"dataset csv: filling {int(np.isnan(x).sum())} missing or infinite number(s) with "
-              "the training split's column means (dataset.missing=mean)")
+        print(
+            f"dataset csv: filling {int(np.isnan(x).sum())} missing or infinite number(s) with "
+            "the training split's column means (dataset.missing=mean)"
+        )
     kept = len(encoded.y)
     info = {"samples": kept, "path": str(path), "features": names, "inputs": inputs}
     if kept < len(rows):
         info["dropped_rows"] = len(rows) - kept
-    return split_and_scale(x, encoded.y, encoded.names, cfg, info, targets_for=encoded.task,
-                           stratify=encoded.stratify)
+    return split_and_scale(
+        x, encoded.y, encoded.names, cfg, info, targets_for=encoded.task, stratify=encoded.stratify
+    )
 
 
 def _refuse_all_dropped(rows, header, targets, features, path):
     """Raises the error for a file whose every row ``dataset.missing=drop`` drops, naming the
     column with the most missing or infinite cells."""
     names = [*targets, *features]
-    counts = {name: sum(_not_finite(row[header.index(name)].strip()) for row in rows)
-              for name in names}
+    counts = {
+        name: sum(_not_finite(row[header.index(name)].strip()) for row in rows) for name in names
+    }
     worst = max(names, key=counts.get)
-    remedy = ("correct the file" if worst in targets else "correct the file, leave the column "
-              "out of dataset.features, or set dataset.missing=mean to fill it")
+    remedy = (
+        "correct the file"
+        if worst in targets
+        else "correct the file, leave the column "
+        "out of dataset.features, or set dataset.missing=mean to fill it"
+    )
     raise UserError(
         f"every row of {path.name} has a missing or infinite value, so dataset.missing=drop "
         f"leaves no data (column {worst!r}{' (the target)' if worst in targets else ''}: "
@@ -304,8 +344,10 @@ def _read_csv(path: Path):
         text = raw.decode("utf-8").removeprefix("\ufeff")  # offsets in errors count from byte 0
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        raise UserError(f"{path.name} is not UTF-8 text (byte {raw[e.start]:#x} at offset "
-                        f"{e.start}, line {line}); save it as UTF-8") from None
+        raise UserError(
+            f"{path.name} is not UTF-8 text (byte {raw[e.start]:#x} at offset "
+            f"{e.start}, line {line}); save it as UTF-8"
+        ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     records, end = [], 0
     try:
@@ -313,27 +355,27 @@ def _read_csv(path: Path):
             records.append((end + 1, row))  # a quoted field may span lines: count them
             end = reader.line_num
     except csv.Error as e:
-        raise UserError(f"line {reader.line_num} of {path.name} is not readable CSV: "
-                        f"{e}") from None
+        raise UserError(f"line {reader.line_num} of {path.name} is not readable CSV: {e}") from None
     if not records:
         raise UserError(f"CSV file is empty. Received: dataset.path={str(path)!r}")
     header = [h.strip() for h in records[0][1]]
     twice = next((h for i, h in enumerate(header) if h in header[:i]), None)
     if twice is not None:
-        raise UserError(f"column {twice!r} appears twice in the header of {path.name}; "
-                        "rename one")
+        raise UserError(f"column {twice!r} appears twice in the header of {path.name}; rename one")
     body, lines = [], []
     for number, row in records[1:]:
         if not any(c.strip() for c in row):
             continue
         if len(row) != len(header):
-            raise UserError(f"line {number} of {path.name} has {len(row)} fields; the header "
-                            f"has {len(header)}")
+            raise UserError(
+                f"line {number} of {path.name} has {len(row)} fields; the header has {len(header)}"
+            )
         body.append(row)
         lines.append(number)
     if not body:
-        raise UserError(f"{path.name} has a header but no data rows. Received: "
-                        f"dataset.path={str(path)!r}")
+        raise UserError(
+            f"{path.name} has a header but no data rows. Received: dataset.path={str(path)!r}"
+        )
     return header, body, lines
 
 
@@ -392,8 +434,11 @@ def _check_missing(column, values, lines, path, role):
             f"column {column!r} ({role}) of {path.name} has {len(missing)} missing value(s), "
             f"the first {values[first] or 'an empty cell'!r} on line {lines[first]}; set "
             "dataset.missing=drop to drop rows with missing cells"
-            + (", or dataset.missing=mean to fill numbers with the training mean"
-               if role == "a feature" else "")
+            + (
+                ", or dataset.missing=mean to fill numbers with the training mean"
+                if role == "a feature"
+                else ""
+            )
         )
 
 
@@ -402,7 +447,8 @@ def register_datasets(register):
     # The bundled datasets' tasks are theirs; a CSV file's columns decide its own.
     register("iris", build_iris, IrisConfig(), gives=FEATURES, task="classification")
     register("wine", build_wine, SplitConfig(), gives=FEATURES, task="classification")
-    register("breast_cancer", build_breast_cancer, SplitConfig(), gives=FEATURES,
-             task="classification")
+    register(
+        "breast_cancer", build_breast_cancer, SplitConfig(), gives=FEATURES, task="classification"
+    )
     register("diabetes", build_diabetes, SplitConfig(), gives=FEATURES, task="regression")
     register("csv", build_csv, CsvConfig(), gives=FEATURES)

@@ -126,9 +126,18 @@ def kept_model(monkeypatch) -> dict:
 # The longest files first. Under --dist loadfile a file runs whole on one worker, in collection
 # order: a long file collected last (test_readme.py, alphabetically late) keeps one core busy
 # alone at the end while the other idles. Longest first keeps both busy to the end.
-LONGEST_FILES = ("test_readme.py", "test_sweep.py", "test_applications.py", "test_run_faults.py",
-                 "test_curriculum_scores.py", "test_tuning.py", "test_backends.py",
-                 "test_gpu_benchmark.py", "test_job_checkpoint.py", "test_feature_cache.py")
+LONGEST_FILES = (
+    "test_readme.py",
+    "test_sweep.py",
+    "test_applications.py",
+    "test_run_faults.py",
+    "test_curriculum_scores.py",
+    "test_tuning.py",
+    "test_backends.py",
+    "test_gpu_benchmark.py",
+    "test_job_checkpoint.py",
+    "test_feature_cache.py",
+)
 
 
 def pytest_collection_modifyitems(items):

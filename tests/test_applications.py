@@ -16,14 +16,26 @@ from framework_plugins.applications import FAMILIES, build_application, preproce
 APPLICATIONS = [part.name for part in backbones if part.builder is build_application]
 # The keras.applications module whose preprocess_input each family's layers must reproduce.
 KERAS_MODULES = {
-    "vgg16": "vgg16", "vgg19": "vgg19", "resnet50": "resnet50", "resnet50v2": "resnet_v2",
-    "inceptionv3": "inception_v3", "xception": "xception", "mobilenetv2": "mobilenet_v2",
-    "densenet121": "densenet", "efficientnetb0": "efficientnet",
+    "vgg16": "vgg16",
+    "vgg19": "vgg19",
+    "resnet50": "resnet50",
+    "resnet50v2": "resnet_v2",
+    "inceptionv3": "inception_v3",
+    "xception": "xception",
+    "mobilenetv2": "mobilenet_v2",
+    "densenet121": "densenet",
+    "efficientnetb0": "efficientnet",
 }
 CTX = ModelContext("multiclass", 3)
 # 9 / 3 / 3 images in batches of 3: every batch has one shape, so each function traces once.
-FEW_SHAPES = ("dataset=shapes", "dataset.samples_per_class=5", "dataset.batch_size=3",
-              "head=gap_dense", "backbone.weights=null", "trainer.verbose=0")
+FEW_SHAPES = (
+    "dataset=shapes",
+    "dataset.samples_per_class=5",
+    "dataset.batch_size=3",
+    "head=gap_dense",
+    "backbone.weights=null",
+    "trainer.verbose=0",
+)
 
 
 def family(name) -> str:
@@ -61,16 +73,22 @@ def test_preprocessing_layers_match_keras_preprocess_input(name):
 def test_builds_saves_and_reloads_with_identical_predictions(name, compose, tmp_path):
     size = FAMILIES[name].min_size
     cfg = compose(*FEW_SHAPES, f"backbone={name}", f"backbone.input_size=[{size},{size}]")
-    data = Data(class_names=["a", "b", "c"], train=None, validation=None, test=None,
-                input_shape=(size, size, 3))
+    data = Data(
+        class_names=["a", "b", "c"],
+        train=None,
+        validation=None,
+        test=None,
+        input_shape=(size, size, 3),
+    )
     model = build_model(cfg, data).model
     assert model.get_layer(name).get_layer("base")  # the application, named for freezing
     train_module._save_model(model, tmp_path)
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     images = np.random.default_rng(1).uniform(0, 255, (3, size, size, 3)).astype("float32")
     # Eager calls: tracing a predict function of each model would take longer than the rest.
-    np.testing.assert_array_equal(model(images, training=False).numpy(),
-                                  loaded(images, training=False).numpy())
+    np.testing.assert_array_equal(
+        model(images, training=False).numpy(), loaded(images, training=False).numpy()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +112,9 @@ def fine_tuned(tmp_path_factory):
         original(backbone, *args)
 
     cfg = compose_config(
-        *FEW_SHAPES, "backbone=mobilenetv2", "backbone.input_size=[32,32]",
+        *FEW_SHAPES,
+        "backbone=mobilenetv2",
+        "backbone.input_size=[32,32]",
         "trainer.stages=[{name: head, epochs: 1, trainable: head}, "
         "{name: finetune, epochs: 1, trainable: {last: 4}, learning_rate: 1e-5}]",
     )
@@ -114,7 +134,8 @@ def test_fine_tuning_the_last_layers_trains_those_and_keeps_the_rest(fine_tuned)
     batch_norm = [isinstance(layer, keras.layers.BatchNormalization) for layer in layers]
     # BatchNormalization layers stay frozen, in inference mode (see the next test).
     assert [(layer.name, layer.trainable) for layer in layers] == [
-        (layer.name, i >= first and not batch_norm[i]) for i, layer in enumerate(layers)]
+        (layer.name, i >= first and not batch_norm[i]) for i, layer in enumerate(layers)
+    ]
     assert any(batch_norm[first:])  # the last 4 layers do hold some
     last_conv = base.get_layer("Conv_1").kernel.path
     assert not np.array_equal(before[last_conv], after[last_conv])
@@ -144,8 +165,9 @@ def test_pretrained_weights_build_a_frozen_backbone(compose, weights_file):
     pretrained = f"backbone.weights='{weights_file}'"
     assert not build(compose, "mobilenetv2", 32, pretrained).trainable
     assert build(compose, "mobilenetv2", 32, "backbone.weights=null").trainable
-    assert not build(compose, "mobilenetv2", 32, "backbone.weights=null", "backbone.frozen=true"
-                     ).trainable
+    assert not build(
+        compose, "mobilenetv2", 32, "backbone.weights=null", "backbone.frozen=true"
+    ).trainable
     assert build(compose, "mobilenetv2", 32, pretrained, "backbone.frozen=false").trainable
 
 
@@ -154,8 +176,13 @@ def test_without_stages_only_the_head_trains_on_a_pretrained_backbone(
     compose, tmp_path, monkeypatch, kept_model, weights_file
 ):
     monkeypatch.chdir(tmp_path)
-    cfg = compose(*FEW_SHAPES, "backbone=mobilenetv2", "backbone.input_size=[32,32]",
-                  f"backbone.weights='{weights_file}'", "trainer.epochs=1")
+    cfg = compose(
+        *FEW_SHAPES,
+        "backbone=mobilenetv2",
+        "backbone.input_size=[32,32]",
+        f"backbone.weights='{weights_file}'",
+        "trainer.epochs=1",
+    )
     metrics = train(cfg, tmp_path / "run")
     assert metrics["stages"][0]["trainable"] == "head"
     assert metrics["stages"][0]["cached_features"]
@@ -167,8 +194,11 @@ def test_without_stages_only_the_head_trains_on_a_pretrained_backbone(
 
 def test_all_trainable_keeps_batch_normalization_frozen_only_in_a_backbone_built_frozen(compose):
     backbone = build(compose, "mobilenetv2", 32, "backbone.weights=null")
-    batch_norm = [layer for layer in backbone.get_layer("base").layers
-                  if isinstance(layer, keras.layers.BatchNormalization)]
+    batch_norm = [
+        layer
+        for layer in backbone.get_layer("base").layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     set_trainable(backbone, "all", pretrained=False)  # from scratch: BatchNormalization learns
     assert batch_norm and all(layer.trainable for layer in batch_norm)
     set_trainable(backbone, "all", pretrained=True)
@@ -213,7 +243,9 @@ def test_images_must_have_three_channels(compose):
 def test_efficientnet_input_size_follows_its_size(compose):
     assert list(compose("backbone=efficientnet").backbone.input_size) == [224, 224]
     assert list(compose("backbone=efficientnet", "backbone.size=b3").backbone.input_size) == [
-        300, 300]
+        300,
+        300,
+    ]
     with pytest.raises(UserError, match="b0, b1"):
         build(compose, "efficientnet", 32, "backbone.size=b9", "backbone.input_size=[32,32]")
 

@@ -10,16 +10,19 @@ def finished_runs(root):
     return list(root.rglob("metrics.json"))
 
 
-@pytest.mark.parametrize("override, fragments", [
-    ("backbone=nope", ["'nope'", "accepted: ", "mlp", "simple_cnn"]),
-    ("dataset=imagenet_full", ["'imagenet_full'", "iris", "wine"]),
-    ("experiment=nope", ["'nope'", "iris_binary"]),
-    ("regularizer=[dropout,nope]", ["'nope'", "dropout", "l2"]),
-    ("callbacks=[nope]", ["'nope'", "early_stopping"]),
-    ("trainer.epochz=3", ["epochz"]),
-    ("trainer.epochs=abc", ["'abc'", "trainer.epochs"]),
-    ("experiment=iris_binary backbone.units=[8,x]", ["'x'", "backbone.units"]),
-])
+@pytest.mark.parametrize(
+    "override, fragments",
+    [
+        ("backbone=nope", ["'nope'", "accepted: ", "mlp", "simple_cnn"]),
+        ("dataset=imagenet_full", ["'imagenet_full'", "iris", "wine"]),
+        ("experiment=nope", ["'nope'", "iris_binary"]),
+        ("regularizer=[dropout,nope]", ["'nope'", "dropout", "l2"]),
+        ("callbacks=[nope]", ["'nope'", "early_stopping"]),
+        ("trainer.epochz=3", ["epochz"]),
+        ("trainer.epochs=abc", ["'abc'", "trainer.epochs"]),
+        ("experiment=iris_binary backbone.units=[8,x]", ["'x'", "backbone.units"]),
+    ],
+)
 def test_a_bad_override_is_refused_in_one_line_before_a_run_dir(cli, tmp_path, override, fragments):
     result = cli(*override.split())
     assert_one_line_error(result, *fragments)
@@ -49,8 +52,14 @@ def test_a_bad_csv_is_refused_in_one_line_and_its_run_marked_failed(cli, tmp_pat
         fragments = ["'b'", "'oops'", "line 5"]
     if case != "missing_file":
         write_csv(csv, [header, *body])
-    result = cli("dataset=csv", "backbone=mlp", "head=dense", f"dataset.path={csv}",
-                 f"dataset.target={target}", "hydra.run.dir=run")
+    result = cli(
+        "dataset=csv",
+        "backbone=mlp",
+        "head=dense",
+        f"dataset.path={csv}",
+        f"dataset.target={target}",
+        "hydra.run.dir=run",
+    )
     assert_one_line_error(result, *fragments)
     assert "Traceback" not in result.stdout + result.stderr
     assert not finished_runs(tmp_path)
@@ -78,14 +87,19 @@ def test_a_finished_run_is_never_overwritten(cli, tmp_path):
     # user's own experiment; the resolved directory is checked before Hydra writes anything.
     (tmp_path / "conf" / "experiment").mkdir(parents=True)
     (tmp_path / "conf" / "experiment" / "mine.yaml").write_text(
-        "# @package _global_\ndefaults:\n  - iris_binary\nhydra:\n  run:\n    dir: run\n")
+        "# @package _global_\ndefaults:\n  - iris_binary\nhydra:\n  run:\n    dir: run\n"
+    )
     for again, message in [
         (cli(*args[:-1], "hydra.run.dir=run"), "already holds a finished run"),
         (cli(*args[:-1], "++hydra.run.dir=run"), "already holds a finished run"),
-        (cli(*args[:-1], "hydra.run.dir=${oc.env:RUN_DIR}", env={"RUN_DIR": "run"}),
-         "already holds a finished run"),
-        (cli("--config-dir", "conf", "experiment=mine", "trainer.epochs=1"),
-         "already holds a finished run"),
+        (
+            cli(*args[:-1], "hydra.run.dir=${oc.env:RUN_DIR}", env={"RUN_DIR": "run"}),
+            "already holds a finished run",
+        ),
+        (
+            cli("--config-dir", "conf", "experiment=mine", "trainer.epochs=1"),
+            "already holds a finished run",
+        ),
         # Hydra's own refusal: the key exists, and a + adds a new one.
         (cli(*args[:-1], "+hydra.run.dir=run"), "An item is already at 'hydra.run.dir'"),
     ]:
@@ -95,25 +109,42 @@ def test_a_finished_run_is_never_overwritten(cli, tmp_path):
 
 @pytest.mark.slow
 def test_a_finished_sweep_is_never_written_into_again(cli, tmp_path):
-    args = ["-m", "experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0",
-            "seed=1", "hydra.sweep.dir=sweep"]
+    args = [
+        "-m",
+        "experiment=iris_binary",
+        "trainer.epochs=1",
+        "trainer.verbose=0",
+        "seed=1",
+        "hydra.sweep.dir=sweep",
+    ]
     assert cli(*args).returncode == 0
     before = files(tmp_path / "sweep")
-    for sweep_dir in ("hydra.sweep.dir=sweep", "++hydra.sweep.dir=sweep",
-                      "hydra.sweep.dir=${oc.env:SWEEP_DIR}"):
+    for sweep_dir in (
+        "hydra.sweep.dir=sweep",
+        "++hydra.sweep.dir=sweep",
+        "hydra.sweep.dir=${oc.env:SWEEP_DIR}",
+    ):
         again = cli(*args[:-1], sweep_dir, env={"SWEEP_DIR": "sweep"})
-        assert_one_line_error(again, "already holds a sweep", "repeat a grid sweep's command "
-                              "with hydra/sweeper=resume to run only its failed and unfinished "
-                              "jobs")
+        assert_one_line_error(
+            again,
+            "already holds a sweep",
+            "repeat a grid sweep's command "
+            "with hydra/sweeper=resume to run only its failed and unfinished "
+            "jobs",
+        )
         assert files(tmp_path / "sweep") == before  # multirun.yaml and summary.csv included
 
 
-@pytest.mark.parametrize("run_dir, message", [
-    ("a_file", "is a file, not a directory"),
-    ("a_file/run", "Not a directory"),
-])
-def test_a_run_dir_that_cannot_be_written_is_refused_before_anything_runs(cli, tmp_path,
-                                                                         run_dir, message):
+@pytest.mark.parametrize(
+    "run_dir, message",
+    [
+        ("a_file", "is a file, not a directory"),
+        ("a_file/run", "Not a directory"),
+    ],
+)
+def test_a_run_dir_that_cannot_be_written_is_refused_before_anything_runs(
+    cli, tmp_path, run_dir, message
+):
     (tmp_path / "a_file").write_text("mine")
     result = cli("experiment=iris_binary", f"hydra.run.dir={run_dir}")
     assert_one_line_error(result, f"hydra.run.dir={run_dir}", message)
@@ -132,10 +163,13 @@ def test_a_read_only_outputs_dir_is_refused_in_one_line(cli, tmp_path):
     assert_one_line_error(result, "cannot write into", f"{outputs}/run")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["backbone=nope"], "backbone/nope"),                                       # composition
-    (["dataset=csv", "dataset.path=nope.csv", "dataset.target=x"], "CSV file not found"),  # run
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["backbone=nope"], "backbone/nope"),  # composition
+        (["dataset=csv", "dataset.path=nope.csv", "dataset.target=x"], "CSV file not found"),  # run
+    ],
+)
 def test_hydra_full_error_shows_the_traceback_of_every_error(cli, args, message):
     result = cli(*args, env={"HYDRA_FULL_ERROR": "1"})
     assert result.returncode != 0

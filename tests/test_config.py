@@ -38,9 +38,15 @@ def test_every_experiment_composes_with_registered_parts(compose, experiment):
 def test_experiments_set_what_the_curriculum_says(compose):
     binary = compose("experiment=iris_binary")
     assert (binary.dataset.target, list(binary.backbone.units), binary.backbone.activation) == (
-        "setosa", [8, 4], "relu")
+        "setosa",
+        [8, 4],
+        "relu",
+    )
     assert (binary.trainer.epochs, binary.trainer.batch_size, binary.optimizer.name) == (
-        50, 10, "adam")
+        50,
+        10,
+        "adam",
+    )
     assert list(compose("experiment=iris_deep").backbone.units) == [16, 8, 4]
     assert compose("experiment=iris_tanh").backbone.activation == "tanh"
     multi = compose("experiment=iris_multiclass")
@@ -82,9 +88,15 @@ def test_unknown_keys_are_refused(compose, override):
         compose(override)
 
 
-@pytest.mark.parametrize("overrides", [("trainer.epochs=abc",),
-                                       ("experiment=iris_binary", "backbone.units=[a]"),
-                                       ("seed=x",), ("dataset=wine", "dataset.test_size=big")])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("trainer.epochs=abc",),
+        ("experiment=iris_binary", "backbone.units=[a]"),
+        ("seed=x",),
+        ("dataset=wine", "dataset.test_size=big"),
+    ],
+)
 def test_wrong_types_are_refused(compose, overrides):
     with pytest.raises(ConfigCompositionException) as refused:
         compose(*overrides)
@@ -94,37 +106,57 @@ def test_wrong_types_are_refused(compose, overrides):
     assert OmegaConf.select(compose(*overrides[:-1]), key) is not None  # a key the config has
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"], ["--info"],
-                                  ["--cfg", "job", "trainer.backend=jax"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--cfg", "job"], ["--info"], ["--cfg", "job", "trainer.backend=jax"]]
+)
 def test_config_only_commands_never_import_a_backend(tmp_path, args):
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "framework", *args],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "framework", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
     assert "hydra" in imported
     assert not {"tensorflow", "keras", "jax"} & imported
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["trainer.epochs=0"], "trainer.epochs=0 is out of range; accepted: >= 1"),
-    (["trainer.epochs=-1"], "trainer.epochs=-1 is out of range; accepted: >= 1"),
-    (["optimizer.learning_rate=-0.5"], "optimizer.learning_rate=-0.5 is out of range; "
-                                       "accepted: > 0"),
-    (["experiment=iris_binary", "trainer.batch_size=0"],
-     "trainer.batch_size=0 is out of range; accepted: >= 1"),
-    (["seed=-1"], "seed=-1 is out of range; accepted: >= 0 and <= 4294967295"),
-    (["head.dropout=1.5"], "head.dropout=1.5 is out of range; accepted: >= 0 and < 1"),
-    (["experiment=iris_binary", "backbone.units=[0]"],
-     "backbone.units=[0] is out of range; accepted: each entry >= 1"),
-    (["trainer.stages=[{epochs:0}]"], "trainer.stages.0.epochs=0 is out of range"),
-    (["regularizer=[dropout]", "regularizer.dropout.rate=1"],
-     "regularizer.dropout.rate=1.0 is out of range; accepted: >= 0 and < 1"),
-    (["callbacks=[early_stopping]", "callbacks.early_stopping.mode=up"],
-     "unknown callbacks.early_stopping.mode 'up'; accepted: auto, min, max"),
-    (["trainer.verbose=3"], "unknown trainer.verbose 3; accepted: 0, 1, 2"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.epochs=0"], "trainer.epochs=0 is out of range; accepted: >= 1"),
+        (["trainer.epochs=-1"], "trainer.epochs=-1 is out of range; accepted: >= 1"),
+        (
+            ["optimizer.learning_rate=-0.5"],
+            "optimizer.learning_rate=-0.5 is out of range; accepted: > 0",
+        ),
+        (
+            ["experiment=iris_binary", "trainer.batch_size=0"],
+            "trainer.batch_size=0 is out of range; accepted: >= 1",
+        ),
+        (["seed=-1"], "seed=-1 is out of range; accepted: >= 0 and <= 4294967295"),
+        (["head.dropout=1.5"], "head.dropout=1.5 is out of range; accepted: >= 0 and < 1"),
+        (
+            ["experiment=iris_binary", "backbone.units=[0]"],
+            "backbone.units=[0] is out of range; accepted: each entry >= 1",
+        ),
+        (["trainer.stages=[{epochs:0}]"], "trainer.stages.0.epochs=0 is out of range"),
+        (
+            ["regularizer=[dropout]", "regularizer.dropout.rate=1"],
+            "regularizer.dropout.rate=1.0 is out of range; accepted: >= 0 and < 1",
+        ),
+        (
+            ["callbacks=[early_stopping]", "callbacks.early_stopping.mode=up"],
+            "unknown callbacks.early_stopping.mode 'up'; accepted: auto, min, max",
+        ),
+        (["trainer.verbose=3"], "unknown trainer.verbose 3; accepted: 0, 1, 2"),
+    ],
+)
 def test_settings_out_of_their_declared_range_are_refused_by_key_value_and_range(
-        compose, overrides, message):
+    compose, overrides, message
+):
     from framework.errors import UserError
     from framework.preflight import check_settings
 
@@ -133,17 +165,28 @@ def test_settings_out_of_their_declared_range_are_refused_by_key_value_and_range
     assert str(refused.value).startswith(message)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["trainer.epoch=5"], "unknown key 'trainer.epoch'; accepted: epochs, batch_size"),
-    (["experiment=iris_binary", "head.dropout=0.5"],
-     "unknown key 'head.dropout'; accepted: name, units, activation"),
-    (["backbone=efficientnet", "backbone.size=b9", "backbone.weights=null"],
-     "backbone.size must be one of b0, b1, b2, b3, b4, b5, b6, b7. Received: size='b9'"),
-    (["dataset=csv", "dataset.target=prix€"],
-     "cannot read the override 'dataset.target=prix€'; quote a value"),
-    (["trainer.batch_size=choice()"],
-     "cannot read the override 'trainer.batch_size=choice()': empty choice is not legal"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.epoch=5"], "unknown key 'trainer.epoch'; accepted: epochs, batch_size"),
+        (
+            ["experiment=iris_binary", "head.dropout=0.5"],
+            "unknown key 'head.dropout'; accepted: name, units, activation",
+        ),
+        (
+            ["backbone=efficientnet", "backbone.size=b9", "backbone.weights=null"],
+            "backbone.size must be one of b0, b1, b2, b3, b4, b5, b6, b7. Received: size='b9'",
+        ),
+        (
+            ["dataset=csv", "dataset.target=prix€"],
+            "cannot read the override 'dataset.target=prix€'; quote a value",
+        ),
+        (
+            ["trainer.batch_size=choice()"],
+            "cannot read the override 'trainer.batch_size=choice()': empty choice is not legal",
+        ),
+    ],
+)
 def test_config_errors_name_the_accepted_values(cli, overrides, message):
     from conftest import assert_one_line_error
 

@@ -22,9 +22,13 @@ WORKER = textwrap.dedent("""
 
 
 def start_worker(sweep_dir, gpus="0,1,2,3", per_job="1"):
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(sweep_dir), gpus, per_job],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(sweep_dir), gpus, per_job],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     return worker, worker.stdout.readline().strip(), worker.stdout.readline().strip()
 
 
@@ -45,10 +49,15 @@ def test_each_worker_claims_its_own_gpus_for_its_life_and_a_dead_ones_are_reused
 def test_more_workers_than_gpus_is_a_one_line_error(tmp_path):
     holder, gpus, _ = start_worker(tmp_path, gpus="0")
     assert gpus == "0"
-    result = subprocess.run([sys.executable, "-c", WORKER, str(tmp_path), "0", "1"],
-                            input="", capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER, str(tmp_path), "0", "1"],
+        input="",
+        capture_output=True,
+        text=True,
+    )
     assert "held by another worker" in result.stderr and "hydra.launcher.n_jobs=1" in (
-        result.stderr)
+        result.stderr
+    )
     holder.communicate("")
 
 

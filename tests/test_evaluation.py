@@ -12,12 +12,15 @@ from framework.evaluation import evaluate
 pytestmark = pytest.mark.backends
 
 
-@pytest.mark.parametrize("loss, units, labels_as", [
-    ("binary_crossentropy", 1, "indices"),
-    ("binary_crossentropy", 1, "column"),
-    ("sparse_categorical_crossentropy", 3, "indices"),
-    ("categorical_crossentropy", 3, "one_hot"),
-])
+@pytest.mark.parametrize(
+    "loss, units, labels_as",
+    [
+        ("binary_crossentropy", 1, "indices"),
+        ("binary_crossentropy", 1, "column"),
+        ("sparse_categorical_crossentropy", 3, "indices"),
+        ("categorical_crossentropy", 3, "one_hot"),
+    ],
+)
 @pytest.mark.parametrize("as_dataset", [False, True])
 def test_loss_and_accuracy_match_keras_evaluate(loss, units, labels_as, as_dataset):
     rng = np.random.default_rng(0)
@@ -28,12 +31,14 @@ def test_loss_and_accuracy_match_keras_evaluate(loss, units, labels_as, as_datas
     else:
         y = labels.reshape(-1, 1) if labels_as == "column" else labels
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((4,)),
-        # A penalty: model.evaluate counts it in the loss, and so must evaluate().
-        keras.layers.Dense(8, activation="relu", kernel_regularizer=keras.regularizers.L2(0.1)),
-        keras.layers.Dense(units, activation="sigmoid" if units == 1 else "softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            # A penalty: model.evaluate counts it in the loss, and so must evaluate().
+            keras.layers.Dense(8, activation="relu", kernel_regularizer=keras.regularizers.L2(0.1)),
+            keras.layers.Dense(units, activation="sigmoid" if units == 1 else "softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     split = tf.data.Dataset.from_tensor_slices((x, y)).batch(16) if as_dataset else (x, y)

@@ -29,16 +29,25 @@ def run(tmp_path_factory):
     """A small CNN trained on shapes, with its config where Hydra puts it, and a folder of new
     shape images to predict. Its random flip and dropout must be off in every export."""
     root = tmp_path_factory.mktemp("export")
-    cfg = compose_config("experiment=cnn_shapes", "dataset.samples_per_class=100",
-                         "backbone.input_size=[32,32]", "backbone.filters=[16,32]",
-                         "head.units=64", "regularizer=[augment]", "regularizer.augment.rotation=0",
-                         "regularizer.augment.translation=0", "regularizer.augment.zoom=0",
-                         "trainer.epochs=6", "trainer.verbose=0")
+    cfg = compose_config(
+        "experiment=cnn_shapes",
+        "dataset.samples_per_class=100",
+        "backbone.input_size=[32,32]",
+        "backbone.filters=[16,32]",
+        "head.units=64",
+        "regularizer=[augment]",
+        "regularizer.augment.rotation=0",
+        "regularizer.augment.translation=0",
+        "regularizer.augment.zoom=0",
+        "trainer.epochs=6",
+        "trainer.verbose=0",
+    )
     train(cfg, root / "run")
     (root / "run" / ".hydra").mkdir()
     OmegaConf.save(cfg, root / "run" / ".hydra" / "config.yaml")
-    write_shapes_tree(root / "images", num_classes=3, samples_per_class=20, image_size=(32, 32),
-                      seed=7)
+    write_shapes_tree(
+        root / "images", num_classes=3, samples_per_class=20, image_size=(32, 32), seed=7
+    )
     return root
 
 
@@ -46,11 +55,23 @@ def run(tmp_path_factory):
 def exports(run):
     """Every export of the run: in this process, but int8 from the command line (its dataset
     plugins import TensorFlow: the console must stay clean all the same)."""
-    results = {name: call(export.main, run / "run", "--format", fmt, *extra)
-               for name, fmt, *extra in [("savedmodel", "savedmodel"), ("float32", "tflite"),
-                                         ("float16", "tflite", "--quantize", "float16")]}
-    results["int8"] = run_cli(str(run / "run"), "--format", "tflite", "--quantize", "int8",
-                              cwd=run, module="framework.export")
+    results = {
+        name: call(export.main, run / "run", "--format", fmt, *extra)
+        for name, fmt, *extra in [
+            ("savedmodel", "savedmodel"),
+            ("float32", "tflite"),
+            ("float16", "tflite", "--quantize", "float16"),
+        ]
+    }
+    results["int8"] = run_cli(
+        str(run / "run"),
+        "--format",
+        "tflite",
+        "--quantize",
+        "int8",
+        cwd=run,
+        module="framework.export",
+    )
     return results
 
 
@@ -60,8 +81,9 @@ def images(run):
     import keras
 
     files = sorted((run / "images").rglob("*.png"))
-    keras_predictor = predict.Predictor(keras.saving.load_model(run / "run" / "model.keras"),
-                                        CLASSES)
+    keras_predictor = predict.Predictor(
+        keras.saving.load_model(run / "run" / "model.keras"), CLASSES
+    )
     x = np.concatenate(list(keras_predictor.images(files).as_numpy_iterator()))
     return x, keras_predictor.model.predict(x, verbose=0)
 
@@ -114,8 +136,12 @@ def without_litert(monkeypatch):
 @pytest.mark.slow
 def test_every_export_reports_what_it_wrote(run, exports):
     export_dir = run / "run" / "export"
-    for name, stem in [("savedmodel", "savedmodel"), ("float32", "model"),
-                       ("float16", "model_float16"), ("int8", "model_int8")]:
+    for name, stem in [
+        ("savedmodel", "savedmodel"),
+        ("float32", "model"),
+        ("float16", "model_float16"),
+        ("int8", "model_int8"),
+    ]:
         result = exports[name]
         assert result.returncode == 0, result.stderr
         assert result.stderr == ""  # no TensorFlow or converter noise, even from a fresh process
@@ -129,8 +155,10 @@ def test_every_export_reports_what_it_wrote(run, exports):
         assert info["quantize"] == (name if name in ("float16", "int8") else None)
     # Nothing half-written left behind.
     assert not [p for p in export_dir.iterdir() if p.name.startswith(".")]
-    sizes = {q: (export_dir / f"model{s}.tflite").stat().st_size
-             for q, s in [("float32", ""), ("float16", "_float16"), ("int8", "_int8")]}
+    sizes = {
+        q: (export_dir / f"model{s}.tflite").stat().st_size
+        for q, s in [("float32", ""), ("float16", "_float16"), ("int8", "_int8")]
+    }
     assert sizes["int8"] < sizes["float16"] < sizes["float32"]
 
 
@@ -139,7 +167,8 @@ def test_savedmodel_serving_signature_matches_keras(run, exports, images):
 
     x, expected = images
     serve = tf.saved_model.load(str(run / "run" / "export" / "savedmodel")).signatures[
-        "serving_default"]
+        "serving_default"
+    ]
     (output,) = serve(tf.constant(x)).values()
     np.testing.assert_allclose(output.numpy(), expected, atol=1e-5)
 
@@ -176,16 +205,18 @@ def test_tflite_runs_on_litert_when_installed(run, exports):
     assert isinstance(predictor.interpreter, litert.Interpreter)
 
 
-def test_without_litert_or_tensorflow_a_tflite_file_is_a_one_line_error(run, exports,
-                                                                       monkeypatch):
+def test_without_litert_or_tensorflow_a_tflite_file_is_a_one_line_error(run, exports, monkeypatch):
     from framework import backend
     from framework.errors import UserError
 
     without_litert(monkeypatch)
     monkeypatch.setattr(backend, "tensorflow_available", lambda: False)
-    with pytest.raises(UserError, match=r"^running a .tflite file without ai-edge-litert \(pip "
-                                        r"install ai-edge-litert\) needs TensorFlow, which is "
-                                        r"not installed here .*; pip install tensorflow$"):
+    with pytest.raises(
+        UserError,
+        match=r"^running a .tflite file without ai-edge-litert \(pip "
+        r"install ai-edge-litert\) needs TensorFlow, which is "
+        r"not installed here .*; pip install tensorflow$",
+    ):
         TFLitePredictor.from_file(run / "run" / "export" / "model.tflite")
 
 
@@ -205,8 +236,9 @@ def test_tensorflow_fallback_gives_the_same_outputs(run, exports, images, model,
 def test_predict_with_a_tflite_file_gives_the_run_dirs_classes(run, exports, model, tmp_path):
     folder = run / "images"
     by_run = call(predict.main, run / "run", folder, "--output", tmp_path / "run.csv")
-    by_tflite = call(predict.main, run / "run" / "export" / model, folder,
-                     "--output", tmp_path / "tflite.csv")
+    by_tflite = call(
+        predict.main, run / "run" / "export" / model, folder, "--output", tmp_path / "tflite.csv"
+    )
     assert by_run.returncode == by_tflite.returncode == 0, by_tflite.stderr
     classes = [
         [line.split(",")[1] for line in (tmp_path / name).read_text().splitlines()[1:]]
@@ -223,12 +255,19 @@ def test_predict_with_a_tflite_file_gives_the_run_dirs_classes(run, exports, mod
 
 def test_a_tflite_file_travels_with_its_json(run, exports, images, tmp_path):
     x, expected = images
-    result = call(export.main, run / "run", "--format", "tflite",
-                  "--output", tmp_path / "deploy" / "shapes.tflite")
+    result = call(
+        export.main,
+        run / "run",
+        "--format",
+        "tflite",
+        "--output",
+        tmp_path / "deploy" / "shapes.tflite",
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "deploy" / "shapes.json").is_file()
-    np.testing.assert_allclose(tflite_outputs(tmp_path / "deploy" / "shapes.tflite", x), expected,
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        tflite_outputs(tmp_path / "deploy" / "shapes.tflite", x), expected, atol=1e-4
+    )
     (tmp_path / "deploy" / "shapes.json").unlink()
     lone = call(predict.main, tmp_path / "deploy" / "shapes.tflite", run / "images")
     assert lone.returncode == 2 and "needs its class names in shapes.json" in lone.stderr
@@ -236,8 +275,9 @@ def test_a_tflite_file_travels_with_its_json(run, exports, images, tmp_path):
 
 @pytest.mark.parametrize("runtime", ["litert", "tensorflow"])
 @pytest.mark.parametrize("case", ["missing", "truncated", "garbage"])
-def test_predict_with_a_bad_tflite_file_is_a_one_line_error(run, exports, case, runtime, tmp_path,
-                                                           monkeypatch):
+def test_predict_with_a_bad_tflite_file_is_a_one_line_error(
+    run, exports, case, runtime, tmp_path, monkeypatch
+):
     if runtime == "tensorflow":
         without_litert(monkeypatch)
     model = tmp_path / "model.tflite"
@@ -252,8 +292,11 @@ def test_predict_with_a_bad_tflite_file_is_a_one_line_error(run, exports, case, 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("error: no such file" if case == "missing" else
-                               f"error: {model} cannot be read as a TFLite model: ")
+    assert lines[0].startswith(
+        "error: no such file"
+        if case == "missing"
+        else f"error: {model} cannot be read as a TFLite model: "
+    )
 
 
 def test_overwrite_replaces_an_export(run, exports, tmp_path):
@@ -267,8 +310,10 @@ def test_overwrite_replaces_an_export(run, exports, tmp_path):
     assert not [p for p in saved.parent.iterdir() if p.name.startswith(".")]
 
 
-@pytest.mark.parametrize("case", ["not_a_run", "quantize_savedmodel", "exists", "bad_format",
-                                  "no_config", "not_tflite_output"])
+@pytest.mark.parametrize(
+    "case",
+    ["not_a_run", "quantize_savedmodel", "exists", "bad_format", "no_config", "not_tflite_output"],
+)
 def test_bad_input_is_a_one_line_error(run, exports, case, tmp_path):
     run_dir = run / "run"
     args = {
@@ -301,18 +346,30 @@ def test_bad_input_is_a_one_line_error(run, exports, case, tmp_path):
 
 
 def test_errors_exit_2_from_the_command_line(run):
-    result = run_cli(str(run / "run"), "--format", "savedmodel", "--quantize", "float16",
-                     cwd=run, module="framework.export")
+    result = run_cli(
+        str(run / "run"),
+        "--format",
+        "savedmodel",
+        "--quantize",
+        "float16",
+        cwd=run,
+        module="framework.export",
+    )
     assert result.returncode == 2
-    assert result.stderr == ("error: --quantize applies to --format tflite only. Received: "
-                             "--format savedmodel --quantize float16\n")
+    assert result.stderr == (
+        "error: --quantize applies to --format tflite only. Received: "
+        "--format savedmodel --quantize float16\n"
+    )
 
 
 def test_a_bad_option_is_one_line_and_help_is_unchanged(run):
-    assert_one_line(call(export.main, run / "run", "--format", "tflite", "--bogus"),
-                    "unrecognized arguments: --bogus")
-    assert_one_line(call(export.main, run / "run"),
-                    "the following arguments are required: --format")
+    assert_one_line(
+        call(export.main, run / "run", "--format", "tflite", "--bogus"),
+        "unrecognized arguments: --bogus",
+    )
+    assert_one_line(
+        call(export.main, run / "run"), "the following arguments are required: --format"
+    )
     shown = call(export.main, "--help")
     assert shown.returncode == 0 and shown.stdout.startswith("usage: python -m framework.export")
     assert "--unsafe" in shown.stdout
@@ -341,8 +398,11 @@ def test_a_damaged_model_is_a_one_line_error(run, tmp_path):
     model = copy / "model.keras"
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     result = call(export.main, copy, "--format", "savedmodel")
-    assert_one_line(result, f"model.keras in {copy} is damaged (not a readable Keras file); "
-                            "re-run training into a new directory")
+    assert_one_line(
+        result,
+        f"model.keras in {copy} is damaged (not a readable Keras file); "
+        "re-run training into a new directory",
+    )
     assert not (copy / "export").exists()
 
 
@@ -365,11 +425,19 @@ def test_a_model_with_python_code_is_exported_only_if_unsafe(run, tmp_path):
 
 
 def test_a_csv_run_exports_without_talk_of_images(tmp_path):
-    rows = [f"{k % 7 + (5 if kind == 'b' else 0)},{('x', 'y')[k % 2]},{kind}"
-            for k in range(20) for kind in "ab"]
+    rows = [
+        f"{k % 7 + (5 if kind == 'b' else 0)},{('x', 'y')[k % 2]},{kind}"
+        for k in range(20)
+        for kind in "ab"
+    ]
     (tmp_path / "rows.csv").write_text("size,mark,kind\n" + "\n".join(rows) + "\n")
-    cfg = compose_config("dataset=csv", f"dataset.path={tmp_path / 'rows.csv'}",
-                         "dataset.target=kind", "trainer.epochs=1", "trainer.verbose=0")
+    cfg = compose_config(
+        "dataset=csv",
+        f"dataset.path={tmp_path / 'rows.csv'}",
+        "dataset.target=kind",
+        "trainer.epochs=1",
+        "trainer.verbose=0",
+    )
     train(cfg, tmp_path / "run")
     result = call(export.main, tmp_path / "run", "--format", "savedmodel")
     assert result.returncode == 0, result.stderr
@@ -380,7 +448,10 @@ def test_a_csv_run_exports_without_talk_of_images(tmp_path):
     metrics["data"] = {"task": "regression", "targets": ["size"]}
     (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
     refused = call(export.main, tmp_path / "run", "--format", "tflite")
-    assert_one_line(refused, "run is a regression run; framework.export exports runs that "
-                             "classify (the .json beside the model names their classes)")
+    assert_one_line(
+        refused,
+        "run is a regression run; framework.export exports runs that "
+        "classify (the .json beside the model names their classes)",
+    )
     assert "image" not in refused.stderr
     assert not (tmp_path / "run" / "export" / "model.tflite").exists()

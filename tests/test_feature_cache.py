@@ -17,23 +17,37 @@ HEAD_STAGE = "trainer.stages=[{name:head,epochs:3,trainable:head}]"
 
 
 def run(compose, run_dir, cache_dir, *overrides):
-    cfg = compose("experiment=cnn_shapes", "dataset.samples_per_class=40",
-                  "backbone.input_size=[32,32]", "trainer.verbose=0", HEAD_STAGE,
-                  f"trainer.feature_cache.dir={cache_dir}", *overrides)
+    cfg = compose(
+        "experiment=cnn_shapes",
+        "dataset.samples_per_class=40",
+        "backbone.input_size=[32,32]",
+        "trainer.verbose=0",
+        HEAD_STAGE,
+        f"trainer.feature_cache.dir={cache_dir}",
+        *overrides,
+    )
     return train(cfg, run_dir)
 
 
 def entries(cache_dir):
-    return sorted(p for p in cache_dir.iterdir() if not p.name.startswith(".")) \
-        if cache_dir.exists() else []
+    return (
+        sorted(p for p in cache_dir.iterdir() if not p.name.startswith("."))
+        if cache_dir.exists()
+        else []
+    )
 
 
 @pytest.mark.slow
 def test_cached_features_give_the_same_head_as_training_through_the_backbone(compose, tmp_path):
     # With the training split in a fixed order, both paths see the same batches.
     cached = run(compose, tmp_path / "a", tmp_path / "cache", "dataset.shuffle=false")
-    direct = run(compose, tmp_path / "b", tmp_path / "cache", "dataset.shuffle=false",
-                 "trainer.feature_cache.enabled=false")
+    direct = run(
+        compose,
+        tmp_path / "b",
+        tmp_path / "cache",
+        "dataset.shuffle=false",
+        "trainer.feature_cache.enabled=false",
+    )
     assert cached["stages"][0]["cached_features"] and not direct["stages"][0]["cached_features"]
     for split in ("validation", "test"):
         assert cached[split]["loss"] == pytest.approx(direct[split]["loss"], abs=1e-4)
@@ -96,17 +110,25 @@ def test_no_caching_with_augmentation_or_trainable_backbone(compose, tmp_path, c
     augmented = run(compose, tmp_path / "a", cache, "regularizer=[augment]")
     assert not augmented["stages"][0]["cached_features"]
     capsys.readouterr()
-    both = run(compose, tmp_path / "b", cache,
-               "trainer.stages=[{name:head,epochs:1,trainable:head},"
-               "{name:tune,epochs:2,trainable:{last:2},learning_rate:0.00001}]")
+    both = run(
+        compose,
+        tmp_path / "b",
+        cache,
+        "trainer.stages=[{name:head,epochs:1,trainable:head},"
+        "{name:tune,epochs:2,trainable:{last:2},learning_rate:0.00001}]",
+    )
     assert [s["cached_features"] for s in both["stages"]] == [True, False]
     assert [(s["stage"], s["trainable"]) for s in both["stages"]] == [
-        ("head", "head"), ("tune", {"last": 2})]
+        ("head", "head"),
+        ("tune", {"last": 2}),
+    ]
     assert [s["optimizer"]["learning_rate"] for s in both["stages"]] == [0.001, 0.00001]
     # Every stage opens with a line of its own.
     headers = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Stage")]
-    assert headers == ["Stage 1/2 head: 1 epoch, trains the head",
-                       "Stage 2/2 tune: 2 epochs, trains the head and the backbone's last 2 layers"]
+    assert headers == [
+        "Stage 1/2 head: 1 epoch, trains the head",
+        "Stage 2/2 tune: 2 epochs, trains the head and the backbone's last 2 layers",
+    ]
 
 
 class Doubler:
@@ -122,8 +144,9 @@ class Doubler:
 
 def tiny_data():
     x, y = np.arange(12, dtype="float32").reshape(4, 3), np.array([0, 1, 0, 1])
-    return Data(class_names=["a", "b"], train=(x, y), validation=(x, y), test=(x, y),
-                input_shape=(3,))
+    return Data(
+        class_names=["a", "b"], train=(x, y), validation=(x, y), test=(x, y), input_shape=(3,)
+    )
 
 
 def leftovers(cache_dir):
@@ -154,8 +177,11 @@ def test_an_entry_path_taken_by_a_file_is_replaced(tmp_path):
 def test_a_cache_dir_that_is_a_file_is_refused_before_extracting(tmp_path):
     (tmp_path / "cache").write_text("")
     backbone = Doubler()
-    with pytest.raises(UserError, match=f"feature cache at {tmp_path / 'cache'} .it is a file, "
-                                        "not a folder.; set trainer.feature_cache.dir="):
+    with pytest.raises(
+        UserError,
+        match=f"feature cache at {tmp_path / 'cache'} .it is a file, "
+        "not a folder.; set trainer.feature_cache.dir=",
+    ):
         load_or_extract(backbone, tiny_data(), "k", tmp_path / "cache")
     assert backbone.calls == 0
 
@@ -185,12 +211,18 @@ def test_an_entry_of_16_bit_features_is_rebuilt(tmp_path, capfd):
     x, y = tiny_data().train
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    _store(tmp, tmp_path / "k", {split: (x.astype(ml_dtypes.bfloat16), y)
-                                 for split in ("train", "validation")})
+    _store(
+        tmp,
+        tmp_path / "k",
+        {split: (x.astype(ml_dtypes.bfloat16), y) for split in ("train", "validation")},
+    )
     backbone = Doubler()
     features, hit = load_or_extract(backbone, tiny_data(), "k", tmp_path)
-    assert not hit and backbone.calls == 3 and "features, not float32); rebuilding it" in (
-        capfd.readouterr().err)
+    assert (
+        not hit
+        and backbone.calls == 3
+        and "features, not float32); rebuilding it" in (capfd.readouterr().err)
+    )
     assert features["train"][0].dtype == np.float32
 
 
@@ -199,8 +231,14 @@ def key(seed, weights="absent", precision=None):
     cfg = OmegaConf.create({"seed": seed, "dataset": {"name": "d"}, "backbone": backbone})
     if precision:
         cfg.trainer = {"precision": precision}
-    data = Data(class_names=["a", "b"], train=None, validation=None, test=None,
-                input_shape=(3,), fingerprint="files")
+    data = Data(
+        class_names=["a", "b"],
+        train=None,
+        validation=None,
+        test=None,
+        input_shape=(3,),
+        fingerprint="files",
+    )
     return cache_key(cfg, data, SimpleNamespace(builder="plugin:build"))
 
 

@@ -60,7 +60,8 @@ def _parts_config(args: tuple):
 def _setting(rng: random.Random, cfg) -> str:
     nodes = ["trainer", "optimizer", "dataset", "backbone", "head"]
     nodes += [f"regularizer.{n}" for n in cfg.regularizer] + [
-        f"callbacks.{n}" for n in cfg.callbacks]
+        f"callbacks.{n}" for n in cfg.callbacks
+    ]
     path = rng.choice(nodes)
     node = OmegaConf.select(cfg, path)
     keys = [k for k in node if k != "name" and not OmegaConf.is_dict(node._get_node(k))]
@@ -136,10 +137,16 @@ def test_run_draws_finish_or_exit_2_in_one_line_without_a_half_written_run(draw,
 # trial the search or the study samples from it passes the checks its run makes.
 SPACE_DRAWS = 40
 # Values each setting takes (a draw picks from them, or from anything).
-VALID = {"trainer.batch_size": [8, 16, 32], "trainer.epochs": [1, 2, 3],
-         "optimizer.learning_rate": [1e-4, 0.001, 0.01], "optimizer.momentum": [0.0, 0.5, 0.9],
-         "optimizer.name": ["adam", "sgd"], "backbone.units": [[8], [16, 8]],
-         "regularizer.dropout.rate": [0.0, 0.2, 0.5], "seed": [0, 7]}
+VALID = {
+    "trainer.batch_size": [8, 16, 32],
+    "trainer.epochs": [1, 2, 3],
+    "optimizer.learning_rate": [1e-4, 0.001, 0.01],
+    "optimizer.momentum": [0.0, 0.5, 0.9],
+    "optimizer.name": ["adam", "sgd"],
+    "backbone.units": [[8], [16, 8]],
+    "regularizer.dropout.rate": [0.0, 0.2, 0.5],
+    "seed": [0, 7],
+}
 SPACE_KEYS = [*VALID, "optimizer", "backbone.nope"]
 NUMBERS = [-1, 0, 1, 2, 5, 16, 0.0, 1e-4, 0.001, 0.5, 1.5]
 CHOICES = [*NUMBERS, "abc", "adam", "sgd", [8], [16, 8], True, None]
@@ -163,9 +170,11 @@ def draw_space(rng: random.Random) -> dict:
             values = sorted(rng.sample([v for v in valid if kind != "log_float" or v > 0], 2))
         else:
             kind = rng.choice(["choice", "int", "float", "log_float", "pick"])
-            values = ([rng.choice(CHOICES) for _ in range(rng.randint(0, 3))]
-                      if kind in ("choice", "pick") else
-                      [rng.choice(NUMBERS) for _ in range(rng.choice([1, 2, 2, 3]))])
+            values = (
+                [rng.choice(CHOICES) for _ in range(rng.randint(0, 3))]
+                if kind in ("choice", "pick")
+                else [rng.choice(NUMBERS) for _ in range(rng.choice([1, 2, 2, 3]))]
+            )
         space[key] = {kind: values}
     return space
 
@@ -189,7 +198,9 @@ def test_search_space_draws_are_refused_in_one_line_or_give_trials_that_pass_the
             message = one_line(e)
             assert message and "\n" not in message, (space, message)
             assert any(word in message for key in space for word in (key, *key.split("."))), (
-                space, message)
+                space,
+                message,
+            )
             outcomes["refused"] += 1
             continue
         outcomes["accepted"] += 1
@@ -206,20 +217,49 @@ def test_search_space_draws_are_refused_in_one_line_or_give_trials_that_pass_the
 
 OPTUNA_DRAWS = 30
 # Settings of the sweeper: (values it takes, values it does not).
-SWEEPER = {"n_trials": (["1", "2"], ["-1", "0"]), "n_jobs": (["1", "2"], ["0"]),
-           "max_failure_rate": (["0", "0.5"], ["-0.5", "2"]),
-           "direction": (["minimize", "maximize"], ["sideways", "[maximize,minimize]"])}
+SWEEPER = {
+    "n_trials": (["1", "2"], ["-1", "0"]),
+    "n_jobs": (["1", "2"], ["0"]),
+    "max_failure_rate": (["0", "0.5"], ["-0.5", "2"]),
+    "direction": (["minimize", "maximize"], ["sideways", "[maximize,minimize]"]),
+}
 # Sweeps each setting takes (a draw picks from them, or makes one of anything).
-VALID_SWEEPS = {"optimizer.learning_rate": ["tag(log, interval(1e-4, 1e-2))", "choice(0.001, 0.01)",
-                                            "interval(0.001, 0.01)"],
-                "trainer.batch_size": ["choice(8, 16)", "range(8, 33, 8)", "interval(8, 32)"],
-                "backbone.units": ["choice([8], [16,8])"],
-                "regularizer.dropout.rate": ["interval(0.0, 0.5)", "choice(0.0, 0.2)"],
-                "optimizer": ["choice(adam, sgd)"]}
-SWEEPS = ["interval({a}, {b})", "tag(log, interval({a}, {b}))", "range({a}, {b})",
-          "range({a}, {b}, {c})", "choice({a}, {b})", "choice({a})", "choice()"]
-SWEEP_VALUES = ["0", "1", "2", "16", "-1", "0.5", "1e-4", "0.01", "1.5", "abc", "adam", "sgdd",
-                "[8]", "[16,8]"]
+VALID_SWEEPS = {
+    "optimizer.learning_rate": [
+        "tag(log, interval(1e-4, 1e-2))",
+        "choice(0.001, 0.01)",
+        "interval(0.001, 0.01)",
+    ],
+    "trainer.batch_size": ["choice(8, 16)", "range(8, 33, 8)", "interval(8, 32)"],
+    "backbone.units": ["choice([8], [16,8])"],
+    "regularizer.dropout.rate": ["interval(0.0, 0.5)", "choice(0.0, 0.2)"],
+    "optimizer": ["choice(adam, sgd)"],
+}
+SWEEPS = [
+    "interval({a}, {b})",
+    "tag(log, interval({a}, {b}))",
+    "range({a}, {b})",
+    "range({a}, {b}, {c})",
+    "choice({a}, {b})",
+    "choice({a})",
+    "choice()",
+]
+SWEEP_VALUES = [
+    "0",
+    "1",
+    "2",
+    "16",
+    "-1",
+    "0.5",
+    "1e-4",
+    "0.01",
+    "1.5",
+    "abc",
+    "adam",
+    "sgdd",
+    "[8]",
+    "[16,8]",
+]
 
 
 def draw_optuna(rng: random.Random, storages: list[str]) -> tuple[list[str], dict]:
@@ -243,7 +283,8 @@ def draw_optuna(rng: random.Random, storages: list[str]) -> tuple[list[str], dic
 
 @pytest.mark.slow
 def test_optuna_sweeper_draws_are_refused_in_one_line_without_a_write_or_give_valid_trials(
-        tmp_path):
+    tmp_path,
+):
     import optuna
     from hydra_plugins.hydra_optuna_sweeper._impl import (
         OptunaSweeperImpl,
@@ -255,8 +296,11 @@ def test_optuna_sweeper_draws_are_refused_in_one_line_without_a_write_or_give_va
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sweep_dir = tmp_path / "sweep"
     (tmp_path / "junk.db").write_text("not a database")
-    optuna.create_study(study_name="search_wine_optuna", direction="maximize",
-                        storage=f"sqlite:///{tmp_path / 'made.db'}")
+    optuna.create_study(
+        study_name="search_wine_optuna",
+        direction="maximize",
+        storage=f"sqlite:///{tmp_path / 'made.db'}",
+    )
     storages = [f"sqlite:///{tmp_path / name}" for name in ("made.db", "junk.db", "no/x.db")]
     files = {p: p.read_bytes() for p in tmp_path.iterdir()}
     rng = random.Random(SEED)
@@ -275,9 +319,11 @@ def test_optuna_sweeper_draws_are_refused_in_one_line_without_a_write_or_give_va
         except (HydraException, OmegaConfBaseException, UserError) as e:
             message = one_line(e)
             assert message and "\n" not in message, (overrides, params, message)
-            assert any(word in message for word in _words([*overrides, *(
-                f"{k}={v}" for k, v in params.items())]) | {"optuna.db"}), (
-                overrides, params, message)
+            assert any(
+                word in message
+                for word in _words([*overrides, *(f"{k}={v}" for k, v in params.items())])
+                | {"optuna.db"}
+            ), (overrides, params, message)
             outcomes["refused"] += 1
             # Nothing written: no sweep dir, the storage files as they were.
             assert not sweep_dir.exists()
@@ -288,10 +334,12 @@ def test_optuna_sweeper_draws_are_refused_in_one_line_without_a_write_or_give_va
         sweeper = cfg.hydra.sweeper
         distributions, fixed = create_params_from_overrides([f"{k}={v}" for k, v in params.items()])
         study = optuna.create_study(direction=sweeper.direction)
-        impl = OptunaSweeperImpl(None, sweeper.direction, None, None, sweeper.n_trials, 1, 0.0,
-                                 None, None, None)
-        for trial_overrides in impl._configure_trials([study.ask() for _ in range(2)],
-                                                      distributions, fixed):
+        impl = OptunaSweeperImpl(
+            None, sweeper.direction, None, None, sweeper.n_trials, 1, 0.0, None, None, None
+        )
+        for trial_overrides in impl._configure_trials(
+            [study.ask() for _ in range(2)], distributions, fixed
+        ):
             check_settings(compose_config(*base, *overrides, *trial_overrides))
     print(f"fuzz: {OPTUNA_DRAWS} Optuna sweeper draws, {outcomes}")
     assert outcomes["accepted"] > 3 and outcomes["refused"] > 10

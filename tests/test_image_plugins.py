@@ -65,15 +65,17 @@ def test_shapes_are_determined_by_their_seed():
     assert np.bincount(labels).tolist() == [6, 6, 6]
 
 
-def test_a_written_tree_reads_back_like_the_generator_with_a_corrupt_file_skipped(
-    tmp_path, capsys
-):
+def test_a_written_tree_reads_back_like_the_generator_with_a_corrupt_file_skipped(tmp_path, capsys):
     counts = write_shapes_tree(tmp_path, **SMALL)
     (tmp_path / "train" / "circle" / "broken.jpg").write_bytes(b"not a jpeg at all")
     disk = folder_data(tmp_path)
     warnings = capsys.readouterr().err.strip().splitlines()
-    memory = build_shapes(OmegaConf.structured(ShapesConfig(
-        **{k: v for k, v in SMALL.items() if k != "image_size"}, shuffle=False)), CTX)
+    memory = build_shapes(
+        OmegaConf.structured(
+            ShapesConfig(**{k: v for k, v in SMALL.items() if k != "image_size"}, shuffle=False)
+        ),
+        CTX,
+    )
 
     assert disk.class_names == memory.class_names == sorted(counts["train"])
     assert disk.info["class_counts"] == memory.info["class_counts"] == counts
@@ -81,8 +83,10 @@ def test_a_written_tree_reads_back_like_the_generator_with_a_corrupt_file_skippe
     assert disk.info["skipped_files"] == ["train/circle/broken.jpg"]
     assert len(warnings) == 1 and "skipped 1" in warnings[0] and "broken.jpg" in warnings[0]
     for split in ("train", "validation", "test"):
-        (x_disk, y_disk), (x_mem, y_mem) = arrays(getattr(disk, split)), arrays(
-            getattr(memory, split))
+        (x_disk, y_disk), (x_mem, y_mem) = (
+            arrays(getattr(disk, split)),
+            arrays(getattr(memory, split)),
+        )
         assert x_disk.dtype == np.float32 and x_disk.max() > 1  # raw 0..255: no rescale
         np.testing.assert_array_equal(x_disk, x_mem)  # PNG is lossless
         np.testing.assert_array_equal(y_disk, y_mem)
@@ -90,13 +94,18 @@ def test_a_written_tree_reads_back_like_the_generator_with_a_corrupt_file_skippe
 
 def test_one_folder_is_split_by_validation_split(tmp_path):
     make_folder(tmp_path, {"cats": 8, "dogs": 4})
-    cfg = OmegaConf.structured(ImageFolderConfig(path=str(tmp_path), shuffle=False,
-                                                 validation_split=0.25, target_size=[16, 16]))
+    cfg = OmegaConf.structured(
+        ImageFolderConfig(
+            path=str(tmp_path), shuffle=False, validation_split=0.25, target_size=[16, 16]
+        )
+    )
     # A backbone without an input_size: the dataset's target_size decides.
     data = build_image_folder(cfg, DataContext(seed=0, batch_size=8))
     assert data.class_names == ["cats", "dogs"]
-    assert data.info["class_counts"] == {"train": {"cats": 6, "dogs": 3},
-                                         "validation": {"cats": 2, "dogs": 1}}
+    assert data.info["class_counts"] == {
+        "train": {"cats": 6, "dogs": 3},
+        "validation": {"cats": 2, "dogs": 1},
+    }
     assert data.test is None and data.input_shape == (16, 16, 3)
 
 
@@ -109,13 +118,16 @@ def test_categorical_labels_are_one_hot_and_binary_needs_two_classes(tmp_path):
         folder_data(tmp_path, class_mode="binary")
 
 
-@pytest.mark.parametrize("layout, message", [
-    ({}, "image folder not found"),
-    ({"validation": {"a": 1, "b": 1}}, "no train/ folder"),
-    ({"train": {"a": 2, "b": 0}, "validation": {"a": 1, "b": 1}}, "has no readable images"),
-    ({"train": {"a": 2}, "validation": {"a": 1}}, "1 class folder \\(a\\); a classifier needs"),
-    ({"train": {"a": 2, "b": 2}}, "no validation/ folder"),
-])
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ({}, "image folder not found"),
+        ({"validation": {"a": 1, "b": 1}}, "no train/ folder"),
+        ({"train": {"a": 2, "b": 0}, "validation": {"a": 1, "b": 1}}, "has no readable images"),
+        ({"train": {"a": 2}, "validation": {"a": 1}}, "1 class folder \\(a\\); a classifier needs"),
+        ({"train": {"a": 2, "b": 2}}, "no validation/ folder"),
+    ],
+)
 def test_bad_folders_are_one_line_errors(tmp_path, layout, message):
     root = tmp_path / "data"
     for split, counts in layout.items():
@@ -125,10 +137,13 @@ def test_bad_folders_are_one_line_errors(tmp_path, layout, message):
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("blocked, message", [
-    ("data", "is a file, not a folder of class folders"),
-    ("cache", "dataset.cache='.*cache' cannot be made a folder of cache files"),
-])
+@pytest.mark.parametrize(
+    "blocked, message",
+    [
+        ("data", "is a file, not a folder of class folders"),
+        ("cache", "dataset.cache='.*cache' cannot be made a folder of cache files"),
+    ],
+)
 def test_a_file_where_a_folder_belongs_is_named_as_such(tmp_path, blocked, message):
     if blocked == "cache":
         make_folder(tmp_path / "data" / "train", {"a": 1, "b": 1})
@@ -182,12 +197,19 @@ def test_uint8_images_are_served_as_uint8_and_the_model_casts_them_itself(compos
     assert x.dtype == np.uint8
     digits = build_digits(OmegaConf.structured(DigitsConfig(shuffle=False)), CTX)
     assert arrays(digits.validation)[0].dtype == np.float32
-    cfg = compose("dataset=shapes", "backbone=simple_cnn", "backbone.input_size=[32,32]",
-                  "backbone.filters=[8,16]", "regularizer=[augment]")
+    cfg = compose(
+        "dataset=shapes",
+        "backbone=simple_cnn",
+        "backbone.input_size=[32,32]",
+        "backbone.filters=[8,16]",
+        "regularizer=[augment]",
+    )
     model = build_model(cfg, shapes).model
     # Exactly what float32 copies give: the model's first step converts them.
-    np.testing.assert_array_equal(model.predict(x, batch_size=8, verbose=0),
-                                  model.predict(x.astype(np.float32), batch_size=8, verbose=0))
+    np.testing.assert_array_equal(
+        model.predict(x, batch_size=8, verbose=0),
+        model.predict(x.astype(np.float32), batch_size=8, verbose=0),
+    )
 
 
 def test_in_memory_images_are_resized_by_keras_or_refused_in_one_line():
@@ -198,15 +220,27 @@ def test_in_memory_images_are_resized_by_keras_or_refused_in_one_line():
     resized = resized_images(uint8, (16, 16), chunk=2)
     assert resized.shape == (3, 16, 16, 3) and resized.dtype == np.float32
     np.testing.assert_allclose(resized, 200, atol=1e-3)  # a flat image stays flat
-    with pytest.raises(UserError, match=r"^dataset.interpolation=area is not available on the "
-                       r"\w+ backend; accepted: bilinear, nearest, bicubic, lanczos3, lanczos5$"):
+    with pytest.raises(
+        UserError,
+        match=r"^dataset.interpolation=area is not available on the "
+        r"\w+ backend; accepted: bilinear, nearest, bicubic, lanczos3, lanczos5$",
+    ):
         resized_images(uint8, (16, 16), "area")
 
 
 def test_augment_changes_images_in_training_only():
-    augment = build_augment(OmegaConf.structured(AugmentConfig(
-        flip="horizontal_and_vertical", rotation=0.2, translation=0.2, zoom=0.2, shear=0.2,
-        contrast=0.2)))
+    augment = build_augment(
+        OmegaConf.structured(
+            AugmentConfig(
+                flip="horizontal_and_vertical",
+                rotation=0.2,
+                translation=0.2,
+                zoom=0.2,
+                shear=0.2,
+                contrast=0.2,
+            )
+        )
+    )
     images = np.random.default_rng(0).uniform(0, 255, (4, *SIZE, 3)).astype("float32")
     layers = [layer.name for layer in augment.on_input.layers]
     assert len(layers) == 6 and "random_shear" in layers
@@ -218,8 +252,14 @@ def test_augment_changes_images_in_training_only():
 
 def test_a_model_with_augmentation_compiles_with_xla_on_jax():
     augment = build_augment(OmegaConf.structured(AugmentConfig(shear=0.1, contrast=0.1)))
-    model = keras.Sequential([keras.Input((16, 16, 3)), augment.on_input,
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            augment.on_input,
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2),
+        ]
+    )
     model.compile(loss="mse")  # jit_compile="auto"
     if keras.config.backend() == "jax":
         # Else the train step runs op by op.
@@ -234,9 +274,15 @@ def test_a_model_with_augmentation_compiles_with_xla_on_jax():
 @pytest.mark.parametrize("head", ["flatten_dense", "gap_dense"])
 def test_a_cnn_trains_on_shapes_with_augmentation(compose, tmp_path, head):
     cfg = compose(
-        "dataset=shapes", "dataset.samples_per_class=10", "backbone=simple_cnn",
-        "backbone.input_size=[32,32]", "backbone.filters=[8,16]", f"head={head}",
-        "regularizer=[augment]", "trainer.epochs=1", "trainer.verbose=0",
+        "dataset=shapes",
+        "dataset.samples_per_class=10",
+        "backbone=simple_cnn",
+        "backbone.input_size=[32,32]",
+        "backbone.filters=[8,16]",
+        f"head={head}",
+        "regularizer=[augment]",
+        "trainer.epochs=1",
+        "trainer.verbose=0",
     )
     metrics = train(cfg, tmp_path)
     assert metrics["data"]["classes"] == ["circle", "square", "triangle"]
@@ -251,9 +297,15 @@ def test_a_cnn_trains_on_shapes_with_augmentation(compose, tmp_path, head):
 def test_a_cnn_trains_on_one_hot_labels_from_a_folder(compose, tmp_path):
     write_shapes_tree(tmp_path / "data", **SMALL)
     cfg = compose(
-        "dataset=image_folder", f"dataset.path={tmp_path / 'data'}",
-        "dataset.class_mode=categorical", "backbone=simple_cnn", "backbone.input_size=[32,32]",
-        "backbone.filters=[8]", "head=gap_dense", "head.units=8", "trainer.epochs=1",
+        "dataset=image_folder",
+        f"dataset.path={tmp_path / 'data'}",
+        "dataset.class_mode=categorical",
+        "backbone=simple_cnn",
+        "backbone.input_size=[32,32]",
+        "backbone.filters=[8]",
+        "head=gap_dense",
+        "head.units=8",
+        "trainer.epochs=1",
         "trainer.verbose=0",
     )
     metrics = train(cfg, tmp_path / "run")
@@ -262,19 +314,28 @@ def test_a_cnn_trains_on_one_hot_labels_from_a_folder(compose, tmp_path):
 
 
 def test_simple_cnn_refuses_images_too_small(compose, tmp_path):
-    cfg = compose("dataset=digits", "dataset.target_size=null", "backbone=simple_cnn",
-                  "backbone.input_size=[16,16]", "head=flatten_dense", "trainer.verbose=0")
+    cfg = compose(
+        "dataset=digits",
+        "dataset.target_size=null",
+        "backbone=simple_cnn",
+        "backbone.input_size=[16,16]",
+        "head=flatten_dense",
+        "trainer.verbose=0",
+    )
     with pytest.raises(UserError, match="needs images of at least 22x22"):
         train(cfg, tmp_path)
 
 
-@pytest.mark.parametrize("overrides, size", [
-    ([], [32, 32]),                                            # simple_cnn's own default
-    (["backbone.input_size=[40,40]"], [40, 40]),
-    (["backbone=mobilenetv2", "head=gap_dense"], [224, 224]),
-    (["backbone=efficientnet", "backbone.size=b3", "head=gap_dense"], [300, 300]),
-    (["dataset=shapes", "backbone.input_size=[24,24]"], [24, 24]),
-])
+@pytest.mark.parametrize(
+    "overrides, size",
+    [
+        ([], [32, 32]),  # simple_cnn's own default
+        (["backbone.input_size=[40,40]"], [40, 40]),
+        (["backbone=mobilenetv2", "head=gap_dense"], [224, 224]),
+        (["backbone=efficientnet", "backbone.size=b3", "head=gap_dense"], [300, 300]),
+        (["dataset=shapes", "backbone.input_size=[24,24]"], [24, 24]),
+    ],
+)
 def test_the_image_size_shown_is_the_size_served(compose, overrides, size):
     from framework.train import load_data
 
@@ -288,15 +349,23 @@ def test_the_image_size_shown_is_the_size_served(compose, overrides, size):
 
 def test_efficientnet_has_no_internal_table_among_its_settings(compose):
     assert set(compose("backbone=efficientnet", "head=gap_dense").backbone) == {
-        "name", "input_size", "weights", "frozen", "size"}
+        "name",
+        "input_size",
+        "weights",
+        "frozen",
+        "size",
+    }
 
 
 def test_a_dataset_size_apart_from_the_backbone_is_refused(compose):
     from framework.train import load_data
 
     cfg = compose("dataset.target_size=[16,16]")
-    with pytest.raises(UserError, match=r"dataset.target_size=\[16, 16\] differs from "
-                                        r"backbone.input_size=\[32, 32\]"):
+    with pytest.raises(
+        UserError,
+        match=r"dataset.target_size=\[16, 16\] differs from "
+        r"backbone.input_size=\[32, 32\]",
+    ):
         load_data(cfg)
 
 
@@ -309,8 +378,7 @@ def test_a_finished_runs_data_is_rebuilt_at_the_size_it_was_trained(compose):
 
 
 @pytest.mark.parametrize("global_seed", [0, 42])
-def test_each_epochs_order_is_set_by_the_seed_and_the_epoch_whatever_the_global_seed(
-        global_seed):
+def test_each_epochs_order_is_set_by_the_seed_and_the_epoch_whatever_the_global_seed(global_seed):
     # A run's seed=0 once crashed every shuffled image pipeline: tf.data compared its tensor
     # seed with 0 in Python ("Using a symbolic tf.Tensor as a Python bool").
     import subprocess
@@ -327,7 +395,11 @@ for epoch in (0, 1, 0):
     orders.append([int(i) for i in ds])
 print(orders[0] == orders[2] != orders[1], sorted(orders[1]) == list(range(64)))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["True", "True"]

@@ -85,16 +85,20 @@ def _circle(graph, group: set[str]) -> list[str]:
 
 
 def describe(graph, circle: list[str]) -> str:
-    return " -> ".join(
-        f"{a} (line {graph[a][b]})" for a, b in zip(circle, circle[1:])) + f" -> {circle[-1]}"
+    return (
+        " -> ".join(f"{a} (line {graph[a][b]})" for a, b in zip(circle, circle[1:]))
+        + f" -> {circle[-1]}"
+    )
 
 
 def test_framework_modules_import_one_another_without_a_circle():
     graph = import_graph()
     assert len(graph) > 30 and graph["__main__"]  # it found the modules and their imports
     circles = find_cycles(graph)
-    assert not circles, "import circles in framework/ (imports inside functions count):\n" + \
-        "\n".join(describe(graph, circle) for circle in circles)
+    assert not circles, (
+        "import circles in framework/ (imports inside functions count):\n"
+        + "\n".join(describe(graph, circle) for circle in circles)
+    )
 
 
 def test_the_circle_finder_names_a_circle_closed_inside_a_function(tmp_path):

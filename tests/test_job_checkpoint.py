@@ -15,9 +15,12 @@ from framework.train import train
 # Also run on Keras's JAX backend (make test's second pass).
 pytestmark = pytest.mark.backends
 
-TWO_STAGES = ("experiment=iris_binary", "trainer.verbose=0",
-              "trainer.stages=[{name:first,epochs:3},{name:second,epochs:4}]",
-              "trainer.checkpoint_interval=0")  # a backup after every epoch
+TWO_STAGES = (
+    "experiment=iris_binary",
+    "trainer.verbose=0",
+    "trainer.stages=[{name:first,epochs:3},{name:second,epochs:4}]",
+    "trainer.checkpoint_interval=0",
+)  # a backup after every epoch
 
 
 class Stop(Exception):
@@ -78,8 +81,9 @@ def _history(run_dir):
 
 
 @pytest.mark.slow
-def test_a_run_stopped_mid_stage_continues_from_its_checkpoint(compose, tmp_path, capsys,
-                                                               epochs_trained):
+def test_a_run_stopped_mid_stage_continues_from_its_checkpoint(
+    compose, tmp_path, capsys, epochs_trained
+):
     cfg = compose(*TWO_STAGES)
     reference = train(cfg, tmp_path / "whole")
     trained, stop = epochs_trained
@@ -109,8 +113,9 @@ def test_a_run_stopped_mid_stage_continues_from_its_checkpoint(compose, tmp_path
 
 
 @pytest.mark.slow
-def test_a_run_stopped_after_a_stages_last_epoch_trains_only_the_next(compose, tmp_path,
-                                                                      epochs_trained):
+def test_a_run_stopped_after_a_stages_last_epoch_trains_only_the_next(
+    compose, tmp_path, epochs_trained
+):
     cfg = compose(*TWO_STAGES)
     trained, stop = epochs_trained
     stop[0] = (1, 3)
@@ -160,8 +165,7 @@ def test_an_uninterrupted_run_with_a_checkpoint_gives_the_same_results(compose, 
         assert (tmp_path / "kept" / name).read_text() == (tmp_path / "plain" / name).read_text()
 
 
-def test_another_config_in_a_stopped_runs_directory_is_refused(compose, tmp_path,
-                                                               epochs_trained):
+def test_another_config_in_a_stopped_runs_directory_is_refused(compose, tmp_path, epochs_trained):
     _, stop = epochs_trained
     stop[0] = (1, 1)
     with pytest.raises(Stop):
@@ -169,8 +173,9 @@ def test_another_config_in_a_stopped_runs_directory_is_refused(compose, tmp_path
     saved = {p: p.read_bytes() for p in (tmp_path / "job" / ".resume").rglob("*") if p.is_file()}
     with pytest.raises(UserError, match="holds an unfinished run of another config"):
         train(compose(*TWO_STAGES, "trainer.batch_size=16"), tmp_path / "job", checkpoint=True)
-    assert {p: p.read_bytes() for p in (tmp_path / "job" / ".resume").rglob("*")
-            if p.is_file()} == saved
+    assert {
+        p: p.read_bytes() for p in (tmp_path / "job" / ".resume").rglob("*") if p.is_file()
+    } == saved
 
 
 @pytest.fixture
@@ -190,8 +195,11 @@ def clocked_stages(monkeypatch):
 
     monkeypatch.setattr(job_checkpoint, "time", Clock)
     keep = JobCheckpoint.callbacks
-    monkeypatch.setattr(JobCheckpoint, "callbacks", lambda self, stage: [
-        Tick(), *keep(self, stage), *extra.pop(stage, [])])
+    monkeypatch.setattr(
+        JobCheckpoint,
+        "callbacks",
+        lambda self, stage: [Tick(), *keep(self, stage), *extra.pop(stage, [])],
+    )
     return clock, extra
 
 
@@ -204,13 +212,17 @@ EIGHT_EPOCHS = "trainer.stages=[{name:first,epochs:3},{name:second,epochs:8}]"
 
 
 @pytest.mark.slow
-def test_the_stage_is_backed_up_at_most_every_checkpoint_interval(compose, tmp_path,
-                                                                  clocked_stages):
+def test_the_stage_is_backed_up_at_most_every_checkpoint_interval(
+    compose, tmp_path, clocked_stages
+):
     clock, extra = clocked_stages
     extra[2] = [StopAfter(2, 8)]
     with pytest.raises(Stop):
-        train(compose(*TWO_STAGES, EIGHT_EPOCHS, "trainer.checkpoint_interval=3"),
-              tmp_path / "job", checkpoint=True)
+        train(
+            compose(*TWO_STAGES, EIGHT_EPOCHS, "trainer.checkpoint_interval=3"),
+            tmp_path / "job",
+            checkpoint=True,
+        )
     resume = tmp_path / "job" / ".resume"
     # Stopped after epoch 8 of stage 2, backed up after its epochs 3 and 6 (3 and 6 s in), and
     # the random layers' states kept of the last backup's epoch alone.
@@ -223,11 +235,16 @@ def test_the_stage_is_backed_up_at_most_every_checkpoint_interval(compose, tmp_p
     # by the stopped run after its last backup, are dropped.
     extra[2] = [StopTraining()]
     before = clock[0]
-    metrics = train(compose(*TWO_STAGES, EIGHT_EPOCHS, "trainer.checkpoint_interval=60"),
-                    tmp_path / "job", checkpoint=True)
+    metrics = train(
+        compose(*TWO_STAGES, EIGHT_EPOCHS, "trainer.checkpoint_interval=60"),
+        tmp_path / "job",
+        checkpoint=True,
+    )
     assert clock[0] - before == 1  # stage 1 restored; stage 2 continues with its epoch 7
     assert [(int(r["epoch"]), r["stage"]) for r in _history(tmp_path / "job")] == [
-        *[(e, "first") for e in (1, 2, 3)], *[(e, "second") for e in range(4, 11)]]
+        *[(e, "first") for e in (1, 2, 3)],
+        *[(e, "second") for e in range(4, 11)],
+    ]
     assert metrics["epochs"] == 10
 
 

@@ -6,16 +6,23 @@ from framework.errors import UserError
 from framework.objective import check_objective, direction, objective_value
 from framework.tasks import all_objectives
 
-HISTORY = [{"loss": 0.9, "accuracy": 0.5, "val_loss": 0.8, "val_accuracy": 0.6},
-           {"loss": 0.4, "accuracy": 0.8, "val_loss": 0.5, "val_accuracy": 0.7}]
+HISTORY = [
+    {"loss": 0.9, "accuracy": 0.5, "val_loss": 0.8, "val_accuracy": 0.6},
+    {"loss": 0.4, "accuracy": 0.8, "val_loss": 0.5, "val_accuracy": 0.7},
+]
 # The final model's validation scores (EarlyStopping may have restored another epoch's weights).
 VALIDATION = {"loss": 0.45, "accuracy": 0.75}
 
 
-@pytest.mark.parametrize("name, value, way", [
-    ("val_accuracy", 0.75, "max"), ("val_loss", 0.45, "min"),
-    ("accuracy", 0.8, "max"), ("loss", 0.4, "min"),
-])
+@pytest.mark.parametrize(
+    "name, value, way",
+    [
+        ("val_accuracy", 0.75, "max"),
+        ("val_loss", 0.45, "min"),
+        ("accuracy", 0.8, "max"),
+        ("loss", 0.4, "min"),
+    ],
+)
 def test_each_objective_reads_its_score_and_has_its_direction(name, value, way):
     check_objective(name, all_objectives())
     assert objective_value(name, VALIDATION, HISTORY) == value

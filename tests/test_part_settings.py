@@ -30,8 +30,9 @@ class Documented(Base):
 
 
 def test_settings_carry_their_type_default_and_the_comment_above_them(isolated_registries):
-    part = isolated_registries["backbone"].register("documented", print, Documented(),
-                                                    "A documented part.", provider="test")
+    part = isolated_registries["backbone"].register(
+        "documented", print, Documented(), "A documented part.", provider="test"
+    )
     rows = {s.name: (s.type, s.default, s.comment) for s in part_settings(part)}
     assert rows == {
         "seed": ("int", "1", "Shared by subclasses."),
@@ -40,8 +41,10 @@ def test_settings_carry_their_type_default_and_the_comment_above_them(isolated_r
         "path": ("str | None", "null", "Left empty to mean the default."),
     }
     text = describe_part(part)
-    assert text.splitlines()[:2] == ["backbone documented (plugin test): A documented part.",
-                                     "Settings (backbone.<key>=value):"]
+    assert text.splitlines()[:2] == [
+        "backbone documented (plugin test): A documented part.",
+        "Settings (backbone.<key>=value):",
+    ]
     assert "  width: int = 32\n      How wide, in units." in text
 
 
@@ -53,8 +56,13 @@ def test_every_built_in_part_describes_itself():
 
 
 def run_plugins(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "framework.plugins", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "framework.plugins", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_plugins_command_shows_one_part(tmp_path):
@@ -62,29 +70,53 @@ def test_plugins_command_shows_one_part(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Takes images, gives feature maps" in result.stdout
     assert "  input_size: list[int] = [32, 32]\n      [height, width] of the images" in (
-        result.stdout)
+        result.stdout
+    )
     in_group = run_plugins("regularizer", "augment", cwd=tmp_path)
     assert "Settings (regularizer.augment.<key>=value):" in in_group.stdout
-    assert_one_line_error(run_plugins("simple_cnnn", cwd=tmp_path),
-                          "unknown part 'simple_cnnn'; known: augment")
+    assert_one_line_error(
+        run_plugins("simple_cnnn", cwd=tmp_path), "unknown part 'simple_cnnn'; known: augment"
+    )
     assert_one_line_error(run_plugins("head", "mlp", cwd=tmp_path), "unknown head 'mlp'")
 
 
 def test_help_says_how_to_see_a_part_and_lists_only_user_groups(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "framework", "--help"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "framework", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "python -m framework.plugins NAME" in result.stdout
     assert "python -m framework backbone=mobilenetv2 --help" in result.stdout
-    groups = [line.split(":")[0] for line in result.stdout.split("== Config ==")[0].splitlines()
-              if ": " in line and not line.startswith(("framework", "One", "The", "Every"))]
-    assert groups == ["backbone", "callbacks", "dataset", "experiment", "head", "optimizer",
-                      "regularizer", "task", "trainer"]
+    groups = [
+        line.split(":")[0]
+        for line in result.stdout.split("== Config ==")[0].splitlines()
+        if ": " in line and not line.startswith(("framework", "One", "The", "Every"))
+    ]
+    assert groups == [
+        "backbone",
+        "callbacks",
+        "dataset",
+        "experiment",
+        "head",
+        "optimizer",
+        "regularizer",
+        "task",
+        "trainer",
+    ]
 
 
 @pytest.mark.parametrize("module", ["framework.predict", "framework.export"])
 def test_tool_help_is_plain_text(tmp_path, module):
-    result = subprocess.run([sys.executable, "-m", module, "--help"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0
     assert "``" not in result.stdout and "--output" in result.stdout

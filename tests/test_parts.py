@@ -30,9 +30,15 @@ def test_dropout_follows_every_hidden_layer(compose, tmp_path):
     assert all(layer.rate == 0.25 for layer in backbone.layers if hasattr(layer, "rate"))
 
 
-@pytest.mark.parametrize("regs, l1, l2", [
-    ("[l1]", 0.01, 0.0), ("[l2]", 0.0, 0.01), ("[l1_l2]", 0.01, 0.01), ("[l1,l2]", 0.01, 0.01),
-])
+@pytest.mark.parametrize(
+    "regs, l1, l2",
+    [
+        ("[l1]", 0.01, 0.0),
+        ("[l2]", 0.0, 0.01),
+        ("[l1_l2]", 0.01, 0.01),
+        ("[l1,l2]", 0.01, 0.01),
+    ],
+)
 def test_kernel_penalties_reach_every_dense_layer(compose, tmp_path, regs, l1, l2):
     train(compose(*QUICK, f"regularizer={regs}"), tmp_path)
     layers = dense_layers(load(tmp_path))
@@ -48,26 +54,38 @@ def test_no_regularizer_means_no_penalty(compose, tmp_path):
 
 
 def test_every_callback_writes_inside_the_run_dir(compose, tmp_path):
-    callbacks = ("early_stopping,model_checkpoint,tensorboard,csv_logger,reduce_lr_on_plateau,"
-                 "terminate_on_nan,backup_and_restore")
+    callbacks = (
+        "early_stopping,model_checkpoint,tensorboard,csv_logger,reduce_lr_on_plateau,"
+        "terminate_on_nan,backup_and_restore"
+    )
     train(compose(*QUICK, f"callbacks=[{callbacks}]"), tmp_path)
     assert (tmp_path / "checkpoints" / "best.keras").stat().st_size > 0
     assert list((tmp_path / "tensorboard" / "train").rglob("events.out.tfevents.*"))
     log = (tmp_path / "training_log.csv").read_text().splitlines()
     assert log[0].startswith("epoch") and len(log) == 3
     assert not (tmp_path / "backup" / "train").exists() or not any(
-        (tmp_path / "backup" / "train").iterdir())  # removed after a finished fit
+        (tmp_path / "backup" / "train").iterdir()
+    )  # removed after a finished fit
 
 
 def test_early_stopping_stops_and_restores_the_best_weights(compose, tmp_path):
-    metrics = train(compose("experiment=wine", "trainer.epochs=200", "trainer.verbose=0",
-                            "callbacks=[early_stopping]", "callbacks.early_stopping.patience=2",
-                            "callbacks.early_stopping.min_delta=0",
-                            "optimizer.learning_rate=0.05"), tmp_path)
+    metrics = train(
+        compose(
+            "experiment=wine",
+            "trainer.epochs=200",
+            "trainer.verbose=0",
+            "callbacks=[early_stopping]",
+            "callbacks.early_stopping.patience=2",
+            "callbacks.early_stopping.min_delta=0",
+            "optimizer.learning_rate=0.05",
+        ),
+        tmp_path,
+    )
     assert metrics["epochs"] < 200
     # Scored with the best epoch's weights (val_loss is watched), not the last epoch's.
-    val_losses = [float(row["val_loss"]) for row in csv.DictReader(
-        (tmp_path / "history.csv").open())]
+    val_losses = [
+        float(row["val_loss"]) for row in csv.DictReader((tmp_path / "history.csv").open())
+    ]
     assert val_losses[-1] > min(val_losses)
     assert metrics["validation"]["loss"] == pytest.approx(min(val_losses), rel=1e-5)
 
@@ -86,22 +104,39 @@ def _orthogonal(cfg):
     return Regularization(kernel=keras.regularizers.OrthogonalRegularizer(0.01))
 
 
-@pytest.mark.parametrize("group, builder, selection, message", [
-    ("backbone", _returns_a_number, "backbone=bad",
-     "backbone 'bad' of plugin 'third_party' returned int 3, not a keras.Model"),
-    ("backbone", _raises, "backbone=bad",
-     "backbone 'bad' of plugin 'third_party' failed: ValueError: units must be positive"),
-    ("regularizer", _orthogonal, "regularizer=[bad,l2]",
-     "cannot combine the kernel regularizer OrthogonalRegularizer"),
-])
-def test_a_misbehaving_plugin_is_named_in_one_line(compose, tmp_path, isolated_registries,
-                                                   group, builder, selection, message):
+@pytest.mark.parametrize(
+    "group, builder, selection, message",
+    [
+        (
+            "backbone",
+            _returns_a_number,
+            "backbone=bad",
+            "backbone 'bad' of plugin 'third_party' returned int 3, not a keras.Model",
+        ),
+        (
+            "backbone",
+            _raises,
+            "backbone=bad",
+            "backbone 'bad' of plugin 'third_party' failed: ValueError: units must be positive",
+        ),
+        (
+            "regularizer",
+            _orthogonal,
+            "regularizer=[bad,l2]",
+            "cannot combine the kernel regularizer OrthogonalRegularizer",
+        ),
+    ],
+)
+def test_a_misbehaving_plugin_is_named_in_one_line(
+    compose, tmp_path, isolated_registries, group, builder, selection, message
+):
     from framework.api import FEATURES
     from framework.cli import one_line
     from framework.errors import UserError
 
-    isolated_registries[group].register("bad", builder, {}, provider="third_party",
-                                        takes=FEATURES, gives=FEATURES)
+    isolated_registries[group].register(
+        "bad", builder, {}, provider="third_party", takes=FEATURES, gives=FEATURES
+    )
     with pytest.raises(UserError) as refused:
         train(compose(*QUICK, selection), tmp_path)
     assert message in one_line(refused.value) and "\n" not in one_line(refused.value)

@@ -29,8 +29,10 @@ def test_same_part_from_two_plugins_is_an_error_naming_both(isolated_registries)
     def two(register):
         register("twin", lambda cfg, shape, ctx: None)
 
-    plugins = [("alpha_pkg", plugin_module("a", register_backbones=one)),
-               ("beta_pkg", plugin_module("b", register_backbones=two))]
+    plugins = [
+        ("alpha_pkg", plugin_module("a", register_backbones=one)),
+        ("beta_pkg", plugin_module("b", register_backbones=two)),
+    ]
     with pytest.raises(PluginError, match="backbone 'twin'.*'alpha_pkg' and 'beta_pkg'"):
         register_plugins(plugins)
 
@@ -75,18 +77,25 @@ def write_distribution(site, dist, module, source, entry_point_name):
     info = site / f"{dist}-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        f"[framework.plugins]\n{entry_point_name} = {module}\n"
-    )
+    (info / "entry_points.txt").write_text(f"[framework.plugins]\n{entry_point_name} = {module}\n")
 
 
 def test_plugin_that_fails_to_import_is_named_with_its_entry_point(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
-    write_distribution(site, "broken_dist", "broken_plugin_mod",
-                       "raise ImportError('needs a missing library')\n", "broken")
-    result = run_cli("dataset=iris", cwd=tmp_path, module="framework.plugins",
-                     env={**NO_AUTOLOAD_OFF, "PYTHONPATH": str(site)})
+    write_distribution(
+        site,
+        "broken_dist",
+        "broken_plugin_mod",
+        "raise ImportError('needs a missing library')\n",
+        "broken",
+    )
+    result = run_cli(
+        "dataset=iris",
+        cwd=tmp_path,
+        module="framework.plugins",
+        env={**NO_AUTOLOAD_OFF, "PYTHONPATH": str(site)},
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: plugin 'broken' (entry point 'broken_plugin_mod' of broken_dist) failed to "
@@ -99,9 +108,21 @@ def example_site(tmp_path_factory):
     """The example third-party package, pip-installed into a directory of its own."""
     site = tmp_path_factory.mktemp("example_site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(ROOT / "examples" / "framework-resmlp")],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(ROOT / "examples" / "framework-resmlp"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return site
 
@@ -120,9 +141,16 @@ def test_example_plugin_is_listed_and_in_help(example_site, tmp_path):
 @pytest.mark.slow
 def test_example_plugin_trains_when_selected_by_name(example_site, tmp_path):
     env = {**NO_AUTOLOAD_OFF, "PYTHONPATH": str(example_site)}
-    result = run_cli("dataset=wine", "backbone=resmlp", "backbone.blocks=1",
-                     "trainer.epochs=3", "trainer.verbose=0", "hydra.run.dir=run",
-                     cwd=tmp_path, env=env)
+    result = run_cli(
+        "dataset=wine",
+        "backbone=resmlp",
+        "backbone.blocks=1",
+        "trainer.epochs=3",
+        "trainer.verbose=0",
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     summary = (tmp_path / "run" / "summary.txt").read_text()
     assert "block1_norm" in summary and "resmlp" in summary
@@ -134,7 +162,11 @@ def test_example_plugin_passes_its_own_tests_with_the_test_kit(example_site, tmp
     example = ROOT / "examples" / "framework-resmlp"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(example / "tests")],
-        cwd=example, env={**os.environ, **NO_AUTOLOAD_OFF, "PYTHONPATH": str(example_site)},
-        capture_output=True, text=True, timeout=600)
+        cwd=example,
+        env={**os.environ, **NO_AUTOLOAD_OFF, "PYTHONPATH": str(example_site)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "1 passed" in result.stdout

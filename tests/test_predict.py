@@ -26,8 +26,13 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("predict")
     write_shapes_tree(root / "shapes", seed=42, **TREE)
-    cfg = compose_config("experiment=cnn_multiclass", f"dataset.path={root / 'shapes'}",
-                         "backbone.input_size=[32,32]", "trainer.epochs=6", "trainer.verbose=0")
+    cfg = compose_config(
+        "experiment=cnn_multiclass",
+        f"dataset.path={root / 'shapes'}",
+        "backbone.input_size=[32,32]",
+        "trainer.epochs=6",
+        "trainer.verbose=0",
+    )
     metrics = train(cfg, root / "run")
     return root, metrics
 
@@ -116,9 +121,13 @@ def test_bad_paths_are_one_line_errors(trained, case):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
-    fragment = {"missing": "nothing.png", "not_image": "notes.txt is not an image",
-                "corrupt": "broken.jpg cannot be read", "empty_folder": "no readable images",
-                "not_a_run": "is not a finished run"}[case]
+    fragment = {
+        "missing": "nothing.png",
+        "not_image": "notes.txt is not an image",
+        "corrupt": "broken.jpg cannot be read",
+        "empty_folder": "no readable images",
+        "not_a_run": "is not a finished run",
+    }[case]
     assert fragment in lines[0]
 
 
@@ -183,21 +192,33 @@ def test_a_bad_output_is_refused_before_the_model_runs(trained, case, tmp_path, 
     extra = ["--overwrite"] if case == "folder_overwrite" else []
     result = predict(root, root / "shapes" / "test", "--output", output, *extra)
     assert_one_line(result, f"--output {output}")
-    assert (f"there is no folder {tmp_path / 'nodir'}" if case == "no_folder" else
-            "is a folder; give a file name") in result.stderr
+    assert (
+        f"there is no folder {tmp_path / 'nodir'}"
+        if case == "no_folder"
+        else "is a folder; give a file name"
+    ) in result.stderr
     # Nothing half-written left behind, nothing lost.
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if case == "no_folder" else ["outdir"])
     if case != "no_folder":
         assert [p.name for p in output.iterdir()] == ["keep.txt"]
 
 
-@pytest.mark.parametrize("case", ["model_truncated", "model_not_keras", "metrics_truncated",
-                                  "metrics_without_classes", "config_garbage"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "model_truncated",
+        "model_not_keras",
+        "metrics_truncated",
+        "metrics_without_classes",
+        "config_garbage",
+    ],
+)
 def test_damaged_run_files_are_one_line_errors(trained, case, tmp_path):
     root, _ = trained
     copy = copy_run(root, tmp_path)
-    name = {"model": "model.keras", "metrics": "metrics.json",
-            "config": ".hydra/config.yaml"}[case.partition("_")[0]]
+    name = {"model": "model.keras", "metrics": "metrics.json", "config": ".hydra/config.yaml"}[
+        case.partition("_")[0]
+    ]
     path = copy / name
     if case.endswith("truncated"):
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -248,22 +269,33 @@ def test_an_infinite_number_in_a_row_is_called_infinite_not_missing():
 
     with pytest.raises(UserError) as error:
         encode_rows(ROW_INPUTS, ["size", "colour"], [["1", "red"], ["-inf", "blue"]], "rows.csv")
-    assert str(error.value).startswith("row 2 of rows.csv holds an infinite number in column "
-                                       "'size'; the model takes finite numbers")
+    assert str(error.value).startswith(
+        "row 2 of rows.csv holds an infinite number in column "
+        "'size'; the model takes finite numbers"
+    )
     # A run that filled missing and infinite numbers with the training mean fills them again.
-    filled = encode_rows({**ROW_INPUTS, "fill": [5.0, 0.0, 0.0]}, ["size", "colour"],
-                         [["inf", "red"], ["NA", "blue"]], "rows.csv")
+    filled = encode_rows(
+        {**ROW_INPUTS, "fill": [5.0, 0.0, 0.0]},
+        ["size", "colour"],
+        [["inf", "red"], ["NA", "blue"]],
+        "rows.csv",
+    )
     assert filled[:, 0].tolist() == [5.0, 5.0]
 
 
 def test_a_category_training_never_saw_is_predicted_with_a_one_line_note(capsys):
     from framework.row_inputs import encode_rows
 
-    x = encode_rows(ROW_INPUTS, ["size", "colour"],
-                    [["1", "red"], ["2", "green"], ["3", ""], ["4", "pink"]], "rows.csv")
+    x = encode_rows(
+        ROW_INPUTS,
+        ["size", "colour"],
+        [["1", "red"], ["2", "green"], ["3", ""], ["4", "pink"]],
+        "rows.csv",
+    )
     assert x[:, 1:].tolist() == [[0, 1], [0, 0], [0, 0], [0, 0]]  # as a missing cell: no category
     assert capsys.readouterr().out.splitlines() == [
         "note: column 'colour' of rows.csv holds 'green' on row 2 and 1 more row(s), a category "
-        "training never saw (it knows blue, red): predicted as none of them"]
+        "training never saw (it knows blue, red): predicted as none of them"
+    ]
     encode_rows(ROW_INPUTS, ["size", "colour"], [["1", "red"], ["3", "NA"]], "rows.csv")
     assert capsys.readouterr().out == ""  # known and missing categories: no note

@@ -30,8 +30,9 @@ def main():
 
 def _run(tmp_path, body="return 3", call="run_and_exit(main)"):
     script = textwrap.dedent(COMMAND).format(body=body, call=call)
-    return subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_the_status_output_threads_and_atexit_handlers_are_those_of_a_normal_exit(tmp_path):

@@ -58,7 +58,8 @@ def needs_network(command: str) -> bool:
     if "--help" in command or "--cfg" in command:
         return False
     return "experiment=tl_" in command or (
-        APPLICATIONS.search(command) is not None and "weights=null" not in command)
+        APPLICATIONS.search(command) is not None and "weights=null" not in command
+    )
 
 
 def shortened(command: str) -> str:
@@ -88,11 +89,15 @@ def run_readme(path: Path, workdir: Path, env: dict, replace: dict | None = None
         wants_error = any(line.startswith("error:") for line in expected)
         code = 2 if wants_error else 0
         if result.returncode != code:
-            failures.append(f"{text!r} exited {result.returncode}, not {code}: "
-                            f"{result.stderr.strip()[-1500:]}")
+            failures.append(
+                f"{text!r} exited {result.returncode}, not {code}: {result.stderr.strip()[-1500:]}"
+            )
             continue
-        said = [line for line in (result.stdout + result.stderr).splitlines()
-                if line.startswith(("error:", "note:"))]
+        said = [
+            line
+            for line in (result.stdout + result.stderr).splitlines()
+            if line.startswith(("error:", "note:"))
+        ]
         shown = [line for line in expected if line.startswith(("error:", "note:"))]
         if command.expected is not None and said != shown:
             failures.append(f"{text!r} printed {said}, README.md shows {shown}")
@@ -111,8 +116,13 @@ def test_readme_commands_run_as_written(tmp_path):
     assert not failures, "\n".join(failures)
     # What they wrote, had the reader run them in the repo root, is ignored by git there.
     left = [p.name + "/" if p.is_dir() else p.name for p in tmp_path.iterdir()]
-    ignored = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT,
-                             input="\n".join(left), capture_output=True, text=True).stdout.split()
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--stdin"],
+        cwd=ROOT,
+        input="\n".join(left),
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert sorted(set(left) - set(ignored)) == []
 
 
@@ -122,38 +132,63 @@ def test_example_plugin_readme_runs_as_written(tmp_path):
 
     def install():  # pip install ./examples/framework-resmlp, into a folder of its own
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-             "--no-build-isolation", "--target", str(site),
-             str(ROOT / "examples" / "framework-resmlp")],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--target",
+                str(site),
+                str(ROOT / "examples" / "framework-resmlp"),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
 
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     env = {**base_env(), "PYTHONPATH": str(site), "FRAMEWORK_DISABLE_PLUGIN_AUTOLOAD": "0"}
-    failures, ran = run_readme(ROOT / "examples" / "framework-resmlp" / "README.md", tmp_path,
-                               env, replace={"pip install ./examples/framework-resmlp": install})
+    failures, ran = run_readme(
+        ROOT / "examples" / "framework-resmlp" / "README.md",
+        tmp_path,
+        env,
+        replace={"pip install ./examples/framework-resmlp": install},
+    )
     assert ran == 3
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.parametrize("command, network", [
-    ("python -m framework backbone=mobilenetv2 head=gap_dense", True),
-    ("python -m framework backbone=mobilenetv2 head=gap_dense backbone.weights=null", False),
-    ("python -m framework backbone=mobilenetv2 --help", False),
-    ("python -m framework experiment=tl_resnet50 dataset.path=pets", True),
-    ("python -m framework dataset=wine", False),
-])
+@pytest.mark.parametrize(
+    "command, network",
+    [
+        ("python -m framework backbone=mobilenetv2 head=gap_dense", True),
+        ("python -m framework backbone=mobilenetv2 head=gap_dense backbone.weights=null", False),
+        ("python -m framework backbone=mobilenetv2 --help", False),
+        ("python -m framework experiment=tl_resnet50 dataset.path=pets", True),
+        ("python -m framework dataset=wine", False),
+    ],
+)
 def test_network_commands_are_recognised(command, network):
     assert needs_network(command) is network
 
 
-@pytest.mark.parametrize("command, expected", [
-    ("python -m framework", "python -m framework trainer.epochs=1"),
-    ("python -m framework backbone=mobilenetv2 --help   # note",
-     "python -m framework backbone=mobilenetv2 trainer.epochs=1 --help"),
-    ("python -m framework -m 'backbone.units=[8,4],[16,8]' seed=1,2",
-     "python -m framework -m 'backbone.units=[8,4],[16,8]' seed=1,2 trainer.epochs=1"),
-    ("python -m framework.predict run x.png", "python -m framework.predict run x.png"),
-])
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        ("python -m framework", "python -m framework trainer.epochs=1"),
+        (
+            "python -m framework backbone=mobilenetv2 --help   # note",
+            "python -m framework backbone=mobilenetv2 trainer.epochs=1 --help",
+        ),
+        (
+            "python -m framework -m 'backbone.units=[8,4],[16,8]' seed=1,2",
+            "python -m framework -m 'backbone.units=[8,4],[16,8]' seed=1,2 trainer.epochs=1",
+        ),
+        ("python -m framework.predict run x.png", "python -m framework.predict run x.png"),
+    ],
+)
 def test_training_commands_are_shortened_after_their_last_override(command, expected):
     assert shortened(command) == expected

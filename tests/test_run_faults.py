@@ -13,9 +13,14 @@ from conftest import assert_one_line_error, run_cli
 
 # A short staged run: a head stage on cached features (of a randomly initialized mlp, so keyed
 # by the seed), then everything; dropout, whose random state a resume must restore too.
-STAGED = ["dataset=iris", "regularizer=[dropout]", "trainer.batch_size=8", "trainer.verbose=2",
-          "trainer.stages=[{name:head,trainable:head,epochs:12},{name:all,trainable:all,epochs:4}]",
-          "trainer.checkpoint_interval=0"]  # a backup after every epoch
+STAGED = [
+    "dataset=iris",
+    "regularizer=[dropout]",
+    "trainer.batch_size=8",
+    "trainer.verbose=2",
+    "trainer.stages=[{name:head,trainable:head,epochs:12},{name:all,trainable:all,epochs:4}]",
+    "trainer.checkpoint_interval=0",
+]  # a backup after every epoch
 # Long enough to be still running while a second process starts.
 LONG = [*STAGED, "trainer.stages.0.epochs=300"]
 
@@ -65,17 +70,27 @@ KILLED_RUNS = {
     # The default run (digits, simple_cnn), shorter; backed up after every epoch.
     "default": (["trainer.epochs=4", "trainer.checkpoint_interval=0"], [(1, 1), (1, 2), (1, 3)]),
     # The same, augmenting its images (random layers inside the model).
-    "augment": (["regularizer=[augment]", "trainer.epochs=4", "trainer.checkpoint_interval=0"],
-                [(1, 1), (1, 2), (1, 3)]),
+    "augment": (
+        ["regularizer=[augment]", "trainer.epochs=4", "trainer.checkpoint_interval=0"],
+        [(1, 1), (1, 2), (1, 3)],
+    ),
     # A staged transfer run: the head of a frozen keras.applications backbone (VGG16: a random
     # MobileNetV2 passes on no signal), then its last layers too. The default
     # checkpoint_interval: a killed stage starts again, a finished one is restored.
-    "transfer": (["dataset=shapes", "dataset.samples_per_class=40", "backbone=vgg16",
-                  "backbone.input_size=[32,32]", "backbone.weights=null", "head=gap_dense",
-                  "trainer.feature_cache.enabled=false",  # epochs long enough to kill in
-                  "trainer.stages=[{name:head,epochs:2,trainable:head},"
-                  "{name:finetune,epochs:3,trainable:{last:4},learning_rate:1e-5}]"],
-                 [(1, 1), (2, 1), (2, 2)]),
+    "transfer": (
+        [
+            "dataset=shapes",
+            "dataset.samples_per_class=40",
+            "backbone=vgg16",
+            "backbone.input_size=[32,32]",
+            "backbone.weights=null",
+            "head=gap_dense",
+            "trainer.feature_cache.enabled=false",  # epochs long enough to kill in
+            "trainer.stages=[{name:head,epochs:2,trainable:head},"
+            "{name:finetune,epochs:3,trainable:{last:4},learning_rate:1e-5}]",
+        ],
+        [(1, 1), (2, 1), (2, 2)],
+    ),
 }
 
 
@@ -106,7 +121,8 @@ def records(run_dir):
 
 @pytest.mark.slow
 def test_sigterm_stops_a_run_with_failed_one_line_and_143_and_it_resumes_only_as_itself(
-        cli, tmp_path):
+    cli, tmp_path
+):
     # (Ctrl-C: 130 and "stopped by SIGINT", tests/test_sweep.py's parallel sweep.)
     running = start(tmp_path, *LONG, "hydra.run.dir=run")
     wait_for_epochs(tmp_path / "run", 1, process=running)
@@ -138,9 +154,20 @@ def test_sigterm_during_a_search_stops_it_with_failed_one_line_and_143(tmp_path)
     # collector's callback raises) let the search go on, retrain, and exit 0; and a stopped
     # search's run dir had no FAILED.
     log = tmp_path / "search.log"
-    search = warm.popen([sys.executable, "-m", "framework", "experiment=tune_wine_random",
-                         "tuner.max_trials=3", "trainer.epochs=2", "hydra.run.dir=run"],
-                        tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    search = warm.popen(
+        [
+            sys.executable,
+            "-m",
+            "framework",
+            "experiment=tune_wine_random",
+            "tuner.max_trials=3",
+            "trainer.epochs=2",
+            "hydra.run.dir=run",
+        ],
+        tmp_path,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 300
     while "Trial 1:" not in log.read_text() and time.monotonic() < deadline:
         assert search.poll() is None, log.read_text()
@@ -181,9 +208,13 @@ def test_a_stop_that_python_ignored_is_raised_where_the_run_moves_on(capfd):
 def test_a_run_whose_output_pipe_closes_stops_in_one_line_with_141(tmp_path):
     # python -m framework ... | head -1: head exits after its line. A process of its own: a
     # forked one writes to files.
-    running = subprocess.Popen([sys.executable, "-m", "framework", *LONG, "hydra.run.dir=run"],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    running = subprocess.Popen(
+        [sys.executable, "-m", "framework", *LONG, "hydra.run.dir=run"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in running.stdout:
         if line.startswith("Stage 1/2 head"):
             break
@@ -198,24 +229,38 @@ def test_a_run_whose_output_pipe_closes_stops_in_one_line_with_141(tmp_path):
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
-@pytest.mark.parametrize("module, args, message", [
-    ("framework", ["--cfg", "bogus"], "argument --cfg/-c: invalid choice: 'bogus'"),
-    ("framework", ["--bogus"], "unrecognized arguments: --bogus"),
-    ("framework.plugins", ["a", "b", "c"], "give at most a group and a name"),
-    ("framework_plugins.shapes", ["out", "--num-classes", "abc"],
-     "argument --num-classes: invalid int value: 'abc'"),
-])
+@pytest.mark.parametrize(
+    "module, args, message",
+    [
+        ("framework", ["--cfg", "bogus"], "argument --cfg/-c: invalid choice: 'bogus'"),
+        ("framework", ["--bogus"], "unrecognized arguments: --bogus"),
+        ("framework.plugins", ["a", "b", "c"], "give at most a group and a name"),
+        (
+            "framework_plugins.shapes",
+            ["out", "--num-classes", "abc"],
+            "argument --num-classes: invalid int value: 'abc'",
+        ),
+    ],
+)
 def test_usage_errors_are_one_line(tmp_path, module, args, message):
     assert_one_line_error(run_cli(*args, cwd=tmp_path, module=module), message)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["hydra.run.dir=" + "d" * 300], "cannot use hydra.run.dir=" + "d" * 300 + ": File name "
-     "too long; choose another directory (hydra.run.dir=...)"),
-    (["-m", "hydra.sweep.dir=" + "d" * 300], "cannot use hydra.sweep.dir=" + "d" * 300),
-    (["++" + "k" * 300 + "=1"], "File name too long: a name of 300 characters, over the "
-     "system's limit, 'kkkk"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["hydra.run.dir=" + "d" * 300],
+            "cannot use hydra.run.dir=" + "d" * 300 + ": File name "
+            "too long; choose another directory (hydra.run.dir=...)",
+        ),
+        (["-m", "hydra.sweep.dir=" + "d" * 300], "cannot use hydra.sweep.dir=" + "d" * 300),
+        (
+            ["++" + "k" * 300 + "=1"],
+            "File name too long: a name of 300 characters, over the system's limit, 'kkkk",
+        ),
+    ],
+)
 def test_names_over_the_systems_limit_are_refused_in_one_line(tmp_path, args, message):
     # Once: "OSError: File name too long" and its traceback.
     assert_one_line_error(run_cli(*args, "dataset=iris", cwd=tmp_path), message)

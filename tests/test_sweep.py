@@ -20,18 +20,31 @@ def hparams_session(log_dir):
     events = EventAccumulator(str(log_dir))
     events.Reload()
     start = metadata.parse_session_start_info_plugin_data(
-        events.PluginTagToContent("hparams")[metadata.SESSION_START_INFO_TAG])
-    settings = {name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
-                for name, value in start.hparams.items()}
-    scores = {tag: float(tensor_util.make_ndarray(events.Tensors(tag)[0].tensor_proto))
-              for tag in events.Tags()["tensors"] if tag != metadata.SESSION_START_INFO_TAG}
+        events.PluginTagToContent("hparams")[metadata.SESSION_START_INFO_TAG]
+    )
+    settings = {
+        name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+        for name, value in start.hparams.items()
+    }
+    scores = {
+        tag: float(tensor_util.make_ndarray(events.Tensors(tag)[0].tensor_proto))
+        for tag in events.Tags()["tensors"]
+        if tag != metadata.SESSION_START_INFO_TAG
+    }
     return settings, scores
 
 
 @pytest.mark.slow
 def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path):
-    result = cli("-m", "experiment=iris_binary", "trainer.epochs=2", "trainer.verbose=0",
-                 "optimizer.name=adam,adamx,sgd", "sweep.keep_top_k=1", "hydra.sweep.dir=sweep")
+    result = cli(
+        "-m",
+        "experiment=iris_binary",
+        "trainer.epochs=2",
+        "trainer.verbose=0",
+        "optimizer.name=adam,adamx,sgd",
+        "sweep.keep_top_k=1",
+        "hydra.sweep.dir=sweep",
+    )
     sweep = tmp_path / "sweep"
     # Job 1 names an unknown optimizer: it fails, the jobs after it still run.
     assert (sweep / "1" / "FAILED").is_file() and not (sweep / "1" / "metrics.json").exists()
@@ -40,37 +53,50 @@ def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "error: 1 sweep job(s) did not finish; job 1: failed (see summary.csv in the sweep "
-        "directory)")
+        "directory)"
+    )
     # The error is printed once, as the job fails; the table and the last line say "failed".
     assert (result.stdout + result.stderr).count("unknown optimizer") == 1
     assert "  optimizer.name=adamx  (failed)\n" in result.stdout
 
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert {row["job"]: row["overrides"] for row in rows} == {
-        "0": "optimizer.name=adam", "1": "optimizer.name=adamx", "2": "optimizer.name=sgd"}
+        "0": "optimizer.name=adam",
+        "1": "optimizer.name=adamx",
+        "2": "optimizer.name=sgd",
+    }
     finished = [row for row in rows if row["status"] == "finished"]
     assert [float(row["validation_accuracy"]) for row in finished] == sorted(
-        (m["validation"]["accuracy"] for m in metrics.values()), reverse=True)
+        (m["validation"]["accuracy"] for m in metrics.values()), reverse=True
+    )
     for row in finished:
         assert float(row["test_accuracy"]) == metrics[row["job"]]["test"]["accuracy"]
     assert rows[-1]["job"] == "1" and rows[-1]["status"].startswith("failed: UserError")
     assert "Sweep:     3 jobs, best val_accuracy first" in result.stdout
     assert {row["objective"] for row in finished} == {"val_accuracy"}
     assert [float(row["objective_value"]) for row in finished] == [
-        float(row["validation_accuracy"]) for row in finished]
+        float(row["validation_accuracy"]) for row in finished
+    ]
     assert (sweep / "summary.png").stat().st_size > 0
     # sweep.keep_top_k=1: the best job keeps its model, the other finished one loses it.
     best, other = finished[0]["job"], finished[1]["job"]
     assert (sweep / best / "model.keras").is_file() and not (sweep / other / "model.keras").exists()
-    assert ("Deleted:   model.keras of 1 job(s) outside the best 1 (sweep.keep_top_k): "
-            f"job {other}") in result.stdout
+    assert (
+        f"Deleted:   model.keras of 1 job(s) outside the best 1 (sweep.keep_top_k): job {other}"
+    ) in result.stdout
     # Each finished job is a session of TensorBoard's HParams dashboard: what the sweep varies,
     # and its scores.
     assert hparams_session(sweep / "0" / "tensorboard") == (  # scalars are float32
         {"optimizer.name": "adam"},
-        pytest.approx({"val_accuracy": metrics["0"]["validation"]["accuracy"],
-                       "val_loss": metrics["0"]["validation"]["loss"],
-                       "test_accuracy": metrics["0"]["test"]["accuracy"]}, rel=1e-6))
+        pytest.approx(
+            {
+                "val_accuracy": metrics["0"]["validation"]["accuracy"],
+                "val_loss": metrics["0"]["validation"]["loss"],
+                "test_accuracy": metrics["0"]["test"]["accuracy"],
+            },
+            rel=1e-6,
+        ),
+    )
 
     # The same sweep dir again: refused before anything in it is touched.
     before = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()}
@@ -84,15 +110,20 @@ def test_a_second_sweep_given_a_running_sweeps_dir_is_refused_before_it_writes(t
     # Refused once only by the per-job lock, the second sweep had already rewritten job 0's
     # .hydra records: job 0 trained seed 1 and said seed 3.
     sweep_dir = tmp_path / "sweep"
-    args = ["experiment=iris_binary", "trainer.verbose=0", "trainer.epochs=5",
-            "hydra.sweep.dir=sweep"]
+    args = [
+        "experiment=iris_binary",
+        "trainer.verbose=0",
+        "trainer.epochs=5",
+        "hydra.sweep.dir=sweep",
+    ]
     first = warm.popen([sys.executable, "-m", "framework", "-m", *args, "seed=1,2"], tmp_path)
     job_record = sweep_dir / "0" / ".hydra" / "overrides.yaml"
     wait_until(job_record.exists, 120, f"the first sweep to write {job_record}", interval=0.05)
     before = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
     second = run_cli("-m", *args, "seed=3,4", cwd=tmp_path)
-    assert_one_line_error(second, "sweep is in use by another running process (pid ",
-                          "(hydra.sweep.dir=...)")
+    assert_one_line_error(
+        second, "sweep is in use by another running process (pid ", "(hydra.sweep.dir=...)"
+    )
     assert not (sweep_dir / "multirun.yaml").read_text().count("seed=3")
     stdout, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr[-2000:]
@@ -106,10 +137,18 @@ def test_a_second_sweep_given_a_running_sweeps_dir_is_refused_before_it_writes(t
 def test_a_parallel_sweep_runs_its_jobs_in_worker_processes_ranked_by_objective(cli, tmp_path):
     # joblib's workers never run main(): each job loads the plugins where it runs. Two fake
     # GPUs: each worker claims one for all its jobs.
-    result = cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "experiment=iris_binary",
-                 "trainer.epochs=2", "trainer.verbose=0", "trainer.objective=val_loss",
-                 "backbone.activation=relu,tanh,sigmoid", "hydra.sweep.dir=sweep",
-                 env={"FRAMEWORK_GPUS": "0,1"})
+    result = cli(
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "experiment=iris_binary",
+        "trainer.epochs=2",
+        "trainer.verbose=0",
+        "trainer.objective=val_loss",
+        "backbone.activation=relu,tanh,sigmoid",
+        "hydra.sweep.dir=sweep",
+        env={"FRAMEWORK_GPUS": "0,1"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = [json.loads(p.read_text()) for p in (tmp_path / "sweep").glob("*/metrics.json")]
     assert sorted(m["devices"]["cuda_visible_devices"] for m in jobs)[-1] == "1"
@@ -117,8 +156,12 @@ def test_a_parallel_sweep_runs_its_jobs_in_worker_processes_ranked_by_objective(
     assert result.stdout.count(": GPU ") == 2  # one line per worker, not per job
     rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
     assert [row["status"] for row in rows] == ["finished"] * 3
-    losses = {row["job"]: json.loads((tmp_path / "sweep" / row["job"] / "metrics.json")
-                                     .read_text())["validation"]["loss"] for row in rows}
+    losses = {
+        row["job"]: json.loads((tmp_path / "sweep" / row["job"] / "metrics.json").read_text())[
+            "validation"
+        ]["loss"]
+        for row in rows
+    }
     # val_loss is minimized: the smallest first, and what each job reported as its objective.
     assert [float(row["objective_value"]) for row in rows] == sorted(losses.values())
     assert [float(row["objective_value"]) for row in rows] == [losses[r["job"]] for r in rows]
@@ -131,17 +174,26 @@ def test_an_unknown_objective_is_refused_before_training(compose, tmp_path):
     from framework.errors import UserError
     from framework.train import train
 
-    with pytest.raises(UserError, match="unknown trainer.objective 'val_f1'; accepted: "
-                                        "val_loss, val_accuracy, loss, accuracy"):
+    with pytest.raises(
+        UserError,
+        match="unknown trainer.objective 'val_f1'; accepted: "
+        "val_loss, val_accuracy, loss, accuracy",
+    ):
         train(compose("experiment=iris_binary", "trainer.objective=val_f1"), tmp_path / "run")
     assert not (tmp_path / "run" / "history.csv").exists()
 
 
 @pytest.mark.slow
 def test_submitit_runs_each_job_as_a_process_of_its_own(cli, tmp_path):
-    result = cli("-m", "hydra/launcher=submitit_local", "experiment=iris_binary",
-                 "trainer.epochs=1", "trainer.verbose=0", "backbone.activation=relu,tanh",
-                 "hydra.sweep.dir=sweep")
+    result = cli(
+        "-m",
+        "hydra/launcher=submitit_local",
+        "experiment=iris_binary",
+        "trainer.epochs=1",
+        "trainer.verbose=0",
+        "backbone.activation=relu,tanh",
+        "hydra.sweep.dir=sweep",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
     assert sorted(row["job"] for row in rows if row["status"] == "finished") == ["0", "1"]
@@ -150,10 +202,17 @@ def test_submitit_runs_each_job_as_a_process_of_its_own(cli, tmp_path):
 @pytest.mark.slow
 def test_a_ray_sweep_runs_its_jobs_on_a_local_ray(cli, tmp_path):
     # The Ray launcher starts Ray on this machine; each job runs in a Ray worker process.
-    result = cli("-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
-                 "+hydra.launcher.ray.init.include_dashboard=false", "experiment=iris_binary",
-                 "trainer.epochs=1", "trainer.verbose=0", "backbone.activation=relu,tanh",
-                 "hydra.sweep.dir=sweep")
+    result = cli(
+        "-m",
+        "hydra/launcher=ray",
+        "+hydra.launcher.ray.init.num_cpus=2",
+        "+hydra.launcher.ray.init.include_dashboard=false",
+        "experiment=iris_binary",
+        "trainer.epochs=1",
+        "trainer.verbose=0",
+        "backbone.activation=relu,tanh",
+        "hydra.sweep.dir=sweep",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Ray Launcher is launching 2 jobs" in result.stdout + result.stderr
     rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
@@ -163,14 +222,16 @@ def test_a_ray_sweep_runs_its_jobs_on_a_local_ray(cli, tmp_path):
 
 def test_our_launcher_configs_give_each_job_its_gpus(compose_hydra, monkeypatch):
     monkeypatch.setenv("FRAMEWORK_GPUS", "0,1,2,3,4,5,6,7")
-    gpus = compose_hydra("hydra/launcher=gpus", "trainer.gpus_per_job=2",
-                         "experiment=iris_binary").hydra.launcher
+    gpus = compose_hydra(
+        "hydra/launcher=gpus", "trainer.gpus_per_job=2", "experiment=iris_binary"
+    ).hydra.launcher
     assert gpus._target_.endswith("JoblibLauncher") and gpus.n_jobs == 4
     ray = compose_hydra("hydra/launcher=ray_cluster", "experiment=iris_binary").hydra.launcher
     assert ray._target_.endswith("RayLauncher")
     assert (ray.ray.init.address, ray.ray.remote.num_gpus) == ("auto", 1)
-    slurm = compose_hydra("hydra/launcher=slurm", "trainer.gpus_per_job=2",
-                          "experiment=iris_binary").hydra.launcher
+    slurm = compose_hydra(
+        "hydra/launcher=slurm", "trainer.gpus_per_job=2", "experiment=iris_binary"
+    ).hydra.launcher
     assert slurm._target_.endswith("SlurmLauncher")
     # A job out of time or preempted is requeued, and continues from its checkpoint.
     assert (slurm.gpus_per_node, slurm.max_num_timeout, slurm.timeout_min) == (2, 3, 240)
@@ -179,8 +240,12 @@ def test_our_launcher_configs_give_each_job_its_gpus(compose_hydra, monkeypatch)
 
 
 def test_slurm_launcher_composes_with_gpus_and_a_time_limit(compose_hydra):
-    cfg = compose_hydra("hydra/launcher=submitit_slurm", "hydra.launcher.gpus_per_node=1",
-                        "hydra.launcher.timeout_min=120", "experiment=iris_binary")
+    cfg = compose_hydra(
+        "hydra/launcher=submitit_slurm",
+        "hydra.launcher.gpus_per_node=1",
+        "hydra.launcher.timeout_min=120",
+        "experiment=iris_binary",
+    )
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.gpus_per_node, launcher.timeout_min) == (1, 120)
@@ -189,8 +254,11 @@ def test_slurm_launcher_composes_with_gpus_and_a_time_limit(compose_hydra):
 
 def jobs_with_an_epoch(sweep_dir) -> list:
     """The jobs of a sweep whose checkpoint has logged an epoch: jobs that are training."""
-    return [log for log in sweep_dir.glob("*/.resume/stage*.epochs.csv")
-            if len(log.read_text().splitlines()) > 1]  # a header, then a row an epoch
+    return [
+        log
+        for log in sweep_dir.glob("*/.resume/stage*.epochs.csv")
+        if len(log.read_text().splitlines()) > 1
+    ]  # a header, then a row an epoch
 
 
 def assert_started_jobs_stopped_by(sweep_dir, signal_name: str):
@@ -198,8 +266,9 @@ def assert_started_jobs_stopped_by(sweep_dir, signal_name: str):
     them all."""
     started = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
     assert len(started) >= 2
-    assert all((sweep_dir / job / "FAILED").read_text() == f"stopped by {signal_name}\n"
-               for job in started)
+    assert all(
+        (sweep_dir / job / "FAILED").read_text() == f"stopped by {signal_name}\n" for job in started
+    )
     rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
     assert sorted(row["job"] for row in rows) == started
     assert {row["status"] for row in rows} == {f"failed: stopped by {signal_name}"}
@@ -217,13 +286,29 @@ def test_ctrl_c_stops_a_parallel_sweep_and_its_workers(tmp_path):
         return [line for line in table.stdout.splitlines() if line.split()[1] == str(pgid)]
 
     sweep = subprocess.Popen(
-        [sys.executable, "-m", "framework", "-m", "hydra/launcher=joblib",
-         "hydra.launcher.n_jobs=2", "experiment=wine", "trainer.verbose=0",
-         "trainer.epochs=100000", "backbone.activation=relu,tanh,elu", "hydra.sweep.dir=sweep"],
-        cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    wait_until(lambda: len(jobs_with_an_epoch(tmp_path / "sweep")) >= 2, 120,
-               "both workers to train a job")
+        [
+            sys.executable,
+            "-m",
+            "framework",
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "experiment=wine",
+            "trainer.verbose=0",
+            "trainer.epochs=100000",
+            "backbone.activation=relu,tanh,elu",
+            "hydra.sweep.dir=sweep",
+        ],
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    wait_until(
+        lambda: len(jobs_with_an_epoch(tmp_path / "sweep")) >= 2, 120, "both workers to train a job"
+    )
     assert len(group_processes(sweep.pid)) >= 3  # the sweep and its two workers
     os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     _, stderr = sweep.communicate(timeout=60)
@@ -240,12 +325,24 @@ def test_sigterm_to_a_parallel_sweep_marks_its_started_jobs_and_writes_the_summa
     import signal
 
     sweep = warm.popen(
-        [sys.executable, "-m", "framework", "-m", "hydra/launcher=joblib",
-         "hydra.launcher.n_jobs=2", "experiment=wine", "trainer.verbose=0",
-         "trainer.epochs=100000", "backbone.activation=relu,tanh,elu", "hydra.sweep.dir=sweep"],
-        tmp_path)
-    wait_until(lambda: len(list(tmp_path.glob("sweep/*/.hydra"))) >= 2, 120,
-               "the sweep to start two jobs")
+        [
+            sys.executable,
+            "-m",
+            "framework",
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "experiment=wine",
+            "trainer.verbose=0",
+            "trainer.epochs=100000",
+            "backbone.activation=relu,tanh,elu",
+            "hydra.sweep.dir=sweep",
+        ],
+        tmp_path,
+    )
+    wait_until(
+        lambda: len(list(tmp_path.glob("sweep/*/.hydra"))) >= 2, 120, "the sweep to start two jobs"
+    )
     sweep.send_signal(signal.SIGTERM)
     _, stderr = sweep.communicate(timeout=120)
     assert sweep.returncode == 143, stderr[-2000:]
@@ -275,7 +372,6 @@ def test_a_signal_while_a_jobs_summary_is_written_stops_the_sweep_just_after():
         assert written == ["summary"]
     finally:
         signal.signal(signal.SIGTERM, previous)
-
 
 
 def test_a_signal_that_omegaconf_turned_into_its_own_error_still_stops_the_command(monkeypatch):
@@ -314,25 +410,36 @@ def test_a_signal_that_omegaconf_turned_into_its_own_error_still_stops_the_comma
             raise ConfigCompositionException("'NoneType' object has no attribute 'x'")
     assert usage.value.code == 2
 
+
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path):
     import signal
     import sys
 
     sweep_dir = tmp_path / "sweep"
-    args = [sys.executable, "-m", "framework", "-m", "experiment=iris_binary", "trainer.verbose=0",
-            "trainer.epochs=15", "backbone.activation=relu,tanh,sigmoid,elu",
-            "hydra.sweep.dir=sweep"]
+    args = [
+        sys.executable,
+        "-m",
+        "framework",
+        "-m",
+        "experiment=iris_binary",
+        "trainer.verbose=0",
+        "trainer.epochs=15",
+        "backbone.activation=relu,tanh,sigmoid,elu",
+        "hydra.sweep.dir=sweep",
+    ]
     first = warm.popen(args, tmp_path)
-    wait_until((sweep_dir / "1" / "metrics.json").exists, 180, "the sweep to finish job 1",
-               interval=0.05)
+    wait_until(
+        (sweep_dir / "1" / "metrics.json").exists, 180, "the sweep to finish job 1", interval=0.05
+    )
     first.send_signal(signal.SIGTERM)  # killed after 2 of 4 jobs
     _, stderr = first.communicate(timeout=60)
     assert first.returncode == 143, stderr[-2000:]  # 128 + SIGTERM, as the shell reports it
     finished = sorted(p.parent.name for p in sweep_dir.glob("*/metrics.json"))
     assert finished == ["0", "1"]
-    kept = {p: p.read_bytes() for job in ("0", "1") for p in (sweep_dir / job).rglob("*")
-            if p.is_file()}
+    kept = {
+        p: p.read_bytes() for job in ("0", "1") for p in (sweep_dir / job).rglob("*") if p.is_file()
+    }
 
     # Without the switch the sweep dir stays refused; with it, only jobs 2 and 3 run.
     refused = run_cli(*args[3:], cwd=tmp_path)
@@ -349,9 +456,17 @@ def test_a_killed_sweep_resumes_running_only_the_jobs_it_did_not_finish(tmp_path
 @pytest.mark.slow
 def test_a_worker_without_a_free_gpu_fails_its_job_and_the_sweep_goes_on(cli, tmp_path):
     # One fake GPU for two workers: the jobs of the worker without it fail in one line each.
-    result = cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "experiment=iris_binary",
-                 "trainer.epochs=1", "trainer.verbose=0", "backbone.activation=relu,tanh,elu",
-                 "hydra.sweep.dir=sweep", env={"FRAMEWORK_GPUS": "0"})
+    result = cli(
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "experiment=iris_binary",
+        "trainer.epochs=1",
+        "trainer.verbose=0",
+        "backbone.activation=relu,tanh,elu",
+        "hydra.sweep.dir=sweep",
+        env={"FRAMEWORK_GPUS": "0"},
+    )
     assert result.returncode == 2
     rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
     assert len(rows) == 3 and any(row["status"] == "finished" for row in rows)
@@ -361,8 +476,18 @@ def test_a_worker_without_a_free_gpu_fails_its_job_and_the_sweep_goes_on(cli, tm
 
 
 def test_a_failed_job_is_reported_without_hydra_records(cli, tmp_path):
-    result = cli("-m", "experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0",
-                 "optimizer.name=adam,adamx", "hydra.output_subdir=null", "hydra.sweep.dir=sweep")
+    result = cli(
+        "-m",
+        "experiment=iris_binary",
+        "trainer.epochs=1",
+        "trainer.verbose=0",
+        "optimizer.name=adam,adamx",
+        "hydra.output_subdir=null",
+        "hydra.sweep.dir=sweep",
+    )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "error: 1 sweep job(s) did not finish; job 1: failed")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: 1 sweep job(s) did not finish; job 1: failed")
+    )

@@ -14,8 +14,9 @@ HYDRA = {"sweep": {"dir": "sweep", "subdir": "${hydra.job.num}"}, "output_subdir
 def finished(sweep_dir, job, overrides, value=0.5):
     (sweep_dir / job / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(overrides), sweep_dir / job / ".hydra" / "overrides.yaml")
-    (sweep_dir / job / "metrics.json").write_text(json.dumps(
-        {"objective": {"value": value}, "validation": {"accuracy": value}}))
+    (sweep_dir / job / "metrics.json").write_text(
+        json.dumps({"objective": {"value": value}, "validation": {"accuracy": value}})
+    )
 
 
 def test_a_job_finished_with_the_same_overrides_is_not_run_again(tmp_path):
@@ -30,8 +31,11 @@ def test_a_job_finished_with_the_same_overrides_is_not_run_again(tmp_path):
 def test_a_finished_regression_job_gives_its_objective(tmp_path):
     (tmp_path / "0" / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(["seed=1"]), tmp_path / "0" / ".hydra" / "overrides.yaml")
-    (tmp_path / "0" / "metrics.json").write_text(json.dumps(  # no accuracy in a regression run
-        {"objective": {"name": "val_mae", "value": 41.5}, "validation": {"mae": 41.5}}))
+    (tmp_path / "0" / "metrics.json").write_text(
+        json.dumps(  # no accuracy in a regression run
+            {"objective": {"name": "val_mae", "value": 41.5}, "validation": {"mae": 41.5}}
+        )
+    )
     assert finished_job(tmp_path / "0", ["seed=1"], 0).return_value == 41.5
 
 
@@ -44,8 +48,9 @@ def test_a_sweep_dir_with_jobs_beyond_the_sweep_is_refused(tmp_path):
         launcher.check_job_count(2)
 
 
-@pytest.mark.parametrize("change", [{"sweep": {"subdir": "${hydra.job.override_dirname}"}},
-                                    {"output_subdir": None}])
+@pytest.mark.parametrize(
+    "change", [{"sweep": {"subdir": "${hydra.job.override_dirname}"}}, {"output_subdir": None}]
+)
 def test_job_dirs_not_found_by_number_cannot_be_resumed(tmp_path, change):
     hydra_cfg = OmegaConf.merge(HYDRA, change)
     with pytest.raises(UserError, match="finds jobs by number"):
@@ -64,7 +69,13 @@ def test_pending_jobs_are_launched_with_their_own_numbers_around_finished_ones(t
         finished(tmp_path, job, [f"seed={job}"], 1.0)
     recorder = Recorder()
     returns = SkipFinished(recorder, tmp_path, OmegaConf.create(HYDRA)).launch(
-        [[f"seed={i}"] for i in range(5)], initial_job_idx=0)
+        [[f"seed={i}"] for i in range(5)], initial_job_idx=0
+    )
     assert recorder.calls == [(1, [["seed=1"]]), (3, [["seed=3"], ["seed=4"]])]
     assert [r if isinstance(r, str) else r.return_value for r in returns] == [
-        1.0, "ran 1", 1.0, "ran 3", "ran 4"]
+        1.0,
+        "ran 1",
+        1.0,
+        "ran 3",
+        "ran 4",
+    ]

@@ -18,9 +18,14 @@ def build(name, **overrides):
     return datasets.get(name).build(cfg, None)
 
 
-@pytest.mark.parametrize("name, classes, features, samples", [
-    ("iris", 3, 4, 150), ("wine", 3, 13, 178), ("breast_cancer", 2, 30, 569),
-])
+@pytest.mark.parametrize(
+    "name, classes, features, samples",
+    [
+        ("iris", 3, 4, 150),
+        ("wine", 3, 13, 178),
+        ("breast_cancer", 2, 30, 569),
+    ],
+)
 def test_bundled_datasets_split_three_ways_stratified(name, classes, features, samples):
     data = build(name)
     (x_tr, y_tr), (_, y_va), (_, y_te) = data.train, data.validation, data.test
@@ -47,8 +52,9 @@ def test_scaler_is_fitted_on_the_training_split_only():
 def test_iris_with_a_species_target_is_binary_and_an_unknown_one_refused():
     binary = build("iris", target="setosa")
     assert binary.class_names == ["other", "setosa"] and binary.task == "binary"
-    assert np.bincount(np.concatenate([binary.train[1], binary.validation[1],
-                                       binary.test[1]])).tolist() == [100, 50]
+    assert np.bincount(
+        np.concatenate([binary.train[1], binary.validation[1], binary.test[1]])
+    ).tolist() == [100, 50]
     with pytest.raises(UserError, match="'rose'.*species, setosa"):
         build("iris", target="rose")
 
@@ -90,9 +96,11 @@ def test_csv_numeric_classes_sort_numerically(tmp_path):
 
 PENGUIN_ROWS = [
     "species,island,bill_length_mm,sex",
-    *[f"{s},{i},{b + k * 0.5},{('male', 'female')[k % 2]}"
-      for k in range(10)
-      for s, i, b in (("Adelie", "Torgersen", 38.0), ("Gentoo", "Biscoe", 47.0))],
+    *[
+        f"{s},{i},{b + k * 0.5},{('male', 'female')[k % 2]}"
+        for k in range(10)
+        for s, i, b in (("Adelie", "Torgersen", 38.0), ("Gentoo", "Biscoe", 47.0))
+    ],
 ]
 
 
@@ -104,8 +112,13 @@ def penguins(tmp_path, *extra_rows):
 
 def test_csv_text_columns_are_one_hot_encoded(tmp_path, capsys):
     data = build("csv", path=penguins(tmp_path), target="species", standardize=False)
-    assert data.info["features"] == ["island=Biscoe", "island=Torgersen", "bill_length_mm",
-                                     "sex=female", "sex=male"]
+    assert data.info["features"] == [
+        "island=Biscoe",
+        "island=Torgersen",
+        "bill_length_mm",
+        "sex=female",
+        "sex=male",
+    ]
     x = np.concatenate([data.train[0], data.validation[0], data.test[0]])
     assert set(np.unique(x[:, [0, 1, 3, 4]])) == {0.0, 1.0}
     assert (x[:, 0] + x[:, 1] == 1).all() and (x[:, 3] + x[:, 4] == 1).all()
@@ -117,8 +130,10 @@ def test_csv_missing_cells_are_refused_by_name_unless_dropped_or_filled(tmp_path
     with pytest.raises(UserError) as error:
         build("csv", path=path, target="species")
     message = str(error.value)
-    assert message.startswith("column 'bill_length_mm' (a feature) of penguins.csv has 2 "
-                              "missing value(s), the first 'NA' on line 22")
+    assert message.startswith(
+        "column 'bill_length_mm' (a feature) of penguins.csv has 2 "
+        "missing value(s), the first 'NA' on line 22"
+    )
     assert "dataset.missing=drop" in message and "dataset.missing=mean" in message
     assert "non-numeric" not in message
     dropped = build("csv", path=path, target="species", missing="drop")
@@ -129,21 +144,29 @@ def test_csv_missing_cells_are_refused_by_name_unless_dropped_or_filled(tmp_path
     assert np.isfinite(x).all()
     train_mean = filled.train[0][:, 2].mean()  # the filled rows hold the training mean
     assert np.isclose(x[:, 2], train_mean).sum() >= 2
-    with pytest.raises(UserError, match="unknown dataset.missing 'zero'; accepted: error, "
-                                        "drop, mean"):
+    with pytest.raises(
+        UserError, match="unknown dataset.missing 'zero'; accepted: error, drop, mean"
+    ):
         build("csv", path=path, target="species", missing="zero")
 
 
-@pytest.mark.parametrize("rows, message", [
-    (["Adelie,Torgersen,inf,male", "Gentoo,Biscoe,-inf,male"],
-     "'bill_length_mm' of penguins.csv holds 2 infinite value(s), the first 'inf' on line 22; "
-     "features must be finite numbers: correct them, or set dataset.missing=drop or "
-     "dataset.missing=mean"),
-    (["Adelie,Torgersen,40.0"], "line 22 of penguins.csv has 3 fields; the header has 4"),
-    (["Adelie,Torgersen,forty,male"], "'bill_length_mm' holds numbers and the non-numeric value "
-                                      "'forty' on line 22"),
-    (["NA,Torgersen,40.0,male"], "column 'species' (the target) of penguins.csv has 1 missing"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (
+            ["Adelie,Torgersen,inf,male", "Gentoo,Biscoe,-inf,male"],
+            "'bill_length_mm' of penguins.csv holds 2 infinite value(s), the first 'inf' on "
+            "line 22; features must be finite numbers: correct them, or set "
+            "dataset.missing=drop or dataset.missing=mean",
+        ),
+        (["Adelie,Torgersen,40.0"], "line 22 of penguins.csv has 3 fields; the header has 4"),
+        (
+            ["Adelie,Torgersen,forty,male"],
+            "'bill_length_mm' holds numbers and the non-numeric value 'forty' on line 22",
+        ),
+        (["NA,Torgersen,40.0,male"], "column 'species' (the target) of penguins.csv has 1 missing"),
+    ],
+)
 def test_csv_bad_cells_are_one_line_errors(tmp_path, rows, message):
     with pytest.raises(UserError, match=re.escape(message)):
         build("csv", path=penguins(tmp_path, *rows), target="species")
@@ -156,14 +179,25 @@ def test_csv_that_is_not_utf8_is_refused(tmp_path):
         build("csv", path=str(path), target="label")
 
 
-@pytest.mark.parametrize("rows, settings, message", [
-    (["Adelie,Torgersen,NAN,male"], {}, "'bill_length_mm' (a feature) of penguins.csv has 1 "
-                                        "missing value(s), the first 'NAN' on line 22"),
-    ([], {"features": ["bill_length_mm", "species"]}, "dataset.features lists the target column "
-                                                      "'species'"),
-])
-def test_csv_nan_spellings_are_missing_and_the_target_is_no_feature(tmp_path, rows, settings,
-                                                                     message):
+@pytest.mark.parametrize(
+    "rows, settings, message",
+    [
+        (
+            ["Adelie,Torgersen,NAN,male"],
+            {},
+            "'bill_length_mm' (a feature) of penguins.csv has 1 "
+            "missing value(s), the first 'NAN' on line 22",
+        ),
+        (
+            [],
+            {"features": ["bill_length_mm", "species"]},
+            "dataset.features lists the target column 'species'",
+        ),
+    ],
+)
+def test_csv_nan_spellings_are_missing_and_the_target_is_no_feature(
+    tmp_path, rows, settings, message
+):
     with pytest.raises(UserError, match=re.escape(message)):
         build("csv", path=penguins(tmp_path, *rows), target="species", **settings)
 
@@ -176,8 +210,13 @@ def test_csv_mean_of_a_column_without_values_is_refused(tmp_path):
 
 
 def test_csv_infinite_numbers_are_dropped_or_filled_with_a_note(tmp_path, capsys):
-    path = penguins(tmp_path, "Adelie,Torgersen,inf,male", "Gentoo,Biscoe,-Infinity,female",
-                    "Adelie,Torgersen,1e999,female", "Gentoo,Biscoe,NA,male")
+    path = penguins(
+        tmp_path,
+        "Adelie,Torgersen,inf,male",
+        "Gentoo,Biscoe,-Infinity,female",
+        "Adelie,Torgersen,1e999,female",
+        "Gentoo,Biscoe,NA,male",
+    )
     dropped = build("csv", path=path, target="species", missing="drop")
     assert dropped.info["samples"] == 20 and dropped.info["dropped_rows"] == 4
     assert "dropped 4 of 24 rows with a missing or infinite value" in capsys.readouterr().out
@@ -191,24 +230,30 @@ def test_csv_infinite_numbers_are_dropped_or_filled_with_a_note(tmp_path, capsys
 @pytest.mark.parametrize("task", ["auto", "regression", "classification"])
 def test_csv_whose_every_row_is_dropped_says_so_not_that_it_has_0_classes(tmp_path, task):
     path = tmp_path / "gaps.csv"
-    path.write_text("a,b,price\n" + "".join(f"{i},{'NA' if i % 3 else 'inf'},{i * 1.5}\n"
-                                             for i in range(30)))
+    path.write_text(
+        "a,b,price\n" + "".join(f"{i},{'NA' if i % 3 else 'inf'},{i * 1.5}\n" for i in range(30))
+    )
     with pytest.raises(UserError) as error:
         datasets.get("csv").build(
-            OmegaConf.merge(OmegaConf.structured(datasets.get("csv").config),
-                            {"path": str(path), "target": "price", "missing": "drop"}),
-            SimpleNamespace(task=task))
+            OmegaConf.merge(
+                OmegaConf.structured(datasets.get("csv").config),
+                {"path": str(path), "target": "price", "missing": "drop"},
+            ),
+            SimpleNamespace(task=task),
+        )
     assert str(error.value) == (
         "every row of gaps.csv has a missing or infinite value, so dataset.missing=drop leaves "
         "no data (column 'b': 30 of 30 rows); correct the file, leave the column out of "
-        "dataset.features, or set dataset.missing=mean to fill it")
+        "dataset.features, or set dataset.missing=mean to fill it"
+    )
 
 
 def test_csv_with_a_header_and_no_rows_says_so(tmp_path):
     path = tmp_path / "header.csv"
     path.write_text("a,b,label\n\n")
-    with pytest.raises(UserError, match="^header.csv has a header but no data rows. Received: "
-                                        "dataset.path="):
+    with pytest.raises(
+        UserError, match="^header.csv has a header but no data rows. Received: dataset.path="
+    ):
         build("csv", path=str(path), target="label")
 
 
@@ -223,8 +268,9 @@ def test_csv_errors_name_the_line_a_record_starts_on_and_the_byte_offset(tmp_pat
     head = b"x,label\n" + b"1,a\n" * 3000
     latin.write_bytes(head + "2,caf\xe9\n".encode("latin-1"))
     offset = len(head) + 5
-    with pytest.raises(UserError, match=f"byte 0xe9 at offset {offset}, line 3002\\); save it as "
-                                        "UTF-8"):
+    with pytest.raises(
+        UserError, match=f"byte 0xe9 at offset {offset}, line 3002\\); save it as UTF-8"
+    ):
         build("csv", path=str(latin), target="label")
 
 
@@ -236,8 +282,11 @@ def test_csv_with_a_column_named_twice_is_refused(tmp_path):
 
 
 def test_csv_missing_policy_is_checked_before_the_data_is_read():
-    cfg = OmegaConf.merge(OmegaConf.structured(datasets.get("csv").config),
-                          {"path": "absent.csv", "target": "y", "missing": "zero"})
-    with pytest.raises(UserError, match="unknown dataset.missing 'zero'; accepted: error, drop, "
-                                        "mean"):
+    cfg = OmegaConf.merge(
+        OmegaConf.structured(datasets.get("csv").config),
+        {"path": "absent.csv", "target": "y", "missing": "zero"},
+    )
+    with pytest.raises(
+        UserError, match="unknown dataset.missing 'zero'; accepted: error, drop, mean"
+    ):
         check_ranges(OmegaConf.create({"dataset": cfg}))

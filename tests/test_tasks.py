@@ -40,11 +40,18 @@ def regression_run(houses_csv, tmp_path_factory):
 
     kept = {}
     save = train_module._save_model
-    train_module._save_model = lambda model, run_dir: (kept.update(model=model),
-                                                      save(model, run_dir))
+    train_module._save_model = lambda model, run_dir: (
+        kept.update(model=model),
+        save(model, run_dir),
+    )
     try:
-        cfg = compose_config("dataset=csv", f"dataset.path={houses_csv}", "dataset.target=price",
-                             "trainer.epochs=4", "trainer.verbose=0")
+        cfg = compose_config(
+            "dataset=csv",
+            f"dataset.path={houses_csv}",
+            "dataset.target=price",
+            "trainer.epochs=4",
+            "trainer.verbose=0",
+        )
         run_dir = tmp_path_factory.mktemp("run")
         metrics = train(cfg, run_dir)
     finally:
@@ -64,9 +71,9 @@ def test_a_numeric_price_is_regression_with_scores_in_its_own_units(regression_r
     error = predicted - prices[:, 0]
     test = metrics["test"]
     assert test["mae"] == pytest.approx(np.mean(np.abs(error)), rel=1e-4)
-    assert test["rmse"] == pytest.approx(np.sqrt(np.mean(error ** 2)), rel=1e-4)
+    assert test["rmse"] == pytest.approx(np.sqrt(np.mean(error**2)), rel=1e-4)
     total = np.sum((prices[:, 0] - prices[:, 0].mean()) ** 2)
-    assert test["r2"] == pytest.approx(1 - np.sum(error ** 2) / total, abs=1e-4)
+    assert test["r2"] == pytest.approx(1 - np.sum(error**2) / total, abs=1e-4)
     assert test["mae"] > 5 * abs(test["loss"])  # thousands, not standard deviations
     for name in ("predicted_vs_true.png", "residuals.png", "curves.png"):
         assert (run_dir / name).stat().st_size > 0
@@ -80,8 +87,11 @@ def test_the_epochs_metrics_are_in_the_targets_units_too(regression_run):
     # The saved model is the last epoch's: its evaluation and the epoch's logs agree.
     for name in ("mae", "rmse", "r2"):
         assert float(last[f"val_{name}"]) == pytest.approx(metrics["validation"][name], rel=1e-3)
-    assert metrics["objective"] == {"name": "val_mae", "direction": "min",
-                                    "value": metrics["validation"]["mae"]}
+    assert metrics["objective"] == {
+        "name": "val_mae",
+        "direction": "min",
+        "value": metrics["validation"]["mae"],
+    }
 
 
 def rows_file(path, source, columns, count):
@@ -95,8 +105,9 @@ def rows_file(path, source, columns, count):
 
 
 @pytest.mark.backends
-def test_predict_prints_a_new_rows_price_in_its_units_and_writes_it(regression_run, houses_csv,
-                                                                      tmp_path, capsys):
+def test_predict_prints_a_new_rows_price_in_its_units_and_writes_it(
+    regression_run, houses_csv, tmp_path, capsys
+):
     import keras
 
     from framework.predict import main
@@ -117,12 +128,18 @@ def test_predict_prints_a_new_rows_price_in_its_units_and_writes_it(regression_r
     assert list(written[0]) == [*features, "price"]
 
 
-@pytest.mark.parametrize("columns, fragments", [
-    (["area_m2", "rooms", "age_years", "neighbourhood"], ["no column 'distance_km'",
-                                                         "needs: area_m2, rooms"]),
-])
+@pytest.mark.parametrize(
+    "columns, fragments",
+    [
+        (
+            ["area_m2", "rooms", "age_years", "neighbourhood"],
+            ["no column 'distance_km'", "needs: area_m2, rooms"],
+        ),
+    ],
+)
 def test_rows_without_a_column_the_model_needs_are_refused_in_one_line(
-        regression_run, houses_csv, tmp_path, capsys, columns, fragments):
+    regression_run, houses_csv, tmp_path, capsys, columns, fragments
+):
     from framework.predict import main
 
     rows = rows_file(tmp_path / "rows.csv", houses_csv, columns, 3)
@@ -136,23 +153,33 @@ def test_rows_without_a_column_the_model_needs_are_refused_in_one_line(
 
 
 def test_the_numeric_csv_says_it_chose_regression_in_one_line(cli, houses_csv):
-    result = cli("dataset=csv", f"dataset.path={houses_csv}", "dataset.target=price",
-                 "trainer.epochs=1", "trainer.verbose=0")
+    result = cli(
+        "dataset=csv",
+        f"dataset.path={houses_csv}",
+        "dataset.target=price",
+        "trainer.epochs=1",
+        "trainer.verbose=0",
+    )
     assert result.returncode == 0, result.stderr
     distinct = len({float(row["price"]) for row in csv.DictReader(houses_csv.open())})
     notes = [line for line in result.stdout.splitlines() if line.startswith("note: task")]
-    assert notes == [f"note: task regression: target 'price' is numeric with {distinct} distinct "
-                     "values (choose another with task=classification)"]
+    assert notes == [
+        f"note: task regression: target 'price' is numeric with {distinct} distinct "
+        "values (choose another with task=classification)"
+    ]
     assert "MAE" in result.stdout and "R²" in result.stdout
 
 
-@pytest.mark.parametrize("columns, task, names, said", [
-    ({"species": ["b", "a", "b"]}, None, ["a", "b"], False),
-    ({"grade": ["10", "2", "3", "2"]}, None, ["2", "3", "10"], True),
-    ({"price": [str(i * 1.5) for i in range(30)]}, "regression", ["price"], True),
-    ({"a": ["0", "1", "1"], "b": ["1", "0", "1"]}, "multilabel", ["a", "b"], True),
-    ({"a": ["1.5", "2", "3"], "b": ["4", "5", "6.5"]}, "regression", ["a", "b"], True),
-])
+@pytest.mark.parametrize(
+    "columns, task, names, said",
+    [
+        ({"species": ["b", "a", "b"]}, None, ["a", "b"], False),
+        ({"grade": ["10", "2", "3", "2"]}, None, ["2", "3", "10"], True),
+        ({"price": [str(i * 1.5) for i in range(30)]}, "regression", ["price"], True),
+        ({"a": ["0", "1", "1"], "b": ["1", "0", "1"]}, "multilabel", ["a", "b"], True),
+        ({"a": ["1.5", "2", "3"], "b": ["4", "5", "6.5"]}, "regression", ["a", "b"], True),
+    ],
+)
 def test_auto_picks_the_task_from_the_values(columns, task, names, said, capsys):
     targets = encode_targets("auto", columns, "f.csv")
     assert (targets.task, targets.names) == (task, names)
@@ -160,14 +187,20 @@ def test_auto_picks_the_task_from_the_values(columns, task, names, said, capsys)
     assert ("note: task" in capsys.readouterr().out) is said
 
 
-@pytest.mark.parametrize("task, columns, fragments", [
-    ("regression", {"species": ["a", "b"]}, ["'species'", "non-numeric value 'a'",
-                                            "task=classification"]),
-    ("multilabel", {"a": ["0", "1"], "b": ["2", "0"]}, ["'b'", "holds '2'", "0 or 1"]),
-    ("multilabel", {"a": ["0", "1"]}, ["two or more"]),
-    ("classification", {"a": ["x", "y"], "b": ["y", "x"]}, ["one target column", "multilabel"]),
-    ("auto", {"a": ["x", "y"], "b": ["1", "0"]}, ["one target column", "regression"]),
-])
+@pytest.mark.parametrize(
+    "task, columns, fragments",
+    [
+        (
+            "regression",
+            {"species": ["a", "b"]},
+            ["'species'", "non-numeric value 'a'", "task=classification"],
+        ),
+        ("multilabel", {"a": ["0", "1"], "b": ["2", "0"]}, ["'b'", "holds '2'", "0 or 1"]),
+        ("multilabel", {"a": ["0", "1"]}, ["two or more"]),
+        ("classification", {"a": ["x", "y"], "b": ["y", "x"]}, ["one target column", "multilabel"]),
+        ("auto", {"a": ["x", "y"], "b": ["1", "0"]}, ["one target column", "regression"]),
+    ],
+)
 def test_targets_that_fit_no_task_are_refused_in_one_line(task, columns, fragments):
     with pytest.raises(UserError) as e:
         encode_targets(task, columns, "f.csv")
@@ -177,8 +210,13 @@ def test_targets_that_fit_no_task_are_refused_in_one_line(task, columns, fragmen
 
 
 def test_prices_taken_as_classes_are_refused_in_one_short_line(cli, houses_csv):
-    result = cli("dataset=csv", f"dataset.path={houses_csv}", "dataset.target=price",
-                 "task=classification", "trainer.epochs=1")
+    result = cli(
+        "dataset=csv",
+        f"dataset.path={houses_csv}",
+        "dataset.target=price",
+        "task=classification",
+        "trainer.epochs=1",
+    )
     assert_one_line_error(result, "has 1 example", "at least 2 of each class", "task=regression")
     assert len(result.stderr) < 300
 
@@ -187,8 +225,9 @@ def test_rows_for_a_run_not_trained_on_a_csv_file_are_refused_in_one_line(cli, t
     from conftest import compose_config
 
     run_dir = tmp_path / "iris"
-    train(compose_config("experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0"),
-          run_dir)
+    train(
+        compose_config("experiment=iris_binary", "trainer.epochs=1", "trainer.verbose=0"), run_dir
+    )
     (tmp_path / "rows.csv").write_text("a,b\n1,2\n")
     result = cli("iris", "rows.csv", module="framework.predict")
     assert_one_line_error(result, "was not trained on a CSV file")
@@ -196,19 +235,26 @@ def test_rows_for_a_run_not_trained_on_a_csv_file_are_refused_in_one_line(cli, t
 
 def test_a_task_setting_under_auto_asks_for_the_task_in_one_line(cli):
     result = cli("dataset=diabetes", "task.loss=huber")
-    assert_one_line_error(result, "task.loss is a setting of a chosen task",
-                          "task=regression task.loss=...")
+    assert_one_line_error(
+        result, "task.loss is a setting of a chosen task", "task=regression task.loss=..."
+    )
 
 
 def test_a_task_that_does_not_fit_the_dataset_names_those_that_do(compose, tmp_path):
-    with pytest.raises(UserError, match="task 'regression' does not fit dataset 'iris', whose "
-                                        "targets are multiclass; accepted: classification"):
+    with pytest.raises(
+        UserError,
+        match="task 'regression' does not fit dataset 'iris', whose "
+        "targets are multiclass; accepted: classification",
+    ):
         train(compose("dataset=iris", "task=regression", "trainer.epochs=1"), tmp_path / "r")
 
 
 def test_an_objective_of_another_task_is_refused(compose, tmp_path):
-    with pytest.raises(UserError, match="unknown trainer.objective 'val_mae'; accepted: "
-                                        "val_loss, val_accuracy, loss, accuracy$"):
+    with pytest.raises(
+        UserError,
+        match="unknown trainer.objective 'val_mae'; accepted: "
+        "val_loss, val_accuracy, loss, accuracy$",
+    ):
         train(compose("experiment=iris_binary", "trainer.objective=val_mae"), tmp_path / "r")
 
 
@@ -216,8 +262,15 @@ def test_an_objective_of_another_task_is_refused(compose, tmp_path):
 @pytest.mark.backends
 def test_the_multilabel_experiment_scores_each_label(compose, tmp_path):
     path = write_csv(tmp_path / "tags.csv", tags, rows=300)
-    metrics = train(compose("experiment=multilabel_csv", f"dataset.path={path}",
-                            "trainer.epochs=5", "trainer.verbose=0"), tmp_path / "run")
+    metrics = train(
+        compose(
+            "experiment=multilabel_csv",
+            f"dataset.path={path}",
+            "trainer.epochs=5",
+            "trainer.verbose=0",
+        ),
+        tmp_path / "run",
+    )
     test = metrics["test"]
     assert metrics["data"]["labels"] == ["sports", "politics", "tech"]
     assert set(test["per_label"]) == {"sports", "politics", "tech"}
@@ -240,12 +293,21 @@ def test_the_multilabel_experiment_scores_each_label(compose, tmp_path):
 
 @pytest.mark.slow
 def test_a_regression_sweep_ranks_its_jobs_by_validation_mae_lowest_first(cli, tmp_path):
-    result = cli("-m", "experiment=diabetes_regression", "trainer.epochs=1,12",
-                 "trainer.verbose=0", "hydra.sweep.dir=sweep")
+    result = cli(
+        "-m",
+        "experiment=diabetes_regression",
+        "trainer.epochs=1,12",
+        "trainer.verbose=0",
+        "hydra.sweep.dir=sweep",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
-    maes = {row["job"]: json.loads((tmp_path / "sweep" / row["job"] / "metrics.json")
-                                   .read_text())["validation"]["mae"] for row in rows}
+    maes = {
+        row["job"]: json.loads((tmp_path / "sweep" / row["job"] / "metrics.json").read_text())[
+            "validation"
+        ]["mae"]
+        for row in rows
+    }
     assert [float(row["objective_value"]) for row in rows] == sorted(maes.values())
     assert [row["objective"] for row in rows] == ["val_mae", "val_mae"]
     assert [float(row["validation_mae"]) for row in rows] == [maes[r["job"]] for r in rows]
@@ -280,9 +342,12 @@ class Ordinal(Task):
         outputs, y = predict_split(model, split, batch_size)
         y = np.asarray(y, float).reshape(-1)
         rank = np.clip(np.rint(outputs[:, 0]), 0, len(data.class_names) - 1)
-        return {"loss": float(np.mean((outputs[:, 0] - y) ** 2)),
-                "mae": float(np.mean(np.abs(outputs[:, 0] - y))),
-                "exact": float(np.mean(rank == y)), "samples": len(y)}
+        return {
+            "loss": float(np.mean((outputs[:, 0] - y) ** 2)),
+            "mae": float(np.mean(np.abs(outputs[:, 0] - y))),
+            "exact": float(np.mean(rank == y)),
+            "samples": len(y),
+        }
 
     def score_lines(self, metrics):
         test = metrics["test"]
@@ -296,23 +361,30 @@ class OrdinalPlugin:
 
 
 @pytest.mark.slow
-def test_a_third_party_task_registers_with_the_same_hook(isolated_registries, compose, tmp_path,
-                                                        capsys):
+def test_a_third_party_task_registers_with_the_same_hook(
+    isolated_registries, compose, tmp_path, capsys
+):
     from framework.plugins import register_plugins
     from framework.tasks import task_of_run
 
     register_plugins([("ordinal_plugin", OrdinalPlugin())])
     assert isolated_registries["task"].get("ordinal").provider == "ordinal_plugin"
-    metrics = train(compose("dataset=wine", "task=ordinal", "trainer.epochs=3",
-                            "trainer.verbose=0"), tmp_path / "run")
-    assert metrics["objective"] == {"name": "val_mae", "direction": "min",
-                                    "value": metrics["validation"]["mae"]}
+    metrics = train(
+        compose("dataset=wine", "task=ordinal", "trainer.epochs=3", "trainer.verbose=0"),
+        tmp_path / "run",
+    )
+    assert metrics["objective"] == {
+        "name": "val_mae",
+        "direction": "min",
+        "value": metrics["validation"]["mae"],
+    }
     assert set(metrics["test"]) == {"loss", "mae", "exact", "samples"}
     assert "Ordinal:   MAE" in capsys.readouterr().out
     # Its runs say whose they are; task=auto still takes the built-in classification for classes.
     assert isinstance(task_of_run(metrics), Ordinal)
-    auto = train(compose("dataset=wine", "trainer.epochs=1", "trainer.verbose=0"),
-                 tmp_path / "auto")
+    auto = train(
+        compose("dataset=wine", "trainer.epochs=1", "trainer.verbose=0"), tmp_path / "auto"
+    )
     assert "task_name" not in auto["data"] and auto["objective"]["name"] == "val_accuracy"
     assert task_of_run(auto).name == "classification"
 
@@ -325,10 +397,13 @@ def test_the_plugin_test_kit_checks_a_regression_dataset(tmp_path):
     assert metrics["data"]["task"] == "regression"
 
 
-@pytest.mark.parametrize("target, fragment", [
-    ("[]", "dataset.target is an empty list"),
-    ("5", "target column '5' is not in"),
-])
+@pytest.mark.parametrize(
+    "target, fragment",
+    [
+        ("[]", "dataset.target is an empty list"),
+        ("5", "target column '5' is not in"),
+    ],
+)
 def test_a_target_that_names_no_column_is_refused_in_one_line(cli, houses_csv, target, fragment):
     result = cli("dataset=csv", f"dataset.path={houses_csv}", f"dataset.target={target}")
     assert_one_line_error(result, fragment)

@@ -6,8 +6,9 @@ from framework.api import FEATURES, setting
 from framework.testing import check_part
 
 
-@pytest.mark.parametrize("group, name", [("backbone", "mlp"), ("head", "gap_dense"),
-                                         ("regularizer", "dropout")])
+@pytest.mark.parametrize(
+    "group, name", [("backbone", "mlp"), ("head", "gap_dense"), ("regularizer", "dropout")]
+)
 def test_built_in_parts_pass_the_kit(tmp_path, group, name):
     metrics = check_part(group, name, tmp_path)
     assert (tmp_path / "run" / "metrics.json").exists() and metrics["epochs"] == 1
@@ -21,14 +22,14 @@ def _lambda_backbone(cfg, input_shape, ctx):
 
 
 def test_a_part_whose_model_does_not_reload_safely_fails_the_kit(isolated_registries, tmp_path):
-    isolated_registries["backbone"].register("doubler", _lambda_backbone, {}, provider="test",
-                                             takes=FEATURES, gives=FEATURES)
+    isolated_registries["backbone"].register(
+        "doubler", _lambda_backbone, {}, provider="test", takes=FEATURES, gives=FEATURES
+    )
     with pytest.raises(AssertionError, match="does not reload in safe mode"):
         check_part("backbone", "doubler", tmp_path)
 
 
-def test_a_part_whose_defaults_break_its_own_ranges_fails_the_kit(isolated_registries,
-                                                                  tmp_path):
+def test_a_part_whose_defaults_break_its_own_ranges_fails_the_kit(isolated_registries, tmp_path):
     from dataclasses import dataclass
 
     @dataclass
@@ -41,8 +42,12 @@ def test_a_part_whose_defaults_break_its_own_ranges_fails_the_kit(isolated_regis
         inputs = keras.Input(shape=input_shape)
         return keras.Model(inputs, ctx.dense(cfg.width)(inputs))
 
-    isolated_registries["backbone"].register("contradictory", build, Contradictory(),
-                                             provider="test", takes=FEATURES, gives=FEATURES)
-    with pytest.raises(AssertionError, match="the defaults of backbone 'contradictory' are "
-                                             "refused: backbone.width=0 is out of range"):
+    isolated_registries["backbone"].register(
+        "contradictory", build, Contradictory(), provider="test", takes=FEATURES, gives=FEATURES
+    )
+    with pytest.raises(
+        AssertionError,
+        match="the defaults of backbone 'contradictory' are "
+        "refused: backbone.width=0 is out of range",
+    ):
         check_part("backbone", "contradictory", tmp_path)

@@ -77,8 +77,9 @@ def test_saved_model_matches_the_architecture_of_its_config(compose, tmp_path):
     x_test = data.test[0]
     rebuilt = build_model(cfg, data).model
     rebuilt.set_weights(loaded.get_weights())
-    np.testing.assert_allclose(rebuilt.predict(x_test, verbose=0),
-                               loaded.predict(x_test, verbose=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        rebuilt.predict(x_test, verbose=0), loaded.predict(x_test, verbose=0), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_model_before_saving_and_after_loading_agree(compose, tmp_path, kept_model):
@@ -88,8 +89,12 @@ def test_model_before_saving_and_after_loading_agree(compose, tmp_path, kept_mod
 
     x = datasets.get("iris").build(cfg.dataset, None).test[0]
     loaded = keras.saving.load_model(tmp_path / "model.keras")
-    np.testing.assert_allclose(kept_model["model"].predict(x, verbose=0),
-                               loaded.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        kept_model["model"].predict(x, verbose=0),
+        loaded.predict(x, verbose=0),
+        rtol=1e-6,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.slow
@@ -99,9 +104,12 @@ def test_same_config_twice_gives_the_same_metrics(compose, tmp_path):
     second = train(cfg, tmp_path / "two")
     assert first["test"] == second["test"] and first["stages"] == second["stages"]
     assert (tmp_path / "one" / "history.csv").read_text() == (
-        tmp_path / "two" / "history.csv").read_text()
-    other = train(compose("experiment=wine", "trainer.epochs=5", "trainer.verbose=0", "seed=0"),
-                  tmp_path / "three")
+        tmp_path / "two" / "history.csv"
+    ).read_text()
+    other = train(
+        compose("experiment=wine", "trainer.epochs=5", "trainer.verbose=0", "seed=0"),
+        tmp_path / "three",
+    )
     assert other["test"]["loss"] != first["test"]["loss"]  # seed 0 seeds too, differently
 
 
@@ -115,17 +123,23 @@ def test_failed_run_is_marked_and_has_no_metrics(compose, tmp_path):
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    (["optimizer=sgd"], {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}),
-    (["optimizer.name=sgd"], {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}),
-    (["optimizer.name=sgd", "optimizer.learning_rate=0.05"],
-     {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9}),
-    (["optimizer=rmsprop", "optimizer.momentum=0.5"],
-     {"name": "rmsprop", "learning_rate": 0.001, "momentum": 0.5}),
-    ([], {"name": "adam", "learning_rate": 0.001, "momentum": 0.0}),
-])
-def test_an_optimizer_by_group_or_by_name_runs_with_the_same_settings(compose, overrides,
-                                                                      expected):
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["optimizer=sgd"], {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}),
+        (["optimizer.name=sgd"], {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}),
+        (
+            ["optimizer.name=sgd", "optimizer.learning_rate=0.05"],
+            {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9},
+        ),
+        (
+            ["optimizer=rmsprop", "optimizer.momentum=0.5"],
+            {"name": "rmsprop", "learning_rate": 0.001, "momentum": 0.5},
+        ),
+        ([], {"name": "adam", "learning_rate": 0.001, "momentum": 0.0}),
+    ],
+)
+def test_an_optimizer_by_group_or_by_name_runs_with_the_same_settings(compose, overrides, expected):
     from framework.model import make_optimizer, optimizer_settings
 
     cfg = compose("experiment=wine", *overrides).optimizer
@@ -136,11 +150,17 @@ def test_an_optimizer_by_group_or_by_name_runs_with_the_same_settings(compose, o
 
 def test_metrics_record_the_optimizer_each_stage_used(finished_run):
     _, _, metrics = finished_run
-    assert metrics["stages"][0]["optimizer"] == {"name": "adam", "learning_rate": 0.001,
-                                                 "momentum": 0.0}
+    assert metrics["stages"][0]["optimizer"] == {
+        "name": "adam",
+        "learning_rate": 0.001,
+        "momentum": 0.0,
+    }
 
 
 def test_metrics_hold_the_objective_on_the_validation_split(finished_run):
     _, _, metrics = finished_run
-    assert metrics["objective"] == {"name": "val_accuracy", "direction": "max",
-                                    "value": metrics["validation"]["accuracy"]}
+    assert metrics["objective"] == {
+        "name": "val_accuracy",
+        "direction": "max",
+        "value": metrics["validation"]["accuracy"],
+    }

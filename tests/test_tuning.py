@@ -16,8 +16,12 @@ from framework.search_space import as_override, check_space
 import warm
 from conftest import assert_one_line_error, run_cli
 
-SEARCH = ("experiment=tune_wine_random", "tuner.max_trials=3", "trainer.epochs=10",
-          "trainer.verbose=0")
+SEARCH = (
+    "experiment=tune_wine_random",
+    "tuner.max_trials=3",
+    "trainer.epochs=10",
+    "trainer.verbose=0",
+)
 
 
 @pytest.mark.slow
@@ -66,8 +70,11 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
     # Another config is refused before it runs or writes anything: a plain run (which once
     # finished there, so the search could never resume), or a search of other settings.
     def records():  # but the lock, which holds the pid of the last process to take it
-        return {p: p.read_bytes() for p in (tmp_path / "run").rglob("*")
-                if p.is_file() and p.name != ".lock"}
+        return {
+            p: p.read_bytes()
+            for p in (tmp_path / "run").rglob("*")
+            if p.is_file() and p.name != ".lock"
+        }
 
     before = records()
     plain = run_cli(*command[3:], "~tuner", cwd=tmp_path)
@@ -79,8 +86,9 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
     resumed = run_cli(*command[3:], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming: 2 trial(s) finished before" in resumed.stdout
-    assert [line.split(":")[0] for line in resumed.stdout.splitlines()
-            if line.startswith("Trial ")] == ["Trial 2"]
+    assert [
+        line.split(":")[0] for line in resumed.stdout.splitlines() if line.startswith("Trial ")
+    ] == ["Trial 2"]
     assert {p: p.read_bytes() for p in kept} == kept
     trials = list(csv.DictReader((tmp_path / "run" / "trials.csv").open()))
     assert sorted(t["trial"] for t in trials if t["status"] == "COMPLETED") == ["0", "1", "2"]
@@ -88,14 +96,21 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
 
 @pytest.mark.slow
 def test_an_optuna_sweep_reports_a_jobs_validation_score_and_continues_its_study(cli, tmp_path):
-    args = ("-m", "experiment=search_wine_optuna", "hydra.sweeper.n_trials=3", "trainer.epochs=3",
-            "trainer.verbose=0")
+    args = (
+        "-m",
+        "experiment=search_wine_optuna",
+        "hydra.sweeper.n_trials=3",
+        "trainer.epochs=3",
+        "trainer.verbose=0",
+    )
     first = cli(*args)
     assert first.returncode == 0, first.stderr[-2000:]
     sweep = tmp_path / "outputs" / "searches" / "search_wine_optuna"
     best = OmegaConf.load(sweep / "optimization_results.yaml")
-    scores = {job.parent.name: json.loads(job.read_text())["validation"]["accuracy"]
-              for job in sweep.glob("*/metrics.json")}
+    scores = {
+        job.parent.name: json.loads(job.read_text())["validation"]["accuracy"]
+        for job in sweep.glob("*/metrics.json")
+    }
     assert sorted(scores) == ["0", "1", "2"]
     assert best.best_value == max(scores.values())
     assert "\x1b" not in first.stdout + first.stderr  # no colour codes where no terminal reads
@@ -124,42 +139,49 @@ def test_trials_left_running_by_a_killed_sweep_are_marked_failed(tmp_path):
     study.tell(study.ask(), 0.5)
     study.ask()  # the sweep was killed in this one
     assert fail_running_trials(storage, "study") == 1
-    states = [t.state.name for t in optuna.load_study(study_name="study",
-                                                      storage=storage).trials]
+    states = [t.state.name for t in optuna.load_study(study_name="study", storage=storage).trials]
     assert states == ["COMPLETE", "FAIL"]
 
 
-@pytest.mark.parametrize("space, message", [
-    ({"backbone.unit": {"choice": [[8]]}}, "unknown setting 'backbone.unit'"),
-    ({"backbone.units": {"pick": [[8]]}}, "kind in choice, int, float, log_float"),
-    ({"optimizer.learning_rate": {"log_float": [1e-4]}}, "log_float takes [low, high]"),
-    ({}, "tuner.space is empty"),
-    # Checked against the keras-tuner ranges' shapes and the settings' types and declared ranges:
-    ({"trainer.batch_size": {"int": [1, 5, 0]}}, "int's step must be above 0"),
-    ({"optimizer.learning_rate": {"float": [0.001, 0.01, 0]}}, "float's step must be above 0"),
-    ({"trainer.batch_size": {"int": [5, 1]}}, "int's low is above its high"),
-    ({"trainer.batch_size": {"int": [1.5, 4]}}, "int takes integers"),
-    ({"optimizer.learning_rate": {"log_float": [0, 0.01]}}, "log_float's low must be above 0"),
-    ({"backbone.units": {"choice": [[8], 16, "abc"]}}, "backbone.units=16 is of the wrong type"),
-    ({"trainer.batch_size": {"float": [1, 5]}}, "trainer.batch_size=1.0 is of the wrong type"),
-    ({"trainer.batch_size": {"int": [0, 5]}}, "trainer.batch_size=0 is out of range"),
-    ({"optimizer.name": {"choice": ["adam", "sgdd"]}}, "unknown optimizer 'sgdd'"),
-    ({"optimizer": {"choice": ["adam", "sgd"]}}, "optimizer is a group of settings"),
-])
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"backbone.unit": {"choice": [[8]]}}, "unknown setting 'backbone.unit'"),
+        ({"backbone.units": {"pick": [[8]]}}, "kind in choice, int, float, log_float"),
+        ({"optimizer.learning_rate": {"log_float": [1e-4]}}, "log_float takes [low, high]"),
+        ({}, "tuner.space is empty"),
+        # Checked against the keras-tuner ranges' shapes, and the settings' types and declared
+        # ranges:
+        ({"trainer.batch_size": {"int": [1, 5, 0]}}, "int's step must be above 0"),
+        ({"optimizer.learning_rate": {"float": [0.001, 0.01, 0]}}, "float's step must be above 0"),
+        ({"trainer.batch_size": {"int": [5, 1]}}, "int's low is above its high"),
+        ({"trainer.batch_size": {"int": [1.5, 4]}}, "int takes integers"),
+        ({"optimizer.learning_rate": {"log_float": [0, 0.01]}}, "log_float's low must be above 0"),
+        (
+            {"backbone.units": {"choice": [[8], 16, "abc"]}},
+            "backbone.units=16 is of the wrong type",
+        ),
+        ({"trainer.batch_size": {"float": [1, 5]}}, "trainer.batch_size=1.0 is of the wrong type"),
+        ({"trainer.batch_size": {"int": [0, 5]}}, "trainer.batch_size=0 is out of range"),
+        ({"optimizer.name": {"choice": ["adam", "sgdd"]}}, "unknown optimizer 'sgdd'"),
+        ({"optimizer": {"choice": ["adam", "sgd"]}}, "optimizer is a group of settings"),
+    ],
+)
 def test_a_bad_search_space_is_refused_naming_it(compose, space, message):
     with pytest.raises(UserError, match=None) as error:
         check_space(space, compose("experiment=wine"))
     assert message in str(error.value)
 
 
-@pytest.mark.parametrize("value", [[64, 32], 0.00125, True, None, "adam", "x y", "it's",
-                                   {"a": [1, 2]}])
+@pytest.mark.parametrize(
+    "value", [[64, 32], 0.00125, True, None, "adam", "x y", "it's", {"a": [1, 2]}]
+)
 def test_overrides_read_back_as_the_values_tried(value):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     override = as_override("backbone.choice", value)
     assert override.startswith("++backbone.choice=")
-    parsed, = OverridesParser.create().parse_overrides([override])
+    (parsed,) = OverridesParser.create().parse_overrides([override])
     assert parsed.value() == value
 
 
@@ -168,28 +190,43 @@ def test_a_choice_gives_its_values_as_they_are_booleans_and_mixed_types_too():
 
     from framework.search_space import define
 
-    space = {"a": {"choice": [False, True]}, "b": {"choice": [1, 0.5]},
-             "c": {"choice": ["auto", True]}, "d": {"choice": [[8], None]}}
+    space = {
+        "a": {"choice": [False, True]},
+        "b": {"choice": [1, 0.5]},
+        "c": {"choice": ["auto", True]},
+        "d": {"choice": [[8], None]},
+    }
     values = define(keras_tuner.HyperParameters(), space)
     assert values == {"a": False, "b": 1, "c": "auto", "d": [8]}
     assert type(values["a"]) is bool and type(values["b"]) is int
 
 
 def test_a_trials_bad_setting_stops_the_search_in_one_line(cli):
-    result = cli("experiment=tune_wine_random", "tuner.max_trials=2", "trainer.verbose=0",
-                 "+tuner.space.optimizer.name={choice:[sgdd]}", "hydra.run.dir=run")
+    result = cli(
+        "experiment=tune_wine_random",
+        "tuner.max_trials=2",
+        "trainer.verbose=0",
+        "+tuner.space.optimizer.name={choice:[sgdd]}",
+        "hydra.run.dir=run",
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: unknown optimizer 'sgdd'; accepted: adam, adamw, rmsprop, sgd")
+        "error: unknown optimizer 'sgdd'; accepted: adam, adamw, rmsprop, sgd"
+    )
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("space, message", [
-    ("+tuner.space.trainer.batch_size={int:[1,5,0]}", "int's step must be above 0"),
-    ("+tuner.space.backbone.units={choice:[[8],16,abc]}", "backbone.units=16 is of the wrong type"),
-])
-def test_a_bad_search_space_is_refused_before_the_run_dir_is_written(cli, tmp_path, space,
-                                                                     message):
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ("+tuner.space.trainer.batch_size={int:[1,5,0]}", "int's step must be above 0"),
+        (
+            "+tuner.space.backbone.units={choice:[[8],16,abc]}",
+            "backbone.units=16 is of the wrong type",
+        ),
+    ],
+)
+def test_a_bad_search_space_is_refused_before_the_run_dir_is_written(cli, tmp_path, space, message):
     from conftest import assert_one_line_error
 
     assert_one_line_error(cli(*SEARCH, space, "hydra.run.dir=run"), message)
@@ -205,19 +242,21 @@ def test_a_resumed_search_may_change_its_verbosity_and_trial_count_only(compose,
         _check_same_search(tmp_path, compose(*SEARCH, "trainer.epochs=11"))
 
 
-@pytest.mark.parametrize("objective, expected", [("val_accuracy", "maximize"),
-                                                 ("val_loss", "minimize")])
+@pytest.mark.parametrize(
+    "objective, expected", [("val_accuracy", "maximize"), ("val_loss", "minimize")]
+)
 def test_the_optuna_sweeper_follows_the_objectives_direction(compose_hydra, objective, expected):
-    cfg = compose_hydra("hydra/sweeper=optuna", "experiment=wine",
-                        f"trainer.objective={objective}")
+    cfg = compose_hydra("hydra/sweeper=optuna", "experiment=wine", f"trainer.objective={objective}")
     assert cfg.hydra.sweeper.direction == expected
     assert cfg.hydra.sweeper.storage == f"sqlite:///{cfg.hydra.sweep.dir}/optuna.db"
 
 
-@pytest.mark.parametrize("dataset, expected", [("iris", "maximize"), ("digits", "maximize"),
-                                              ("diabetes", "minimize")])
-def test_a_bundled_datasets_task_gives_the_optuna_direction_under_task_auto(compose_hydra,
-                                                                            dataset, expected):
+@pytest.mark.parametrize(
+    "dataset, expected", [("iris", "maximize"), ("digits", "maximize"), ("diabetes", "minimize")]
+)
+def test_a_bundled_datasets_task_gives_the_optuna_direction_under_task_auto(
+    compose_hydra, dataset, expected
+):
     cfg = compose_hydra("hydra/sweeper=optuna", f"dataset={dataset}")
     assert cfg.task.name == "auto" and cfg.trainer.objective is None
     assert cfg.hydra.sweeper.direction == expected
@@ -231,35 +270,50 @@ def test_a_csv_files_optuna_direction_needs_an_objective_under_task_auto(compose
         cfg.hydra.sweeper.direction
 
 
-OPTUNA = ("-m", "experiment=search_wine_optuna", "hydra.sweep.dir=sweep", "trainer.epochs=1",
-          "trainer.verbose=0")
+OPTUNA = (
+    "-m",
+    "experiment=search_wine_optuna",
+    "hydra.sweep.dir=sweep",
+    "trainer.epochs=1",
+    "trainer.verbose=0",
+)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 is out of range; accepted: >= 1"),
-    ("hydra.sweeper.n_trials=-1", "hydra.sweeper.n_trials=-1 is out of range"),
-    ("hydra.sweeper.direction=sideways",
-     "unknown hydra.sweeper.direction 'sideways'; accepted: minimize, maximize"),
-    ("hydra.sweeper.storage=sqlite:////nonexistent/x.db", "no directory /nonexistent"),
-    ("optimizer.learning_rate=tag(log, interval(0, 0.01))",
-     "must be larger than 0 for a log distribution"),
-    ("optimizer.learning_rate=interval(0.1, 0.001)",
-     "must be smaller than or equal to the `high` value"),
-    ("optimizer.learning_rate=interval(0, 0.01)", "optimizer.learning_rate=0.0 is out of range"),
-    ("optimizer.learning_rate=choice()", "empty choice is not legal"),
-    ("backbone.units=choice([8],16)", "backbone.units=16 is of the wrong type"),
-    ("optimizer=choice(adam,sgdd)", "unknown optimizer 'sgdd'"),
-])
-def test_bad_optuna_settings_are_refused_before_the_study_is_made(cli, tmp_path, override,
-                                                                  message):
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 is out of range; accepted: >= 1"),
+        ("hydra.sweeper.n_trials=-1", "hydra.sweeper.n_trials=-1 is out of range"),
+        (
+            "hydra.sweeper.direction=sideways",
+            "unknown hydra.sweeper.direction 'sideways'; accepted: minimize, maximize",
+        ),
+        ("hydra.sweeper.storage=sqlite:////nonexistent/x.db", "no directory /nonexistent"),
+        (
+            "optimizer.learning_rate=tag(log, interval(0, 0.01))",
+            "must be larger than 0 for a log distribution",
+        ),
+        (
+            "optimizer.learning_rate=interval(0.1, 0.001)",
+            "must be smaller than or equal to the `high` value",
+        ),
+        (
+            "optimizer.learning_rate=interval(0, 0.01)",
+            "optimizer.learning_rate=0.0 is out of range",
+        ),
+        ("optimizer.learning_rate=choice()", "empty choice is not legal"),
+        ("backbone.units=choice([8],16)", "backbone.units=16 is of the wrong type"),
+        ("optimizer=choice(adam,sgdd)", "unknown optimizer 'sgdd'"),
+    ],
+)
+def test_bad_optuna_settings_are_refused_before_the_study_is_made(cli, tmp_path, override, message):
     from conftest import assert_one_line_error
 
     assert_one_line_error(cli(*OPTUNA, override), message)
     assert not (tmp_path / "sweep").exists()
 
 
-def test_a_study_is_not_continued_the_other_way_or_from_a_file_that_is_no_database(cli,
-                                                                                    tmp_path):
+def test_a_study_is_not_continued_the_other_way_or_from_a_file_that_is_no_database(cli, tmp_path):
     import optuna
 
     from conftest import assert_one_line_error
@@ -271,28 +325,39 @@ def test_a_study_is_not_continued_the_other_way_or_from_a_file_that_is_no_databa
     assert (sweep / "optuna.db").read_text() == "not a database"
 
     (sweep / "optuna.db").unlink()
-    optuna.create_study(study_name="search_wine_optuna", direction="maximize",
-                        storage=f"sqlite:///{sweep / 'optuna.db'}")
+    optuna.create_study(
+        study_name="search_wine_optuna",
+        direction="maximize",
+        storage=f"sqlite:///{sweep / 'optuna.db'}",
+    )
     stored = (sweep / "optuna.db").read_bytes()
-    assert_one_line_error(cli(*OPTUNA, "trainer.objective=val_loss"),
-                          "was made to maximize its objective, and this command would minimize")
+    assert_one_line_error(
+        cli(*OPTUNA, "trainer.objective=val_loss"),
+        "was made to maximize its objective, and this command would minimize",
+    )
     assert (sweep / "optuna.db").read_bytes() == stored
     assert [p.name for p in sweep.iterdir()] == ["optuna.db"]
 
 
 @pytest.mark.slow
-def test_a_head_search_extracts_the_frozen_backbones_features_once(compose, tmp_path,
-                                                                   monkeypatch):
+def test_a_head_search_extracts_the_frozen_backbones_features_once(compose, tmp_path, monkeypatch):
     from framework import feature_cache, tuning
 
     extractions = []
     extract = feature_cache.extract
-    monkeypatch.setattr(feature_cache, "extract",
-                        lambda *a, **kw: extractions.append(1) or extract(*a, **kw))
-    cfg = compose("experiment=cnn_shapes", "dataset.samples_per_class=10", "trainer.verbose=0",
-                  "trainer.stages=[{name:head,epochs:1,trainable:head}]",
-                  f"trainer.feature_cache.dir={tmp_path / 'cache'}", "tuner=random",
-                  "tuner.max_trials=3", "+tuner.space.head.units={choice:[16,32,64]}")
+    monkeypatch.setattr(
+        feature_cache, "extract", lambda *a, **kw: extractions.append(1) or extract(*a, **kw)
+    )
+    cfg = compose(
+        "experiment=cnn_shapes",
+        "dataset.samples_per_class=10",
+        "trainer.verbose=0",
+        "trainer.stages=[{name:head,epochs:1,trainable:head}]",
+        f"trainer.feature_cache.dir={tmp_path / 'cache'}",
+        "tuner=random",
+        "tuner.max_trials=3",
+        "+tuner.space.head.units={choice:[16,32,64]}",
+    )
     metrics = tuning.tune(cfg, tmp_path / "run")
     # The 3 trials and the best's retraining all train their heads on one extraction.
     assert extractions == [1]
@@ -309,18 +374,40 @@ def test_a_distributed_search_runs_trials_on_workers_and_retrains_on_the_chief(t
     with socket.socket() as probe:  # a free port on this machine for the chief's oracle
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "framework", "experiment=tune_wine_random",
-               "tuner.max_trials=2", "trainer.epochs=2", "trainer.verbose=0", "hydra.run.dir=run"]
+    command = [
+        sys.executable,
+        "-m",
+        "framework",
+        "experiment=tune_wine_random",
+        "tuner.max_trials=2",
+        "trainer.epochs=2",
+        "trainer.verbose=0",
+        "hydra.run.dir=run",
+    ]
     processes = {}
     for tuner_id in ("chief", "tuner0", "tuner1"):
-        env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id,
-               "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
-        processes[tuner_id] = subprocess.Popen(command, cwd=tmp_path, env=env, text=True,
-                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        env = {
+            **os.environ,
+            "KERASTUNER_TUNER_ID": tuner_id,
+            "KERASTUNER_ORACLE_IP": "127.0.0.1",
+            "KERASTUNER_ORACLE_PORT": str(port),
+        }
+        processes[tuner_id] = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     outputs = {name: p.communicate(timeout=300) for name, p in processes.items()}
     assert all(p.returncode == 0 for p in processes.values()), outputs
-    worker_trials = [line for name in ("tuner0", "tuner1")
-                     for line in outputs[name][0].splitlines() if line.startswith("Trial ")]
+    worker_trials = [
+        line
+        for name in ("tuner0", "tuner1")
+        for line in outputs[name][0].splitlines()
+        if line.startswith("Trial ")
+    ]
     assert len(worker_trials) == 2  # the workers ran the trials...
     assert "Trial " not in outputs["chief"][0]  # ...the chief served them, then retrained
     assert "Search:    2 trials" in outputs["chief"][0]

@@ -31,8 +31,12 @@ import time
 from pathlib import Path
 
 # Read when the code runs, not when a library is imported: may differ from the server's.
-CALL_TIME_ENV = {"HYDRA_FULL_ERROR", "FRAMEWORK_FULL_ERROR", "FRAMEWORK_DISABLE_PLUGIN_AUTOLOAD",
-                 "PATH"}
+CALL_TIME_ENV = {
+    "HYDRA_FULL_ERROR",
+    "FRAMEWORK_FULL_ERROR",
+    "FRAMEWORK_DISABLE_PLUGIN_AUTOLOAD",
+    "PATH",
+}
 SHELL_OPERATORS = set("|&;<>()$`")
 
 _server = None
@@ -56,12 +60,21 @@ def run_shell(command: str, cwd, env: dict, timeout: float) -> subprocess.Comple
     words = _plain_words(command)
     if words and words[:2] == ["python", "-m"]:
         return run([sys.executable, *words[1:]], cwd, env, timeout)
-    return subprocess.run(command, shell=True, cwd=cwd, env=env, executable="/bin/bash",
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        command,
+        shell=True,
+        cwd=cwd,
+        env=env,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def popen(argv: list[str], cwd, env: dict | None = None, stdout=subprocess.PIPE,
-          stderr=subprocess.PIPE):
+def popen(
+    argv: list[str], cwd, env: dict | None = None, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+):
     """Starts ``argv`` like ``subprocess.Popen(argv, cwd=cwd, env=env, stdout=stdout,
     stderr=stderr, text=True)``: ``stdout`` is PIPE or an open file, ``stderr`` PIPE or STDOUT.
 
@@ -100,13 +113,22 @@ class _Child:
     def __init__(self, server, argv, cwd, env, stdout, stderr):
         self.args, self.server, self.returncode = argv, server, None
         self.scratch = tempfile.TemporaryDirectory()
-        self.stdout_path = (Path(self.scratch.name, "stdout") if stdout == subprocess.PIPE
-                            else Path(stdout.name))
-        self.stderr_path = (self.stdout_path if stderr == subprocess.STDOUT
-                            else Path(self.scratch.name, "stderr"))
-        self.pid = server.start({"module": argv[2], "args": argv[3:], "cwd": str(cwd),
-                                 "env": env, "stdout": str(self.stdout_path),
-                                 "stderr": str(self.stderr_path)})
+        self.stdout_path = (
+            Path(self.scratch.name, "stdout") if stdout == subprocess.PIPE else Path(stdout.name)
+        )
+        self.stderr_path = (
+            self.stdout_path if stderr == subprocess.STDOUT else Path(self.scratch.name, "stderr")
+        )
+        self.pid = server.start(
+            {
+                "module": argv[2],
+                "args": argv[3:],
+                "cwd": str(cwd),
+                "env": env,
+                "stdout": str(self.stdout_path),
+                "stderr": str(self.stderr_path),
+            }
+        )
 
     def poll(self):
         return self.wait(timeout=0) if self.returncode is None else self.returncode
@@ -126,8 +148,10 @@ class _Child:
         self.wait(timeout)
         scratch = Path(self.scratch.name)
         stderr_path = None if self.stderr_path == self.stdout_path else self.stderr_path
-        stdout, stderr = (path.read_text(errors="replace") if path and path.parent == scratch
-                          else None for path in (self.stdout_path, stderr_path))
+        stdout, stderr = (
+            path.read_text(errors="replace") if path and path.parent == scratch else None
+            for path in (self.stdout_path, stderr_path)
+        )
         self.scratch.cleanup()
         return stdout, stderr
 
@@ -141,8 +165,13 @@ class _Child:
 
 class _Server:
     def __init__(self):
-        self.process = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.process = subprocess.Popen(
+            [sys.executable, __file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         self.replies, self.codes = b"", {}
         atexit.register(self.close)
 
@@ -239,8 +268,12 @@ def _child(request):
     os.dup2(stdin, 0)
     out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(out, 1)
-    os.dup2(out if request["stderr"] == request["stdout"] else
-            os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+    os.dup2(
+        out
+        if request["stderr"] == request["stdout"]
+        else os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+        2,
+    )
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])

@@ -24,8 +24,9 @@ class ResumingSweeper(Sweeper):
 
     def setup(self, *, hydra_context, task_function, config):
         self.grid.setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self.grid.launcher = SkipFinished(self.grid.launcher, Path(config.hydra.sweep.dir),
-                                          config.hydra)
+        self.grid.launcher = SkipFinished(
+            self.grid.launcher, Path(config.hydra.sweep.dir), config.hydra
+        )
 
     def sweep(self, arguments):
         # The sweep's job count, as the grid sweeper will split it into jobs.
@@ -48,8 +49,7 @@ class ContinuingOptunaSweeper(Sweeper):
         plain_optuna_log()
 
     def setup(self, *, hydra_context, task_function, config):
-        self.optuna.setup(hydra_context=hydra_context, task_function=task_function,
-                          config=config)
+        self.optuna.setup(hydra_context=hydra_context, task_function=task_function, config=config)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)  # where the study's sqlite file goes
         impl = self.optuna.sweeper

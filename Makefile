@@ -24,10 +24,10 @@ run: $(STAMP)
 # module fixtures are built once. Beside it, in one more process, the core's fast subset (marked
 # backends) on Keras's JAX backend, at a lower priority (nice 5): it fills the cores' idle time
 # (tests waiting on the processes they start) rather than competing, and its output follows the
-# TensorFlow pass's. Fails if either pass fails. On the 2-core machine, in fresh clones: the
-# TensorFlow pass took 670 s beside the JAX pass at the same priority (db03a11; the JAX pass
-# 174 s), 620 s beside it at nice 5 (d1ff802; the JAX pass 297 s); the whole, install
-# included, 715 s. First ruff: lint, then the formatting (fails on code ruff format would change).
+# TensorFlow pass's. Fails if either pass fails. On the 2-core machine, in a fresh clone of
+# bff94c2: the TensorFlow pass (529 tests) took 633 s beside the JAX pass at nice 5 (105 tests,
+# 289 s); the whole, install and ruff included, 696 s. First ruff: lint, then the formatting
+# (fails on code ruff format would change).
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -10,6 +10,18 @@ import pytest
 import warm
 from conftest import assert_one_line_error, run_cli, wait_until
 
+# Two joblib workers on three jobs that would train for ever: a sweep to stop.
+ENDLESS_PARALLEL_SWEEP = [
+    "-m",
+    "hydra/launcher=joblib",
+    "hydra.launcher.n_jobs=2",
+    "experiment=wine",
+    "trainer.verbose=0",
+    "trainer.epochs=100000",
+    "backbone.activation=relu,tanh,elu",
+    "hydra.sweep.dir=sweep",
+]
+
 
 def hparams_session(log_dir):
     """The hyperparameters and metric values that TensorBoard reads from a job's event file."""
@@ -286,19 +298,7 @@ def test_ctrl_c_stops_a_parallel_sweep_and_its_workers(tmp_path):
         return [line for line in table.stdout.splitlines() if line.split()[1] == str(pgid)]
 
     sweep = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "framework",
-            "-m",
-            "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2",
-            "experiment=wine",
-            "trainer.verbose=0",
-            "trainer.epochs=100000",
-            "backbone.activation=relu,tanh,elu",
-            "hydra.sweep.dir=sweep",
-        ],
+        [sys.executable, "-m", "framework", *ENDLESS_PARALLEL_SWEEP],
         cwd=tmp_path,
         start_new_session=True,
         stdout=subprocess.PIPE,
@@ -325,19 +325,7 @@ def test_sigterm_to_a_parallel_sweep_marks_its_started_jobs_and_writes_the_summa
     import signal
 
     sweep = warm.popen(
-        [
-            sys.executable,
-            "-m",
-            "framework",
-            "-m",
-            "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2",
-            "experiment=wine",
-            "trainer.verbose=0",
-            "trainer.epochs=100000",
-            "backbone.activation=relu,tanh,elu",
-            "hydra.sweep.dir=sweep",
-        ],
+        [sys.executable, "-m", "framework", *ENDLESS_PARALLEL_SWEEP],
         tmp_path,
     )
     wait_until(

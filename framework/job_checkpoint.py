@@ -38,10 +38,7 @@ def check_resumable(run_dir: Path, cfg):
     if OmegaConf.select(cfg, "tuner.algorithm"):
         if search_dir.is_dir():
             if _saved_config(search_dir) not in (None, recorded_search(cfg)):
-                raise UserError(
-                    f"{search_dir} holds a search of another config; run this one "
-                    "in another directory (hydra.run.dir=...)"
-                )
+                raise _another_search(search_dir)
         elif (run_dir / RESUME_DIR).is_dir():  # a run's checkpoint; a search retrains in its
             raise _another_config(run_dir)  # dir only with its own trials beside
         return
@@ -67,6 +64,23 @@ def _saved_config(directory: Path) -> str | None:
             f"{saved} cannot be read ({e}); delete {saved.parent} to run this "
             "directory's run from the start"
         ) from None
+
+
+def record_search(search_dir: Path, cfg):
+    """Keeps a search's config in its search dir, for the search that continues it there.
+
+    Raises:
+        UserError: the search dir holds a search of another config.
+    """
+    if not record_config(search_dir, recorded_search(cfg)):
+        raise _another_search(search_dir)
+
+
+def _another_search(search_dir: Path) -> UserError:
+    return UserError(
+        f"{search_dir} holds a search of another config; run this one in another directory "
+        "(hydra.run.dir=...)"
+    )
 
 
 def recorded_search(cfg) -> str:

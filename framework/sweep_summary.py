@@ -98,7 +98,8 @@ def record_stopped_sweep(stopped: BaseException):
             try:
                 with locked(job_dir):  # its worker is gone: nothing else will mark it
                     if not (job_dir / "metrics.json").exists():
-                        mark_failed(job_dir, str(stopped))
+                        mark_failed(job_dir, str(stopped))  # if it can: best effort
+                break
             except DirectoryTaken:  # a worker still shutting down
                 if time.monotonic() > deadline:
                     break

@@ -28,12 +28,11 @@ from framework import search_space  # noqa: E402
 from framework.config import TUNER_ALGORITHMS  # noqa: E402
 from framework.errors import UserError, raise_if_stopped  # noqa: E402
 from framework.execution import distributed, set_precision  # noqa: E402
-from framework.job_checkpoint import SEARCH_DIR, recorded_search  # noqa: E402
+from framework.job_checkpoint import SEARCH_DIR, record_search  # noqa: E402
 from framework.model import build_model  # noqa: E402
 from framework.objective import check_objective, objective_value  # noqa: E402
 from framework.rundir import (  # noqa: E402
     finished_run_check,
-    record_config,
     running_in,
     shown,
     write_atomic,
@@ -49,7 +48,6 @@ from framework.train import (  # noqa: E402
     train,
 )
 
-TUNER_DIR = SEARCH_DIR
 PROJECT = "search"
 # Beside keras-tuner's own trial.json: the epochs a trial was given and trained.
 TRIAL_RECORD = "run.json"
@@ -157,13 +155,13 @@ def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
     """
     run_dir = Path(run_dir)
     if is_worker():  # the chief's run dir: the chief holds it, and marks it if it fails
+        finished_run_check(run_dir)
         return _tune(cfg, run_dir, checkpoint)
-    with running_in(run_dir):
+    with running_in(run_dir):  # refused if it holds a finished run
         return _tune(cfg, run_dir, checkpoint)
 
 
 def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
-    finished_run_check(run_dir)
     check_run(cfg)
     tuner_cfg = cfg.tuner
     task = load_task_data(cfg)[0]  # its data, again in the first trial
@@ -173,8 +171,9 @@ def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
     way = task.direction(objective)
     space = search_space.check_space(tuner_cfg.space, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _check_same_search(run_dir / TUNER_DIR, cfg)
-    search = Search(cfg, space, _oracle(tuner_cfg, objective, way, cfg, space), run_dir / TUNER_DIR)
+    search_dir = run_dir / SEARCH_DIR
+    record_search(search_dir, cfg)
+    search = Search(cfg, space, _oracle(tuner_cfg, objective, way, cfg, space), search_dir)
     if is_worker():  # its trials come from the chief's oracle, which reports and retrains
         _search(search, cfg)
         return {}
@@ -367,15 +366,6 @@ def _oracle(tuner_cfg, objective: str, way: str, cfg, space: dict):
     raise UserError(
         f"unknown tuner.algorithm {tuner_cfg.algorithm!r}; accepted: {', '.join(TUNER_ALGORITHMS)}"
     )
-
-
-def _check_same_search(tuner_dir: Path, cfg):
-    """Refuses to resume a search of another config in the same run dir."""
-    if not record_config(tuner_dir, recorded_search(cfg)):
-        raise UserError(
-            f"{tuner_dir} holds a search of another config; run this one in another "
-            "directory (hydra.run.dir=...)"
-        )
 
 
 def _shown(settings: dict, key: str, missing: str) -> str:

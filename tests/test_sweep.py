@@ -479,3 +479,22 @@ def test_a_failed_job_is_reported_without_hydra_records(cli, tmp_path):
         .splitlines()[-1]
         .startswith("error: 1 sweep job(s) did not finish; job 1: failed")
     )
+
+
+def test_a_stopped_sweep_whose_job_dir_cannot_take_failed_still_ends(tmp_path, monkeypatch):
+    # Marking is best effort: a job dir that refused FAILED once kept the stopped sweep
+    # retrying it for ever.
+    import threading
+
+    from framework import sweep_summary
+
+    (tmp_path / "sweep" / "0").mkdir(parents=True)
+    running = {"dir": tmp_path / "sweep", "output_subdir": None, "local": True}
+    monkeypatch.setattr(sweep_summary, "_running", running)
+    monkeypatch.setattr(sweep_summary, "mark_failed", lambda job_dir, message: None)
+    marking = threading.Thread(
+        target=sweep_summary.record_stopped_sweep, args=("stopped by SIGTERM",), daemon=True
+    )
+    marking.start()
+    marking.join(timeout=10)
+    assert not marking.is_alive()

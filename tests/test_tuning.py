@@ -234,12 +234,12 @@ def test_a_bad_search_space_is_refused_before_the_run_dir_is_written(cli, tmp_pa
 
 
 def test_a_resumed_search_may_change_its_verbosity_and_trial_count_only(compose, tmp_path):
-    from framework.tuning import _check_same_search
+    from framework.job_checkpoint import record_search
 
-    _check_same_search(tmp_path, compose(*SEARCH))
-    _check_same_search(tmp_path, compose(*SEARCH, "trainer.verbose=2", "tuner.max_trials=9"))
+    record_search(tmp_path, compose(*SEARCH))
+    record_search(tmp_path, compose(*SEARCH, "trainer.verbose=2", "tuner.max_trials=9"))
     with pytest.raises(UserError, match="holds a search of another config"):
-        _check_same_search(tmp_path, compose(*SEARCH, "trainer.epochs=11"))
+        record_search(tmp_path, compose(*SEARCH, "trainer.epochs=11"))
 
 
 @pytest.mark.parametrize(

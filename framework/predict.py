@@ -15,7 +15,6 @@ would run as it loads, is refused unless --unsafe is given.
 
 import argparse
 import json
-import os
 import sys
 import warnings
 import zipfile
@@ -28,7 +27,7 @@ from framework.cli import one_line, one_line_usage, plain_text, report_errors
 from framework.errors import UserError
 from framework.images import IMAGE_EXTENSIONS, is_image_file, is_readable
 from framework.process_exit import run_and_exit
-from framework.rundir import write_csv_atomic
+from framework.rundir import cannot_write, write_csv_atomic
 
 BATCH_SIZE = 32
 # Predictions of a CSV file's rows printed, at most; all are written.
@@ -510,7 +509,8 @@ def writable_folder_check(folder: Path, target: str, remedy: str, create: bool =
         )
     if not existing.is_dir():
         raise UserError(f"cannot write {target}: {existing} is a file, not a folder; {remedy}")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    why = cannot_write(existing)
+    if why:
         raise UserError(
             f"cannot write {target}: the folder {existing} is read-only for you; {remedy}"
         )

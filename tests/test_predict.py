@@ -7,10 +7,12 @@ import json
 import shutil
 import subprocess
 import warnings
+from pathlib import Path
 
 import pytest
 
 from framework import predict as predict_module
+from framework.errors import UserError
 from framework.predict import main
 from framework.train import train
 from framework_plugins.shapes import write_shapes_tree
@@ -299,3 +301,19 @@ def test_a_category_training_never_saw_is_predicted_with_a_one_line_note(capsys)
     ]
     encode_rows(ROW_INPUTS, ["size", "colour"], [["1", "red"], ["3", "NA"]], "rows.csv")
     assert capsys.readouterr().out == ""  # known and missing categories: no note
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_folder_that_takes_no_file_is_refused_even_where_os_access_says_writable(tmp_path):
+    """/proc takes no new file, though os.access says root may write there: writability is
+    tried (rundir.cannot_write), as the run guard and the run dir's lock try it."""
+    from framework.rundir import cannot_write, make_dir
+
+    assert cannot_write(tmp_path) is None
+    assert cannot_write(Path("/proc"))
+    with pytest.raises(UserError, match="cannot write --output /proc/p.csv: the folder /proc"):
+        predict_module.writable_folder_check(
+            Path("/proc"), "--output /proc/p.csv", "choose another --output", create=False
+        )
+    with pytest.raises(UserError, match="cannot write into hydra.run.dir=/proc"):
+        make_dir(Path("/proc"), "hydra.run.dir")

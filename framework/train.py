@@ -36,13 +36,9 @@ from framework.execution import (
 from framework.feature_cache import cache_key, load_or_extract
 from framework.job_checkpoint import JobCheckpoint
 from framework.kinds import data_kind
-from framework.model import (
-    build_model,
-    make_optimizer,
-    optimizer_settings,
-    set_trainable,
-)
+from framework.model import build_model, set_trainable
 from framework.objective import check_objective, objective_value
+from framework.optimizers import make_optimizer, optimizer_settings
 from framework.preflight import check_settings, check_takes
 from framework.report import (
     console_report,

@@ -191,3 +191,25 @@ def test_config_errors_name_the_accepted_values(cli, overrides, message):
     from conftest import assert_one_line_error
 
     assert_one_line_error(cli(*overrides), message)
+
+
+def test_the_optimizer_table_gives_the_choices_the_group_and_the_keras_class(compose):
+    import keras
+
+    from framework.config import OptimizerConfig, StageConfig, config_groups
+    from framework.optimizers import OPTIMIZERS, make_optimizer
+    from framework.ranges import field_ranges
+
+    for schema in (OptimizerConfig, StageConfig):
+        name = "name" if schema is OptimizerConfig else "optimizer"
+        assert field_ranges(schema)[name].choices == tuple(OPTIMIZERS)
+    assert f"optimizer: {', '.join(sorted(OPTIMIZERS))}" in config_groups().splitlines()
+    assert not importlib.resources.files("framework.conf").joinpath("optimizer").is_dir()
+    for name, entry in OPTIMIZERS.items():
+        assert compose(f"optimizer={name}").optimizer.name == name
+        optimizer = make_optimizer(name)
+        assert type(optimizer) is getattr(keras.optimizers, entry.keras_class)
+        assert float(optimizer.learning_rate) == pytest.approx(entry.learning_rate)
+        if entry.takes_momentum:
+            assert optimizer.momentum == pytest.approx(entry.momentum)
+

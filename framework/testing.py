@@ -25,7 +25,7 @@ from framework.config import setup_configs
 from framework.errors import UserError
 from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
 from framework.preflight import CONFIG_NAME, check_settings, choose_parts
-from framework.ranges import field_ranges, value_outside
+from framework.ranges import as_typed, field_ranges, value_outside
 from framework.registry import REGISTRIES
 
 # A tiny bundled dataset for each kind of input, and a backbone that gives each kind.
@@ -105,7 +105,7 @@ def _fitting_parts(group: str, part) -> list[str]:
 
 
 def _check_refused(args: list[str], key: str, bad):
-    shown = "[" + ", ".join(map(str, bad)) + "]" if isinstance(bad, list) else bad
+    shown = as_typed(bad)
     try:
         check_settings(compose([*args, f"{key}={shown}"]))
     except (UserError, HydraException, OmegaConfBaseException) as e:  # a range's, or a type's

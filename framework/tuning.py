@@ -31,6 +31,7 @@ from framework.execution import distributed, set_precision  # noqa: E402
 from framework.job_checkpoint import SEARCH_DIR, record_search  # noqa: E402
 from framework.model import build_model  # noqa: E402
 from framework.objective import check_objective, objective_value  # noqa: E402
+from framework.ranges import as_typed  # noqa: E402
 from framework.rundir import (  # noqa: E402
     finished_run_check,
     running_in,
@@ -370,4 +371,4 @@ def _oracle(tuner_cfg, objective: str, way: str, cfg, space: dict):
 
 def _shown(settings: dict, key: str, missing: str) -> str:
     """A trial's value of a setting as the trial table shows it (as an override writes it)."""
-    return search_space.hydra_value(settings[key]) if key in settings else missing
+    return as_typed(settings[key]) if key in settings else missing

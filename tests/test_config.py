@@ -213,3 +213,18 @@ def test_the_optimizer_table_gives_the_choices_the_group_and_the_keras_class(com
         if entry.takes_momentum:
             assert optimizer.momentum == pytest.approx(entry.momentum)
 
+
+@pytest.mark.parametrize(
+    "value",
+    [None, True, 3, 0.001, 1e-05, "adam", "???", "true", "null", "two words", "it's", [64, 32]]
+    + [{"choice": [[32], [64, 32]]}, ["a b", None]],
+)
+def test_a_value_is_shown_as_typed_and_hydra_reads_it_back(value):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from framework.ranges import as_typed
+
+    typed = as_typed(value)
+    assert OverridesParser.create().parse_override(f"key={typed}").value() == value
+    if isinstance(value, list):
+        assert ", " not in typed  # one shell word: [64,32]

@@ -1,4 +1,4 @@
-"""One run, in named phases: ``check_run`` -> ``load_data`` -> ``build_model`` ->
+"""One run, in named phases: ``load_data`` -> ``build_model`` ->
 ``plan_stages`` -> ``fit_stage`` for each stage (fit, then evaluate) -> ``write_run_dir``.
 
 ``train(cfg, run_dir)`` runs them all and is pure: tests call it without Hydra. Anything else
@@ -39,7 +39,7 @@ from framework.kinds import data_kind
 from framework.model import build_model, set_trainable
 from framework.objective import check_objective, objective_value
 from framework.optimizers import make_optimizer, optimizer_settings
-from framework.preflight import check_settings, check_takes
+from framework.preflight import check_takes
 from framework.report import (
     console_report,
     plot_curves,
@@ -56,7 +56,8 @@ def train(cfg: DictConfig, run_dir, checkpoint: bool = False, hparams: dict | No
     """Trains, evaluates and saves the model a config describes.
 
     Args:
-        cfg: a composed config (see conf/config.yaml).
+        cfg: a composed config (see conf/config.yaml), its settings checked
+            (``framework.preflight.check_settings``, as the command that runs it does).
         run_dir: the directory to write into; it must not hold a finished run.
         checkpoint: keep a checkpoint in the run dir as training goes, and continue from the
             one an earlier, stopped run of the same config left there (a requeued job).
@@ -151,7 +152,7 @@ class Run:
 
 
 def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> tuple[dict, Task]:
-    check_run(cfg)
+    use_backend(cfg.trainer.get("backend"))  # refused if this process runs another
     job_checkpoint = JobCheckpoint(run_dir, cfg) if checkpoint else None
     _clear_session()
     keras.utils.set_random_seed(cfg.seed)
@@ -202,17 +203,6 @@ def _clear_session():
         keras.backend.clear_session(free_memory=free_memory)
     except TypeError:  # a Keras without the argument (before 3.6) always collects
         keras.backend.clear_session()
-
-
-def check_run(cfg):
-    """Checks what can be checked before any data is loaded.
-
-    Raises:
-        UserError: a setting out of its range, parts that cannot fit together, or a backend other
-            than the one this process runs.
-    """
-    check_settings(cfg)
-    use_backend(cfg.trainer.get("backend"))
 
 
 def plan_stages(cfg, data, built) -> list[StagePlan]:

@@ -31,6 +31,7 @@ from framework.execution import distributed, set_precision  # noqa: E402
 from framework.job_checkpoint import SEARCH_DIR, record_search  # noqa: E402
 from framework.model import build_model  # noqa: E402
 from framework.objective import check_objective, objective_value  # noqa: E402
+from framework.preflight import check_settings  # noqa: E402
 from framework.ranges import as_typed  # noqa: E402
 from framework.rundir import (  # noqa: E402
     finished_run_check,
@@ -41,7 +42,6 @@ from framework.rundir import (  # noqa: E402
 )
 from framework.train import (  # noqa: E402
     Run,
-    check_run,
     fit_stage,
     load_task_data,
     one_hot_targets,
@@ -78,7 +78,7 @@ class Search(keras_tuner.Tuner):
         epochs = trial.hyperparameters.values.get("tuner/epochs") or self.cfg.tuner.epochs
         cfg = trial_config(self.cfg, settings, epochs)
         try:
-            check_run(cfg)  # settings a trial chose: an unknown optimizer, say
+            check_settings(cfg)  # the settings a trial chose, together: once per trial
             value, trained = self._run(cfg, Path(self.get_trial_dir(trial.trial_id)))
         except UserError as e:
             # Bad input stops the search (keras-tuner would retry, then fail trial after trial).
@@ -143,7 +143,7 @@ def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
     """Searches the config's ``tuner.space``, then retrains the best trial's config.
 
     Args:
-        cfg: a composed run config with a ``tuner``.
+        cfg: a composed run config with a ``tuner``, its settings checked (as ``train``'s).
         run_dir: the run's directory; an unfinished search there is resumed.
         checkpoint: keep a checkpoint while the best config is retrained (``train``'s).
 
@@ -163,7 +163,6 @@ def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
 
 
 def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
-    check_run(cfg)
     tuner_cfg = cfg.tuner
     task = load_task_data(cfg)[0]  # its data, again in the first trial
     objective = tuner_cfg.objective or cfg.trainer.objective or task.default_objective

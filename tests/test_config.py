@@ -152,6 +152,19 @@ def test_config_only_commands_never_import_a_backend(tmp_path, args):
             "unknown callbacks.early_stopping.mode 'up'; accepted: auto, min, max",
         ),
         (["trainer.verbose=3"], "unknown trainer.verbose 3; accepted: 0, 1, 2"),
+        # Ranges a plugin's builder used to check again, or was alone to check: declared.
+        (
+            ["regularizer=[augment]", "regularizer.augment.rotation=1.5"],
+            "regularizer.augment.rotation=1.5 is out of range; accepted: >= 0 and <= 1",
+        ),
+        (
+            ["dataset.interpolation=cubic"],
+            "unknown dataset.interpolation 'cubic'; accepted: bilinear, nearest, bicubic, area",
+        ),
+        (
+            ["dataset=image_folder", "dataset.path=x", "dataset.interpolation=cubic"],
+            "unknown dataset.interpolation 'cubic'; accepted: bilinear, nearest, bicubic, area",
+        ),
     ],
 )
 def test_settings_out_of_their_declared_range_are_refused_by_key_value_and_range(

@@ -119,12 +119,11 @@ def check_ranges(cfg, prefix: str = ""):
             if isinstance(item, (DictConfig, ListConfig)):
                 check_ranges(item, f"{prefix}{i}.")
         return
-    if not isinstance(cfg, DictConfig) or cfg._is_missing() or cfg._is_none():
+    if not isinstance(cfg, DictConfig):
         return
     ranges = field_ranges(OmegaConf.get_type(cfg))
     for key in cfg:
-        node = cfg._get_node(key)
-        if node._is_missing():
+        if OmegaConf.is_missing(cfg, key):
             continue
         value = cfg[key]
         accepted = ranges.get(key)

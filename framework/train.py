@@ -332,6 +332,8 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
         registry.callbacks.get(name).build(cb_cfg, RunContext(run.run_dir, plan.name))
         for name, cb_cfg in run.cfg.callbacks.items()
     ]
+    # Where a stopped fit of the stage left a backup, the fit continues from it.
+    initial_epoch = run.checkpoint.restore(plan.number, target) if run.checkpoint else 0
     if run.checkpoint:
         callbacks += run.checkpoint.callbacks(plan.number)
     callbacks.append(StopCheck())  # last: an epoch's end is logged and backed up before
@@ -354,9 +356,14 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
         args, kwargs = _fit_inputs(run.data.train, run.batch_size, run.data.shuffle)
         kwargs["validation_data"] = run.data.validation
     fit = target.fit(
-        *args, **kwargs, epochs=plan.epochs, callbacks=callbacks, verbose=run.cfg.trainer.verbose
+        *args,
+        **kwargs,
+        epochs=plan.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=run.cfg.trainer.verbose,
     )
-    # BackupAndRestore (ours or the backup_and_restore callback's) leaves its restored epoch on
+    # Keras's BackupAndRestore (the backup_and_restore callback) leaves its restored epoch on
     # the model, where the next stage's fit would start from it (Keras reads it on every fit
     # and never resets it).
     target._initial_epoch = None

@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 
 import hydra
-from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from framework.cli.help import get_args_parser, show_help
 from framework.cli.messages import FAULT, USAGE_ERROR, one_line, one_line_usage, report_errors
 from framework.cli.process_exit import run_and_exit
 from framework.config.preflight import (
@@ -149,8 +149,6 @@ def main():
             sys.argv[at:at] = extra
             if args.help and args.experimental_rerun is None:  # as hydra.main decides
                 # What Hydra's --help prints, without its group listings our template leaves out.
-                from framework.cli.help import show_help
-
                 show_help(
                     get_args_parser().parse_args(sys.argv[1:]),
                     run.__wrapped__,

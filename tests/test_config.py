@@ -7,8 +7,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from framework.kinds import FEATURE_MAPS, IMAGES
-from framework.registry import REGISTRIES
+from framework.parts.kinds import FEATURE_MAPS, IMAGES
+from framework.parts.registry import REGISTRIES
 
 EXPERIMENTS = sorted(
     p.name.removesuffix(".yaml")
@@ -170,8 +170,8 @@ def test_config_only_commands_never_import_a_backend(tmp_path, args):
 def test_settings_out_of_their_declared_range_are_refused_by_key_value_and_range(
     compose, overrides, message
 ):
+    from framework.config.preflight import check_settings
     from framework.errors import UserError
-    from framework.preflight import check_settings
 
     with pytest.raises(UserError) as refused:
         check_settings(compose(*overrides))
@@ -209,9 +209,9 @@ def test_config_errors_name_the_accepted_values(cli, overrides, message):
 def test_the_optimizer_table_gives_the_choices_the_group_and_the_keras_class(compose):
     import keras
 
-    from framework.config import OptimizerConfig, StageConfig, config_groups
-    from framework.optimizers import OPTIMIZERS, make_optimizer
-    from framework.ranges import field_ranges
+    from framework.config.optimizers import OPTIMIZERS, make_optimizer
+    from framework.config.schema import OptimizerConfig, StageConfig, config_groups
+    from framework.parts.ranges import field_ranges
 
     for schema in (OptimizerConfig, StageConfig):
         name = "name" if schema is OptimizerConfig else "optimizer"
@@ -235,7 +235,7 @@ def test_the_optimizer_table_gives_the_choices_the_group_and_the_keras_class(com
 def test_a_value_is_shown_as_typed_and_hydra_reads_it_back(value):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from framework.ranges import as_typed
+    from framework.parts.ranges import as_typed
 
     typed = as_typed(value)
     assert OverridesParser.create().parse_override(f"key={typed}").value() == value

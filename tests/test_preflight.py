@@ -7,9 +7,9 @@ import sys
 import pytest
 from hydra.types import RunMode
 
+from framework.config.preflight import choose_parts, ineffective_settings
 from framework.errors import PluginError, UserError
-from framework.kinds import FEATURES, IMAGES
-from framework.preflight import choose_parts, ineffective_settings
+from framework.parts.kinds import FEATURES, IMAGES
 
 from conftest import run_cli
 from test_cli_errors import assert_one_line_error
@@ -101,7 +101,7 @@ def test_a_mismatch_is_one_line_before_tensorflow_and_nothing_is_written(tmp_pat
 def test_undeclared_parts_are_checked_by_their_shapes_at_run_time(
     isolated_registries, compose, tmp_path
 ):
-    from framework.train import train
+    from framework.run.train import train
     from framework_plugins.tabular import SplitConfig, build_wine
 
     # A third party's dataset that says nothing of its kind: the data's rank decides.
@@ -263,11 +263,11 @@ def test_users_own_configs_compose_as_before(tmp_path):
 
 
 # Runs `python -m framework ARGS`, counting the whole-config settings checks
-# (framework.preflight.check_settings's check_ranges), and prints the count last.
+# (framework.config.preflight.check_settings's check_ranges), and prints the count last.
 COUNTING_MAIN = """
-import framework.preflight as preflight
+import framework.config.preflight as preflight
 from framework.__main__ import main
-from framework.process_exit import run_and_exit
+from framework.cli.process_exit import run_and_exit
 
 check_ranges, checks = preflight.check_ranges, []
 

@@ -15,7 +15,7 @@ import json
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
-from framework.ranges import as_typed, check_value
+from framework.parts.ranges import as_typed, check_value
 
 KINDS = ("choice", "int", "float", "log_float")
 _MISSING = object()

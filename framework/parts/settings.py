@@ -11,9 +11,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from framework import kinds
-from framework.ranges import as_typed
-from framework.registry import Part, config_node
+from framework.parts import kinds
+from framework.parts.ranges import as_typed
+from framework.parts.registry import Part, config_node
 
 
 @dataclass

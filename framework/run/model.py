@@ -5,12 +5,12 @@ from typing import Any
 
 import keras
 
-from framework import registry
-from framework.contexts import Data, ModelContext, Regularization
+from framework.config.preflight import check_takes
 from framework.errors import UserError
-from framework.execution import output_dtype
-from framework.kinds import output_kind
-from framework.preflight import check_takes
+from framework.parts import registry
+from framework.parts.contexts import Data, ModelContext, Regularization
+from framework.parts.kinds import output_kind
+from framework.runtime.execution import output_dtype
 
 
 @dataclass
@@ -40,12 +40,12 @@ def build_model(cfg, data: Data, one_hot: bool = False, task=None) -> Assembled:
         cfg: the composed run config.
         data: the loaded dataset (with the task, it fixes the output layer).
         one_hot: whether the labels are one-hot rows: then even two classes get a softmax.
-        task: the run's task (``framework.tasks.run_task``); None: as the config and data say.
+        task: the run's task (``framework.parts.tasks.run_task``); None: as the config and data say.
 
     Returns:
         The model and its backbone and head.
     """
-    from framework.tasks import run_task
+    from framework.parts.tasks import run_task
 
     task = task or run_task(cfg, data)
     regularizations = []

@@ -5,8 +5,8 @@ import math
 import pytest
 
 from framework.errors import UserError
-from framework.objective import Objective, best_first, check_objective, objective_value
-from framework.tasks import Task, all_objectives, find_objective
+from framework.parts.objective import Objective, best_first, check_objective, objective_value
+from framework.parts.tasks import Task, all_objectives, find_objective
 
 HISTORY = [
     {"loss": 0.9, "accuracy": 0.5, "val_loss": 0.8, "val_accuracy": 0.6},

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from framework.errors import UserError
-from framework.run_record import RunRecord, read_record, write_record
-from framework.sweep_resume import finished_job
-from framework.sweep_summary import collect_jobs
+from framework.run.record import RunRecord, read_record, write_record
+from framework.sweeps.resume import finished_job
+from framework.sweeps.summary import collect_jobs
 
 RECORD = RunRecord(
     test={"loss": 0.4, "accuracy": 0.8},

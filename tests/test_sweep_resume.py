@@ -6,8 +6,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
-from framework.run_record import write_record
-from framework.sweep_resume import SkipFinished, finished_job
+from framework.run.record import write_record
+from framework.sweeps.resume import SkipFinished, finished_job
 
 from test_run_record import RECORD
 

@@ -13,9 +13,9 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from framework.errors import DirectoryTaken, UserError, signals_deferred
-from framework.objective import Objective, best_first
-from framework.run_record import read_record
-from framework.rundir import FAILED, METRICS, locked, mark_failed, shown, write_csv_atomic
+from framework.parts.objective import Objective, best_first
+from framework.run.record import read_record
+from framework.run.rundir import FAILED, METRICS, locked, mark_failed, shown, write_csv_atomic
 
 SUMMARY = "summary.csv"
 # Around the task's headline score on validation and test (validation_accuracy,
@@ -64,7 +64,7 @@ class SweepSummary(Callback):
             for path in sorted(sweep_dir.glob(f"*/{FAILED}"))
         ]
         if jobs:
-            from framework.sweep_plot import PLOT, plot_sweep  # matplotlib: only once it is needed
+            from framework.sweeps.plot import PLOT, plot_sweep  # matplotlib: only once it is needed
 
             print(format_table(jobs))
             keep = OmegaConf.select(config, "sweep.keep_top_k")

@@ -14,8 +14,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
-from framework.run_record import read_record
-from framework.rundir import METRICS
+from framework.run.record import read_record
+from framework.run.rundir import METRICS
 
 NAME = "resume"
 

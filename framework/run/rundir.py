@@ -11,7 +11,7 @@ from pathlib import Path
 
 from framework.errors import DirectoryTaken, Stopped, UserError, stop_behind
 
-# A finished run's record (framework.run_record); it is written last, so it marks the run
+# A finished run's record (framework.run.record); it is written last, so it marks the run
 # finished.
 METRICS = "metrics.json"
 # Marks a run that stopped with an error; a finished run has METRICS instead.

@@ -12,7 +12,7 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from framework.run_record import RunRecord
+from framework.run.record import RunRecord
 
 LOG_DIR = "tensorboard"
 

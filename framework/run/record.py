@@ -1,6 +1,6 @@
 """A finished run's record, ``metrics.json``: its one writer and its one reader.
 
-Its presence marks a finished run (``framework.rundir``); predict and export, the sweep summary
+Its presence marks a finished run (``framework.run.rundir``); predict and export, the sweep summary
 and a resumed sweep read it.
 """
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from framework.errors import UserError, damaged
-from framework.rundir import METRICS, write_atomic
+from framework.run.rundir import METRICS, write_atomic
 
 
 @dataclass

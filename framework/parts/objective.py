@@ -96,7 +96,7 @@ def check_objective(name: str, accepted, key: str = "trainer.objective"):
     Args:
         name: the objective.
         accepted: the run's task's objectives (``Task.objectives``), or any task's
-            (``framework.tasks.all_objectives()``).
+            (``framework.parts.tasks.all_objectives()``).
         key: the setting it came from, for the message.
 
     Raises:

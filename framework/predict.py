@@ -26,8 +26,9 @@ from pathlib import Path
 from framework.cli.messages import one_line, one_line_usage, plain_text, report_errors
 from framework.cli.process_exit import run_and_exit
 from framework.deploy.images import IMAGE_EXTENSIONS, is_image_file, is_readable
-from framework.errors import UserError
-from framework.run.rundir import write_csv_atomic
+from framework.errors import UserError, damaged
+from framework.run.record import RunRecord, read_record
+from framework.run.rundir import METRICS, write_csv_atomic
 from framework.runtime.backend import native_stderr_captured
 
 BATCH_SIZE = 32
@@ -120,23 +121,23 @@ def read_run(run_dir: Path, exporting: bool = False) -> tuple[list[str], str]:
         UserError: the directory does not hold a finished run of a classifier, or its
             metrics.json or .hydra/config.yaml is damaged.
     """
-    metrics = read_metrics(run_dir)
-    if "classes" not in metrics["data"] and "task" in metrics["data"]:
+    data = finished_record(run_dir).data
+    if "classes" not in data and "task" in data:
         if exporting:
             raise UserError(
-                f"{run_dir} is a {metrics['data']['task']} run; framework.export "
+                f"{run_dir} is a {data['task']} run; framework.export "
                 "exports runs that classify (the .json beside the model names "
                 "their classes)"
             )
         raise UserError(
-            f"{run_dir} is a {metrics['data']['task']} run; images are for runs "
+            f"{run_dir} is a {data['task']} run; images are for runs "
             "that classify them (framework.predict takes a CSV file of rows for a "
             "run on a CSV file)"
         )
     try:
-        class_names = [str(name) for name in metrics["data"]["classes"]]
+        class_names = [str(name) for name in data["classes"]]
     except (KeyError, TypeError):
-        raise damaged(run_dir, "metrics.json", "it names no data.classes") from None
+        raise damaged(run_dir, METRICS, "it names no data.classes") from None
     import yaml
     from omegaconf import DictConfig, OmegaConf
 
@@ -156,31 +157,16 @@ def read_run(run_dir: Path, exporting: bool = False) -> tuple[list[str], str]:
     return class_names, interpolation or "bilinear"
 
 
-def read_metrics(run_dir: Path) -> dict:
-    """A finished run's metrics.json.
+def finished_record(run_dir: Path) -> RunRecord:
+    """A finished run's record.
 
     Raises:
         UserError: the directory does not hold a finished run, or its metrics.json is damaged.
     """
-    metrics_path, model_path = run_dir / "metrics.json", run_dir / "model.keras"
-    if not metrics_path.is_file() or not model_path.is_file():
-        raise UserError(f"{run_dir} is not a finished run (it needs model.keras and metrics.json)")
-    try:
-        metrics = json.loads(metrics_path.read_bytes())
-    except ValueError:  # truncated, or not JSON at all (UnicodeDecodeError is one too)
-        raise damaged(run_dir, "metrics.json", "not valid JSON") from None
-    except OSError as e:
-        raise UserError(f"cannot read {metrics_path}: {e.strerror}") from None
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("data"), dict):
-        raise damaged(run_dir, "metrics.json", "it has no data block")
-    return metrics
-
-
-def damaged(run_dir: Path, name: str, why: str) -> UserError:
-    """The error for a run's file that cannot be read: which file, why, and what to do."""
-    return UserError(
-        f"{name} in {run_dir} is damaged ({why}); re-run training into a new directory"
-    )
+    record = read_record(run_dir) if (run_dir / "model.keras").is_file() else None
+    if record is None:
+        raise UserError(f"{run_dir} is not a finished run (it needs model.keras and {METRICS})")
+    return record
 
 
 def load_run_model(run_dir: Path, unsafe: bool = False):
@@ -434,8 +420,8 @@ def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsaf
             f"{run_dir}: a .tflite model predicts images; give the run's directory "
             "to predict rows of a CSV file"
         )
-    metrics = read_metrics(run_dir)
-    inputs = metrics["data"].get("inputs")
+    record = finished_record(run_dir)
+    inputs = record.data.get("inputs")
     if not isinstance(inputs, dict):
         raise UserError(
             f"{run_dir} was not trained on a CSV file (dataset=csv), so it records "
@@ -444,9 +430,9 @@ def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsaf
     header, rows = read_rows(path)
     x = encode_rows(inputs, header, rows, path.name)
     load_plugins()
-    task = task_of_run(metrics)
+    task = task_of_run(record.as_dict())
     outputs = load_run_model(run_dir, unsafe).predict(x, batch_size=BATCH_SIZE, verbose=0)
-    predicted = task.predictions(outputs, metrics["data"])
+    predicted = task.predictions(outputs, record.data)
     for i in range(min(len(rows), ROWS_SHOWN)):
         text = task.prediction_text({name: values[i] for name, values in predicted.items()})
         print(f"Prediction: {text}" if len(rows) == 1 else f"Row {i + 1}: {text}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framework.errors import UserError
-from framework.parts.objective import direction
+from framework.parts.objective import Objective
 
 AUTO = "auto"
 # A numeric target with more distinct values than this is a quantity, not a set of classes.
@@ -69,11 +69,10 @@ class Task:
     def name(self) -> str:
         return self.cfg.name
 
-    def direction(self, objective: str) -> str:
-        """``"min"`` or ``"max"``: which way the objective improves."""
-        if self.minimized is None:
-            return direction(objective)
-        return "min" if objective.removeprefix("val_") in self.minimized else "max"
+    def objective(self, name: str) -> Objective:
+        """The objective ``name`` (one of ``objectives``), with the direction this task gives
+        it (``minimized``)."""
+        return Objective.named(name, self.minimized)
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -166,12 +165,12 @@ def registered_task(name: str, cfg=None) -> Task:
     return task
 
 
-def objective_direction(objective: str, task: str = AUTO) -> str:
-    """``"min"`` or ``"max"`` for an objective, as the task (under ``auto``: the first task that
-    logs it) says; by its name where no task logs it."""
+def find_objective(name: str, task: str = AUTO) -> Objective:
+    """The objective ``name`` as the task (under ``auto``: the first task that logs it) gives
+    it; by its name alone where no task logs it."""
     tasks = [registered_task(task)] if task != AUTO else [t for t in _all_tasks() if t.auto]
-    owner = next((t for t in tasks if objective in t.objectives), None)
-    return owner.direction(objective) if owner else direction(objective)
+    owner = next((t for t in tasks if name in t.objectives), None)
+    return owner.objective(name) if owner else Objective.named(name)
 
 
 def all_objectives() -> tuple[str, ...]:

@@ -1,6 +1,5 @@
 """The files of a run directory and the console report at the end of a run."""
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -10,10 +9,6 @@ matplotlib.use("Agg")  # files only; no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from framework.run.rundir import shown, write_atomic, write_csv_atomic  # noqa: E402
-
-
-def write_metrics(run_dir: Path, metrics: dict):
-    write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
 def write_history(run_dir: Path, history: list[dict]):

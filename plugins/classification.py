@@ -17,8 +17,21 @@ class Classification(Task):
 
     kinds = (BINARY, MULTICLASS)
     auto = True
+    auto_order = 100  # last: it takes any one column (and refuses several in encode)
     metric_names = ("accuracy",)
     default_objective = "val_accuracy"
+
+    def takes_targets(self, columns):
+        if len(columns) != 1:
+            return ""  # encode refuses them, naming the tasks that take several
+        ((name, values),) = columns.items()
+        try:
+            distinct = len({float(v) for v in values})
+        except ValueError:
+            distinct = 0  # text: classes, plainly
+        return (
+            f"target {name!r} has {distinct} distinct numbers, taken as classes" if distinct else ""
+        )
 
     def encode(self, columns, source):
         if len(columns) != 1:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from framework.api import Task, UserError, encode_targets, hookimpl
+from framework.api import Targets, Task, UserError, encode_targets, hookimpl
 from framework.train import load_data, train
 from framework_plugins.sample_csv import houses, tags
 
@@ -185,6 +185,52 @@ def test_auto_picks_the_task_from_the_values(columns, task, names, said, capsys)
     assert (targets.task, targets.names) == (task, names)
     assert targets.stratify is (task is None)
     assert ("note: task" in capsys.readouterr().out) is said
+
+
+@dataclass
+class GradesConfig:
+    pass
+
+
+class Grades(Task):
+    """Letter grades: a third party's task that task=auto asks, in its declared order."""
+
+    kinds = ("grades",)
+    auto = True
+    auto_order = 60  # before classification (100), which would take the letters as classes
+
+    def takes_targets(self, columns):
+        cells = {c for values in columns.values() for c in values}
+        return "letter grades" if len(columns) == 1 and cells <= set("ABCDF") else None
+
+    def encode(self, columns, source):
+        ((name, cells),) = columns.items()
+        return Targets(np.array(["ABCDF".index(c) for c in cells]), [name], "grades")
+
+
+class GradesPlugin:
+    @hookimpl
+    def register_tasks(self, register):
+        register("grades", Grades, GradesConfig())
+
+
+@pytest.mark.parametrize("order, task", [(60, "grades"), (200, None)])
+def test_a_third_party_task_takes_part_in_auto_in_its_declared_order(
+    isolated_registries, monkeypatch, capsys, order, task
+):
+    from framework.plugins import register_plugins
+
+    monkeypatch.setattr(Grades, "auto_order", order)
+    register_plugins([("grades_plugin", GradesPlugin())])
+    targets = encode_targets("auto", {"grade": ["A", "C", "A"]}, "f.csv")
+    assert targets.task == task  # None: classification's class labels
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    if task:
+        assert notes == [
+            "note: task grades: letter grades (choose another with task=classification)"
+        ]
+    else:
+        assert targets.names == ["A", "C"] and notes == []
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from framework.contexts import (
     ModelContext,
     Regularization,
     RunContext,
+    class_probabilities,
 )
 from framework.epoch_order import shuffle_each_epoch
 from framework.errors import UserError
@@ -29,15 +30,12 @@ from framework.tasks import Targets, Task, encode_targets
 
 hookimpl = pluggy.HookimplMarker("framework")
 
-# A task's evaluation and plots, imported when first used (scikit-learn and matplotlib are slow
-# to import, and a plugin module is imported for --help too): import them inside a method.
+# A task's helpers for its evaluation, imported when first used (a plugin module is imported for
+# --help too, which imports no NumPy): import them inside a method.
 _ON_FIRST_USE = {
-    "evaluate_classes": ("framework.evaluation", "evaluate"),
+    "is_one_hot": ("framework.evaluation", "is_one_hot"),
     "predict_split": ("framework.evaluation", "predict_split"),
     "split_arrays": ("framework.evaluation", "split_arrays"),
-    "take_examples": ("framework.evaluation", "take_examples"),
-    "plot_confusion_matrix": ("framework.report", "plot_confusion_matrix"),
-    "plot_misclassified": ("framework.report", "plot_misclassified"),
 }
 
 
@@ -64,18 +62,16 @@ __all__ = [
     "Targets",
     "Task",
     "UserError",
+    "class_probabilities",
     "encode_targets",
-    "evaluate_classes",
     "hookimpl",
+    "is_one_hot",
     "is_readable",
     "load_image",
     "one_line_usage",
-    "plot_confusion_matrix",
-    "plot_misclassified",
     "predict_split",
     "require_tensorflow",
     "setting",
     "shuffle_each_epoch",
     "split_arrays",
-    "take_examples",
 ]

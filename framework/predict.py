@@ -25,6 +25,7 @@ from pathlib import Path
 
 from framework.backend import native_stderr_captured
 from framework.cli import one_line, one_line_usage, plain_text, report_errors
+from framework.contexts import class_probabilities, output_classes
 from framework.errors import UserError
 from framework.images import IMAGE_EXTENSIONS, is_image_file, is_readable
 from framework.process_exit import run_and_exit
@@ -272,12 +273,7 @@ class ImagePredictor:
 
     def probabilities(self, paths):
         """Class probabilities, ``(len(paths), classes)``, for image files."""
-        import numpy as np
-
-        probs = self.outputs(self.images(paths))
-        if probs.shape[-1] == 1:  # binary: the probability of the second class
-            probs = np.concatenate([1 - probs, probs], axis=-1)
-        return probs
+        return class_probabilities(self.outputs(self.images(paths)))
 
 
 class Predictor(ImagePredictor):
@@ -343,7 +339,7 @@ class TFLitePredictor(ImagePredictor):
         interpreter, runtime = _tflite_interpreter(path)
         predictor = cls(interpreter, class_names, info.get("interpolation", "bilinear"), runtime)
         outputs, classes = predictor.output["shape_signature"][-1], len(predictor.class_names)
-        if outputs != classes and (outputs, classes) != (1, 2):  # (1, 2): one sigmoid unit
+        if output_classes(outputs) != classes:
             raise UserError(
                 f"{path} has {outputs} outputs but {info_path.name} names {classes} classes"
             )

@@ -25,7 +25,6 @@ from framework.errors import UserError
 from framework.images import IMAGE_EXTENSIONS, is_readable, load_image
 from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
 from framework.ranges import setting
-from framework.row_inputs import MISSING_CELLS
 from framework.tasks import Targets, Task, encode_targets
 
 hookimpl = pluggy.HookimplMarker("framework")
@@ -50,7 +49,6 @@ __all__ = [
     "BINARY",
     "IMAGES",
     "IMAGE_EXTENSIONS",
-    "MISSING_CELLS",
     "MULTICLASS",
     "Data",
     "DataContext",

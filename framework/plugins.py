@@ -82,6 +82,7 @@ def register_plugins(plugins) -> pluggy.PluginManager:
                 takes=None,
                 gives=None,
                 task=None,
+                rows=None,
                 _p=provider,
                 _r=registry,
             ):
@@ -94,6 +95,7 @@ def register_plugins(plugins) -> pluggy.PluginManager:
                     takes=takes,
                     gives=gives,
                     task=task,
+                    rows=rows,
                 )
 
             impl.function(register=register)

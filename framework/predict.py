@@ -14,6 +14,7 @@ would run as it loads, is refused unless --unsafe is given.
 """
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -418,11 +419,33 @@ def check_rows_file(path: Path, output: Path, overwrite: bool):
     check_output(output, overwrite)
 
 
+def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and the non-blank rows of a CSV file.
+
+    Raises:
+        UserError: the file cannot be read as UTF-8 CSV, or holds no row.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            records = [row for row in csv.reader(f)]
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"{path} is not readable CSV text: {e}") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    if not records:
+        raise UserError(f"{path} is empty; it needs a header row and rows to predict")
+    header = [h.strip() for h in records[0]]
+    rows = [row for row in records[1:] if any(cell.strip() for cell in row)]
+    if not rows:
+        raise UserError(f"{path} has a header but no rows to predict")
+    return header, rows
+
+
 def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsafe: bool):
     """Predicts every row of a CSV file with a run trained on a CSV file; prints the first
     predictions and writes ``output``: the rows with the task's prediction columns."""
     from framework.plugins import load_plugins
-    from framework.row_inputs import encode_rows, read_rows
+    from framework.registry import datasets
     from framework.tasks import task_of_run
 
     if run_dir.suffix == ".tflite":
@@ -431,15 +454,16 @@ def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsaf
             "to predict rows of a CSV file"
         )
     metrics = read_metrics(run_dir)
-    inputs = metrics["data"].get("inputs")
-    if not isinstance(inputs, dict):
+    load_plugins()
+    name = metrics["data"].get("name")
+    if name not in datasets or datasets.get(name).rows is None:
+        readers = " or ".join(f"dataset={p.name}" for p in datasets if p.rows is not None)
         raise UserError(
-            f"{run_dir} was not trained on a CSV file (dataset=csv), so it records "
+            f"{run_dir} was not trained on a CSV file ({readers}), so it records "
             "no columns to read new rows with"
         )
     header, rows = read_rows(path)
-    x = encode_rows(inputs, header, rows, path.name)
-    load_plugins()
+    x = datasets.get(name).read_rows(metrics["data"], header, rows, path.name)
     task = task_of_run(metrics)
     outputs = load_run_model(run_dir, unsafe).predict(x, batch_size=BATCH_SIZE, verbose=0)
     predicted = task.predictions(outputs, metrics["data"])

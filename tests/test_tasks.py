@@ -110,8 +110,8 @@ def test_predict_prints_a_new_rows_price_in_its_units_and_writes_it(
 ):
     import keras
 
-    from framework.predict import main
-    from framework.row_inputs import encode_rows, read_rows
+    from framework.predict import main, read_rows
+    from framework_plugins.tabular import encode_rows
 
     _, run_dir, metrics, _ = regression_run
     features = ["area_m2", "rooms", "age_years", "distance_km", "neighbourhood"]
@@ -119,7 +119,7 @@ def test_predict_prints_a_new_rows_price_in_its_units_and_writes_it(
     main([str(run_dir), str(one), "--output", str(tmp_path / "one_predicted.csv")])
     # model.keras loads in plain Keras (no class of ours in it) and predicts the same price.
     model = keras.saving.load_model(run_dir / "model.keras")
-    x = encode_rows(metrics["data"]["inputs"], *read_rows(one), "one.csv")
+    x = encode_rows(metrics["data"], *read_rows(one), "one.csv")
     scaling = metrics["data"]["target_scaling"]
     price = float(model.predict(x, verbose=0)[0, 0]) * scaling["scale"][0] + scaling["mean"][0]
     assert capsys.readouterr().out.splitlines()[0] == f"Prediction: {price:.6g}"

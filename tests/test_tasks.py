@@ -233,6 +233,16 @@ def test_a_third_party_task_takes_part_in_auto_in_its_declared_order(
         assert targets.names == ["A", "C"] and notes == []
 
 
+def test_targets_that_no_task_takes_under_auto_are_refused_in_one_line(isolated_registries):
+    del isolated_registries["task"]._parts["classification"]  # the one that takes text
+    with pytest.raises(UserError) as e:
+        encode_targets("auto", {"species": ["a", "b"]}, "f.csv")
+    assert str(e.value) == (
+        "task=auto finds no task that takes the target columns of f.csv (species); choose one "
+        "with task=: multilabel, regression"
+    )
+
+
 @pytest.mark.parametrize(
     "task, columns, fragments",
     [

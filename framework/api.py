@@ -8,9 +8,10 @@ import importlib
 
 import pluggy
 
-from framework.backend import require_tensorflow
-from framework.cli import one_line_usage
-from framework.contexts import (
+from framework.cli.messages import one_line_usage
+from framework.deploy.images import IMAGE_EXTENSIONS, is_readable, load_image
+from framework.errors import UserError
+from framework.parts.contexts import (
     BINARY,
     MULTICLASS,
     Data,
@@ -20,21 +21,20 @@ from framework.contexts import (
     RunContext,
     class_probabilities,
 )
-from framework.epoch_order import shuffle_each_epoch
-from framework.errors import UserError
-from framework.images import IMAGE_EXTENSIONS, is_readable, load_image
-from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
-from framework.ranges import setting
-from framework.tasks import Targets, Task, encode_targets
+from framework.parts.kinds import FEATURE_MAPS, FEATURES, IMAGES
+from framework.parts.ranges import setting
+from framework.parts.tasks import Targets, Task, encode_targets
+from framework.runtime.backend import require_tensorflow
+from framework.runtime.epoch_order import shuffle_each_epoch
 
 hookimpl = pluggy.HookimplMarker("framework")
 
 # A task's helpers for its evaluation, imported when first used (a plugin module is imported for
 # --help too, which imports no NumPy): import them inside a method.
 _ON_FIRST_USE = {
-    "is_one_hot": ("framework.evaluation", "is_one_hot"),
-    "predict_split": ("framework.evaluation", "predict_split"),
-    "split_arrays": ("framework.evaluation", "split_arrays"),
+    "is_one_hot": ("framework.run.evaluation", "is_one_hot"),
+    "predict_split": ("framework.run.evaluation", "predict_split"),
+    "split_arrays": ("framework.run.evaluation", "split_arrays"),
 }
 
 

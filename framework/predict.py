@@ -14,7 +14,6 @@ would run as it loads, is refused unless --unsafe is given.
 """
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -24,13 +23,13 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
-from framework.backend import native_stderr_captured
-from framework.cli import one_line, one_line_usage, plain_text, report_errors
-from framework.contexts import class_probabilities, output_classes
+from framework.cli.messages import one_line, one_line_usage, plain_text, report_errors
+from framework.cli.process_exit import run_and_exit
+from framework.deploy.images import IMAGE_EXTENSIONS, is_image_file, is_readable
 from framework.errors import UserError
-from framework.images import IMAGE_EXTENSIONS, is_image_file, is_readable
-from framework.process_exit import run_and_exit
-from framework.rundir import write_csv_atomic
+from framework.parts.contexts import class_probabilities, output_classes
+from framework.run.rundir import write_csv_atomic
+from framework.runtime.backend import native_stderr_captured
 
 BATCH_SIZE = 32
 # Predictions of a CSV file's rows printed, at most; all are written.
@@ -209,7 +208,7 @@ def load_run_model(run_dir: Path, unsafe: bool = False):
         complete = False
     if not complete:
         raise damaged(run_dir, "model.keras", "not a readable Keras file")
-    from framework.backend import import_backend
+    from framework.runtime.backend import import_backend
 
     keras = import_backend()
     try:
@@ -258,8 +257,8 @@ class ImagePredictor:
 
     def images(self, paths):
         """A ``tf.data.Dataset`` of float32 image batches, the files read as in training."""
-        from framework.backend import require_tensorflow
-        from framework.images import load_image
+        from framework.deploy.images import load_image
+        from framework.runtime.backend import require_tensorflow
 
         # Its start-up logs kept off the console: a LiteRT model may be the first to need it.
         tf = require_tensorflow("reading images for a prediction (a tf.data pipeline)")
@@ -378,7 +377,7 @@ def _tflite_interpreter(path: Path):
 
         runtime = "litert"
     except ImportError:  # neither: one line that says what to install
-        from framework.backend import require_tensorflow
+        from framework.runtime.backend import require_tensorflow
 
         tf = require_tensorflow(
             "running a .tflite file without ai-edge-litert (pip install ai-edge-litert)"
@@ -419,34 +418,13 @@ def check_rows_file(path: Path, output: Path, overwrite: bool):
     check_output(output, overwrite)
 
 
-def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    """The header and the non-blank rows of a CSV file.
-
-    Raises:
-        UserError: the file cannot be read as UTF-8 CSV, or holds no row.
-    """
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            records = [row for row in csv.reader(f)]
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise UserError(f"{path} is not readable CSV text: {e}") from None
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}") from None
-    if not records:
-        raise UserError(f"{path} is empty; it needs a header row and rows to predict")
-    header = [h.strip() for h in records[0]]
-    rows = [row for row in records[1:] if any(cell.strip() for cell in row)]
-    if not rows:
-        raise UserError(f"{path} has a header but no rows to predict")
-    return header, rows
-
-
 def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsafe: bool):
     """Predicts every row of a CSV file with a run trained on a CSV file; prints the first
     predictions and writes ``output``: the rows with the task's prediction columns."""
-    from framework.plugins import load_plugins
-    from framework.registry import datasets
-    from framework.tasks import task_of_run
+    from framework.deploy.rows import read_rows
+    from framework.parts.loading import load_plugins
+    from framework.parts.registry import datasets
+    from framework.parts.tasks import task_of_run
 
     if run_dir.suffix == ".tflite":
         raise UserError(

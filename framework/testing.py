@@ -20,13 +20,13 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from framework.cli import one_line
-from framework.config import setup_configs
+from framework.cli.messages import one_line
+from framework.config.preflight import CONFIG_NAME, check_settings, choose_parts, parts_by_input
+from framework.config.schema import setup_configs
 from framework.errors import UserError
-from framework.kinds import FEATURES
-from framework.preflight import CONFIG_NAME, check_settings, choose_parts, parts_by_input
-from framework.ranges import field_ranges, value_outside
-from framework.registry import REGISTRIES
+from framework.parts.kinds import FEATURES
+from framework.parts.ranges import field_ranges, value_outside
+from framework.parts.registry import REGISTRIES
 
 # Small images and one epoch: a check, not a benchmark.
 QUICK = ["trainer.epochs=1", "trainer.verbose=0"]
@@ -62,7 +62,7 @@ def check_part(group: str, name: str, workdir, overrides=()) -> dict:
     for key, accepted in field_ranges(OmegaConf.get_type(node)).items():
         _check_refused(args, f"{key_prefix}.{key}", value_outside(accepted, node[key]))
     run_dir = Path(workdir) / "run"
-    from framework.train import train
+    from framework.run.train import train
 
     metrics = train(cfg, run_dir)
     _check_reloaded_model(cfg, run_dir, metrics)
@@ -119,7 +119,7 @@ def _check_reloaded_model(cfg, run_dir: Path, metrics: dict):
     """The saved model, reloaded in Keras's safe mode, scores what the run scored."""
     import keras
 
-    from framework.train import load_task_data
+    from framework.run.train import load_task_data
 
     try:
         model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)

@@ -94,7 +94,7 @@ def test_the_confusion_matrix_numbers_the_cells_that_hold_samples(tmp_path, monk
 
 def test_one_sigmoid_unit_stands_for_the_second_of_two_classes():
     from framework.api import class_probabilities
-    from framework.contexts import output_classes
+    from framework.parts.contexts import output_classes
 
     assert [output_classes(units) for units in (1, 2, 3)] == [2, 2, 3]
     sigmoid = np.array([[0.25], [0.5], [0.75]], "float32")

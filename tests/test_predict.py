@@ -14,7 +14,7 @@ import pytest
 from framework import predict as predict_module
 from framework.api import hookimpl
 from framework.predict import main
-from framework.train import train
+from framework.run.train import train
 from framework_plugins.shapes import write_shapes_tree
 
 from conftest import run_cli
@@ -284,7 +284,7 @@ def test_a_dataset_that_registers_a_row_reader_predicts_new_rows(
 ):
     import keras
 
-    from framework.plugins import register_plugins
+    from framework.parts.loading import register_plugins
     from framework.predict import predict_rows
 
     register_plugins([("points_plugin", PointsPlugin())])

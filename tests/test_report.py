@@ -4,8 +4,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-import framework.report
-from framework.report import console_report
+import framework.run.report
+from framework.run.report import console_report
 
 # Also run on Keras's JAX backend (make test's second pass).
 pytestmark = pytest.mark.backends
@@ -54,7 +54,7 @@ def test_the_curves_keep_their_text_inside_the_figure(tmp_path, loss, metric, ep
         }
         for e in range(1, epochs + 1)
     ]
-    framework.report.plot_curves(tmp_path, history, stages, "mae")
+    framework.run.report.plot_curves(tmp_path, history, stages, "mae")
     png = matplotlib.image.imread(tmp_path / "curves.png")[..., :3]
     # Nothing drawn at the figure's edges: its outer rows and columns are white (a clipped
     # label leaves its ink there).

@@ -55,8 +55,8 @@ def test_a_part_whose_defaults_break_its_own_ranges_fails_the_kit(isolated_regis
 
 def test_the_kit_takes_its_datasets_and_backbones_from_the_parts_by_input_table(monkeypatch):
     import framework.testing
-    from framework.preflight import parts_by_input
-    from framework.registry import REGISTRIES
+    from framework.config.preflight import parts_by_input
+    from framework.parts.registry import REGISTRIES
 
     table = parts_by_input()
     table["dataset"]["features"] = "wine"

@@ -27,6 +27,7 @@ from framework.cli.messages import one_line, one_line_usage, plain_text, report_
 from framework.cli.process_exit import run_and_exit
 from framework.deploy.images import IMAGE_EXTENSIONS, is_image_file, is_readable
 from framework.errors import UserError, damaged
+from framework.parts.contexts import class_probabilities, output_classes
 from framework.run.record import RunRecord, read_record
 from framework.run.rundir import METRICS, write_csv_atomic
 from framework.runtime.backend import native_stderr_captured
@@ -258,12 +259,7 @@ class ImagePredictor:
 
     def probabilities(self, paths):
         """Class probabilities, ``(len(paths), classes)``, for image files."""
-        import numpy as np
-
-        probs = self.outputs(self.images(paths))
-        if probs.shape[-1] == 1:  # binary: the probability of the second class
-            probs = np.concatenate([1 - probs, probs], axis=-1)
-        return probs
+        return class_probabilities(self.outputs(self.images(paths)))
 
 
 class Predictor(ImagePredictor):
@@ -329,7 +325,7 @@ class TFLitePredictor(ImagePredictor):
         interpreter, runtime = _tflite_interpreter(path)
         predictor = cls(interpreter, class_names, info.get("interpolation", "bilinear"), runtime)
         outputs, classes = predictor.output["shape_signature"][-1], len(predictor.class_names)
-        if outputs != classes and (outputs, classes) != (1, 2):  # (1, 2): one sigmoid unit
+        if output_classes(outputs) != classes:
             raise UserError(
                 f"{path} has {outputs} outputs but {info_path.name} names {classes} classes"
             )
@@ -411,8 +407,9 @@ def check_rows_file(path: Path, output: Path, overwrite: bool):
 def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsafe: bool):
     """Predicts every row of a CSV file with a run trained on a CSV file; prints the first
     predictions and writes ``output``: the rows with the task's prediction columns."""
-    from framework.deploy.rows import encode_rows, read_rows
+    from framework.deploy.rows import read_rows
     from framework.parts.loading import load_plugins
+    from framework.parts.registry import datasets
     from framework.parts.tasks import task_of_run
 
     if run_dir.suffix == ".tflite":
@@ -421,15 +418,16 @@ def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsaf
             "to predict rows of a CSV file"
         )
     record = finished_record(run_dir)
-    inputs = record.data.get("inputs")
-    if not isinstance(inputs, dict):
+    load_plugins()
+    name = record.data.get("name")
+    if name not in datasets or datasets.get(name).rows is None:
+        readers = " or ".join(f"dataset={p.name}" for p in datasets if p.rows is not None)
         raise UserError(
-            f"{run_dir} was not trained on a CSV file (dataset=csv), so it records "
+            f"{run_dir} was not trained on a CSV file ({readers}), so it records "
             "no columns to read new rows with"
         )
     header, rows = read_rows(path)
-    x = encode_rows(inputs, header, rows, path.name)
-    load_plugins()
+    x = datasets.get(name).read_rows(record.data, header, rows, path.name)
     task = task_of_run(record.as_dict())
     outputs = load_run_model(run_dir, unsafe).predict(x, batch_size=BATCH_SIZE, verbose=0)
     predicted = task.predictions(outputs, record.data)

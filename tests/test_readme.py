@@ -9,6 +9,7 @@ on stderr), and a transcript that shows an error must exit with code 2; every ot
 exit 0.
 """
 
+import importlib.util
 import os
 import re
 import shlex
@@ -22,6 +23,7 @@ import pytest
 import warm
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 SHORTEN = "trainer.epochs=1"
 SKIP = re.compile(r"^(make |\. \.venv/bin/activate|python benchmarks/)")
 # Run by test_sweep.py (test_a_ray_sweep_runs_its_jobs_on_a_local_ray): starting Ray costs a
@@ -159,6 +161,32 @@ def test_example_plugin_readme_runs_as_written(tmp_path):
     )
     assert ran == 3
     assert not failures, "\n".join(failures)
+
+
+def load_figures():
+    """docs/figures.py as a module (it is a script, not a package's)."""
+    spec = importlib.util.spec_from_file_location("figures", DOCS / "figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_figures_are_rewritten_in_whichever_page_marks_them():
+    texts = {
+        "README.md": "on <!-- fig:machine -->old<!-- /fig -->\n",
+        "docs/errors.md": "<!-- out:errors -->\n```\n$ old\n```\n",
+    }
+    new = load_figures().rewrite_pages(texts, {"machine": "cpu"}, {"errors": "$ new"})
+    assert new == {
+        "README.md": "on <!-- fig:machine -->cpu<!-- /fig -->\n",
+        "docs/errors.md": "<!-- out:errors -->\n```\n$ new\n```\n",
+    }
+
+
+def test_figures_refuse_a_pasted_block_that_no_page_marks():
+    texts = {"README.md": "<!-- out:default_run -->\n```\nold\n```\n"}
+    with pytest.raises(SystemExit, match="produces out:errors, which no page marks"):
+        load_figures().rewrite_pages(texts, {}, {"default_run": "new", "errors": "$ new"})
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 Trains MobileNetV2 (random weights) on generated in-memory shapes images, (a) the head only,
 over the frozen base (which runs every step: no feature cache), and (b) the whole network, each
 in float32 and mixed_bfloat16 with XLA (``jit_compile=True``), through the framework
-(``framework.train.train`` on a composed config, as ``python -m framework`` runs it) and through
+(``framework.run.train.train`` on a composed config, as ``python -m framework`` runs it) and through
 a plain Keras script on the same backend: the same layers (the framework's mobilenetv2 plugin
 rescales to -1..1 inside the model; gap_dense is GlobalAveragePooling2D + Dropout 0.2; the output
 layer float32), the same arrays (the framework's own dataset, loaded once: uint8 images, which
@@ -231,8 +231,8 @@ _current_timer = []  # the timer the framework's next run gets, through its call
 def register_timer_part():
     """Registers the epoch timer as a callback part, as a plugin's ``register_callbacks`` hook
     would, so that a run config selects it with ``callbacks=[benchmark_epoch_timer]``."""
-    from framework import registry
-    from framework.plugins import load_plugins
+    from framework.parts import registry
+    from framework.parts.loading import load_plugins
 
     load_plugins()
     if TIMER not in registry.callbacks:
@@ -247,8 +247,8 @@ def register_timer_part():
 
 def run_framework(args, row: str, precision: str, run_dir: Path):
     """One run through the framework, into ``run_dir``; returns its epoch timer."""
+    from framework.run.train import train
     from framework.testing import compose
-    from framework.train import train
 
     timer = epoch_timer(args.warmup)
     _current_timer.append(timer)
@@ -610,8 +610,8 @@ def main(argv=None):
 
 def measure(args, workdir: Path, cache: Path | None, sampler: GpuUtilization, log):
     """Runs every row, both sides; returns the rows' results and the report's header lines."""
+    from framework.run.train import load_data
     from framework.testing import compose
-    from framework.train import load_data
 
     register_timer_part()
     data = load_data(compose(framework_overrides(args, args.rows[0], args.precisions[0])))

@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from framework.api import DataContext
-from framework.backend import import_tensorflow
+from framework.runtime.backend import import_tensorflow
 from framework_plugins.image_folder import ImageFolderConfig, build_image_folder
 from framework_plugins.shapes import write_shapes_tree
 

@@ -38,9 +38,9 @@ def write_sample(kind: str, path: Path) -> Path:
 
 def framework_run(overrides: list[str], run_dir: Path):
     """The metrics of a framework run, and its data as the run split it (targets unscaled)."""
-    from framework.plugins import load_plugins
+    from framework.parts.loading import load_plugins
+    from framework.run.train import load_data, train
     from framework.testing import compose
-    from framework.train import load_data, train
 
     load_plugins()
     cfg = compose([*overrides, "trainer.verbose=0"])

@@ -23,7 +23,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 
 def compose(overrides: list[str]):
-    from framework.config import setup_configs
+    from framework.config.schema import setup_configs
 
     setup_configs()
     GlobalHydra.instance().clear()
@@ -45,8 +45,8 @@ def main():
     parser.add_argument("--samples-per-class", type=int, default=200)
     parser.add_argument("--size", type=int, default=224)
     args = parser.parse_args()
-    from framework import tuning
-    from framework.train import train
+    from framework.run.train import train
+    from framework.sweeps import tuner as tuning
 
     memory = []
     run_trial = tuning.Search.run_trial

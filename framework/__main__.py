@@ -6,17 +6,22 @@ import sys
 from pathlib import Path
 
 import hydra
-from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from framework.backend import use_backend
-from framework.cli import FAULT, USAGE_ERROR, one_line, one_line_usage, report_errors
-from framework.config import setup_configs
-from framework.config_source import store_shadowed
-from framework.devices import claim_worker_gpus
+from framework.cli.help import get_args_parser, show_help
+from framework.cli.messages import FAULT, USAGE_ERROR, one_line, one_line_usage, report_errors
+from framework.cli.process_exit import run_and_exit
+from framework.config.preflight import (
+    CONFIG_NAME,
+    check_settings,
+    choose_parts,
+    ineffective_settings,
+)
+from framework.config.schema import setup_configs
+from framework.config.source import store_shadowed
 from framework.errors import (
     DirectoryTaken,
     Stopped,
@@ -25,10 +30,10 @@ from framework.errors import (
     signals_deferred,
     stop_behind,
 )
-from framework.preflight import CONFIG_NAME, check_settings, choose_parts, ineffective_settings
-from framework.process_exit import run_and_exit
-from framework.rundir import FAILED, failure, mark_failed
-from framework.sweep_summary import record_stopped_sweep, shown_status, unfinished_jobs
+from framework.run.rundir import FAILED, failure, mark_failed
+from framework.runtime.backend import use_backend
+from framework.runtime.devices import claim_worker_gpus
+from framework.sweeps.summary import record_stopped_sweep, shown_status, unfinished_jobs
 
 CONFIG_PATH = "pkg://framework.conf"
 
@@ -51,13 +56,13 @@ def run(cfg: DictConfig) -> float:
         use_backend(cfg.trainer.backend)
         checkpoint = cfg.trainer.checkpoint
         if OmegaConf.select(cfg, "tuner.algorithm"):  # ~tuner leaves the rest of its settings
-            from framework.tuning import tune
+            from framework.sweeps.tuner import tune
 
             result = tune(cfg, hydra_cfg.runtime.output_dir, checkpoint)
             if not result:
                 return float("nan")  # a worker of a distributed search
         else:
-            from framework.train import train
+            from framework.run.train import train
 
             hparams = _varied_settings(hydra_cfg) if hydra_cfg.mode == RunMode.MULTIRUN else None
             result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint, hparams)
@@ -87,7 +92,7 @@ def run(cfg: DictConfig) -> float:
 
 def _varied_settings(hydra_cfg) -> dict:
     """The settings this sweep job's sweep varies, with the job's values."""
-    from framework.sweep_hparams import sweep_overrides, varied_settings
+    from framework.run.hparams import sweep_overrides, varied_settings
 
     sweep_dir = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir
     return varied_settings(
@@ -144,8 +149,6 @@ def main():
             sys.argv[at:at] = extra
             if args.help and args.experimental_rerun is None:  # as hydra.main decides
                 # What Hydra's --help prints, without its group listings our template leaves out.
-                from framework.app_help import show_help
-
                 show_help(
                     get_args_parser().parse_args(sys.argv[1:]),
                     run.__wrapped__,

@@ -8,9 +8,11 @@ import importlib
 
 import pluggy
 
-from framework.backend import require_tensorflow
-from framework.cli import one_line_usage
-from framework.contexts import (
+from framework.cli.messages import one_line_usage
+from framework.deploy.images import IMAGE_EXTENSIONS, is_readable, load_image
+from framework.deploy.rows import MISSING_CELLS
+from framework.errors import UserError
+from framework.parts.contexts import (
     BINARY,
     MULTICLASS,
     Data,
@@ -19,25 +21,23 @@ from framework.contexts import (
     Regularization,
     RunContext,
 )
-from framework.epoch_order import shuffle_each_epoch
-from framework.errors import UserError
-from framework.images import IMAGE_EXTENSIONS, is_readable, load_image
-from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
-from framework.ranges import setting
-from framework.row_inputs import MISSING_CELLS
-from framework.tasks import Targets, Task, encode_targets
+from framework.parts.kinds import FEATURE_MAPS, FEATURES, IMAGES
+from framework.parts.ranges import setting
+from framework.parts.tasks import Targets, Task, encode_targets
+from framework.runtime.backend import require_tensorflow
+from framework.runtime.epoch_order import shuffle_each_epoch
 
 hookimpl = pluggy.HookimplMarker("framework")
 
 # A task's evaluation and plots, imported when first used (scikit-learn and matplotlib are slow
 # to import, and a plugin module is imported for --help too): import them inside a method.
 _ON_FIRST_USE = {
-    "evaluate_classes": ("framework.evaluation", "evaluate"),
-    "predict_split": ("framework.evaluation", "predict_split"),
-    "split_arrays": ("framework.evaluation", "split_arrays"),
-    "take_examples": ("framework.evaluation", "take_examples"),
-    "plot_confusion_matrix": ("framework.report", "plot_confusion_matrix"),
-    "plot_misclassified": ("framework.report", "plot_misclassified"),
+    "evaluate_classes": ("framework.run.evaluation", "evaluate"),
+    "predict_split": ("framework.run.evaluation", "predict_split"),
+    "split_arrays": ("framework.run.evaluation", "split_arrays"),
+    "take_examples": ("framework.run.evaluation", "take_examples"),
+    "plot_confusion_matrix": ("framework.run.report", "plot_confusion_matrix"),
+    "plot_misclassified": ("framework.run.report", "plot_misclassified"),
 }
 
 

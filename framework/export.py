@@ -20,11 +20,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from framework.backend import native_stderr_captured
-from framework.cli import one_line, one_line_usage, plain_text, report_errors
+from framework.cli.messages import one_line, one_line_usage, plain_text, report_errors
+from framework.cli.process_exit import run_and_exit
 from framework.errors import UserError
 from framework.predict import UNSAFE_HELP, load_run_model, read_run, writable_folder_check
-from framework.process_exit import run_and_exit
+from framework.runtime.backend import native_stderr_captured
 
 FORMATS = ("savedmodel", "tflite")
 QUANTIZATIONS = ("float16", "int8")
@@ -114,7 +114,7 @@ def export(
     writable_folder_check(
         output.parent, f"the export {output}", "choose a folder you can write to with --output"
     )
-    from framework.backend import require_tensorflow, use_backend
+    from framework.runtime.backend import require_tensorflow, use_backend
 
     # SavedModel and TFLite are TensorFlow's formats: the export runs on TensorFlow whatever
     # KERAS_BACKEND says (model.keras is the same file on every backend).
@@ -229,8 +229,8 @@ def calibration_images(run_dir: Path, count: int = CALIBRATION_IMAGES):
     import numpy as np
     from omegaconf import OmegaConf
 
-    from framework.plugins import load_plugins
-    from framework.train import load_data
+    from framework.parts.loading import load_plugins
+    from framework.run.train import load_data
 
     config_path = run_dir / ".hydra" / "config.yaml"
     if not config_path.is_file():

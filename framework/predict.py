@@ -23,12 +23,12 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
-from framework.backend import native_stderr_captured
-from framework.cli import one_line, one_line_usage, plain_text, report_errors
+from framework.cli.messages import one_line, one_line_usage, plain_text, report_errors
+from framework.cli.process_exit import run_and_exit
+from framework.deploy.images import IMAGE_EXTENSIONS, is_image_file, is_readable
 from framework.errors import UserError
-from framework.images import IMAGE_EXTENSIONS, is_image_file, is_readable
-from framework.process_exit import run_and_exit
-from framework.rundir import write_csv_atomic
+from framework.run.rundir import write_csv_atomic
+from framework.runtime.backend import native_stderr_captured
 
 BATCH_SIZE = 32
 # Predictions of a CSV file's rows printed, at most; all are written.
@@ -207,7 +207,7 @@ def load_run_model(run_dir: Path, unsafe: bool = False):
         complete = False
     if not complete:
         raise damaged(run_dir, "model.keras", "not a readable Keras file")
-    from framework.backend import import_backend
+    from framework.runtime.backend import import_backend
 
     keras = import_backend()
     try:
@@ -256,8 +256,8 @@ class ImagePredictor:
 
     def images(self, paths):
         """A ``tf.data.Dataset`` of float32 image batches, the files read as in training."""
-        from framework.backend import require_tensorflow
-        from framework.images import load_image
+        from framework.deploy.images import load_image
+        from framework.runtime.backend import require_tensorflow
 
         # Its start-up logs kept off the console: a LiteRT model may be the first to need it.
         tf = require_tensorflow("reading images for a prediction (a tf.data pipeline)")
@@ -381,7 +381,7 @@ def _tflite_interpreter(path: Path):
 
         runtime = "litert"
     except ImportError:  # neither: one line that says what to install
-        from framework.backend import require_tensorflow
+        from framework.runtime.backend import require_tensorflow
 
         tf = require_tensorflow(
             "running a .tflite file without ai-edge-litert (pip install ai-edge-litert)"
@@ -425,9 +425,9 @@ def check_rows_file(path: Path, output: Path, overwrite: bool):
 def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsafe: bool):
     """Predicts every row of a CSV file with a run trained on a CSV file; prints the first
     predictions and writes ``output``: the rows with the task's prediction columns."""
-    from framework.plugins import load_plugins
-    from framework.row_inputs import encode_rows, read_rows
-    from framework.tasks import task_of_run
+    from framework.deploy.rows import encode_rows, read_rows
+    from framework.parts.loading import load_plugins
+    from framework.parts.tasks import task_of_run
 
     if run_dir.suffix == ".tflite":
         raise UserError(

@@ -20,13 +20,13 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from framework.cli import one_line
-from framework.config import setup_configs
+from framework.cli.messages import one_line
+from framework.config.preflight import CONFIG_NAME, check_settings, choose_parts
+from framework.config.schema import setup_configs
 from framework.errors import UserError
-from framework.kinds import FEATURE_MAPS, FEATURES, IMAGES
-from framework.preflight import CONFIG_NAME, check_settings, choose_parts
-from framework.ranges import field_ranges, value_outside
-from framework.registry import REGISTRIES
+from framework.parts.kinds import FEATURE_MAPS, FEATURES, IMAGES
+from framework.parts.ranges import field_ranges, value_outside
+from framework.parts.registry import REGISTRIES
 
 # A tiny bundled dataset for each kind of input, and a backbone that gives each kind.
 DATASET_FOR = {FEATURES: "iris", IMAGES: "digits"}
@@ -65,7 +65,7 @@ def check_part(group: str, name: str, workdir, overrides=()) -> dict:
     for key, accepted in field_ranges(OmegaConf.get_type(node)).items():
         _check_refused(args, f"{key_prefix}.{key}", value_outside(accepted, node[key]))
     run_dir = Path(workdir) / "run"
-    from framework.train import train
+    from framework.run.train import train
 
     metrics = train(cfg, run_dir)
     _check_reloaded_model(cfg, run_dir, metrics)
@@ -120,7 +120,7 @@ def _check_reloaded_model(cfg, run_dir: Path, metrics: dict):
     """The saved model, reloaded in Keras's safe mode, scores what the run scored."""
     import keras
 
-    from framework.train import load_task_data
+    from framework.run.train import load_task_data
 
     try:
         model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)

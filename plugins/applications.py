@@ -7,7 +7,7 @@ Each backbone is a small wrapper model::
                            -> the application without its top, named "base", training=False
 
 so a saved model takes raw images and needs nothing else to predict, and the core's
-``trainable: {last: N}`` reaches the application's layers (``framework.model.base_layers``
+``trainable: {last: N}`` reaches the application's layers (``framework.run.model.base_layers``
 descends into the one nested model). ``weights`` is ``imagenet`` (downloaded by Keras into its
 cache, ``~/.keras/models`` or ``$KERAS_HOME/models``), null (random initialization) or the path of
 a weights file, e.g. one written with ``save_weights`` from the application model. A backbone

@@ -24,8 +24,8 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ and importlib.util.find_spec("f
 import pytest  # noqa: E402
 from hydra.core.config_store import ConfigStore  # noqa: E402
 
-from framework.config import setup_configs  # noqa: E402
-from framework.registry import REGISTRIES  # noqa: E402
+from framework.config.schema import setup_configs  # noqa: E402
+from framework.parts.registry import REGISTRIES  # noqa: E402
 from framework.testing import compose as compose_run_config  # noqa: E402
 
 import warm  # noqa: E402
@@ -110,7 +110,7 @@ def cli(tmp_path):
 @pytest.fixture
 def kept_model(monkeypatch) -> dict:
     """Makes ``train`` hand over the model it saves, in ``kept_model["model"]``."""
-    import framework.train as train_module
+    import framework.run.train as train_module
 
     kept = {}
     original = train_module._save_model

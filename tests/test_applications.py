@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-import framework.train as train_module
+import framework.run.train as train_module
 from framework.api import Data, ModelContext, UserError
-from framework.model import base_layers, build_model, set_trainable
-from framework.registry import backbones
-from framework.train import train
+from framework.parts.registry import backbones
+from framework.run.model import base_layers, build_model, set_trainable
+from framework.run.train import train
 from framework_plugins.applications import FAMILIES, build_application, preprocess
 
 APPLICATIONS = [part.name for part in backbones if part.builder is build_application]

@@ -206,7 +206,7 @@ def test_bad_execution_settings_are_one_line_errors(tmp_path, args, env, fragmen
 def test_mixed_precision_computes_in_16_bits_with_a_float32_output(
     tmp_path, compose, precision, compute, jit_compile
 ):
-    from framework.train import train
+    from framework.run.train import train
 
     cfg = compose(
         "experiment=iris_binary",
@@ -239,7 +239,7 @@ def test_mixed_precision_computes_in_16_bits_with_a_float32_output(
 
 @pytest.mark.backends
 def test_float32_leaves_the_output_layer_on_the_global_policy(tmp_path, compose):
-    from framework.train import train
+    from framework.run.train import train
 
     cfg = compose("experiment=iris_binary", "trainer.epochs=1", "trainer.checkpoint=false")
     train(cfg, tmp_path / "run")

@@ -7,8 +7,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from framework.kinds import FEATURE_MAPS, IMAGES
-from framework.registry import REGISTRIES
+from framework.parts.kinds import FEATURE_MAPS, IMAGES
+from framework.parts.registry import REGISTRIES
 
 EXPERIMENTS = sorted(
     p.name.removesuffix(".yaml")
@@ -157,8 +157,8 @@ def test_config_only_commands_never_import_a_backend(tmp_path, args):
 def test_settings_out_of_their_declared_range_are_refused_by_key_value_and_range(
     compose, overrides, message
 ):
+    from framework.config.preflight import check_settings
     from framework.errors import UserError
-    from framework.preflight import check_settings
 
     with pytest.raises(UserError) as refused:
         check_settings(compose(*overrides))

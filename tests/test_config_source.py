@@ -1,6 +1,6 @@
-"""Hydra finds the parts and the experiments through ``framework://`` (framework.config_source),
+"""Hydra finds the parts and the experiments through ``framework://`` (framework.config.source),
 not in its ConfigStore, and ``--help`` prints what Hydra's own would, without its group listings
-where the template leaves them out (framework.app_help)."""
+where the template leaves them out (framework.cli.help)."""
 
 import contextlib
 import io
@@ -14,8 +14,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.object_type import ObjectType
 
-from framework import app_help
-from framework.config_source import SCHEME, FrameworkConfigSource
+from framework.cli import help as app_help
+from framework.config.source import SCHEME, FrameworkConfigSource
 
 from conftest import ROOT
 

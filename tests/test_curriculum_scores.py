@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from framework.train import train
+from framework.run.train import train
 
 pytestmark = pytest.mark.slow  # each test trains a curriculum experiment whole: 10-23 s
 

@@ -6,14 +6,14 @@ import textwrap
 
 import pytest
 
-from framework import devices
 from framework.errors import UserError
+from framework.runtime import devices
 
 # A worker: claims from fake GPU indices, prints its GPUs, then waits to be told to exit.
 WORKER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from framework.devices import claim_gpus
+    from framework.runtime.devices import claim_gpus
     print(",".join(claim_gpus(Path(sys.argv[1]), sys.argv[2].split(","), int(sys.argv[3]))),
           flush=True)
     print(",".join(claim_gpus(Path(sys.argv[1]), ["9"], 1)), flush=True)  # the same claim

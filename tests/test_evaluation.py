@@ -1,4 +1,4 @@
-"""framework.evaluation scores a model in one predict pass: its loss and accuracy must be those
+"""framework.run.evaluation scores a model in one predict pass: its loss and accuracy must be those
 of Keras's own model.evaluate."""
 
 import keras
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from framework.evaluation import evaluate
+from framework.run.evaluation import evaluate
 
 # Also run on Keras's JAX backend (make test's second pass).
 pytestmark = pytest.mark.backends

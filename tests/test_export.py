@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from framework import export, predict
 from framework.predict import TFLitePredictor
-from framework.train import train
+from framework.run.train import train
 from framework_plugins.shapes import write_shapes_tree
 
 from conftest import compose_config, run_cli
@@ -206,8 +206,8 @@ def test_tflite_runs_on_litert_when_installed(run, exports):
 
 
 def test_without_litert_or_tensorflow_a_tflite_file_is_a_one_line_error(run, exports, monkeypatch):
-    from framework import backend
     from framework.errors import UserError
+    from framework.runtime import backend
 
     without_litert(monkeypatch)
     monkeypatch.setattr(backend, "tensorflow_available", lambda: False)

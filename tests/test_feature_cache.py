@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from framework.contexts import Data
 from framework.errors import UserError
-from framework.feature_cache import _store, cache_key, load_or_extract
-from framework.train import train
+from framework.parts.contexts import Data
+from framework.run.feature_cache import _store, cache_key, load_or_extract
+from framework.run.train import train
 
 HEAD_STAGE = "trainer.stages=[{name:head,epochs:3,trainable:head}]"
 

@@ -16,11 +16,11 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from framework.cli import one_line
+from framework.cli.messages import one_line
+from framework.config.preflight import check_settings
 from framework.errors import UserError
-from framework.preflight import check_settings
-from framework.ranges import field_ranges, value_outside
-from framework.registry import REGISTRIES
+from framework.parts.ranges import field_ranges, value_outside
+from framework.parts.registry import REGISTRIES
 
 from conftest import assert_one_line_error, compose_config
 
@@ -182,8 +182,8 @@ def draw_space(rng: random.Random) -> dict:
 def test_search_space_draws_are_refused_in_one_line_or_give_trials_that_pass_the_checks():
     import keras_tuner
 
-    from framework import search_space
-    from framework.tuning import trial_config
+    from framework.config import search_space
+    from framework.sweeps.tuner import trial_config
 
     base = compose_config("experiment=tune_wine_random")
     rng = random.Random(SEED)
@@ -291,7 +291,7 @@ def test_optuna_sweeper_draws_are_refused_in_one_line_without_a_write_or_give_va
         create_params_from_overrides,
     )
 
-    from framework.optuna_study import check_study
+    from framework.config.optuna import check_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sweep_dir = tmp_path / "sweep"

@@ -9,9 +9,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from framework.api import DataContext, UserError
-from framework.model import build_model
 from framework.predict import load_run_model
-from framework.train import train
+from framework.run.model import build_model
+from framework.run.train import train
 from framework_plugins.augment import AugmentConfig, build_augment
 from framework_plugins.digits import DigitsConfig, build_digits
 from framework_plugins.image_data import resized_images
@@ -337,7 +337,7 @@ def test_simple_cnn_refuses_images_too_small(compose, tmp_path):
     ],
 )
 def test_the_image_size_shown_is_the_size_served(compose, overrides, size):
-    from framework.train import load_data
+    from framework.run.train import load_data
 
     cfg = compose(*overrides, "dataset.validation_split=0.2")
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -358,7 +358,7 @@ def test_efficientnet_has_no_internal_table_among_its_settings(compose):
 
 
 def test_a_dataset_size_apart_from_the_backbone_is_refused(compose):
-    from framework.train import load_data
+    from framework.run.train import load_data
 
     cfg = compose("dataset.target_size=[16,16]")
     with pytest.raises(
@@ -370,7 +370,7 @@ def test_a_dataset_size_apart_from_the_backbone_is_refused(compose):
 
 
 def test_a_finished_runs_data_is_rebuilt_at_the_size_it_was_trained(compose):
-    from framework.train import load_data
+    from framework.run.train import load_data
 
     # A run from before one source of truth: its dataset kept a size of its own.
     cfg = compose("dataset.target_size=[16,16]", "backbone.input_size=[150,150]")
@@ -386,7 +386,7 @@ def test_each_epochs_order_is_set_by_the_seed_and_the_epoch_whatever_the_global_
 
     script = f"""
 import tensorflow as tf
-from framework.epoch_order import shuffle_each_epoch, start_epoch
+from framework.runtime.epoch_order import shuffle_each_epoch, start_epoch
 tf.random.set_seed({global_seed})
 ds = shuffle_each_epoch(tf.data.Dataset.range(64), 64, 7)
 orders = []

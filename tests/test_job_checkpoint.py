@@ -7,10 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-from framework import job_checkpoint
 from framework.errors import UserError
-from framework.job_checkpoint import JobCheckpoint
-from framework.train import train
+from framework.run import checkpoint as job_checkpoint
+from framework.run.checkpoint import JobCheckpoint
+from framework.run.train import train
 
 # Also run on Keras's JAX backend (make test's second pass).
 pytestmark = pytest.mark.backends

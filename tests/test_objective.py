@@ -3,8 +3,8 @@
 import pytest
 
 from framework.errors import UserError
-from framework.objective import check_objective, direction, objective_value
-from framework.tasks import all_objectives
+from framework.parts.objective import check_objective, direction, objective_value
+from framework.parts.tasks import all_objectives
 
 HISTORY = [
     {"loss": 0.9, "accuracy": 0.5, "val_loss": 0.8, "val_accuracy": 0.6},

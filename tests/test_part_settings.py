@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from framework.part_settings import describe_part, part_settings
-from framework.registry import REGISTRIES
+from framework.parts.registry import REGISTRIES
+from framework.parts.settings import describe_part, part_settings
 
 from test_cli_errors import assert_one_line_error
 

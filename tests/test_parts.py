@@ -5,7 +5,7 @@ import csv
 import keras
 import pytest
 
-from framework.train import train
+from framework.run.train import train
 
 QUICK = ["experiment=iris_binary", "trainer.epochs=2", "trainer.verbose=0"]
 
@@ -131,7 +131,7 @@ def test_a_misbehaving_plugin_is_named_in_one_line(
     compose, tmp_path, isolated_registries, group, builder, selection, message
 ):
     from framework.api import FEATURES
-    from framework.cli import one_line
+    from framework.cli.messages import one_line
     from framework.errors import UserError
 
     isolated_registries[group].register(

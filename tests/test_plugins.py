@@ -7,8 +7,8 @@ import pytest
 
 from framework.api import hookimpl
 from framework.errors import PluginError
-from framework.plugins import plugin_listing, register_plugins
-from framework.registry import REGISTRIES
+from framework.parts.loading import plugin_listing, register_plugins
+from framework.parts.registry import REGISTRIES
 
 from conftest import ROOT, run_cli
 

@@ -12,7 +12,7 @@ import pytest
 
 from framework import predict as predict_module
 from framework.predict import main
-from framework.train import train
+from framework.run.train import train
 from framework_plugins.shapes import write_shapes_tree
 
 from conftest import run_cli
@@ -264,8 +264,8 @@ ROW_INPUTS = {"columns": [{"name": "size"}, {"name": "colour", "categories": ["b
 
 
 def test_an_infinite_number_in_a_row_is_called_infinite_not_missing():
+    from framework.deploy.rows import encode_rows
     from framework.errors import UserError
-    from framework.row_inputs import encode_rows
 
     with pytest.raises(UserError) as error:
         encode_rows(ROW_INPUTS, ["size", "colour"], [["1", "red"], ["-inf", "blue"]], "rows.csv")
@@ -284,7 +284,7 @@ def test_an_infinite_number_in_a_row_is_called_infinite_not_missing():
 
 
 def test_a_category_training_never_saw_is_predicted_with_a_one_line_note(capsys):
-    from framework.row_inputs import encode_rows
+    from framework.deploy.rows import encode_rows
 
     x = encode_rows(
         ROW_INPUTS,

@@ -7,9 +7,9 @@ import sys
 import pytest
 from hydra.types import RunMode
 
+from framework.config.preflight import choose_parts, ineffective_settings
 from framework.errors import PluginError, UserError
-from framework.kinds import FEATURES, IMAGES
-from framework.preflight import choose_parts, ineffective_settings
+from framework.parts.kinds import FEATURES, IMAGES
 
 from test_cli_errors import assert_one_line_error
 
@@ -100,7 +100,7 @@ def test_a_mismatch_is_one_line_before_tensorflow_and_nothing_is_written(tmp_pat
 def test_undeclared_parts_are_checked_by_their_shapes_at_run_time(
     isolated_registries, compose, tmp_path
 ):
-    from framework.train import train
+    from framework.run.train import train
     from framework_plugins.tabular import SplitConfig, build_wine
 
     # A third party's dataset that says nothing of its kind: the data's rank decides.

@@ -1,4 +1,4 @@
-"""framework.process_exit: a command ends as the interpreter would end it, without the teardown
+"""framework.cli.process_exit: a command ends as the interpreter would end it, without the teardown
 of its modules (each case in a fresh interpreter of its own)."""
 
 import subprocess
@@ -10,7 +10,7 @@ import textwrap
 COMMAND = """
 import atexit, sys, threading, time
 from pathlib import Path
-from framework.process_exit import run_and_exit
+from framework.cli.process_exit import run_and_exit
 
 left_open = open("teardown.txt", "w")
 left_open.write("closed by the teardown")

@@ -3,9 +3,9 @@ from dataclasses import dataclass, field
 import pytest
 from omegaconf import OmegaConf, ValidationError
 
-from framework.config_source import SCHEME, FrameworkConfigSource
+from framework.config.source import SCHEME, FrameworkConfigSource
 from framework.errors import PluginError, UnknownPartError
-from framework.registry import REGISTRIES, Registry
+from framework.parts.registry import REGISTRIES, Registry
 
 
 @dataclass

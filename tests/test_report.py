@@ -4,8 +4,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-import framework.report
-from framework.report import console_report, plot_confusion_matrix, plot_misclassified
+import framework.run.report
+from framework.run.report import console_report, plot_confusion_matrix, plot_misclassified
 
 # Also run on Keras's JAX backend (make test's second pass).
 pytestmark = pytest.mark.backends
@@ -54,7 +54,7 @@ def test_the_console_report_keeps_a_space_after_each_label(tmp_path, evaluated_o
 
 def test_the_confusion_matrix_numbers_the_cells_that_hold_samples(tmp_path, monkeypatch):
     figures = []
-    monkeypatch.setattr(framework.report.plt, "close", figures.append)  # keep the figure
+    monkeypatch.setattr(framework.run.report.plt, "close", figures.append)  # keep the figure
     # 3 classes: 2 + 1 right of class a, one b taken for c, 3 c right.
     plot_confusion_matrix(
         tmp_path, [0, 0, 1, 1, 2, 2, 2], [0, 0, 1, 2, 2, 2, 2], ["a", "b", "c"], "test"
@@ -91,7 +91,7 @@ def test_the_curves_keep_their_text_inside_the_figure(tmp_path, loss, metric, ep
         }
         for e in range(1, epochs + 1)
     ]
-    framework.report.plot_curves(tmp_path, history, stages, "mae")
+    framework.run.report.plot_curves(tmp_path, history, stages, "mae")
     png = matplotlib.image.imread(tmp_path / "curves.png")[..., :3]
     # Nothing drawn at the figure's edges: its outer rows and columns are white (a clipped
     # label leaves its ink there).

@@ -290,7 +290,7 @@ def test_a_run_dir_lost_mid_run_stops_in_one_line_and_the_run_reruns_after(tmp_p
 
 
 def test_temporary_model_files_are_apart_per_process(tmp_path, monkeypatch):
-    import framework.train as train_module
+    import framework.run.train as train_module
 
     saved = []
 

@@ -184,7 +184,7 @@ def test_an_unknown_objective_is_refused_before_training(compose, tmp_path):
     import pytest
 
     from framework.errors import UserError
-    from framework.train import train
+    from framework.run.train import train
 
     with pytest.raises(
         UserError,
@@ -370,9 +370,9 @@ def test_a_signal_that_omegaconf_turned_into_its_own_error_still_stops_the_comma
 
     from hydra.errors import ConfigCompositionException
 
-    from framework.cli import report_errors
+    from framework.cli.messages import report_errors
     from framework.errors import Stopped
-    from framework.rundir import failure
+    from framework.run.rundir import failure
 
     monkeypatch.delenv("FRAMEWORK_FULL_ERROR", raising=False)
 
@@ -486,7 +486,7 @@ def test_a_stopped_sweep_whose_job_dir_cannot_take_failed_still_ends(tmp_path, m
     # retrying it for ever.
     import threading
 
-    from framework import sweep_summary
+    from framework.sweeps import summary as sweep_summary
 
     (tmp_path / "sweep" / "0").mkdir(parents=True)
     running = {"dir": tmp_path / "sweep", "output_subdir": None, "local": True}

@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
-from framework.sweep_resume import SkipFinished, finished_job
+from framework.sweeps.resume import SkipFinished, finished_job
 
 HYDRA = {"sweep": {"dir": "sweep", "subdir": "${hydra.job.num}"}, "output_subdir": ".hydra"}
 

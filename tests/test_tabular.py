@@ -6,8 +6,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
-from framework.ranges import check_ranges
-from framework.registry import datasets
+from framework.parts.ranges import check_ranges
+from framework.parts.registry import datasets
 
 # Also run on Keras's JAX backend (make test's second pass).
 pytestmark = pytest.mark.backends

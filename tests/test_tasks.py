@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from framework.api import Task, UserError, encode_targets, hookimpl
-from framework.train import load_data, train
+from framework.run.train import load_data, train
 from framework_plugins.sample_csv import houses, tags
 
 from conftest import assert_one_line_error
@@ -34,7 +34,7 @@ def houses_csv(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def regression_run(houses_csv, tmp_path_factory):
-    from framework import train as train_module
+    from framework.run import train as train_module
 
     from conftest import compose_config
 
@@ -110,8 +110,8 @@ def test_predict_prints_a_new_rows_price_in_its_units_and_writes_it(
 ):
     import keras
 
+    from framework.deploy.rows import encode_rows, read_rows
     from framework.predict import main
-    from framework.row_inputs import encode_rows, read_rows
 
     _, run_dir, metrics, _ = regression_run
     features = ["area_m2", "rooms", "age_years", "distance_km", "neighbourhood"]
@@ -364,8 +364,8 @@ class OrdinalPlugin:
 def test_a_third_party_task_registers_with_the_same_hook(
     isolated_registries, compose, tmp_path, capsys
 ):
-    from framework.plugins import register_plugins
-    from framework.tasks import task_of_run
+    from framework.parts.loading import register_plugins
+    from framework.parts.tasks import task_of_run
 
     register_plugins([("ordinal_plugin", OrdinalPlugin())])
     assert isolated_registries["task"].get("ordinal").provider == "ordinal_plugin"

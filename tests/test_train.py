@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from framework.train import train
+from framework.run.train import train
 
 # Also run on Keras's JAX backend (make test's second pass).
 pytestmark = pytest.mark.backends
@@ -66,8 +66,8 @@ def test_output_layer_and_loss_follow_the_task(finished_run, compose, tmp_path):
 
 
 def test_saved_model_matches_the_architecture_of_its_config(compose, tmp_path):
-    from framework.model import build_model
-    from framework.registry import datasets
+    from framework.parts.registry import datasets
+    from framework.run.model import build_model
 
     cfg = compose("experiment=wine_dropout_l2", *QUICK)
     train(cfg, tmp_path)
@@ -85,7 +85,7 @@ def test_saved_model_matches_the_architecture_of_its_config(compose, tmp_path):
 def test_model_before_saving_and_after_loading_agree(compose, tmp_path, kept_model):
     cfg = compose("experiment=iris_dropout", *QUICK)
     train(cfg, tmp_path)
-    from framework.registry import datasets
+    from framework.parts.registry import datasets
 
     x = datasets.get("iris").build(cfg.dataset, None).test[0]
     loaded = keras.saving.load_model(tmp_path / "model.keras")
@@ -140,7 +140,7 @@ def test_failed_run_is_marked_and_has_no_metrics(compose, tmp_path):
     ],
 )
 def test_an_optimizer_by_group_or_by_name_runs_with_the_same_settings(compose, overrides, expected):
-    from framework.model import make_optimizer, optimizer_settings
+    from framework.run.model import make_optimizer, optimizer_settings
 
     cfg = compose("experiment=wine", *overrides).optimizer
     assert optimizer_settings(cfg.name, cfg.learning_rate, cfg.momentum) == expected

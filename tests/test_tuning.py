@@ -10,8 +10,8 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
+from framework.config.search_space import as_override, check_space
 from framework.errors import UserError
-from framework.search_space import as_override, check_space
 
 import warm
 from conftest import assert_one_line_error, run_cli
@@ -131,7 +131,7 @@ def test_an_optuna_sweep_reports_a_jobs_validation_score_and_continues_its_study
 def test_trials_left_running_by_a_killed_sweep_are_marked_failed(tmp_path):
     import optuna
 
-    from framework.optuna_study import fail_running_trials
+    from framework.config.optuna import fail_running_trials
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     assert fail_running_trials(storage, "study") == 0  # no study yet
@@ -188,7 +188,7 @@ def test_overrides_read_back_as_the_values_tried(value):
 def test_a_choice_gives_its_values_as_they_are_booleans_and_mixed_types_too():
     import keras_tuner
 
-    from framework.search_space import define
+    from framework.config.search_space import define
 
     space = {
         "a": {"choice": [False, True]},
@@ -234,7 +234,7 @@ def test_a_bad_search_space_is_refused_before_the_run_dir_is_written(cli, tmp_pa
 
 
 def test_a_resumed_search_may_change_its_verbosity_and_trial_count_only(compose, tmp_path):
-    from framework.job_checkpoint import record_search
+    from framework.run.checkpoint import record_search
 
     record_search(tmp_path, compose(*SEARCH))
     record_search(tmp_path, compose(*SEARCH, "trainer.verbose=2", "tuner.max_trials=9"))
@@ -341,7 +341,8 @@ def test_a_study_is_not_continued_the_other_way_or_from_a_file_that_is_no_databa
 
 @pytest.mark.slow
 def test_a_head_search_extracts_the_frozen_backbones_features_once(compose, tmp_path, monkeypatch):
-    from framework import feature_cache, tuning
+    from framework.run import feature_cache
+    from framework.sweeps import tuner as tuning
 
     extractions = []
     extract = feature_cache.extract

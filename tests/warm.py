@@ -224,7 +224,7 @@ def _warm_server() -> _Server:
 def _serve():
     """The server: imports the backend, forks a child per request line on stdin, and reports
     each child's pid as it starts and its exit code as it ends."""
-    from framework.backend import import_backend
+    from framework.runtime.backend import import_backend
 
     import_backend()
     import hydra  # noqa: F401  (and the libraries a run imports next)
@@ -262,7 +262,7 @@ def _child(request):
     import runpy
     import traceback
 
-    from framework.process_exit import exit_without_teardown
+    from framework.cli.process_exit import exit_without_teardown
 
     stdin = os.open(os.devnull, os.O_RDONLY)
     os.dup2(stdin, 0)

@@ -1,5 +1,5 @@
-"""``hydra/sweeper=resume`` (see framework.sweep_resume) and ``hydra/sweeper=optuna`` (see
-framework.optuna_study): Hydra instantiates sweepers only from the ``hydra_plugins`` namespace
+"""``hydra/sweeper=resume`` (see framework.sweeps.resume) and ``hydra/sweeper=optuna`` (see
+framework.config.optuna): Hydra instantiates sweepers only from the ``hydra_plugins`` namespace
 package, so the classes are here."""
 
 from pathlib import Path
@@ -8,8 +8,8 @@ from hydra._internal.core_plugins import basic_sweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.plugins.sweeper import Sweeper
 
-from framework.optuna_study import fail_running_trials, next_job_number, plain_optuna_log
-from framework.sweep_resume import SkipFinished
+from framework.config.optuna import fail_running_trials, next_job_number, plain_optuna_log
+from framework.sweeps.resume import SkipFinished
 
 
 class ResumingSweeper(Sweeper):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framework.errors import UserError
-from framework.objective import direction
+from framework.parts.objective import direction
 
 AUTO = "auto"
 # A numeric target with more distinct values than this is a quantity, not a set of classes.
@@ -157,7 +157,7 @@ def registered_task(name: str, cfg=None) -> Task:
     Raises:
         UnknownPartError: no such task; the message lists the known ones.
     """
-    from framework.registry import config_node, tasks
+    from framework.parts.registry import config_node, tasks
 
     part = tasks.get(name)
     task = part.build(cfg if cfg is not None else config_node(part))
@@ -186,7 +186,7 @@ def dataset_task(name: str | None) -> str | None:
     """The task a registered dataset declares its targets are for (``register(...,
     task=...)``), known before its data loads; None where its data decides (a CSV file) or it
     is not a registered dataset."""
-    from framework.registry import datasets
+    from framework.parts.registry import datasets
 
     return datasets.get(name).task if name in datasets else None
 
@@ -199,7 +199,7 @@ def task_of_run(metrics: dict) -> Task:
     Raises:
         UserError: no registered task writes such runs.
     """
-    from framework.contexts import BINARY, MULTICLASS
+    from framework.parts.contexts import BINARY, MULTICLASS
 
     data = metrics["data"]
     if "task_name" in data:
@@ -325,6 +325,6 @@ def _all_tasks() -> list[Task]:
 
 
 def _task_names() -> list[str]:
-    from framework.registry import tasks
+    from framework.parts.registry import tasks
 
     return tasks.names()

@@ -16,7 +16,7 @@ import re
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
-from framework.ranges import check_value
+from framework.parts.ranges import check_value
 
 KINDS = ("choice", "int", "float", "log_float")
 _MISSING = object()

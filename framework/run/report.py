@@ -9,7 +9,7 @@ import numpy as np
 matplotlib.use("Agg")  # files only; no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from framework.rundir import shown, write_atomic, write_csv_atomic  # noqa: E402
+from framework.run.rundir import shown, write_atomic, write_csv_atomic  # noqa: E402
 
 
 def write_metrics(run_dir: Path, metrics: dict):
@@ -71,7 +71,7 @@ def write_summary(run_dir: Path, model):
 def console_report(run_dir: Path, metrics: dict, task=None) -> str:
     """A few lines for the end of a run; its task (None: the one that writes runs of its
     ``data.task``) writes the lines of scores."""
-    from framework.tasks import task_of_run
+    from framework.parts.tasks import task_of_run
 
     task = task or task_of_run(metrics)
     lines = [

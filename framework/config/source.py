@@ -17,6 +17,7 @@ import importlib.resources
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.object_type import ObjectType
 from hydra.core.plugins import Plugins
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
@@ -24,8 +25,8 @@ from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import OmegaConf
 
 from framework.errors import PluginError
-from framework.plugins import load_plugins
-from framework.registry import REGISTRIES, config_node
+from framework.parts.loading import load_plugins
+from framework.parts.registry import REGISTRIES, config_node
 
 SCHEME = "framework"
 EXPERIMENTS_PACKAGE = "framework.experiments"
@@ -276,3 +277,12 @@ def part_settings_keys(name: str) -> dict[str, tuple[str, list[str]]]:
         for (group, part), block in effective_settings(name).items()
         if picks.get(group) == part
     }
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group (its registered parts, or Hydra's); [] for a key that is
+    not a group."""
+    if group in REGISTRIES:
+        return REGISTRIES[group].names()
+    hydra = GlobalHydra.instance()
+    return hydra.config_loader().get_group_options(group) if hydra.is_initialized() else []

@@ -20,7 +20,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
-from framework.rundir import record_config, write_atomic
+from framework.run.rundir import record_config, write_atomic
 
 RESUME_DIR = ".resume"
 # A search's own files (keras-tuner's trials), in its run dir.

@@ -21,7 +21,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
-from framework.evaluation import predict_with_labels
+from framework.run.evaluation import predict_with_labels
 
 SPLITS = ("train", "validation", "test")
 

@@ -1,7 +1,7 @@
 """Registries of named parts (datasets, backbones, heads, regularizers, callbacks, tasks).
 
 A part is registered once by a plugin, listed by name, and built by name; Hydra loads its default
-config from the registry, under the part's group (``framework.config_source``), so
+config from the registry, under the part's group (``framework.config.source``), so
 ``backbone=<name>`` and ``--help`` see a third party's part exactly like a built-in one.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from framework.errors import PluginError, UnknownPartError, UserError
-from framework.kinds import KINDS
+from framework.parts.kinds import KINDS
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Part:
         config: the dataclass (or dict) of its default settings.
         description: one line for listings.
         provider: the plugin that registered it.
-        takes: the kinds of input it accepts (``framework.kinds``), or None if undeclared.
+        takes: the kinds of input it accepts (``framework.parts.kinds``), or None if undeclared.
         gives: the kind of output it gives, or None if undeclared.
         task: a dataset's: the task its targets are for where the dataset fixes it (known before
             its data loads: ``task=auto`` and an Optuna study's direction), or None where its
@@ -103,7 +103,7 @@ class Registry:
         """Adds a part, whose default config Hydra then finds under the registry's group.
 
         Args:
-            takes: a kind or kinds of input the part accepts (``framework.kinds``).
+            takes: a kind or kinds of input the part accepts (``framework.parts.kinds``).
             gives: the kind of output it gives.
             task: a dataset's fixed task (``Part.task``).
 
@@ -207,7 +207,7 @@ def config_node(part: Part):
     fields = [("name", str, dataclasses.field(default=part.name))]
     for f in dataclasses.fields(cls):
         value = getattr(config, f.name) if not isinstance(config, type) else f.default
-        # The metadata carries the field's accepted range (framework.ranges).
+        # The metadata carries the field's accepted range (framework.parts.ranges).
         if value is dataclasses.MISSING:
             default = dataclasses.field(default_factory=f.default_factory, metadata=f.metadata)
         elif isinstance(value, (list, dict)):

@@ -12,8 +12,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from framework import kinds
-from framework.registry import Part, config_node
+from framework.parts import kinds
+from framework.parts.registry import Part, config_node
 
 
 @dataclass

@@ -8,12 +8,11 @@ import os
 import re
 import sys
 
-from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from framework.config.source import group_options
 from framework.errors import Refused, UserError, stop_behind
-from framework.registry import REGISTRIES
 
 USAGE_ERROR = 2
 # A fault the user did not type (a disk that fills, a run dir that became unwritable).
@@ -113,12 +112,3 @@ def _fields(cls) -> list[str]:
 def plain_text(docstring: str) -> str:
     """A module docstring as --help shows it: without reST's double backticks."""
     return docstring.replace("``", "").strip()
-
-
-def group_options(group: str) -> list[str]:
-    """The options of a config group (its registered parts, or Hydra's); [] for a key that is
-    not a group."""
-    if group in REGISTRIES:
-        return REGISTRIES[group].names()
-    hydra = GlobalHydra.instance()
-    return hydra.config_loader().get_group_options(group) if hydra.is_initialized() else []

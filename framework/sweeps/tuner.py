@@ -16,7 +16,7 @@ import os
 import shlex
 from pathlib import Path
 
-from framework.backend import import_backend
+from framework.runtime.backend import import_backend
 
 import_backend()
 
@@ -24,21 +24,20 @@ import keras  # noqa: E402
 import keras_tuner  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from framework import search_space  # noqa: E402
-from framework.config import TUNER_ALGORITHMS  # noqa: E402
+from framework.config import search_space  # noqa: E402
+from framework.config.schema import TUNER_ALGORITHMS  # noqa: E402
 from framework.errors import UserError, raise_if_stopped  # noqa: E402
-from framework.execution import distributed, set_precision  # noqa: E402
-from framework.job_checkpoint import SEARCH_DIR, record_search  # noqa: E402
-from framework.model import build_model  # noqa: E402
-from framework.objective import check_objective, objective_value  # noqa: E402
-from framework.rundir import (  # noqa: E402
+from framework.parts.objective import check_objective, objective_value  # noqa: E402
+from framework.run.checkpoint import SEARCH_DIR, record_search  # noqa: E402
+from framework.run.model import build_model  # noqa: E402
+from framework.run.rundir import (  # noqa: E402
     finished_run_check,
     running_in,
     shown,
     write_atomic,
     write_csv_atomic,
 )
-from framework.train import (  # noqa: E402
+from framework.run.train import (  # noqa: E402
     Run,
     check_run,
     fit_stage,
@@ -47,6 +46,7 @@ from framework.train import (  # noqa: E402
     plan_stages,
     train,
 )
+from framework.runtime.execution import distributed, set_precision  # noqa: E402
 
 PROJECT = "search"
 # Beside keras-tuner's own trial.json: the epochs a trial was given and trained.

@@ -1,8 +1,9 @@
 """The core's config schema and the configs it stores in Hydra's ConfigStore.
 
-Parts' configs come from their plugins (framework.registry); this module adds the typed schema of
-the top-level config. Hydra finds the parts and the experiments shipped in ``experiments/``
-through the config source of framework.config_source, which keeps them out of the ConfigStore.
+Parts' configs come from their plugins (framework.parts.registry); this module adds the typed
+schema of the top-level config. Hydra finds the parts and the experiments shipped in
+``experiments/`` through the config source of framework.config.source, which keeps them out of
+the ConfigStore.
 ``setup_configs()`` is what a process calls before Hydra composes anything.
 """
 
@@ -14,15 +15,15 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from omegaconf import MISSING, OmegaConf
 
-from framework import config_source
-from framework.backend import BACKENDS
-from framework.devices import gpu_workers
+from framework.config import source as config_source
+from framework.config.optuna import optuna_direction, store_optuna_config
 from framework.errors import PluginError
-from framework.execution import DISTRIBUTIONS, PRECISIONS
-from framework.optuna_study import optuna_direction, store_optuna_config
-from framework.plugins import load_plugins
-from framework.ranges import setting
-from framework.registry import REGISTRIES
+from framework.parts.loading import load_plugins
+from framework.parts.ranges import setting
+from framework.parts.registry import REGISTRIES
+from framework.runtime.backend import BACKENDS
+from framework.runtime.devices import gpu_workers
+from framework.runtime.execution import DISTRIBUTIONS, PRECISIONS
 
 CONF_PACKAGE = "framework.conf"
 

@@ -8,21 +8,21 @@ The command line and the selected experiment are read through Hydra's own defaul
 import importlib.resources
 import os
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra._internal.utils import create_config_search_path
+import hydra
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from framework import kinds
-from framework.config import CONF_PACKAGE, experiment_part_settings, is_stored_experiment
-from framework.config_source import PART_GROUPS, SETTINGS_GROUP
+from framework.config.schema import CONF_PACKAGE, experiment_part_settings, is_stored_experiment
+from framework.config.search_space import check_space
+from framework.config.source import PART_GROUPS, SETTINGS_GROUP
 from framework.errors import UserError
-from framework.objective import check_objective
-from framework.ranges import check_ranges
-from framework.registry import REGISTRIES
-from framework.search_space import check_space
-from framework.tasks import AUTO, all_objectives
+from framework.parts import kinds
+from framework.parts.objective import check_objective
+from framework.parts.ranges import check_ranges
+from framework.parts.registry import REGISTRIES
+from framework.parts.tasks import AUTO, all_objectives
 
 CONFIG_NAME = "config"
 # Groups whose choice decides which parts meet.
@@ -228,13 +228,20 @@ def _experiment_settings(experiments, choices):
 
 
 def _defaults_list(overrides, config_name, config_dir):
-    # Hydra's own loader (hydra-core is pinned to 1.3), searching where hydra.main does.
-    search_path = create_config_search_path(f"pkg://{CONF_PACKAGE}")
-    if config_dir:
-        search_path.append("command-line", f"file://{os.path.realpath(config_dir)}")
-    return ConfigLoaderImpl(config_search_path=search_path).compute_defaults_list(
-        config_name, overrides, RunMode.RUN
-    )
+    """Hydra's own defaults list for the command line, from its public config loader: the one of
+    the Hydra already set up, else one set up as ``hydra.main`` does (this package's configs, a
+    ``--config-dir`` on the search path)."""
+    if GlobalHydra.instance().is_initialized():
+        return _loader_defaults(overrides, config_name)
+    if config_dir and not any(o.startswith("hydra.searchpath=") for o in overrides):
+        overrides = [*overrides, f"hydra.searchpath=[file://{os.path.realpath(config_dir)}]"]
+    with hydra.initialize_config_module(version_base="1.3", config_module=CONF_PACKAGE):
+        return _loader_defaults(overrides, config_name)
+
+
+def _loader_defaults(overrides, config_name):
+    loader = GlobalHydra.instance().config_loader()
+    return loader.compute_defaults_list(config_name, list(overrides), RunMode.RUN)
 
 
 def ineffective_settings(cfg, mode: RunMode, sweep_params, task_overrides) -> list[str]:

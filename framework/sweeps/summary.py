@@ -14,7 +14,8 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from framework.errors import DirectoryTaken, signals_deferred
-from framework.rundir import FAILED, locked, mark_failed, shown, write_csv_atomic
+from framework.run.hparams import headline
+from framework.run.rundir import FAILED, locked, mark_failed, shown, write_csv_atomic
 
 SUMMARY = "summary.csv"
 # Around the task's headline score on validation and test (validation_accuracy,
@@ -63,7 +64,7 @@ class SweepSummary(Callback):
             for path in sorted(sweep_dir.glob(f"*/{FAILED}"))
         ]
         if jobs:
-            from framework.sweep_plot import PLOT, plot_sweep  # matplotlib: only once it is needed
+            from framework.sweeps.plot import PLOT, plot_sweep  # matplotlib: only once it is needed
 
             print(format_table(jobs))
             keep = OmegaConf.select(config, "sweep.keep_top_k")
@@ -150,11 +151,6 @@ def write_summary(sweep_dir: Path, output_subdir: str | None) -> list[dict]:
     if jobs:
         write_csv_atomic(sweep_dir / SUMMARY, columns(jobs), summary_rows(jobs))
     return jobs
-
-
-def headline(metrics: dict) -> str:
-    """A run's headline score: the first its task keeps beside the loss (accuracy, mae...)."""
-    return next((k for k in metrics["validation"] if k != "loss"), "loss")
 
 
 def columns(jobs: list[dict]) -> list[str]:

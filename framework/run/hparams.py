@@ -12,8 +12,6 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from framework.sweep_summary import headline
-
 LOG_DIR = "tensorboard"
 
 
@@ -81,3 +79,8 @@ def sweep_overrides(sweep_dir: Path) -> list[str]:
 
 def _hparam_value(value):
     return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def headline(metrics: dict) -> str:
+    """A run's headline score: the first its task keeps beside the loss (accuracy, mae...)."""
+    return next((k for k in metrics["validation"] if k != "loss"), "loss")

@@ -5,12 +5,12 @@ from typing import Any
 
 import keras
 
-from framework import registry
-from framework.contexts import Data, ModelContext, Regularization
+from framework.config.preflight import check_takes
 from framework.errors import UserError
-from framework.execution import output_dtype
-from framework.kinds import output_kind
-from framework.preflight import check_takes
+from framework.parts import registry
+from framework.parts.contexts import Data, ModelContext, Regularization
+from framework.parts.kinds import output_kind
+from framework.runtime.execution import output_dtype
 
 OPTIMIZERS = {
     "adam": lambda lr, momentum: keras.optimizers.Adam(learning_rate=lr),
@@ -54,12 +54,12 @@ def build_model(cfg, data: Data, one_hot: bool = False, task=None) -> Assembled:
         cfg: the composed run config.
         data: the loaded dataset (with the task, it fixes the output layer).
         one_hot: whether the labels are one-hot rows: then even two classes get a softmax.
-        task: the run's task (``framework.tasks.run_task``); None: as the config and data say.
+        task: the run's task (``framework.parts.tasks.run_task``); None: as the config and data say.
 
     Returns:
         The model and its backbone and head.
     """
-    from framework.tasks import run_task
+    from framework.parts.tasks import run_task
 
     task = task or run_task(cfg, data)
     regularizations = []
@@ -111,8 +111,8 @@ def _shown(value) -> str:
 
 
 def make_optimizer(name: str, learning_rate: float | None = None, momentum: float | None = None):
-    """A fresh Keras optimizer by name (one of ``framework.config.OPTIMIZERS``); settings left
-    None take the optimizer's defaults."""
+    """A fresh Keras optimizer by name (one of ``framework.config.schema.OPTIMIZERS``); settings
+    left None take the optimizer's defaults."""
     settings = optimizer_settings(name, learning_rate, momentum)
     return OPTIMIZERS[name](settings["learning_rate"], settings["momentum"])
 
@@ -122,7 +122,7 @@ def optimizer_settings(
 ) -> dict:
     """The learning rate and momentum an optimizer runs with: the given ones, else its defaults.
 
-    The name is one of ``framework.config.OPTIMIZERS``, checked with the config's ranges.
+    The name is one of ``framework.config.schema.OPTIMIZERS``, checked with the config's ranges.
     """
     defaults = OPTIMIZER_DEFAULTS[name]
     return {

@@ -12,10 +12,10 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from framework.cli import group_options
+from framework.config.source import group_options
 from framework.errors import UserError
-from framework.ranges import check_ranges, check_value, setting
-from framework.tasks import AUTO, dataset_task, objective_direction, registered_task
+from framework.parts.ranges import check_ranges, check_value, setting
+from framework.parts.tasks import AUTO, dataset_task, objective_direction, registered_task
 
 DIRECTIONS = ("minimize", "maximize")
 _MISSING = object()

@@ -15,7 +15,7 @@ def check_objective(name: str, accepted, key: str = "trainer.objective"):
     Args:
         name: the objective.
         accepted: the run's task's objectives (``Task.objectives``), or any task's
-            (``framework.tasks.all_objectives()``).
+            (``framework.parts.tasks.all_objectives()``).
         key: the setting it came from, for the message.
 
     Raises:
@@ -27,7 +27,7 @@ def check_objective(name: str, accepted, key: str = "trainer.objective"):
 
 def direction(name: str) -> str:
     """``"min"`` for a loss or an error (``mae``, ``rmse``...), ``"max"`` otherwise: by the name,
-    where no task says (``framework.tasks.objective_direction``)."""
+    where no task says (``framework.parts.tasks.objective_direction``)."""
     return "min" if any(word in name for word in MINIMIZED) else "max"
 
 

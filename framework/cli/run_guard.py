@@ -15,13 +15,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from framework.config.optuna import check_study
+from framework.config.preflight import check_settings
 from framework.errors import Refused, UserError
-from framework.job_checkpoint import check_resumable
-from framework.optuna_study import check_study
-from framework.preflight import check_settings
-from framework.ranges import check_ranges
-from framework.rundir import finished_run_check, hold_lock, shown
-from framework.sweep_summary import finished_sweep_check
+from framework.parts.ranges import check_ranges
+from framework.run.checkpoint import check_resumable
+from framework.run.rundir import finished_run_check, hold_lock, shown
+from framework.sweeps.summary import finished_sweep_check
 
 # Sweepers that continue what their sweep dir holds: the resuming grid, and an Optuna study.
 CONTINUING_SWEEPERS = ("ResumingSweeper", "ContinuingOptunaSweeper")
@@ -47,7 +47,7 @@ class RunGuard(Callback):
         check_settings(task_cfg)
         finished_run_check(run_dir)  # before make_dir: a finished run is not written into
         make_dir(run_dir, "hydra.run.dir")
-        # A distributed search's chief and workers share the run dir (framework.tuning).
+        # A distributed search's chief and workers share the run dir (framework.sweeps.tuner).
         if "KERASTUNER_TUNER_ID" not in os.environ:
             hold_lock(run_dir)  # until this process ends; then the checks, without a race
         finished_run_check(run_dir)

@@ -8,6 +8,9 @@ copies in all (well over a second on 2 CPU cores, with Hydra's launcher and swee
 installed). Our template lists the groups from the registries (``${framework_config_groups:}``)
 and skips them; a template of the user's own (``hydra.help.template=...``) that names them gets
 Hydra's listings as Hydra writes them.
+
+Hydra has no public API for its argument parser or its help: this module is the one place the
+command reaches into ``hydra._internal`` (tests/test_hydra_internals.py checks what it uses).
 """
 
 import os

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framework.backend import import_backend, use_backend
+from framework.runtime.backend import import_backend, use_backend
 
 import_backend()  # KERAS_BACKEND, as trainer.backend set it, and without its start-up logs
 
@@ -19,13 +19,34 @@ import keras  # noqa: E402
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from framework import registry
-from framework.config import StageConfig
-from framework.contexts import DataContext, RunContext
-from framework.epoch_order import start_epoch
+from framework.config.preflight import check_settings, check_takes
+from framework.config.schema import StageConfig
 from framework.errors import raise_if_stopped
-from framework.evaluation import is_one_hot
-from framework.execution import (
+from framework.parts import registry
+from framework.parts.contexts import DataContext, RunContext
+from framework.parts.kinds import data_kind
+from framework.parts.objective import check_objective, objective_value
+from framework.parts.tasks import Task, recorded_name, run_task
+from framework.run.checkpoint import JobCheckpoint
+from framework.run.evaluation import is_one_hot
+from framework.run.feature_cache import cache_key, load_or_extract
+from framework.run.hparams import write_hparams
+from framework.run.model import (
+    build_model,
+    make_optimizer,
+    optimizer_settings,
+    set_trainable,
+)
+from framework.run.report import (
+    console_report,
+    plot_curves,
+    write_history,
+    write_metrics,
+    write_summary,
+)
+from framework.run.rundir import running_in
+from framework.runtime.epoch_order import start_epoch
+from framework.runtime.execution import (
     compile_options,
     distributed,
     replicas,
@@ -33,27 +54,6 @@ from framework.execution import (
     single_device_note,
     split_evenly,
 )
-from framework.feature_cache import cache_key, load_or_extract
-from framework.job_checkpoint import JobCheckpoint
-from framework.kinds import data_kind
-from framework.model import (
-    build_model,
-    make_optimizer,
-    optimizer_settings,
-    set_trainable,
-)
-from framework.objective import check_objective, objective_value
-from framework.preflight import check_settings, check_takes
-from framework.report import (
-    console_report,
-    plot_curves,
-    write_history,
-    write_metrics,
-    write_summary,
-)
-from framework.rundir import running_in
-from framework.sweep_hparams import write_hparams
-from framework.tasks import Task, recorded_name, run_task
 
 
 def train(cfg: DictConfig, run_dir, checkpoint: bool = False, hparams: dict | None = None) -> dict:

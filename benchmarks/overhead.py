@@ -33,7 +33,7 @@ own checkpoint, the plots and reports included); each plain script saves its mod
     python benchmarks/overhead.py [--repeats 5] [--cases default,iris_binary,help,cfg_job]
 
 ``--repeats 1`` is a quick look; on 2 CPU cores the whole benchmark takes about a minute per
-repeat, at about 15 s a default run (the README's figures: 11 repeats, 11 minutes).
+repeat, at about 15 s a default run (docs/speed.md's figures: 11 repeats, 11 minutes).
 """
 
 import argparse
@@ -123,7 +123,7 @@ def measure(cases: list[str], repeats: int, root: Path) -> dict[str, dict[str, l
 
 
 def table(times: dict) -> str:
-    """The medians, ratios and targets, as the README shows them."""
+    """The medians, ratios and targets, as docs/speed.md shows them."""
     lines = [
         f"{'':<23} {'wall time':^38}  {'CPU time':^24}",
         f"{'command':<23} {'framework':>9} {'plain':>7} {'ratio':>6} {'(pairs)':>13}  "

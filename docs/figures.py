@@ -1,12 +1,13 @@
-"""Regenerates every figure and pasted output of README.md from real runs, in one command.
+"""Regenerates every figure and pasted output of README.md and docs/*.md from real runs.
 
-    python docs/figures.py            # runs everything in a scratch folder, rewrites README.md
+    python docs/figures.py            # runs everything in a scratch folder, rewrites the pages
     python docs/figures.py --check    # runs everything, prints what would change, writes nothing
 
-README.md marks what this script owns: a value ``<!-- fig:KEY -->0.9806<!-- /fig -->`` and a
-pasted block (the fenced block right after ``<!-- out:KEY -->``). Runs are deterministic on one
-machine, not across machines (oneDNN kernels and thread counts differ), so the README names the
-machine the figures came from (``fig:machine``). Takes about 6 minutes on 2 CPU cores.
+The pages mark what this script owns: a value ``<!-- fig:KEY -->0.9806<!-- /fig -->`` and a
+pasted block (the fenced block right after ``<!-- out:KEY -->``), each in whichever page shows
+it. Runs are deterministic on one machine, not across machines (oneDNN kernels and thread counts
+differ), so the pages name the machine the figures came from (``fig:machine``). Takes about 6
+minutes on 2 CPU cores.
 """
 
 import argparse
@@ -19,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
 TABULAR = [
     "iris_binary",
     "iris_deep",
@@ -106,7 +107,7 @@ def machine() -> str:
 
 
 def collect(s: Session) -> tuple[dict, dict]:
-    """Runs what the README shows; returns its values and its pasted blocks, by key."""
+    """Runs what the pages show; returns their values and their pasted blocks, by key."""
     figs, outs = {}, {}
     stdout, _ = s.run("python -m framework")
     outs["default_run"] = "\n".join(report_lines(stdout, from_last_epoch=True))
@@ -236,7 +237,7 @@ def collect(s: Session) -> tuple[dict, dict]:
     return figs, outs
 
 
-# The README's Errors section: one command per kind of mistake, in the order it shows them.
+# docs/errors.md: one command per kind of mistake, in the order it shows them.
 ERROR_COMMANDS = [
     "python -m framework backbone=resnet",
     "python -m framework trainer.epochs=ten",
@@ -255,7 +256,7 @@ ERROR_COMMANDS = [
 
 
 def collect_errors(s: Session) -> dict:
-    """The Errors section's transcripts: a finished run first, then each mistake's one line."""
+    """docs/errors.md's transcripts: a finished run first, then each mistake's one line."""
     command = r"printf 'sepal_length,sepal_width,species\n5.1,3.5,setosa\n' > flowers.csv"
     s.run(command)
     blocks = [transcript(command, [])]
@@ -270,15 +271,20 @@ def collect_errors(s: Session) -> dict:
     return {"errors": "\n".join(blocks)}
 
 
-def rewrite(text: str, figs: dict, outs: dict, partial: bool = False) -> str:
-    """README text with every marked value and block replaced; unknown keys are an error."""
+def pages() -> list[Path]:
+    """README.md and the pages of docs/, where the figures live."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def rewrite(text: str, page: str, figs: dict, outs: dict, partial: bool = False) -> str:
+    """A page's text with every marked value and block replaced; unknown keys are an error."""
 
     def value(match):
         key = match.group(1)
         if key not in figs:
             if partial:
                 return match.group(0)
-            sys.exit(f"README.md marks fig:{key}, which this script does not produce")
+            sys.exit(f"{page} marks fig:{key}, which this script does not produce")
         return f"<!-- fig:{key} -->{figs[key]}<!-- /fig -->"
 
     def block(match):
@@ -286,11 +292,21 @@ def rewrite(text: str, figs: dict, outs: dict, partial: bool = False) -> str:
         if key not in outs:
             if partial:
                 return match.group(0)
-            sys.exit(f"README.md marks out:{key}, which this script does not produce")
+            sys.exit(f"{page} marks out:{key}, which this script does not produce")
         return f"<!-- out:{key} -->\n```\n{outs[key]}\n```"
 
     text = re.sub(r"<!-- fig:([\w.]+) -->.*?<!-- /fig -->", value, text)
     return re.sub(r"<!-- out:(\w+) -->\n```[^\n]*\n.*?\n```", block, text, flags=re.S)
+
+
+def rewrite_pages(texts: dict, figs: dict, outs: dict, partial: bool = False) -> dict:
+    """Every page's text (by name) rewritten; a pasted block that no page marks is an error (a
+    block moved to another page must take its marker along)."""
+    marked = {key for text in texts.values() for key in re.findall(r"<!-- out:(\w+) -->", text)}
+    unmarked = sorted(set(outs) - marked)
+    if unmarked:
+        sys.exit(f"this script produces out:{', out:'.join(unmarked)}, which no page marks")
+    return {page: rewrite(text, page, figs, outs, partial) for page, text in texts.items()}
 
 
 def main():
@@ -300,30 +316,37 @@ def main():
         "--workdir", type=Path, help="scratch folder (default: a new temporary one)"
     )
     parser.add_argument(
-        "--errors-only", action="store_true", help="regenerate the Errors section alone (a minute)"
+        "--errors-only", action="store_true", help="regenerate docs/errors.md alone (a minute)"
     )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="figures-"))
     workdir.mkdir(parents=True, exist_ok=True)
     session = Session(workdir)
     figs, outs = ({}, collect_errors(session)) if args.errors_only else collect(session)
-    old = README.read_text()
-    new = rewrite(old, figs, outs, partial=args.errors_only)
+    paths = {str(path.relative_to(ROOT)): path for path in pages()}
+    old = {name: path.read_text() for name, path in paths.items()}
+    new = rewrite_pages(old, figs, outs, partial=args.errors_only)
     for key, value in sorted(figs.items()):
         print(f"{key:<24} {value}")
+    changed = [name for name in paths if new[name] != old[name]]
     if args.check:
         import difflib
 
-        sys.stdout.writelines(
-            difflib.unified_diff(
-                old.splitlines(True), new.splitlines(True), "README.md", "README.md (regenerated)"
+        for name in changed:
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    old[name].splitlines(True),
+                    new[name].splitlines(True),
+                    name,
+                    f"{name} (regenerated)",
+                )
             )
-        )
-    elif new != old:
-        README.write_text(new)
-        print(f"rewrote {README.name} (runs in {workdir})")
+    elif changed:
+        for name in changed:
+            paths[name].write_text(new[name])
+        print(f"rewrote {', '.join(changed)} (runs in {workdir})")
     else:
-        print(f"{README.name} is up to date (runs in {workdir})")
+        print(f"the pages are up to date (runs in {workdir})")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ import pluggy
 
 from framework.cli.messages import one_line_usage
 from framework.deploy.images import IMAGE_EXTENSIONS, is_readable, load_image
-from framework.deploy.rows import MISSING_CELLS
 from framework.errors import UserError
 from framework.parts.contexts import (
     BINARY,
@@ -20,6 +19,7 @@ from framework.parts.contexts import (
     ModelContext,
     Regularization,
     RunContext,
+    class_probabilities,
 )
 from framework.parts.kinds import FEATURE_MAPS, FEATURES, IMAGES
 from framework.parts.ranges import setting
@@ -29,15 +29,12 @@ from framework.runtime.epoch_order import shuffle_each_epoch
 
 hookimpl = pluggy.HookimplMarker("framework")
 
-# A task's evaluation and plots, imported when first used (scikit-learn and matplotlib are slow
-# to import, and a plugin module is imported for --help too): import them inside a method.
+# A task's helpers for its evaluation, imported when first used (a plugin module is imported for
+# --help too, which imports no NumPy): import them inside a method.
 _ON_FIRST_USE = {
-    "evaluate_classes": ("framework.run.evaluation", "evaluate"),
+    "is_one_hot": ("framework.run.evaluation", "is_one_hot"),
     "predict_split": ("framework.run.evaluation", "predict_split"),
     "split_arrays": ("framework.run.evaluation", "split_arrays"),
-    "take_examples": ("framework.run.evaluation", "take_examples"),
-    "plot_confusion_matrix": ("framework.run.report", "plot_confusion_matrix"),
-    "plot_misclassified": ("framework.run.report", "plot_misclassified"),
 }
 
 
@@ -52,7 +49,6 @@ __all__ = [
     "BINARY",
     "IMAGES",
     "IMAGE_EXTENSIONS",
-    "MISSING_CELLS",
     "MULTICLASS",
     "Data",
     "DataContext",
@@ -64,18 +60,16 @@ __all__ = [
     "Targets",
     "Task",
     "UserError",
+    "class_probabilities",
     "encode_targets",
-    "evaluate_classes",
     "hookimpl",
+    "is_one_hot",
     "is_readable",
     "load_image",
     "one_line_usage",
-    "plot_confusion_matrix",
-    "plot_misclassified",
     "predict_split",
     "require_tensorflow",
     "setting",
     "shuffle_each_epoch",
     "split_arrays",
-    "take_examples",
 ]

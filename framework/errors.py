@@ -25,6 +25,13 @@ class PluginError(UserError):
     """A plugin that cannot be loaded or registers something invalid."""
 
 
+def damaged(run_dir, name: str, why: str) -> UserError:
+    """The error for a run's file that cannot be read: which file, why, and what to do."""
+    return UserError(
+        f"{name} in {run_dir} is damaged ({why}); re-run training into a new directory"
+    )
+
+
 class Stopped(KeyboardInterrupt):
     """A run stopped by a signal: Ctrl-C (SIGINT), or SIGTERM from ``kill``, ``timeout``, Slurm
     or ``docker stop``.

@@ -6,7 +6,7 @@ F is ``savedmodel`` or ``tflite``; Q, for tflite only, ``float16`` or ``int8``. 
 weights) or ``model_int8.tflite`` (int8 weights and activations, calibrated on training inputs;
 float32 input and output). A run that classifies is exported, on images or on feature rows:
 every model takes what the run's model takes, raw 0..255 images or a tabular run's rows encoded
-and scaled (for a CSV file, as ``data.inputs`` in its metrics.json records). A ``.json`` beside
+and scaled (for a CSV file, as its dataset's ``rows`` reader encodes them). A ``.json`` beside
 it holds the class names and, for images, the resize method, so that
 ``python -m framework.predict model.tflite IMAGES`` needs nothing else. An existing export is
 replaced only with ``--overwrite``; a new one appears whole or not at all. The run's model.keras

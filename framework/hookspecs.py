@@ -1,12 +1,12 @@
 """The hooks a plugin implements, one per registry.
 
 Each hook receives ``register(name, build, config=None, description=None, *, takes=None,
-gives=None, task=None)``: ``build`` is a callable or a lazy ``"module:function"`` string,
+gives=None, task=None, rows=None)``: ``build`` is a callable or a lazy ``"module:function"`` string,
 ``config`` a dataclass (or dict) holding the part's default settings, ``description`` one line
 (defaults to the first line of the builder's docstring), ``takes`` and ``gives`` the kinds of
 input the part accepts and gives (``framework.api.FEATURES``, ``IMAGES``, ``FEATURE_MAPS``), so
 that a mismatch is refused in one line before the run and the core picks parts that fit; a
-dataset's ``task``, see ``register_datasets``. Hooks return nothing.
+dataset's ``task`` and ``rows``, see ``register_datasets``. Hooks return nothing.
 """
 
 import pluggy
@@ -18,7 +18,10 @@ hookspec = pluggy.HookspecMarker("framework")
 def register_datasets(register):
     """Register datasets: ``build(cfg, ctx) -> framework.api.Data``; ``gives`` features or images;
     ``task`` the task its targets are for (``classification``...) where the dataset fixes it, so
-    that it is known before the data loads (None: the data decides, as a CSV file's)."""
+    that it is known before the data loads (None: the data decides, as a CSV file's); ``rows``
+    (a callable or a lazy string) ``rows(data, header, rows, source) -> float32 array``: for
+    ``python -m framework.predict RUN FILE.csv``, a run's model inputs for new rows (text cells
+    under ``header``) as the run's ``metrics.json`` ``data`` block records them."""
 
 
 @hookspec

@@ -25,8 +25,10 @@ from pathlib import Path
 from framework.cli.messages import one_line, one_line_usage, plain_text, report_errors
 from framework.cli.process_exit import run_and_exit
 from framework.deploy.images import IMAGE_EXTENSIONS, is_image_file, is_readable
-from framework.errors import UserError
-from framework.run.rundir import cannot_write, write_csv_atomic
+from framework.errors import UserError, damaged
+from framework.parts.contexts import class_probabilities, output_classes
+from framework.run.record import RunRecord, read_record
+from framework.run.rundir import METRICS, cannot_write, write_csv_atomic
 from framework.runtime.backend import native_stderr_captured
 
 BATCH_SIZE = 32
@@ -119,23 +121,23 @@ def read_run(run_dir: Path, exporting: bool = False) -> tuple[list[str], str]:
         UserError: the directory does not hold a finished run of a classifier, or its
             metrics.json or .hydra/config.yaml is damaged.
     """
-    metrics = read_metrics(run_dir)
-    if "classes" not in metrics["data"] and "task" in metrics["data"]:
+    data = finished_record(run_dir).data
+    if "classes" not in data and "task" in data:
         if exporting:
             raise UserError(
-                f"{run_dir} is a {metrics['data']['task']} run; framework.export "
+                f"{run_dir} is a {data['task']} run; framework.export "
                 "exports runs that classify (the .json beside the model names "
                 "their classes)"
             )
         raise UserError(
-            f"{run_dir} is a {metrics['data']['task']} run; images are for runs "
+            f"{run_dir} is a {data['task']} run; images are for runs "
             "that classify them (framework.predict takes a CSV file of rows for a "
             "run on a CSV file)"
         )
     try:
-        class_names = [str(name) for name in metrics["data"]["classes"]]
+        class_names = [str(name) for name in data["classes"]]
     except (KeyError, TypeError):
-        raise damaged(run_dir, "metrics.json", "it names no data.classes") from None
+        raise damaged(run_dir, METRICS, "it names no data.classes") from None
     import yaml
     from omegaconf import DictConfig, OmegaConf
 
@@ -155,31 +157,16 @@ def read_run(run_dir: Path, exporting: bool = False) -> tuple[list[str], str]:
     return class_names, interpolation or "bilinear"
 
 
-def read_metrics(run_dir: Path) -> dict:
-    """A finished run's metrics.json.
+def finished_record(run_dir: Path) -> RunRecord:
+    """A finished run's record.
 
     Raises:
         UserError: the directory does not hold a finished run, or its metrics.json is damaged.
     """
-    metrics_path, model_path = run_dir / "metrics.json", run_dir / "model.keras"
-    if not metrics_path.is_file() or not model_path.is_file():
-        raise UserError(f"{run_dir} is not a finished run (it needs model.keras and metrics.json)")
-    try:
-        metrics = json.loads(metrics_path.read_bytes())
-    except ValueError:  # truncated, or not JSON at all (UnicodeDecodeError is one too)
-        raise damaged(run_dir, "metrics.json", "not valid JSON") from None
-    except OSError as e:
-        raise UserError(f"cannot read {metrics_path}: {e.strerror}") from None
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("data"), dict):
-        raise damaged(run_dir, "metrics.json", "it has no data block")
-    return metrics
-
-
-def damaged(run_dir: Path, name: str, why: str) -> UserError:
-    """The error for a run's file that cannot be read: which file, why, and what to do."""
-    return UserError(
-        f"{name} in {run_dir} is damaged ({why}); re-run training into a new directory"
-    )
+    record = read_record(run_dir) if (run_dir / "model.keras").is_file() else None
+    if record is None:
+        raise UserError(f"{run_dir} is not a finished run (it needs model.keras and {METRICS})")
+    return record
 
 
 def load_run_model(run_dir: Path, unsafe: bool = False):
@@ -271,12 +258,7 @@ class ImagePredictor:
 
     def probabilities(self, paths):
         """Class probabilities, ``(len(paths), classes)``, for image files."""
-        import numpy as np
-
-        probs = self.outputs(self.images(paths))
-        if probs.shape[-1] == 1:  # binary: the probability of the second class
-            probs = np.concatenate([1 - probs, probs], axis=-1)
-        return probs
+        return class_probabilities(self.outputs(self.images(paths)))
 
 
 class Predictor(ImagePredictor):
@@ -342,7 +324,7 @@ class TFLitePredictor(ImagePredictor):
         interpreter, runtime = _tflite_interpreter(path)
         predictor = cls(interpreter, class_names, info.get("interpolation", "bilinear"), runtime)
         outputs, classes = predictor.output["shape_signature"][-1], len(predictor.class_names)
-        if outputs != classes and (outputs, classes) != (1, 2):  # (1, 2): one sigmoid unit
+        if output_classes(outputs) != classes:
             raise UserError(
                 f"{path} has {outputs} outputs but {info_path.name} names {classes} classes"
             )
@@ -424,8 +406,9 @@ def check_rows_file(path: Path, output: Path, overwrite: bool):
 def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsafe: bool):
     """Predicts every row of a CSV file with a run trained on a CSV file; prints the first
     predictions and writes ``output``: the rows with the task's prediction columns."""
-    from framework.deploy.rows import encode_rows, read_rows
+    from framework.deploy.rows import read_rows
     from framework.parts.loading import load_plugins
+    from framework.parts.registry import datasets
     from framework.parts.tasks import task_of_run
 
     if run_dir.suffix == ".tflite":
@@ -433,19 +416,20 @@ def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsaf
             f"{run_dir}: a .tflite model predicts images; give the run's directory "
             "to predict rows of a CSV file"
         )
-    metrics = read_metrics(run_dir)
-    inputs = metrics["data"].get("inputs")
-    if not isinstance(inputs, dict):
+    record = finished_record(run_dir)
+    load_plugins()
+    name = record.data.get("name")
+    if name not in datasets or datasets.get(name).rows is None:
+        readers = " or ".join(f"dataset={p.name}" for p in datasets if p.rows is not None)
         raise UserError(
-            f"{run_dir} was not trained on a CSV file (dataset=csv), so it records "
+            f"{run_dir} was not trained on a CSV file ({readers}), so it records "
             "no columns to read new rows with"
         )
     header, rows = read_rows(path)
-    x = encode_rows(inputs, header, rows, path.name)
-    load_plugins()
-    task = task_of_run(metrics)
+    x = datasets.get(name).read_rows(record.data, header, rows, path.name)
+    task = task_of_run(record.as_dict())
     outputs = load_run_model(run_dir, unsafe).predict(x, batch_size=BATCH_SIZE, verbose=0)
-    predicted = task.predictions(outputs, metrics["data"])
+    predicted = task.predictions(outputs, record.data)
     for i in range(min(len(rows), ROWS_SHOWN)):
         text = task.prediction_text({name: values[i] for name, values in predicted.items()})
         print(f"Prediction: {text}" if len(rows) == 1 else f"Row {i + 1}: {text}")

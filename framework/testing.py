@@ -21,16 +21,13 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from framework.cli.messages import one_line
-from framework.config.preflight import CONFIG_NAME, check_settings, choose_parts
+from framework.config.preflight import CONFIG_NAME, check_settings, choose_parts, parts_by_input
 from framework.config.schema import setup_configs
 from framework.errors import UserError
-from framework.parts.kinds import FEATURE_MAPS, FEATURES, IMAGES
+from framework.parts.kinds import FEATURES
 from framework.parts.ranges import as_typed, field_ranges, value_outside
 from framework.parts.registry import REGISTRIES
 
-# A tiny bundled dataset for each kind of input, and a backbone that gives each kind.
-DATASET_FOR = {FEATURES: "iris", IMAGES: "digits"}
-BACKBONE_FOR = {FEATURES: "mlp", FEATURE_MAPS: "simple_cnn"}
 # Small images and one epoch: a check, not a benchmark.
 QUICK = ["trainer.epochs=1", "trainer.verbose=0"]
 
@@ -92,16 +89,18 @@ def _selection(group: str, name: str) -> str:
 
 
 def _fitting_parts(group: str, part) -> list[str]:
-    """Overrides choosing a tiny dataset (and a backbone) the part fits with."""
+    """Overrides choosing a tiny dataset (and a backbone) the part fits with, from the table
+    the core picks parts by (``conf/parts_by_input.yaml``)."""
+    table = parts_by_input()
     takes = part.takes or (FEATURES,)
     if group == "dataset":
         return []
-    if group == "head":
-        kind = next(k for k in takes if k in BACKBONE_FOR)
-        backbone = REGISTRIES["backbone"].get(BACKBONE_FOR[kind])
-        return [f"dataset={DATASET_FOR[backbone.takes[0]]}", f"backbone={backbone.name}"]
-    kind = next(k for k in takes if k in DATASET_FOR)
-    return [f"dataset={DATASET_FOR[kind]}"]
+    if group == "head":  # a backbone of the table that gives what the head takes
+        backbones = [REGISTRIES["backbone"].get(name) for name in table["backbone"].values()]
+        backbone = next(b for kind in takes for b in backbones if b.gives == kind)
+        return [f"dataset={table['dataset'][backbone.takes[0]]}", f"backbone={backbone.name}"]
+    kind = next(k for k in takes if k in table["dataset"])
+    return [f"dataset={table['dataset'][kind]}"]
 
 
 def _check_refused(args: list[str], key: str, bad):

@@ -4,7 +4,15 @@ matrix and, for images, the misclassified ones."""
 
 from dataclasses import dataclass
 
-from framework.api import BINARY, MULTICLASS, Targets, Task, UserError, hookimpl
+from framework.api import (
+    BINARY,
+    MULTICLASS,
+    Targets,
+    Task,
+    UserError,
+    class_probabilities,
+    hookimpl,
+)
 
 
 @dataclass
@@ -17,8 +25,21 @@ class Classification(Task):
 
     kinds = (BINARY, MULTICLASS)
     auto = True
+    auto_order = 100  # last: it takes any one column (and refuses several in encode)
     metric_names = ("accuracy",)
     default_objective = "val_accuracy"
+
+    def takes_targets(self, columns):
+        if len(columns) != 1:
+            return ""  # encode refuses them, naming the tasks that take several
+        ((name, values),) = columns.items()
+        try:
+            distinct = len({float(v) for v in values})
+        except ValueError:
+            distinct = 0  # text: classes, plainly
+        return (
+            f"target {name!r} has {distinct} distinct numbers, taken as classes" if distinct else ""
+        )
 
     def encode(self, columns, source):
         if len(columns) != 1:
@@ -57,15 +78,13 @@ class Classification(Task):
         return ["accuracy"]
 
     def evaluate(self, model, split, data, batch_size):
-        from framework.api import evaluate_classes
-
-        return evaluate_classes(model, split, data.class_names, batch_size)
+        return evaluate(model, split, data.class_names, batch_size)
 
     def report(self, run_dir, scores, data, evaluated_on):
-        from framework.api import (
+        from framework.api import split_arrays
+        from framework_plugins.classification_plots import (
             plot_confusion_matrix,
             plot_misclassified,
-            split_arrays,
             take_examples,
         )
 
@@ -86,9 +105,7 @@ class Classification(Task):
     def predictions(self, outputs, data_info):
         import numpy as np
 
-        probs = np.asarray(outputs, np.float64)
-        if probs.shape[-1] == 1:  # one sigmoid unit: the probability of the second class
-            probs = np.concatenate([1 - probs, probs], axis=-1)
+        probs = class_probabilities(np.asarray(outputs, np.float64))
         names = data_info["classes"]
         return {
             "class": [names[i] for i in probs.argmax(axis=-1)],
@@ -106,6 +123,58 @@ class Classification(Task):
             f"accuracy {test['accuracy']:.4f}  macro F1 {test['macro']['f1']:.4f}  "
             f"({test['samples']} samples)",
         ]
+
+
+def evaluate(model, split, class_names, batch_size):
+    """Scores a classifier on a split.
+
+    Returns:
+        A dict: ``loss``, ``accuracy``, ``samples``, ``per_class`` (precision, recall, f1,
+        support by class name) and ``macro`` (precision, recall, f1).
+    """
+    import numpy as np
+    from sklearn.metrics import classification_report
+
+    from framework.api import is_one_hot, predict_split
+
+    probs, y = predict_split(model, split, batch_size)
+    # The loss and accuracy follow from the predictions: the compiled loss plus the weight
+    # regularizers' penalties, as model.evaluate counts them (not add_loss() terms of a call).
+    loss = model.compute_loss(y=y, y_pred=probs, training=False)
+    y_true = y.argmax(axis=-1) if is_one_hot(np.shape(y)) else y.reshape(len(y)).astype(int)
+    y_pred = class_probabilities(probs).argmax(axis=-1)
+    accuracy = np.mean(y_pred == y_true)
+    report = classification_report(
+        y_true,
+        y_pred,
+        labels=list(range(len(class_names))),
+        target_names=list(class_names),
+        output_dict=True,
+        zero_division=0,
+    )
+    per_class = {
+        name: {
+            "precision": report[name]["precision"],
+            "recall": report[name]["recall"],
+            "f1": report[name]["f1-score"],
+            "support": int(report[name]["support"]),
+        }
+        for name in class_names
+    }
+    macro = report["macro avg"]
+    return {
+        "loss": float(loss),
+        "accuracy": float(accuracy),
+        "samples": int(len(y_true)),
+        "per_class": per_class,
+        "macro": {
+            "precision": macro["precision"],
+            "recall": macro["recall"],
+            "f1": macro["f1-score"],
+        },
+        "y_true": y_true,
+        "y_pred": y_pred,
+    }
 
 
 def _numeric_first(value: str):

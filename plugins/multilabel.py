@@ -5,6 +5,9 @@ from dataclasses import dataclass
 
 from framework.api import Targets, Task, UserError, hookimpl, setting
 
+# The cells of a label column: absent or present.
+ZERO_ONE = frozenset({"0", "1", "0.0", "1.0"})
+
 
 @dataclass
 class MultilabelConfig:
@@ -17,8 +20,14 @@ class Multilabel(Task):
 
     kinds = ("multilabel",)
     auto = True
+    auto_order = 10  # before regression, which takes 0/1 columns too
     metric_names = ("macro_f1",)
     default_objective = "val_macro_f1"
+
+    def takes_targets(self, columns):
+        if len(columns) > 1 and all(set(v) <= ZERO_ONE for v in columns.values()):
+            return f"{len(columns)} target columns of 0/1"
+        return None
 
     def encode(self, columns, source):
         import numpy as np
@@ -30,7 +39,7 @@ class Multilabel(Task):
             )
         rows = []
         for name, cells in columns.items():
-            bad = next((v for v in cells if v not in ("0", "1", "0.0", "1.0")), None)
+            bad = next((v for v in cells if v not in ZERO_ONE), None)
             if bad is not None:
                 raise UserError(
                     f"target column {name!r} of {source} holds {bad!r}; task "

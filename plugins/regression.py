@@ -16,6 +16,9 @@ from framework.api import (
 )
 
 LOSSES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "huber": "huber"}
+# Under task=auto, a numeric target with more distinct values than this is a quantity, not a set
+# of classes.
+MAX_AUTO_CLASSES = 20
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Regression(Task):
 
     kinds = ("regression",)
     auto = True
+    auto_order = 20  # before classification, which takes any one column
     metric_names = ("mae", "rmse", "r2")
     default_objective = "val_mae"
     minimized = ("loss", "mae", "rmse")
@@ -40,6 +44,17 @@ class Regression(Task):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.mean = self.scale = None  # of the training split's targets, set by prepare
+
+    def takes_targets(self, columns):
+        if not all(values and all(map(_is_number, values)) for values in columns.values()):
+            return None
+        if len(columns) > 1:
+            return f"{len(columns)} numeric target columns"
+        ((name, values),) = columns.items()
+        distinct = len(set(float(v) for v in values))
+        if distinct > MAX_AUTO_CLASSES:
+            return f"target {name!r} is numeric with {distinct} distinct values"
+        return None
 
     def encode(self, columns, source):
         import numpy as np

@@ -194,3 +194,20 @@ def test_the_plugin_check_names_an_import_of_the_core(tmp_path):
     )
     (tmp_path / "bad.py").write_text("import os\n\ndef f():\n    from framework.run import train\n")
     assert plugin_imports(tmp_path) == ["bad (line 4) -> framework.run"]
+
+
+# Kept until the next release (docs/architecture.md says so): run and sweep dirs saved before the
+# core moved into rooms name these callbacks in .hydra/hydra.yaml.
+OLD_PATHS = {
+    "framework.run_guard.RunGuard": "framework.cli.run_guard.RunGuard",
+    "framework.sweep_summary.SweepSummary": "framework.sweeps.summary.SweepSummary",
+}
+
+
+def test_the_old_callback_paths_of_saved_configs_still_instantiate():
+    from hydra.utils import get_class
+
+    conf = (ROOT.parent / "conf" / "config.yaml").read_text()
+    for old, new in OLD_PATHS.items():
+        assert get_class(old) is get_class(new)
+        assert new in conf and old not in conf  # new runs save the new paths

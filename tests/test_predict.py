@@ -7,17 +7,21 @@ import json
 import shutil
 import subprocess
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from framework import predict as predict_module
+from framework.api import hookimpl
 from framework.errors import UserError
 from framework.predict import main
+from framework.run.record import write_record
 from framework.run.train import train
 from framework_plugins.shapes import write_shapes_tree
 
 from conftest import run_cli
+from test_run_record import RECORD
 
 TREE = {"num_classes": 3, "samples_per_class": 300, "image_size": (32, 32)}
 
@@ -261,46 +265,45 @@ def test_a_model_with_python_code_is_refused_unless_unsafe(trained, tmp_path):
     assert allowed.stdout.startswith("Prediction: ")
 
 
-# How a CSV run turns rows into inputs (metrics.json's data.inputs): a number and a text column.
-ROW_INPUTS = {"columns": [{"name": "size"}, {"name": "colour", "categories": ["blue", "red"]}]}
+@dataclass
+class PointsConfig:
+    pass
 
 
-def test_an_infinite_number_in_a_row_is_called_infinite_not_missing():
-    from framework.deploy.rows import encode_rows
-    from framework.errors import UserError
+def points_rows(data, header, rows, source):
+    """New rows as the model's inputs: the run's recorded columns, as numbers."""
+    import numpy as np
 
-    with pytest.raises(UserError) as error:
-        encode_rows(ROW_INPUTS, ["size", "colour"], [["1", "red"], ["-inf", "blue"]], "rows.csv")
-    assert str(error.value).startswith(
-        "row 2 of rows.csv holds an infinite number in column "
-        "'size'; the model takes finite numbers"
+    return np.array([[float(row[header.index(c)]) for c in data["columns"]] for row in rows], "f4")
+
+
+class PointsPlugin:
+    @hookimpl
+    def register_datasets(self, register):
+        register("points", "absent_module:build", PointsConfig(), rows=points_rows)
+
+
+def test_a_dataset_that_registers_a_row_reader_predicts_new_rows(
+    isolated_registries, tmp_path, capsys
+):
+    import keras
+
+    from framework.parts.loading import register_plugins
+    from framework.predict import predict_rows
+
+    register_plugins([("points_plugin", PointsPlugin())])
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")]).save(
+        run_dir / "model.keras"
     )
-    # A run that filled missing and infinite numbers with the training mean fills them again.
-    filled = encode_rows(
-        {**ROW_INPUTS, "fill": [5.0, 0.0, 0.0]},
-        ["size", "colour"],
-        [["inf", "red"], ["NA", "blue"]],
-        "rows.csv",
-    )
-    assert filled[:, 0].tolist() == [5.0, 5.0]
-
-
-def test_a_category_training_never_saw_is_predicted_with_a_one_line_note(capsys):
-    from framework.deploy.rows import encode_rows
-
-    x = encode_rows(
-        ROW_INPUTS,
-        ["size", "colour"],
-        [["1", "red"], ["2", "green"], ["3", ""], ["4", "pink"]],
-        "rows.csv",
-    )
-    assert x[:, 1:].tolist() == [[0, 1], [0, 0], [0, 0], [0, 0]]  # as a missing cell: no category
-    assert capsys.readouterr().out.splitlines() == [
-        "note: column 'colour' of rows.csv holds 'green' on row 2 and 1 more row(s), a category "
-        "training never saw (it knows blue, red): predicted as none of them"
-    ]
-    encode_rows(ROW_INPUTS, ["size", "colour"], [["1", "red"], ["3", "NA"]], "rows.csv")
-    assert capsys.readouterr().out == ""  # known and missing categories: no note
+    data = {"name": "points", "task": "binary", "classes": ["no", "yes"], "columns": ["x", "y"]}
+    write_record(run_dir, replace(RECORD, data=data))
+    (tmp_path / "rows.csv").write_text("y,x\n1,2\n3,4\n")
+    predict_rows(run_dir, tmp_path / "rows.csv", tmp_path / "out.csv", False, False)
+    rows = list(csv.reader((tmp_path / "out.csv").open()))
+    assert rows[0] == ["y", "x", "class", "confidence"] and len(rows) == 3
+    assert capsys.readouterr().out.startswith("Row 1: ")
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")

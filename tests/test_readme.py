@@ -1,14 +1,16 @@
-"""Every command of README.md and of the example plugin's README runs as written.
+"""Every command of README.md, of the pages in docs/ and of the example plugin's README runs as
+written, and every relative link of README.md and docs/ resolves.
 
 Commands run in order in one scratch folder (later ones use what earlier ones made, as a reader
-would), each ``python -m framework`` command shortened with ``trainer.epochs=1`` as README.md
-says. Left out: the set-up (``make``, activating the venv), benchmarks, commands that
-download ImageNet weights, and the local Ray sweep (test_sweep.py runs it). A transcript's
-``error:`` and ``note:`` lines must match exactly (in the order printed: notes on stdout, errors
-on stderr), and a transcript that shows an error must exit with code 2; every other command must
-exit 0.
+would): README.md's, then each docs page's in the order README.md links them. Each ``python -m
+framework`` command is shortened with ``trainer.epochs=1`` as docs/development.md says. Left
+out: the set-up (``make``, activating the venv), benchmarks, commands that download ImageNet
+weights, and the local Ray sweep (test_sweep.py runs it). A transcript's ``error:`` and
+``note:`` lines must match exactly (in the order printed: notes on stdout, errors on stderr),
+and a transcript that shows an error must exit with code 2; every other command must exit 0.
 """
 
+import importlib.util
 import os
 import re
 import shlex
@@ -22,11 +24,15 @@ import pytest
 import warm
 
 ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGES = [README, *sorted(DOCS.glob("*.md"))]
 SHORTEN = "trainer.epochs=1"
 SKIP = re.compile(r"^(make |\. \.venv/bin/activate|python benchmarks/)")
 # Run by test_sweep.py (test_a_ray_sweep_runs_its_jobs_on_a_local_ray): starting Ray costs a
 # minute of the suite's 15 on CI; once is enough.
 RUN_ELSEWHERE = re.compile(r"hydra/launcher=ray ")
+FENCED = re.compile(r"^```.*?^```", flags=re.S | re.M)
 APPLICATIONS = re.compile(r"backbone=(vgg|resnet|inception|xception|mobilenet|densenet|efficient)")
 
 
@@ -53,6 +59,33 @@ def readme_commands(markdown: str) -> list[Command]:
     return commands
 
 
+def without_code(markdown: str) -> str:
+    """Markdown text without its fenced blocks and inline code (where nothing is a link)."""
+    return re.sub(r"`[^`]*`", "", FENCED.sub("", markdown))
+
+
+def links(markdown: str) -> list[str]:
+    """The targets of a markdown text's links, in order."""
+    return re.findall(r"\]\(([^)\s]+)\)", without_code(markdown))
+
+
+def anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a markdown text's headings (lower case, punctuation dropped,
+    spaces as hyphens)."""
+    titles = re.findall(r"^#+ (.+)$", FENCED.sub("", markdown), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-") for title in titles}
+
+
+def linked_pages() -> list[Path]:
+    """The docs pages README.md links, in the order it first links them."""
+    pages = []
+    for target in links(README.read_text()):
+        path = (ROOT / target.split("#")[0]).resolve()
+        if path.parent == DOCS and path.suffix == ".md" and path not in pages:
+            pages.append(path)
+    return pages
+
+
 def needs_network(command: str) -> bool:
     """Whether a command downloads ImageNet weights."""
     if "--help" in command or "--cfg" in command:
@@ -74,8 +107,8 @@ def shortened(command: str) -> str:
 
 
 def run_readme(path: Path, workdir: Path, env: dict, replace: dict | None = None):
-    """Runs every command of a README; returns the failures, one message each."""
-    failures, ran = [], 0
+    """Runs every command of a markdown page; returns the failures, one message each."""
+    failures, ran, name = [], 0, path.relative_to(ROOT)
     for command in readme_commands(path.read_text()):
         text = command.text
         if SKIP.match(text) or needs_network(text) or RUN_ELSEWHERE.search(text):
@@ -90,7 +123,8 @@ def run_readme(path: Path, workdir: Path, env: dict, replace: dict | None = None
         code = 2 if wants_error else 0
         if result.returncode != code:
             failures.append(
-                f"{text!r} exited {result.returncode}, not {code}: {result.stderr.strip()[-1500:]}"
+                f"{name}: {text!r} exited {result.returncode}, not {code}: "
+                f"{result.stderr.strip()[-1500:]}"
             )
             continue
         said = [
@@ -100,7 +134,7 @@ def run_readme(path: Path, workdir: Path, env: dict, replace: dict | None = None
         ]
         shown = [line for line in expected if line.startswith(("error:", "note:"))]
         if command.expected is not None and said != shown:
-            failures.append(f"{text!r} printed {said}, README.md shows {shown}")
+            failures.append(f"{name}: {text!r} printed {said}, the page shows {shown}")
     return failures, ran
 
 
@@ -110,9 +144,13 @@ def base_env():
 
 
 @pytest.mark.slow
-def test_readme_commands_run_as_written(tmp_path):
-    failures, ran = run_readme(ROOT / "README.md", tmp_path, base_env())
-    assert ran > 25  # the parser found the README's commands
+def test_readme_and_docs_commands_run_as_written(tmp_path):
+    failures, ran = [], 0
+    for page in [README, *linked_pages()]:
+        page_failures, page_ran = run_readme(page, tmp_path, base_env())
+        failures += page_failures
+        ran += page_ran
+    assert ran > 25  # the parser found the pages' commands
     assert not failures, "\n".join(failures)
     # What they wrote, had the reader run them in the repo root, is ignored by git there.
     left = [p.name + "/" if p.is_dir() else p.name for p in tmp_path.iterdir()]
@@ -159,6 +197,51 @@ def test_example_plugin_readme_runs_as_written(tmp_path):
     )
     assert ran == 3
     assert not failures, "\n".join(failures)
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    assert sorted(linked_pages()) == sorted(DOCS.glob("*.md"))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_relative_links_resolve(page):
+    broken = []
+    for target in links(page.read_text()):
+        if re.match(r"[a-z]+:", target):  # https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.exists():
+            broken.append(target)
+        elif anchor and (linked.suffix != ".md" or anchor not in anchors(linked.read_text())):
+            broken.append(target)
+    assert broken == []
+
+
+def load_figures():
+    """docs/figures.py as a module (it is a script, not a package's)."""
+    spec = importlib.util.spec_from_file_location("figures", DOCS / "figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_figures_are_rewritten_in_whichever_page_marks_them():
+    texts = {
+        "README.md": "on <!-- fig:machine -->old<!-- /fig -->\n",
+        "docs/errors.md": "<!-- out:errors -->\n```\n$ old\n```\n",
+    }
+    new = load_figures().rewrite_pages(texts, {"machine": "cpu"}, {"errors": "$ new"})
+    assert new == {
+        "README.md": "on <!-- fig:machine -->cpu<!-- /fig -->\n",
+        "docs/errors.md": "<!-- out:errors -->\n```\n$ new\n```\n",
+    }
+
+
+def test_figures_refuse_a_pasted_block_that_no_page_marks():
+    texts = {"README.md": "<!-- out:default_run -->\n```\nold\n```\n"}
+    with pytest.raises(SystemExit, match="produces out:errors, which no page marks"):
+        load_figures().rewrite_pages(texts, {}, {"default_run": "new", "errors": "$ new"})
 
 
 @pytest.mark.parametrize(

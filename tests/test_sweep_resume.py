@@ -1,12 +1,15 @@
 """hydra/sweeper=resume refuses what it cannot resume safely (no training here)."""
 
-import json
+from dataclasses import replace
 
 import pytest
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
+from framework.run.record import write_record
 from framework.sweeps.resume import SkipFinished, finished_job
+
+from test_run_record import RECORD
 
 HYDRA = {"sweep": {"dir": "sweep", "subdir": "${hydra.job.num}"}, "output_subdir": ".hydra"}
 
@@ -14,9 +17,8 @@ HYDRA = {"sweep": {"dir": "sweep", "subdir": "${hydra.job.num}"}, "output_subdir
 def finished(sweep_dir, job, overrides, value=0.5):
     (sweep_dir / job / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(overrides), sweep_dir / job / ".hydra" / "overrides.yaml")
-    (sweep_dir / job / "metrics.json").write_text(
-        json.dumps({"objective": {"value": value}, "validation": {"accuracy": value}})
-    )
+    objective = {"name": "val_accuracy", "value": value, "direction": "max"}
+    write_record(sweep_dir / job, replace(RECORD, objective=objective))
 
 
 def test_a_job_finished_with_the_same_overrides_is_not_run_again(tmp_path):
@@ -31,11 +33,9 @@ def test_a_job_finished_with_the_same_overrides_is_not_run_again(tmp_path):
 def test_a_finished_regression_job_gives_its_objective(tmp_path):
     (tmp_path / "0" / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(["seed=1"]), tmp_path / "0" / ".hydra" / "overrides.yaml")
-    (tmp_path / "0" / "metrics.json").write_text(
-        json.dumps(  # no accuracy in a regression run
-            {"objective": {"name": "val_mae", "value": 41.5}, "validation": {"mae": 41.5}}
-        )
-    )
+    objective = {"name": "val_mae", "value": 41.5, "direction": "min"}
+    # No accuracy in a regression run.
+    write_record(tmp_path / "0", replace(RECORD, validation={"mae": 41.5}, objective=objective))
     assert finished_job(tmp_path / "0", ["seed=1"], 0).return_value == 41.5
 
 

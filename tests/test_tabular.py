@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 from framework.errors import UserError
 from framework.parts.ranges import check_ranges
 from framework.parts.registry import datasets
+from framework_plugins.tabular import encode_rows
 
 # Also run on Keras's JAX backend (make test's second pass).
 pytestmark = pytest.mark.backends
@@ -290,3 +291,42 @@ def test_csv_missing_policy_is_checked_before_the_data_is_read():
         UserError, match="unknown dataset.missing 'zero'; accepted: error, drop, mean"
     ):
         check_ranges(OmegaConf.create({"dataset": cfg}))
+
+
+# How a CSV run turns new rows into inputs (metrics.json's data.inputs): a number and a text column.
+ROW_INPUTS = {"columns": [{"name": "size"}, {"name": "colour", "categories": ["blue", "red"]}]}
+
+
+def test_an_infinite_number_in_a_row_is_called_infinite_not_missing():
+    with pytest.raises(UserError) as error:
+        encode_rows(
+            {"inputs": ROW_INPUTS}, ["size", "colour"], [["1", "red"], ["-inf", "blue"]], "rows.csv"
+        )
+    assert str(error.value).startswith(
+        "row 2 of rows.csv holds an infinite number in column "
+        "'size'; the model takes finite numbers"
+    )
+    # A run that filled missing and infinite numbers with the training mean fills them again.
+    filled = encode_rows(
+        {"inputs": {**ROW_INPUTS, "fill": [5.0, 0.0, 0.0]}},
+        ["size", "colour"],
+        [["inf", "red"], ["NA", "blue"]],
+        "rows.csv",
+    )
+    assert filled[:, 0].tolist() == [5.0, 5.0]
+
+
+def test_a_category_training_never_saw_is_predicted_with_a_one_line_note(capsys):
+    x = encode_rows(
+        {"inputs": ROW_INPUTS},
+        ["size", "colour"],
+        [["1", "red"], ["2", "green"], ["3", ""], ["4", "pink"]],
+        "rows.csv",
+    )
+    assert x[:, 1:].tolist() == [[0, 1], [0, 0], [0, 0], [0, 0]]  # as a missing cell: no category
+    assert capsys.readouterr().out.splitlines() == [
+        "note: column 'colour' of rows.csv holds 'green' on row 2 and 1 more row(s), a category "
+        "training never saw (it knows blue, red): predicted as none of them"
+    ]
+    encode_rows({"inputs": ROW_INPUTS}, ["size", "colour"], [["1", "red"], ["3", "NA"]], "rows.csv")
+    assert capsys.readouterr().out == ""  # known and missing categories: no note

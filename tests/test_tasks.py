@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from framework.api import Task, UserError, encode_targets, hookimpl
+from framework.api import Targets, Task, UserError, encode_targets, hookimpl
 from framework.run.train import load_data, train
 from framework_plugins.sample_csv import houses, tags
 
@@ -110,8 +110,9 @@ def test_predict_prints_a_new_rows_price_in_its_units_and_writes_it(
 ):
     import keras
 
-    from framework.deploy.rows import encode_rows, read_rows
+    from framework.deploy.rows import read_rows
     from framework.predict import main
+    from framework_plugins.tabular import encode_rows
 
     _, run_dir, metrics, _ = regression_run
     features = ["area_m2", "rooms", "age_years", "distance_km", "neighbourhood"]
@@ -119,7 +120,7 @@ def test_predict_prints_a_new_rows_price_in_its_units_and_writes_it(
     main([str(run_dir), str(one), "--output", str(tmp_path / "one_predicted.csv")])
     # model.keras loads in plain Keras (no class of ours in it) and predicts the same price.
     model = keras.saving.load_model(run_dir / "model.keras")
-    x = encode_rows(metrics["data"]["inputs"], *read_rows(one), "one.csv")
+    x = encode_rows(metrics["data"], *read_rows(one), "one.csv")
     scaling = metrics["data"]["target_scaling"]
     price = float(model.predict(x, verbose=0)[0, 0]) * scaling["scale"][0] + scaling["mean"][0]
     assert capsys.readouterr().out.splitlines()[0] == f"Prediction: {price:.6g}"
@@ -185,6 +186,62 @@ def test_auto_picks_the_task_from_the_values(columns, task, names, said, capsys)
     assert (targets.task, targets.names) == (task, names)
     assert targets.stratify is (task is None)
     assert ("note: task" in capsys.readouterr().out) is said
+
+
+@dataclass
+class GradesConfig:
+    pass
+
+
+class Grades(Task):
+    """Letter grades: a third party's task that task=auto asks, in its declared order."""
+
+    kinds = ("grades",)
+    auto = True
+    auto_order = 60  # before classification (100), which would take the letters as classes
+
+    def takes_targets(self, columns):
+        cells = {c for values in columns.values() for c in values}
+        return "letter grades" if len(columns) == 1 and cells <= set("ABCDF") else None
+
+    def encode(self, columns, source):
+        ((name, cells),) = columns.items()
+        return Targets(np.array(["ABCDF".index(c) for c in cells]), [name], "grades")
+
+
+class GradesPlugin:
+    @hookimpl
+    def register_tasks(self, register):
+        register("grades", Grades, GradesConfig())
+
+
+@pytest.mark.parametrize("order, task", [(60, "grades"), (200, None)])
+def test_a_third_party_task_takes_part_in_auto_in_its_declared_order(
+    isolated_registries, monkeypatch, capsys, order, task
+):
+    from framework.parts.loading import register_plugins
+
+    monkeypatch.setattr(Grades, "auto_order", order)
+    register_plugins([("grades_plugin", GradesPlugin())])
+    targets = encode_targets("auto", {"grade": ["A", "C", "A"]}, "f.csv")
+    assert targets.task == task  # None: classification's class labels
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    if task:
+        assert notes == [
+            "note: task grades: letter grades (choose another with task=classification)"
+        ]
+    else:
+        assert targets.names == ["A", "C"] and notes == []
+
+
+def test_targets_that_no_task_takes_under_auto_are_refused_in_one_line(isolated_registries):
+    del isolated_registries["task"]._parts["classification"]  # the one that takes text
+    with pytest.raises(UserError) as e:
+        encode_targets("auto", {"species": ["a", "b"]}, "f.csv")
+    assert str(e.value) == (
+        "task=auto finds no task that takes the target columns of f.csv (species); choose one "
+        "with task=: multilabel, regression"
+    )
 
 
 @pytest.mark.parametrize(

@@ -51,3 +51,20 @@ def test_a_part_whose_defaults_break_its_own_ranges_fails_the_kit(isolated_regis
         "refused: backbone.width=0 is out of range",
     ):
         check_part("backbone", "contradictory", tmp_path)
+
+
+def test_the_kit_takes_its_datasets_and_backbones_from_the_parts_by_input_table(monkeypatch):
+    import framework.testing
+    from framework.config.preflight import parts_by_input
+    from framework.parts.registry import REGISTRIES
+
+    table = parts_by_input()
+    table["dataset"]["features"] = "wine"
+    table["backbone"]["images"] = "mobilenetv2"  # gives feature maps in simple_cnn's stead
+    monkeypatch.setattr(framework.testing, "parts_by_input", lambda: table)
+    fitting = framework.testing._fitting_parts
+    assert fitting("regularizer", REGISTRIES["regularizer"].get("dropout")) == ["dataset=wine"]
+    assert fitting("head", REGISTRIES["head"].get("gap_dense")) == [
+        "dataset=digits",
+        "backbone=mobilenetv2",
+    ]

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from framework.config.source import group_options
 from framework.errors import UserError
 from framework.parts.ranges import check_ranges, check_value, setting
-from framework.parts.tasks import AUTO, dataset_task, objective_direction, registered_task
+from framework.parts.tasks import AUTO, dataset_task, find_objective, registered_task
 
 DIRECTIONS = ("minimize", "maximize")
 _MISSING = object()
@@ -68,7 +68,7 @@ def optuna_direction(objective: str | None, task: str, dataset: str | None = Non
                 "trainer.objective (e.g. val_accuracy, val_mae) or task"
             )
         objective = registered_task(task).default_objective
-    return "minimize" if objective_direction(objective, task) == "min" else "maximize"
+    return find_objective(objective, task).study_direction
 
 
 def check_study(config, task_cfg, sweep_dir: Path):

@@ -61,6 +61,30 @@ class Data:
         return BINARY if len(self.class_names) == 2 else MULTICLASS
 
 
+def output_classes(units: int) -> int:
+    """How many classes a classifier's output units stand for: one sigmoid unit (a binary
+    classifier's) stands for two."""
+    return 2 if units == 1 else units
+
+
+def class_probabilities(outputs):
+    """One probability per class from a classifier's outputs (``output_classes``): one sigmoid
+    unit is the probability of the second class.
+
+    Args:
+        outputs: a ``(samples, units)`` array.
+
+    Returns:
+        A ``(samples, classes)`` NumPy array of ``outputs``' dtype.
+    """
+    import numpy as np
+
+    probs = np.asarray(outputs)
+    if output_classes(probs.shape[-1]) != probs.shape[-1]:
+        probs = np.concatenate([1 - probs, probs], axis=-1)
+    return probs
+
+
 @dataclass
 class DataContext:
     """Passed to dataset builders.

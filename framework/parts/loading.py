@@ -78,6 +78,7 @@ def register_plugins(plugins) -> pluggy.PluginManager:
                 takes=None,
                 gives=None,
                 task=None,
+                rows=None,
                 _p=provider,
                 _r=registry,
             ):
@@ -90,6 +91,7 @@ def register_plugins(plugins) -> pluggy.PluginManager:
                     takes=takes,
                     gives=gives,
                     task=task,
+                    rows=rows,
                 )
 
             impl.function(register=register)

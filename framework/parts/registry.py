@@ -36,6 +36,9 @@ class Part:
         task: a dataset's: the task its targets are for where the dataset fixes it (known before
             its data loads: ``task=auto`` and an Optuna study's direction), or None where its
             data decides (a CSV file's columns).
+        rows: a dataset's: ``rows(data, header, rows, source) -> float32 array``, a finished
+            run's model inputs for new rows of a CSV file (text cells under ``header``), read
+            as the run's ``data`` block of ``metrics.json`` records; None: it reads no rows.
     """
 
     group: str
@@ -47,6 +50,7 @@ class Part:
     takes: tuple[str, ...] | None = None
     gives: str | None = None
     task: str | None = None
+    rows: Callable | str | None = None
 
     def build(self, *args, **kwargs):
         """Calls the part's builder, importing it first if it is a ``"module:function"`` string.
@@ -56,12 +60,19 @@ class Part:
             PluginError: any other error of the builder, with the plugin and part named (the
                 original is chained: HYDRA_FULL_ERROR=1 shows its traceback).
         """
-        builder = self.builder
+        return self._call(self.builder, *args, **kwargs)
+
+    def read_rows(self, data: dict, header: list[str], rows: list[list[str]], source: str):
+        """A dataset's ``rows`` function called (errors as ``build``'s); call it only where
+        ``rows`` is set."""
+        return self._call(self.rows, data, header, rows, source)
+
+    def _call(self, function, *args, **kwargs):
         try:
-            if isinstance(builder, str):
-                module, _, attr = builder.partition(":")
-                builder = getattr(importlib.import_module(module), attr)
-            return builder(*args, **kwargs)
+            if isinstance(function, str):
+                module, _, attr = function.partition(":")
+                function = getattr(importlib.import_module(module), attr)
+            return function(*args, **kwargs)
         except UserError:
             raise
         except Exception as e:
@@ -99,6 +110,7 @@ class Registry:
         takes=None,
         gives=None,
         task=None,
+        rows=None,
     ):
         """Adds a part, whose default config Hydra then finds under the registry's group.
 
@@ -106,6 +118,7 @@ class Registry:
             takes: a kind or kinds of input the part accepts (``framework.parts.kinds``).
             gives: the kind of output it gives.
             task: a dataset's fixed task (``Part.task``).
+            rows: a dataset's reader of new rows (``Part.rows``).
 
         Raises:
             PluginError: the name is taken (both providers are named) or invalid, or a kind is
@@ -132,7 +145,9 @@ class Registry:
                     f"plugin {provider!r} registered the {self.group} {name!r} with an unknown "
                     f"kind {kind!r}; accepted: {', '.join(KINDS)}"
                 )
-        part = Part(self.group, name, build, config, description, provider, takes, gives, task)
+        part = Part(
+            self.group, name, build, config, description, provider, takes, gives, task, rows
+        )
         _check_config(part)  # its node is built when a composition loads it
         self._parts[name] = part
         return part

@@ -7,18 +7,17 @@ objective. The core asks the run's task and never branches on the kind of target
 
 ``task=auto`` (the default) takes the task the dataset's targets were encoded for; a dataset
 that reads raw target columns (a CSV file) has them encoded with ``encode_targets``, which under
-``auto`` picks the task from the values, and says so in one line.
+``auto`` gives them to the first task that takes them (``Task.takes_targets``, asked in
+``Task.auto_order``), and says so in one line.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
 from framework.errors import UserError
-from framework.parts.objective import direction
+from framework.parts.objective import Objective
 
 AUTO = "auto"
-# A numeric target with more distinct values than this is a quantity, not a set of classes.
-MAX_AUTO_CLASSES = 20
 
 
 @dataclass
@@ -52,8 +51,10 @@ class Task:
             null.
         minimized: the scores (of ``loss`` and ``metric_names``) that are better small; None:
             told by their names (losses and errors: ``loss``, ``mae``, ``mse``, ``rmse``...).
-        auto: whether ``task=auto`` may choose it for the data it fits (the built-ins); a third
-            party's task runs when ``task=<its name>`` asks for it.
+        auto: whether ``task=auto`` may choose it, for the data it fits and the raw target
+            columns it ``takes_targets``; False: it runs when ``task=<its name>`` asks for it.
+        auto_order: where ``task=auto`` asks it among the others, lowest first (ties in name
+            order): a task that takes what a later one would take too comes first.
     """
 
     kinds: tuple[str, ...] = ()
@@ -61,6 +62,7 @@ class Task:
     default_objective: str = "val_loss"
     minimized: tuple[str, ...] | None = None
     auto: bool = False
+    auto_order: int = 50
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -69,11 +71,10 @@ class Task:
     def name(self) -> str:
         return self.cfg.name
 
-    def direction(self, objective: str) -> str:
-        """``"min"`` or ``"max"``: which way the objective improves."""
-        if self.minimized is None:
-            return direction(objective)
-        return "min" if objective.removeprefix("val_") in self.minimized else "max"
+    def objective(self, name: str) -> Objective:
+        """The objective ``name`` (one of ``objectives``), with the direction this task gives
+        it (``minimized``)."""
+        return Objective.named(name, self.minimized)
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -88,6 +89,12 @@ class Task:
             UserError: the columns do not fit the task; the message names the column and value.
         """
         raise UserError(f"task {self.name!r} cannot take target columns from {source}")
+
+    def takes_targets(self, columns: dict[str, list[str]]) -> str | None:
+        """Whether ``task=auto`` gives it these raw target columns (text cells, by column name):
+        None where it does not take them, else why it does, in a few words for a note (empty
+        where the values leave no doubt)."""
+        return None
 
     def fits(self, data) -> bool:
         """Whether a dataset's targets suit the task (its ``Data.task`` is one of ``kinds``)."""
@@ -166,12 +173,12 @@ def registered_task(name: str, cfg=None) -> Task:
     return task
 
 
-def objective_direction(objective: str, task: str = AUTO) -> str:
-    """``"min"`` or ``"max"`` for an objective, as the task (under ``auto``: the first task that
-    logs it) says; by its name where no task logs it."""
+def find_objective(name: str, task: str = AUTO) -> Objective:
+    """The objective ``name`` as the task (under ``auto``: the first task that logs it) gives
+    it; by its name alone where no task logs it."""
     tasks = [registered_task(task)] if task != AUTO else [t for t in _all_tasks() if t.auto]
-    owner = next((t for t in tasks if objective in t.objectives), None)
-    return owner.direction(objective) if owner else direction(objective)
+    owner = next((t for t in tasks if name in t.objectives), None)
+    return owner.objective(name) if owner else Objective.named(name)
 
 
 def all_objectives() -> tuple[str, ...]:
@@ -205,7 +212,7 @@ def task_of_run(metrics: dict) -> Task:
     if "task_name" in data:
         return registered_task(data["task_name"])
     kind = data.get("task") or (BINARY if len(data.get("classes", ())) == 2 else MULTICLASS)
-    task = next((t for t in _all_tasks() if t.auto and kind in t.kinds), None)
+    task = next((t for t in _auto_tasks() if kind in t.kinds), None)
     if task is None:
         raise UserError(
             f"no registered task writes runs of {kind!r}; known tasks: "
@@ -217,13 +224,13 @@ def task_of_run(metrics: dict) -> Task:
 def recorded_name(task: Task, data) -> dict:
     """What ``metrics.json``'s ``data`` block records of the run's task beside ``data.task``:
     its name, where ``task=auto`` would not take it for such data (a third party's)."""
-    auto = next((t for t in _all_tasks() if t.auto and t.fits(data)), None)
+    auto = next((t for t in _auto_tasks() if t.fits(data)), None)
     return {} if auto is not None and auto.name == task.name else {"task_name": task.name}
 
 
 def run_task(cfg, data) -> Task:
-    """The run's task: ``task=<name>`` as configured, or under ``auto`` the first built-in
-    (``Task.auto``) task that fits the dataset's targets.
+    """The run's task: ``task=<name>`` as configured, or under ``auto`` the first ``Task.auto``
+    task, in ``Task.auto_order``, that fits the dataset's targets.
 
     Raises:
         UserError: the chosen task does not fit the dataset; the message names those that do.
@@ -239,7 +246,7 @@ def run_task(cfg, data) -> Task:
                 f"{data.task}; accepted: {', '.join(fitting) or 'none'}"
             )
         return task
-    task = next((t for t in _all_tasks() if t.auto and t.fits(data)), None)
+    task = next((t for t in _auto_tasks() if t.fits(data)), None)
     if task is None:
         raise UserError(
             f"task=auto finds no task for {source}, whose targets are {data.task}; "
@@ -251,9 +258,8 @@ def run_task(cfg, data) -> Task:
 def encode_targets(requested: str, columns: dict[str, list[str]], source: str) -> Targets:
     """Encodes raw target columns for the run's task, choosing it under ``auto``.
 
-    Under ``auto``: several columns of 0/1 are multilabel, numbers (one column with more than
-    ``MAX_AUTO_CLASSES`` distinct values, or several columns) regression, anything else
-    classification; a choice made from numbers is said in one line.
+    Under ``auto``: the first task, in ``Task.auto_order``, whose ``takes_targets`` takes the
+    columns; a choice the values do not make plain is said in one line.
 
     Args:
         requested: the run's task (``DataContext.task``), or ``auto``.
@@ -269,18 +275,22 @@ def encode_targets(requested: str, columns: dict[str, list[str]], source: str) -
     """
     if requested != AUTO:
         return registered_task(requested).encode(columns, source)
-    name, why = _guess_task(columns)
-    if name not in _task_names():
+    taken = ((task, task.takes_targets(columns)) for task in _auto_tasks())
+    task, why = next(((task, why) for task, why in taken if why is not None), (None, None))
+    if task is None:
         raise UserError(
-            f"the target of {source} looks like {name} ({why}), and no task of that "
-            f"name is registered; set task= to one of: {', '.join(_task_names())}"
+            f"task=auto finds no task that takes the target columns of {source} "
+            f"({', '.join(columns)}); choose one with task=: {', '.join(_task_names())}"
         )
-    targets = registered_task(name).encode(columns, source)
+    targets = task.encode(columns, source)
     if why:
         others = " or ".join(
-            f"task={n}" for n in _task_names() if n != name and _encodes(n, columns, source)
+            f"task={n}" for n in _task_names() if n != task.name and _encodes(n, columns, source)
         )
-        print(f"note: task {name}: {why}" + (f" (choose another with {others})" if others else ""))
+        print(
+            f"note: task {task.name}: {why}"
+            + (f" (choose another with {others})" if others else "")
+        )
     return targets
 
 
@@ -293,31 +303,9 @@ def _encodes(name: str, columns, source: str) -> bool:
     return True
 
 
-def _guess_task(columns: dict[str, list[str]]) -> tuple[str, str]:
-    """``(task name, why)`` for raw target columns; ``why`` is empty where text decides."""
-    numeric = {name: _all_numbers(values) for name, values in columns.items()}
-    if len(columns) > 1:
-        if all(set(values) <= {"0", "1", "0.0", "1.0"} for values in columns.values()):
-            return "multilabel", f"{len(columns)} target columns of 0/1"
-        if all(numeric.values()):
-            return "regression", f"{len(columns)} numeric target columns"
-        return "classification", ""  # refused there: one target column
-    ((name, values),) = columns.items()
-    if not numeric[name]:
-        return "classification", ""
-    distinct = len(set(float(v) for v in values))
-    if distinct > MAX_AUTO_CLASSES:
-        return "regression", f"target {name!r} is numeric with {distinct} distinct values"
-    return "classification", (f"target {name!r} has {distinct} distinct numbers, taken as classes")
-
-
-def _all_numbers(values) -> bool:
-    try:
-        for v in values:
-            float(v)
-    except ValueError:
-        return False
-    return bool(values)
+def _auto_tasks() -> list[Task]:
+    """The tasks ``task=auto`` may choose, in the order it asks them."""
+    return sorted((t for t in _all_tasks() if t.auto), key=lambda t: t.auto_order)
 
 
 def _all_tasks() -> list[Task]:

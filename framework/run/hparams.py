@@ -12,6 +12,8 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from framework.run.record import RunRecord
+
 LOG_DIR = "tensorboard"
 
 
@@ -38,8 +40,8 @@ def varied_settings(sweep_overrides: list[str], sweeper_params, job_overrides: l
     }
 
 
-def write_hparams(job_dir: Path, settings: dict, metrics: dict):
-    """Writes the job's settings and scores (from its metrics.json) as a TensorBoard session."""
+def write_hparams(job_dir: Path, settings: dict, record: RunRecord):
+    """Writes the job's settings and scores (its record) as a TensorBoard session."""
     # Here, not at the top: a sweep job's only, and TensorBoard's summary modules take ~0.1 s to
     # import (botocore with them), which a single run would pay for nothing.
     from tensorboard.compat.proto.event_pb2 import Event
@@ -47,14 +49,13 @@ def write_hparams(job_dir: Path, settings: dict, metrics: dict):
     from tensorboard.plugins.scalar.summary_v2 import scalar_pb
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-    objective = metrics["objective"]
+    objective = record.objective
     scores = {
         objective["name"]: objective["value"],
-        **{f"val_{k}": v for k, v in metrics["validation"].items()},
+        **{f"val_{k}": v for k, v in record.validation.items()},
     }
-    if metrics["evaluated_on"] == "test":
-        score = headline(metrics)
-        scores[f"test_{score}"] = metrics["test"][score]
+    if record.evaluated_on == "test":
+        scores[f"test_{record.headline}"] = record.test[record.headline]
     writer = EventFileWriter(str(job_dir / LOG_DIR))
     now = time.time()
     writer.add_event(
@@ -79,8 +80,3 @@ def sweep_overrides(sweep_dir: Path) -> list[str]:
 
 def _hparam_value(value):
     return value if isinstance(value, (bool, int, float, str)) else str(value)
-
-
-def headline(metrics: dict) -> str:
-    """A run's headline score: the first its task keeps beside the loss (accuracy, mae...)."""
-    return next((k for k in metrics["validation"] if k != "loss"), "loss")

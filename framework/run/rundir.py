@@ -11,7 +11,10 @@ from pathlib import Path
 
 from framework.errors import DirectoryTaken, Stopped, UserError, stop_behind
 
-# Marks a run that stopped with an error; a finished run has metrics.json instead.
+# A finished run's record (framework.run.record); it is written last, so it marks the run
+# finished.
+METRICS = "metrics.json"
+# Marks a run that stopped with an error; a finished run has METRICS instead.
 FAILED = "FAILED"
 # Locked by the process that runs in the directory, for as long as it runs.
 LOCK = ".lock"
@@ -73,7 +76,7 @@ def make_dir(directory: Path, key: str):
 
 def finished_run_check(run_dir: Path):
     """Raises DirectoryTaken if ``run_dir`` holds a finished run (it has metrics.json)."""
-    if (run_dir / "metrics.json").exists():
+    if (run_dir / METRICS).exists():
         raise DirectoryTaken(
             f"{run_dir} already holds a finished run; choose another directory (hydra.run.dir=...)"
         )

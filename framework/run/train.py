@@ -33,11 +33,11 @@ from framework.run.evaluation import is_one_hot
 from framework.run.feature_cache import cache_key, load_or_extract
 from framework.run.hparams import write_hparams
 from framework.run.model import build_model, set_trainable
+from framework.run.record import RunRecord, write_record
 from framework.run.report import (
     console_report,
     plot_curves,
     write_history,
-    write_metrics,
     write_summary,
 )
 from framework.run.rundir import running_in
@@ -405,45 +405,45 @@ def write_run_dir(run: Run) -> dict:
     write_summary(run_dir, model)
     write_history(run_dir, run.history)
     plot_curves(run_dir, run.history, run.stage_starts, (*task.metric_names, "loss")[0])
-    metrics = {
-        "test": final,
-        "evaluated_on": evaluated_on,
-        "validation": run.stage_metrics[-1]["validation"],
-        "stages": run.stage_metrics,
-        "epochs": len(run.history),
-        "model": {"name": model.name, "params": int(model.count_params())},
-        "data": {
+    record = RunRecord(
+        test=final,
+        evaluated_on=evaluated_on,
+        validation=run.stage_metrics[-1]["validation"],
+        stages=run.stage_metrics,
+        epochs=len(run.history),
+        model={"name": model.name, "params": int(model.count_params())},
+        data={
             "name": run.cfg.dataset.name,
             "task": data.task,
             **recorded_name(task, data),
             **task.data_info(data),
             **data.info,
         },
-        "seed": run.cfg.seed,
+        seed=run.cfg.seed,
         # Where and how it ran: Keras's devices, the GPUs this process was given, the backend
         # and its execution settings.
-        "devices": {
+        devices={
             "keras": keras.distribution.list_devices(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         },
-        "execution": {
+        execution={
             "backend": keras.config.backend(),
             "precision": run.cfg.trainer.precision,
             **compile_options(run.cfg.trainer),
             "distribution": run.distribution and {**run.distribution, "replicas": replicas(model)},
         },
-        "objective": {
+        objective={
             "name": run.objective,
             "value": objective_value(
                 run.objective, run.stage_metrics[-1]["validation"], run.history
             ),
-            "direction": task.direction(run.objective),
+            "direction": task.objective(run.objective).direction,
         },
-    }
+    )
     if run.hparams is not None:
-        write_hparams(run_dir, run.hparams, metrics)
-    write_metrics(run_dir, metrics)  # last: its presence marks a finished run
-    return metrics
+        write_hparams(run_dir, run.hparams, record)
+    write_record(run_dir, record)  # last: its presence marks a finished run
+    return record.as_dict()
 
 
 def _compile(model, plan: StagePlan, run: Run):

@@ -8,13 +8,14 @@ plugins; this module is its glue around Hydra's launcher.
 """
 
 import itertools
-import json
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
+from framework.run.record import read_record
+from framework.run.rundir import METRICS
 
 NAME = "resume"
 
@@ -42,7 +43,7 @@ class SkipFinished:
         """
         beyond = sorted(
             int(p.parent.name)
-            for p in self.sweep_dir.glob("*/metrics.json")
+            for p in self.sweep_dir.glob(f"*/{METRICS}")
             if p.parent.name.isdigit() and int(p.parent.name) >= count
         )
         if beyond:
@@ -80,10 +81,11 @@ def finished_job(
     """The result of a job that finished in ``job_dir`` with ``overrides``, else None.
 
     Raises:
-        UserError: the directory holds a finished job of other overrides: not the same sweep.
+        UserError: the directory holds a finished job of other overrides (not the same sweep),
+            or a metrics.json that cannot be read.
     """
-    metrics_file = job_dir / "metrics.json"
-    if not metrics_file.is_file():
+    record = read_record(job_dir)
+    if record is None:
         return None
     recorded_file = job_dir / records / "overrides.yaml"
     recorded = list(OmegaConf.load(recorded_file)) if recorded_file.is_file() else None
@@ -93,9 +95,6 @@ def finished_job(
             f"({' '.join(recorded or ['unrecorded'])}); a resumed sweep must be the same sweep: "
             "repeat its command with hydra/sweeper=resume"
         )
-    metrics = json.loads(metrics_file.read_text())
-    objective = metrics.get("objective")  # runs from before trainer.objective: accuracy
-    value = objective["value"] if objective else metrics["validation"]["accuracy"]
     ret = JobReturn(overrides=overrides, working_dir=str(job_dir), status=JobStatus.COMPLETED)
-    ret.return_value = value
+    ret.return_value = record.objective["value"]
     return ret

@@ -4,7 +4,6 @@ A Hydra callback (``hydra.callbacks.sweep_summary`` in conf/config.yaml): it rea
 left in its directory, so it works the same with every launcher, and whatever failed.
 """
 
-import json
 import time
 from pathlib import Path
 
@@ -13,9 +12,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from framework.errors import DirectoryTaken, signals_deferred
-from framework.run.hparams import headline
-from framework.run.rundir import FAILED, locked, mark_failed, shown, write_csv_atomic
+from framework.errors import DirectoryTaken, UserError, signals_deferred
+from framework.parts.objective import Objective, best_first
+from framework.run.record import read_record
+from framework.run.rundir import FAILED, METRICS, locked, mark_failed, shown, write_csv_atomic
 
 SUMMARY = "summary.csv"
 # Around the task's headline score on validation and test (validation_accuracy,
@@ -95,10 +95,10 @@ def record_stopped_sweep(stopped: BaseException):
     sweep_dir = _running["dir"]
     deadline = time.monotonic() + WORKERS_GONE_TIMEOUT
     for job_dir in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
-        while not ((job_dir / "metrics.json").exists() or (job_dir / FAILED).exists()):
+        while not ((job_dir / METRICS).exists() or (job_dir / FAILED).exists()):
             try:
                 with locked(job_dir):  # its worker is gone: nothing else will mark it
-                    if not (job_dir / "metrics.json").exists():
+                    if not (job_dir / METRICS).exists():
                         mark_failed(job_dir, str(stopped))  # if it can: best effort
                 break
             except DirectoryTaken:  # a worker still shutting down
@@ -137,7 +137,7 @@ def shown_status(job: dict) -> str:
 def finished_sweep_check(sweep_dir: Path):
     """Raises DirectoryTaken if ``sweep_dir`` holds a sweep (a summary or a finished job); the
     message names the switch that continues one (``hydra/sweeper=resume``)."""
-    if (sweep_dir / SUMMARY).exists() or next(sweep_dir.glob("**/metrics.json"), None):
+    if (sweep_dir / SUMMARY).exists() or next(sweep_dir.glob(f"**/{METRICS}"), None):
         raise DirectoryTaken(
             f"{sweep_dir} already holds a sweep or finished runs; choose another directory "
             "(hydra.sweep.dir=...), or repeat a grid sweep's command with hydra/sweeper=resume "
@@ -200,57 +200,42 @@ def collect_jobs(sweep_dir: Path, output_subdir: str = ".hydra") -> list[dict]:
     for job in jobs:
         job["varied"] = " ".join(o for o in job["overrides"] if o not in shared)
     # Jobs of different tasks (-m task=...) optimize different objectives: ranked apart.
-    objectives = list(
-        dict.fromkeys(job["objective"] for job in sorted(jobs, key=_number) if "objective" in job)
+    return best_first(
+        jobs, _objective, lambda job: job.get("objective_value"), lambda job: job["job"]
     )
-    return sorted(jobs, key=lambda job: _rank(job, objectives))
 
 
 def has_objective(job: dict) -> bool:
     """Whether a job of ``collect_jobs`` has an objective value (not NaN)."""
-    return "objective_value" in job and job["objective_value"] == job["objective_value"]
+    objective = _objective(job)
+    return objective is not None and objective.has_value(job["objective_value"])
 
 
-def _number(job: dict) -> int:
-    return job["job"]
-
-
-def _rank(job: dict, objectives: list[str]):
-    """By objective (in the order the jobs bring them), best first by its direction; then jobs
-    without one; each by job number."""
-    if not has_objective(job):
-        return (1, 0, 0.0, job["job"])
-    sign = 1.0 if job["direction"] == "min" else -1.0
-    return (0, objectives.index(job["objective"]), sign * job["objective_value"], job["job"])
+def _objective(job: dict) -> Objective | None:
+    """A finished job's objective; None for the others."""
+    return Objective(job["objective"], job["direction"]) if "objective" in job else None
 
 
 def _outcome(job_dir: Path) -> dict:
     """A job's status, and its scores when it finished."""
-    metrics_file = job_dir / "metrics.json"
-    if metrics_file.is_file():
-        try:
-            metrics = json.loads(metrics_file.read_text())
-            # Runs from before trainer.objective ranked by validation accuracy.
-            objective = metrics.get("objective") or {
-                "name": "val_accuracy",
-                "value": metrics["validation"]["accuracy"],
-                "direction": "max",
-            }
-            score = headline(metrics)
-            outcome = {
-                "status": "finished",
-                "epochs": metrics["epochs"],
-                "headline": score,
-                f"validation_{score}": metrics["validation"][score],
-                "objective": objective["name"],
-                "objective_value": objective["value"],
-                "direction": objective["direction"],
-            }
-            if metrics["evaluated_on"] == "test":
-                outcome[f"test_{score}"] = metrics["test"][score]
-            return outcome
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            return {"status": f"unreadable metrics.json ({e})"}
+    try:
+        record = read_record(job_dir)
+    except UserError as e:
+        return {"status": str(e)}
+    if record is not None:
+        score = record.headline
+        outcome = {
+            "status": "finished",
+            "epochs": record.epochs,
+            "headline": score,
+            f"validation_{score}": record.validation[score],
+            "objective": record.objective["name"],
+            "objective_value": record.objective["value"],
+            "direction": record.objective["direction"],
+        }
+        if record.evaluated_on == "test":
+            outcome[f"test_{score}"] = record.test[score]
+        return outcome
     if (job_dir / FAILED).is_file():
         lines = (job_dir / FAILED).read_text().strip().splitlines()
         return {"status": "failed: " + (lines[0] if lines else "")}

@@ -28,7 +28,12 @@ from framework.config import search_space  # noqa: E402
 from framework.config.preflight import check_settings  # noqa: E402
 from framework.config.schema import TUNER_ALGORITHMS  # noqa: E402
 from framework.errors import UserError, raise_if_stopped  # noqa: E402
-from framework.parts.objective import check_objective, objective_value  # noqa: E402
+from framework.parts.objective import (  # noqa: E402
+    Objective,
+    best_first,
+    check_objective,
+    objective_value,
+)
 from framework.parts.ranges import as_typed  # noqa: E402
 from framework.run.checkpoint import SEARCH_DIR, record_search  # noqa: E402
 from framework.run.model import build_model  # noqa: E402
@@ -165,15 +170,15 @@ def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
 def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
     tuner_cfg = cfg.tuner
     task = load_task_data(cfg)[0]  # its data, again in the first trial
-    objective = tuner_cfg.objective or cfg.trainer.objective or task.default_objective
+    name = tuner_cfg.objective or cfg.trainer.objective or task.default_objective
     key = "tuner.objective" if tuner_cfg.objective else "trainer.objective"
-    check_objective(objective, task.objectives, key)
-    way = task.direction(objective)
+    check_objective(name, task.objectives, key)
+    objective = task.objective(name)
     space = search_space.check_space(tuner_cfg.space, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     search_dir = run_dir / SEARCH_DIR
     record_search(search_dir, cfg)
-    search = Search(cfg, space, _oracle(tuner_cfg, objective, way, cfg, space), search_dir)
+    search = Search(cfg, space, _oracle(tuner_cfg, objective, cfg, space), search_dir)
     if is_worker():  # its trials come from the chief's oracle, which reports and retrains
         _search(search, cfg)
         return {}
@@ -183,17 +188,17 @@ def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
     try:
         _search(search, cfg)
     finally:  # also when trial after trial failed: the table says how
-        trials = _trial_rows(search, space, way)
+        trials = _trial_rows(search, space, objective)
         if trials:
-            _write_trials(run_dir, trials, list(space), objective)
+            _write_trials(run_dir, trials, list(space), name)
     best = next((t for t in trials if t["status"] == "COMPLETED"), None)
     if best is None:
         raise UserError(f"no trial of the search finished; see {shown(run_dir / 'trials.csv')}")
-    print(_format_trials(trials, list(space), objective))
+    print(_format_trials(trials, list(space), name))
     overrides = _best_overrides(cfg, best)
-    _write_best(run_dir, best, objective, overrides)
+    _write_best(run_dir, best, name, overrides)
     print(
-        f"Best:      trial {best['trial']}, {objective} {best['value']:.4f}; run it again "
+        f"Best:      trial {best['trial']}, {name} {best['value']:.4f}; run it again "
         f"with:\n  python -m framework {shlex.join(overrides)}"
     )
     raise_if_stopped()  # a signal lost as the last trial's models were freed
@@ -233,7 +238,7 @@ def trial_config(cfg, settings: dict, epochs: int | None = None):
     return trial
 
 
-def _trial_rows(search: Search, space: dict, way: str) -> list[dict]:
+def _trial_rows(search: Search, space: dict, objective: Objective) -> list[dict]:
     """One row per trial, best first (by the objective's direction), then unfinished ones; from
     the oracle (the chief's, in a distributed search)."""
     rows = []
@@ -251,15 +256,7 @@ def _trial_rows(search: Search, space: dict, way: str) -> list[dict]:
                 "trained_epochs": ran.get("trained_epochs", ""),
             }
         )
-    sign = 1.0 if way == "min" else -1.0
-    return sorted(
-        rows,
-        key=lambda r: (
-            math.isnan(r["value"]),
-            0.0 if math.isnan(r["value"]) else sign * r["value"],
-            r["trial"],
-        ),
-    )
+    return best_first(rows, lambda r: objective, lambda r: r["value"], lambda r: r["trial"])
 
 
 def _write_trials(run_dir: Path, trials: list[dict], keys: list[str], objective: str):
@@ -339,14 +336,14 @@ def _write_best(run_dir: Path, best: dict, objective: str, overrides: list[str])
     )
 
 
-def _oracle(tuner_cfg, objective: str, way: str, cfg, space: dict):
+def _oracle(tuner_cfg, objective: Objective, cfg, space: dict):
     hyperparameters = keras_tuner.HyperParameters()
     try:
         search_space.define(hyperparameters, space)  # the whole space, known before any trial
     except (TypeError, ValueError) as e:  # keras-tuner's word on a range (mixed types, low>high)
         raise UserError(f"tuner.space: {str(e).splitlines()[0]}") from e
     common = {
-        "objective": keras_tuner.Objective(objective, way),
+        "objective": keras_tuner.Objective(objective.name, objective.direction),
         "seed": cfg.seed,
         "hyperparameters": hyperparameters,
     }

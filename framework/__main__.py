@@ -49,9 +49,12 @@ def run(cfg: DictConfig) -> float:
     for note in ineffective_settings(cfg, hydra_cfg.mode, sweep_params, hydra_cfg.overrides.task):
         print(f"note: {note}")
     try:
-        check_settings(cfg)  # a sweep job's own settings, before TensorFlow is imported
-        if hydra_cfg.mode == RunMode.MULTIRUN and _shares_local_gpus(hydra_cfg.launcher):
-            _claim_gpus(cfg, hydra_cfg)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            # A sweep job's own settings, before TensorFlow is imported (a single run's were
+            # checked by the run guard, before Hydra wrote its run dir).
+            check_settings(cfg)
+            if _shares_local_gpus(hydra_cfg.launcher):
+                _claim_gpus(cfg, hydra_cfg)
         # The backend (TensorFlow or JAX) is imported here, after the GPU claim.
         use_backend(cfg.trainer.backend)
         checkpoint = cfg.trainer.checkpoint

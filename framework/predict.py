@@ -15,7 +15,6 @@ would run as it loads, is refused unless --unsafe is given.
 
 import argparse
 import json
-import os
 import sys
 import warnings
 import zipfile
@@ -29,7 +28,7 @@ from framework.deploy.images import IMAGE_EXTENSIONS, is_image_file, is_readable
 from framework.errors import UserError, damaged
 from framework.parts.contexts import class_probabilities, output_classes
 from framework.run.record import RunRecord, read_record
-from framework.run.rundir import METRICS, write_csv_atomic
+from framework.run.rundir import METRICS, cannot_write, write_csv_atomic
 from framework.runtime.backend import native_stderr_captured
 
 BATCH_SIZE = 32
@@ -494,7 +493,8 @@ def writable_folder_check(folder: Path, target: str, remedy: str, create: bool =
         )
     if not existing.is_dir():
         raise UserError(f"cannot write {target}: {existing} is a file, not a folder; {remedy}")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    why = cannot_write(existing)
+    if why:
         raise UserError(
             f"cannot write {target}: the folder {existing} is read-only for you; {remedy}"
         )

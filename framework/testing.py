@@ -25,7 +25,7 @@ from framework.config.preflight import CONFIG_NAME, check_settings, choose_parts
 from framework.config.schema import setup_configs
 from framework.errors import UserError
 from framework.parts.kinds import FEATURES
-from framework.parts.ranges import field_ranges, value_outside
+from framework.parts.ranges import as_typed, field_ranges, value_outside
 from framework.parts.registry import REGISTRIES
 
 # Small images and one epoch: a check, not a benchmark.
@@ -104,7 +104,7 @@ def _fitting_parts(group: str, part) -> list[str]:
 
 
 def _check_refused(args: list[str], key: str, bad):
-    shown = "[" + ", ".join(map(str, bad)) + "]" if isinstance(bad, list) else bad
+    shown = as_typed(bad)
     try:
         check_settings(compose([*args, f"{key}={shown}"]))
     except (UserError, HydraException, OmegaConfBaseException) as e:  # a range's, or a type's

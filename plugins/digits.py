@@ -19,7 +19,7 @@ class DigitsConfig(image_data.ImageDataConfig):
     # backbone without one).
     target_size: list[int] | None = image_data.BACKBONE_INPUT_SIZE
     # Resize method: bilinear, nearest, bicubic, area, ...
-    interpolation: str = "bilinear"
+    interpolation: str = setting("bilinear", choices=image_data.INTERPOLATIONS)
     # Fraction held out for validation (stratified, seeded by `seed`).
     validation_split: float = setting(0.2, at_least=0, below=1)
     # Fraction held out for the final test (stratified, seeded by `seed`).
@@ -33,8 +33,7 @@ def build_digits(cfg, ctx) -> Data:
     from sklearn.model_selection import train_test_split
 
     size = image_data.image_size(cfg.target_size, ctx, (32, 32), "target_size")
-    image_data.check_interpolation(cfg.interpolation)
-    image_data.check_fractions(cfg.validation_split, cfg.test_split)
+    image_data.check_held_out(cfg.validation_split, cfg.test_split)
     digits = load_digits()
     # Three identical channels at 0..255, as a photo backbone expects.
     x = np.repeat(digits.images[..., None] * (255.0 / DIGITS_MAX), 3, axis=-1).astype(np.float32)

@@ -45,7 +45,7 @@ class ImageFolderConfig(image_data.ImageDataConfig):
     # rgb or grayscale.
     color_mode: str = setting("rgb", choices=COLOR_MODES)
     # Resize method: bilinear, nearest, bicubic, area, ...
-    interpolation: str = "bilinear"
+    interpolation: str = setting("bilinear", choices=image_data.INTERPOLATIONS)
     # Fraction held out for validation when there is no validation/ folder (stratified, seeded).
     validation_split: float | None = setting(None, above=0, below=1)
     # Keep decoded images after the first epoch: auto (in memory when they take at most
@@ -63,11 +63,6 @@ def build_image_folder(cfg, ctx) -> Data:
         )
     if not root.is_dir():
         raise UserError(f"image folder not found. Received: dataset.path={cfg.path!r}")
-    if cfg.color_mode not in COLOR_MODES:
-        raise UserError(
-            f"unknown dataset.color_mode {cfg.color_mode!r}; accepted: {', '.join(COLOR_MODES)}"
-        )
-    image_data.check_interpolation(cfg.interpolation)
     size = image_data.image_size(cfg.target_size, ctx, (150, 150), "target_size")
     batch = image_data.batch_size(cfg, ctx)
 

@@ -152,6 +152,19 @@ def test_config_only_commands_never_import_a_backend(tmp_path, args):
             "unknown callbacks.early_stopping.mode 'up'; accepted: auto, min, max",
         ),
         (["trainer.verbose=3"], "unknown trainer.verbose 3; accepted: 0, 1, 2"),
+        # Ranges a plugin's builder used to check again, or was alone to check: declared.
+        (
+            ["regularizer=[augment]", "regularizer.augment.rotation=1.5"],
+            "regularizer.augment.rotation=1.5 is out of range; accepted: >= 0 and <= 1",
+        ),
+        (
+            ["dataset.interpolation=cubic"],
+            "unknown dataset.interpolation 'cubic'; accepted: bilinear, nearest, bicubic, area",
+        ),
+        (
+            ["dataset=image_folder", "dataset.path=x", "dataset.interpolation=cubic"],
+            "unknown dataset.interpolation 'cubic'; accepted: bilinear, nearest, bicubic, area",
+        ),
     ],
 )
 def test_settings_out_of_their_declared_range_are_refused_by_key_value_and_range(
@@ -191,3 +204,40 @@ def test_config_errors_name_the_accepted_values(cli, overrides, message):
     from conftest import assert_one_line_error
 
     assert_one_line_error(cli(*overrides), message)
+
+
+def test_the_optimizer_table_gives_the_choices_the_group_and_the_keras_class(compose):
+    import keras
+
+    from framework.config.optimizers import OPTIMIZERS, make_optimizer
+    from framework.config.schema import OptimizerConfig, StageConfig, config_groups
+    from framework.parts.ranges import field_ranges
+
+    for schema in (OptimizerConfig, StageConfig):
+        name = "name" if schema is OptimizerConfig else "optimizer"
+        assert field_ranges(schema)[name].choices == tuple(OPTIMIZERS)
+    assert f"optimizer: {', '.join(sorted(OPTIMIZERS))}" in config_groups().splitlines()
+    assert not importlib.resources.files("framework.conf").joinpath("optimizer").is_dir()
+    for name, entry in OPTIMIZERS.items():
+        assert compose(f"optimizer={name}").optimizer.name == name
+        optimizer = make_optimizer(name)
+        assert type(optimizer) is getattr(keras.optimizers, entry.keras_class)
+        assert float(optimizer.learning_rate) == pytest.approx(entry.learning_rate)
+        if entry.takes_momentum:
+            assert optimizer.momentum == pytest.approx(entry.momentum)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, True, 3, 0.001, 1e-05, "adam", "???", "true", "null", "two words", "it's", [64, 32]]
+    + [{"choice": [[32], [64, 32]]}, ["a b", None]],
+)
+def test_a_value_is_shown_as_typed_and_hydra_reads_it_back(value):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from framework.parts.ranges import as_typed
+
+    typed = as_typed(value)
+    assert OverridesParser.create().parse_override(f"key={typed}").value() == value
+    if isinstance(value, list):
+        assert ", " not in typed  # one shell word: [64,32]

@@ -37,7 +37,7 @@ def test_settings_carry_their_type_default_and_the_comment_above_them(isolated_r
     assert rows == {
         "seed": ("int", "1", "Shared by subclasses."),
         "width": ("int", "32", "How wide, in units."),
-        "sizes": ("list[int]", "[2, 3]", ""),
+        "sizes": ("list[int]", "[2,3]", ""),
         "path": ("str | None", "null", "Left empty to mean the default."),
     }
     text = describe_part(part)
@@ -69,7 +69,7 @@ def test_plugins_command_shows_one_part(tmp_path):
     result = run_plugins("simple_cnn", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Takes images, gives feature maps" in result.stdout
-    assert "  input_size: list[int] = [32, 32]\n      [height, width] of the images" in (
+    assert "  input_size: list[int] = [32,32]\n      [height, width] of the images" in (
         result.stdout
     )
     in_group = run_plugins("regularizer", "augment", cwd=tmp_path)

@@ -8,11 +8,13 @@ import shutil
 import subprocess
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 
 from framework import predict as predict_module
 from framework.api import hookimpl
+from framework.errors import UserError
 from framework.predict import main
 from framework.run.record import write_record
 from framework.run.train import train
@@ -302,3 +304,19 @@ def test_a_dataset_that_registers_a_row_reader_predicts_new_rows(
     rows = list(csv.reader((tmp_path / "out.csv").open()))
     assert rows[0] == ["y", "x", "class", "confidence"] and len(rows) == 3
     assert capsys.readouterr().out.startswith("Row 1: ")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_folder_that_takes_no_file_is_refused_even_where_os_access_says_writable(tmp_path):
+    """/proc takes no new file, though os.access says root may write there: writability is
+    tried (rundir.cannot_write), as the run guard and the run dir's lock try it."""
+    from framework.run.rundir import cannot_write, make_dir
+
+    assert cannot_write(tmp_path) is None
+    assert cannot_write(Path("/proc"))
+    with pytest.raises(UserError, match="cannot write --output /proc/p.csv: the folder /proc"):
+        predict_module.writable_folder_check(
+            Path("/proc"), "--output /proc/p.csv", "choose another --output", create=False
+        )
+    with pytest.raises(UserError, match="cannot write into hydra.run.dir=/proc"):
+        make_dir(Path("/proc"), "hydra.run.dir")

@@ -11,6 +11,7 @@ from framework.config.preflight import choose_parts, ineffective_settings
 from framework.errors import PluginError, UserError
 from framework.parts.kinds import FEATURES, IMAGES
 
+from conftest import run_cli
 from test_cli_errors import assert_one_line_error
 
 
@@ -259,3 +260,49 @@ def test_users_own_configs_compose_as_before(tmp_path):
         timeout=120,
     )
     assert "  units:\n  - 32\n  - 16\n  activation: tanh" in result.stdout, result.stderr
+
+
+# Runs `python -m framework ARGS`, counting the whole-config settings checks
+# (framework.config.preflight.check_settings's check_ranges), and prints the count last.
+COUNTING_MAIN = """
+import framework.config.preflight as preflight
+from framework.__main__ import main
+from framework.cli.process_exit import run_and_exit
+
+check_ranges, checks = preflight.check_ranges, []
+
+
+def counted(cfg, *args, **kwargs):
+    checks.append(1)
+    return check_ranges(cfg, *args, **kwargs)
+
+
+def counted_main():
+    preflight.check_ranges = counted
+    try:
+        return main()
+    finally:
+        print(f"settings checks: {len(checks)}", flush=True)
+
+
+run_and_exit(counted_main)
+"""
+
+
+@pytest.mark.parametrize(
+    "args, checks",
+    [
+        (["experiment=iris_binary", "trainer.epochs=1"], 1),  # by the run guard, before Hydra
+        # One for the command, one per trial; the best trial's retraining is not checked again.
+        (["experiment=tune_wine_random", "tuner.max_trials=2", "trainer.epochs=1"], 3),
+    ],
+)
+def test_a_command_checks_its_settings_once_and_a_search_once_more_per_trial(
+    tmp_path, args, checks
+):
+    (tmp_path / "counting_main.py").write_text(COUNTING_MAIN)
+    result = run_cli(
+        *args, "trainer.verbose=0", "hydra.run.dir=run", cwd=tmp_path, module="counting_main"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == f"settings checks: {checks}"

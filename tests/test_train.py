@@ -140,7 +140,7 @@ def test_failed_run_is_marked_and_has_no_metrics(compose, tmp_path):
     ],
 )
 def test_an_optimizer_by_group_or_by_name_runs_with_the_same_settings(compose, overrides, expected):
-    from framework.run.model import make_optimizer, optimizer_settings
+    from framework.config.optimizers import make_optimizer, optimizer_settings
 
     cfg = compose("experiment=wine", *overrides).optimizer
     assert optimizer_settings(cfg.name, cfg.learning_rate, cfg.momentum) == expected

@@ -20,7 +20,7 @@ from framework.config.preflight import check_settings
 from framework.errors import Refused, UserError
 from framework.parts.ranges import check_ranges
 from framework.run.checkpoint import check_resumable
-from framework.run.rundir import finished_run_check, hold_lock, shown
+from framework.run.rundir import finished_run_check, hold_lock, make_dir, shown
 from framework.sweeps.summary import finished_sweep_check
 
 # Sweepers that continue what their sweep dir holds: the resuming grid, and an Optuna study.
@@ -46,9 +46,10 @@ class RunGuard(Callback):
         task_cfg = _task_config(config)
         check_settings(task_cfg)
         finished_run_check(run_dir)  # before make_dir: a finished run is not written into
-        make_dir(run_dir, "hydra.run.dir")
         # A distributed search's chief and workers share the run dir (framework.sweeps.tuner).
-        if "KERASTUNER_TUNER_ID" not in os.environ:
+        if "KERASTUNER_TUNER_ID" in os.environ:
+            make_dir(run_dir, "hydra.run.dir")
+        else:
             hold_lock(run_dir)  # until this process ends; then the checks, without a race
         finished_run_check(run_dir)
         check_resumable(run_dir, task_cfg)
@@ -65,7 +66,6 @@ class RunGuard(Callback):
             check_study(config, task_cfg, sweep_dir)
         if not sweeper.endswith(CONTINUING_SWEEPERS):
             finished_sweep_check(sweep_dir)
-        make_dir(sweep_dir, "hydra.sweep.dir")
         # For the whole sweep, before the sweeper or a launcher writes anything: a second sweep
         # given the same dir would rewrite its jobs' .hydra records under running jobs.
         hold_lock(sweep_dir, "hydra.sweep.dir")
@@ -80,29 +80,6 @@ def refusing():
         yield
     except Exception as e:  # a UserError, a config's own error, or a bug: never let it run
         raise Refused(e) from e
-
-
-def make_dir(directory: Path, key: str):
-    """Creates an output directory, or says in one line why it cannot be.
-
-    Raises:
-        UserError: the path, or one of its parents, is a file or cannot be written.
-    """
-    if directory.exists() and not directory.is_dir():
-        raise UserError(
-            f"{key}={shown(directory)} is a file, not a directory; choose another "
-            f"directory ({key}=...)"
-        )
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / f".write_probe.{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
-        raise UserError(
-            f"cannot write into {key}={shown(directory)}: {e.strerror}; choose a "
-            f"directory you can write to ({key}=...)"
-        ) from None
 
 
 def _resolved_dir(config: DictConfig, key: str) -> Path:

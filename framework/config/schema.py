@@ -16,6 +16,7 @@ from hydra.core.plugins import Plugins
 from omegaconf import MISSING, OmegaConf
 
 from framework.config import source as config_source
+from framework.config.optimizers import OPTIMIZERS
 from framework.config.optuna import optuna_direction, store_optuna_config
 from framework.errors import PluginError
 from framework.parts.loading import load_plugins
@@ -28,16 +29,14 @@ from framework.runtime.execution import DISTRIBUTIONS, PRECISIONS
 CONF_PACKAGE = "framework.conf"
 
 
-OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
-
-
 @dataclass
 class OptimizerConfig:
-    # adam, adamw, sgd or rmsprop; optimizer=sgd and optimizer.name=sgd are the same.
+    # One of framework.config.optimizers.OPTIMIZERS; optimizer=sgd and optimizer.name=sgd are
+    # the same.
     name: str = setting("adam", choices=OPTIMIZERS)
-    # null: the optimizer's own default (adam, adamw, rmsprop 0.001; sgd 0.01).
+    # null: the optimizer's own default (its learning_rate in OPTIMIZERS).
     learning_rate: float | None = setting(None, above=0)
-    # sgd and rmsprop only; null: sgd 0.9, rmsprop 0.0.
+    # Optimizers that take a momentum only (sgd, rmsprop); null: the optimizer's own default.
     momentum: float | None = setting(None, at_least=0, at_most=1)
 
 
@@ -179,6 +178,8 @@ def _store_core_configs():
     config_source.register()
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
+    for name in OPTIMIZERS:  # optimizer=sgd, as optimizer.name=sgd
+        cs.store(group="optimizer", name=name, node={"name": name}, provider="framework")
     for algorithm in TUNER_ALGORITHMS:
         cs.store(group="tuner", name=algorithm, node=TunerConfig(algorithm=algorithm))
     # hydra/sweeper=resume: the grid sweeper, skipping the jobs its sweep dir holds finished.
@@ -216,8 +217,8 @@ def config_groups() -> str:
     groups = {group: registry.names() for group, registry in REGISTRIES.items()}
     groups["experiment"] = sorted(config_source.experiment_names())
     groups["task"] = sorted([*groups["task"], *_yaml_files(CONF_PACKAGE, "task")])
-    for group in ("optimizer", "trainer"):
-        groups[group] = sorted(_yaml_files(CONF_PACKAGE, group))
+    groups["optimizer"] = sorted(OPTIMIZERS)
+    groups["trainer"] = sorted(_yaml_files(CONF_PACKAGE, "trainer"))
     return "\n".join(f"{group}: {', '.join(names)}" for group, names in sorted(groups.items()))
 
 

@@ -11,12 +11,11 @@ On the command line: ``+tuner.space.head.units={choice:[64,128]}``.
 """
 
 import json
-import re
 
 from omegaconf import OmegaConf
 
 from framework.errors import UserError
-from framework.parts.ranges import check_value
+from framework.parts.ranges import as_typed, check_value
 
 KINDS = ("choice", "int", "float", "log_float")
 _MISSING = object()
@@ -135,21 +134,4 @@ def _define_one(hp, key, kind, values):
 def as_override(key: str, value) -> str:
     """``++key=value`` as Hydra reads it back; ``++`` sets the key whether the base config has
     it or a ``+`` override added it."""
-    return f"++{key}={hydra_value(value)}"
-
-
-def hydra_value(value) -> str:
-    """A value as Hydra's override grammar writes it (and as trial tables show it): JSON for
-    numbers, booleans and null, a quoted string where a bare one would not parse, lists and
-    dicts with unquoted keys."""
-    if isinstance(value, str):
-        return (
-            value
-            if re.fullmatch(r"[A-Za-z_][\w./-]*", value)
-            else ("'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'")
-        )
-    if isinstance(value, list):
-        return "[" + ",".join(hydra_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(value)
+    return f"++{key}={as_typed(value)}"

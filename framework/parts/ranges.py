@@ -15,6 +15,7 @@ value and the range, for a third party's part exactly as for a built-in one.
 
 import copy
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,9 +64,9 @@ class Range:
     def describe(self) -> str:
         """The range in words: ``>= 1``, ``> 0 and < 1``, ``a, b, c`` (choices)."""
         if self.choices is not None:
-            return ", ".join(_shown(c) for c in self.choices)
+            return ", ".join(as_typed(c) for c in self.choices)
         words = [
-            f"{sign} {_shown(bound)}"
+            f"{sign} {as_typed(bound)}"
             for sign, bound in (
                 (">=", self.at_least),
                 (">", self.above),
@@ -118,12 +119,11 @@ def check_ranges(cfg, prefix: str = ""):
             if isinstance(item, (DictConfig, ListConfig)):
                 check_ranges(item, f"{prefix}{i}.")
         return
-    if not isinstance(cfg, DictConfig) or cfg._is_missing() or cfg._is_none():
+    if not isinstance(cfg, DictConfig):
         return
     ranges = field_ranges(OmegaConf.get_type(cfg))
     for key in cfg:
-        node = cfg._get_node(key)
-        if node._is_missing():
+        if OmegaConf.is_missing(cfg, key):
             continue
         value = cfg[key]
         accepted = ranges.get(key)
@@ -152,7 +152,7 @@ def check_value(cfg, key: str, value):
         OmegaConf.update(trial, key, value, merge=False)
     except ValidationError as e:  # OmegaConf's word: "could not be converted to Integer"
         raise UserError(
-            f"{key}={_shown(value)} is of the wrong type: {str(e).strip().splitlines()[0]}"
+            f"{key}={as_typed(value)} is of the wrong type: {str(e).strip().splitlines()[0]}"
         ) from None
     parent, _, _ = key.rpartition(".")
     check_ranges(
@@ -195,15 +195,28 @@ def _refusal(key: str, value, accepted: Range) -> str:
         # optimizer.name=x selects an optimizer, as optimizer=x does: "unknown optimizer 'x'"
         return f"unknown {key.removesuffix('.name')} {value!r}; accepted: {accepted.describe()}"
     each = "each entry " if isinstance(value, list) else ""
-    return f"{key}={_shown(value)} is out of range; accepted: {each}{accepted.describe()}"
+    return f"{key}={as_typed(value)} is out of range; accepted: {each}{accepted.describe()}"
 
 
-def _shown(value) -> str:
-    """A value as written on the command line."""
+def as_typed(value) -> str:
+    """A value as it is typed on the command line, in Hydra's override grammar: ``null``,
+    ``true``, ``0.001``, ``[64,32]``, ``{a:1}``, text bare where Hydra reads it back as that text,
+    else quoted (``'two words'``, ``'true'``). What messages, part listings and trial lines show.
+    """
     if value is None:
         return "null"
     if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list):
-        return "[" + ", ".join(_shown(v) for v in value) + "]"
-    return str(value)
+        return "true" if value else "false"
+    if isinstance(value, str):
+        if re.fullmatch(r"[A-Za-z_?/][\w./?-]*", value) and value.lower() not in _WORDS:
+            return value
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(as_typed(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{as_typed(v)}" for k, v in value.items()) + "}"
+    return str(value)  # numbers: 0.001, 1e-05, inf, nan as Hydra reads them
+
+
+# Bare words Hydra reads as something other than text.
+_WORDS = frozenset({"true", "false", "null", "inf", "nan"})

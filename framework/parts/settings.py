@@ -4,7 +4,6 @@ config dataclass (``python -m framework.plugins NAME``)."""
 import dataclasses
 import inspect
 import io
-import json
 import tokenize
 import typing
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from framework.parts import kinds
+from framework.parts.ranges import as_typed
 from framework.parts.registry import Part, config_node
 
 
@@ -46,7 +46,7 @@ def part_settings(part: Part) -> list[Setting]:
             continue
         value = OmegaConf.to_container(node, resolve=False)[key]
         kind = hints.get(key, type(value))
-        settings.append(Setting(key, _type_name(kind), _yaml(value), comments.get(key, "")))
+        settings.append(Setting(key, _type_name(kind), as_typed(value), comments.get(key, "")))
     return settings
 
 
@@ -112,10 +112,3 @@ def _type_name(kind: Any) -> str:
     if isinstance(kind, type) and not typing.get_args(kind):
         return kind.__name__
     return str(kind).replace("typing.", "").replace("NoneType", "None")
-
-
-def _yaml(value) -> str:
-    """A value as it is written on the command line: null, true, [224, 224], text unquoted."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)

@@ -23,6 +23,8 @@ from framework.errors import UserError
 from framework.run.rundir import record_config, write_atomic
 
 RESUME_DIR = ".resume"
+# A stage's last epoch backup, in its backup folder.
+BACKUP_FILE = "backup.npy"
 # A search's own files (keras-tuner's trials), in its run dir.
 SEARCH_DIR = "tuner"
 
@@ -124,6 +126,39 @@ class JobCheckpoint:
         self.interval = cfg.trainer.checkpoint_interval
         if not record_config(self.dir, recorded_config(cfg)):
             raise _another_config(run_dir)
+
+    def restore(self, stage: int, model) -> int:
+        """Restores the last backup of a stage's fit into its compiled model: the weights, the
+        optimizer's variables and the random layers' states, as ``BackupAndRestore`` does.
+
+        Returns:
+            The epochs the backup holds done: where ``fit`` continues (its ``initial_epoch``);
+            0 where the stage has no backup.
+
+        Raises:
+            UserError: a backup of another model.
+        """
+        path = self.dir / f"stage{stage}" / BACKUP_FILE
+        if _backed_up(path) is None:
+            return 0
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)  # variables to restore into
+        with path.open("rb") as f:  # what the backup callback wrote, in its order
+            count, epoch = (int(n) for n in np.load(f))
+            arrays = [np.load(f) for _ in range(count)]
+        optimizer = _variables(model.optimizer)
+        weights = len(arrays) - len(optimizer)
+        if weights != len(model.weights):
+            raise UserError(
+                f"{path} holds {len(arrays)} arrays where the model and its optimizer have "
+                f"{len(model.weights) + len(optimizer)}; delete {self.dir} to run this "
+                "directory's run from the start"
+            )
+        model.set_weights(arrays[:weights])
+        for variable, value in zip(optimizer, arrays[weights:], strict=True):
+            variable.assign(value)
+        load_seed_states(model, _seeds_file(self.dir / f"stage{stage}.seeds", epoch))
+        return epoch
 
     def callbacks(self, stage: int) -> list:
         """The Keras callbacks that keep a stage's progress as it trains."""
@@ -235,16 +270,16 @@ def _seeds_file(prefix: Path, epochs_done: int) -> Path:
 
 
 def _epoch_backup(keras):
-    """The Keras callback that backs the stage up at epochs' ends, and restores the last backup
-    when the stage's fit starts again."""
+    """The Keras callback that backs the stage up at epochs' ends (``JobCheckpoint.restore``
+    restores the last backup when the stage's fit starts again)."""
 
     class EpochBackup(keras.callbacks.Callback):
         """Keras's ``BackupAndRestore``, in one file of NumPy arrays, at most every ``interval``
         seconds.
 
-        It keeps and restores what ``BackupAndRestore`` does: the model's weights, its
-        optimizer's variables and the number of epochs done, which it hands to ``fit`` as
-        ``BackupAndRestore`` does (``model._initial_epoch``). ``BackupAndRestore`` writes them
+        It keeps what ``BackupAndRestore`` does: the model's weights, its optimizer's variables
+        and the number of epochs done, which ``JobCheckpoint.restore`` restores and hands to
+        ``fit`` as its ``initial_epoch``. ``BackupAndRestore`` writes them
         with ``save_weights``, an HDF5 file of the whole object tree: about 25 ms per epoch on
         2 CPU cores even for iris's 81 weights, where this writes the same arrays in about
         1.5 ms. The file is written whole, then renamed over the last one, so a process killed
@@ -254,8 +289,7 @@ def _epoch_backup(keras):
         started or was last backed up: after every epoch that takes longer, and not after
         every one of many short epochs (the digits CNN's backups took 14 ms of its 0.7 s
         epochs). It saves the random layers' states first, beside itself (Keras leaves them
-        out of the weights), then deletes those of the backup it replaced, and restores them
-        with the backup.
+        out of the weights), then deletes those of the backup it replaced.
 
         Args:
             directory: the stage's backup folder: made by the first backup, deleted when the
@@ -267,34 +301,12 @@ def _epoch_backup(keras):
         def __init__(self, directory: Path, seeds: Path, interval: float):
             super().__init__()
             self.directory = Path(directory)
-            self.path = self.directory / "backup.npy"
+            self.path = self.directory / BACKUP_FILE
             self.seeds, self.interval = seeds, interval
 
         def on_train_begin(self, logs=None):
-            self.last_backup, self.epochs_backed_up = time.monotonic(), None
-            if not self.path.is_file():
-                return
-            model = self.model
-            if model.optimizer is not None and not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)  # variables to restore into
-            with self.path.open("rb") as f:  # what on_epoch_end wrote, in its order
-                count, epoch = (int(n) for n in np.load(f))
-                arrays = [np.load(f) for _ in range(count)]
-            optimizer = _variables(model.optimizer)
-            weights = len(arrays) - len(optimizer)
-            if weights != len(model.weights):
-                raise UserError(
-                    f"{self.path} holds {len(arrays)} arrays where the model and its "
-                    f"optimizer have {len(model.weights) + len(optimizer)}; delete "
-                    f"{self.directory.parent} to run this directory's run from the "
-                    "start"
-                )
-            model.set_weights(arrays[:weights])
-            for variable, value in zip(optimizer, arrays[weights:], strict=True):
-                variable.assign(value)
-            load_seed_states(model, _seeds_file(self.seeds, epoch))
-            self.model._initial_epoch = epoch  # where fit starts, as BackupAndRestore sets it
-            self.epochs_backed_up = epoch
+            # The backup the fit continues from, restored before it (JobCheckpoint.restore).
+            self.last_backup, self.epochs_backed_up = time.monotonic(), _backed_up(self.path)
 
         def on_epoch_end(self, epoch, logs=None):
             if time.monotonic() - self.last_backup < self.interval:
@@ -318,6 +330,14 @@ def _epoch_backup(keras):
             shutil.rmtree(self.directory, ignore_errors=True)
 
     return EpochBackup
+
+
+def _backed_up(path: Path) -> int | None:
+    """The epochs done that a stage's backup file holds; None where there is none."""
+    if not path.is_file():
+        return None
+    with path.open("rb") as f:
+        return int(np.load(f)[1])  # its first array: the count of arrays, the epochs done
 
 
 def _variables(optimizer) -> list:

@@ -12,20 +12,6 @@ from framework.parts.contexts import Data, ModelContext, Regularization
 from framework.parts.kinds import output_kind
 from framework.runtime.execution import output_dtype
 
-OPTIMIZERS = {
-    "adam": lambda lr, momentum: keras.optimizers.Adam(learning_rate=lr),
-    "adamw": lambda lr, momentum: keras.optimizers.AdamW(learning_rate=lr),
-    "sgd": lambda lr, momentum: keras.optimizers.SGD(learning_rate=lr, momentum=momentum),
-    "rmsprop": lambda lr, momentum: keras.optimizers.RMSprop(learning_rate=lr, momentum=momentum),
-}
-# What optimizer.learning_rate and optimizer.momentum left null mean, by optimizer.
-OPTIMIZER_DEFAULTS = {
-    "adam": {"learning_rate": 1e-3, "momentum": 0.0},
-    "adamw": {"learning_rate": 1e-3, "momentum": 0.0},
-    "sgd": {"learning_rate": 1e-2, "momentum": 0.9},
-    "rmsprop": {"learning_rate": 1e-3, "momentum": 0.0},
-}
-
 
 @dataclass
 class Assembled:
@@ -108,28 +94,6 @@ def _shown(value) -> str:
     """A value a plugin returned, shortened for a one-line message."""
     text = repr(value)
     return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
-
-
-def make_optimizer(name: str, learning_rate: float | None = None, momentum: float | None = None):
-    """A fresh Keras optimizer by name (one of ``framework.config.schema.OPTIMIZERS``); settings
-    left None take the optimizer's defaults."""
-    settings = optimizer_settings(name, learning_rate, momentum)
-    return OPTIMIZERS[name](settings["learning_rate"], settings["momentum"])
-
-
-def optimizer_settings(
-    name: str, learning_rate: float | None = None, momentum: float | None = None
-) -> dict:
-    """The learning rate and momentum an optimizer runs with: the given ones, else its defaults.
-
-    The name is one of ``framework.config.schema.OPTIMIZERS``, checked with the config's ranges.
-    """
-    defaults = OPTIMIZER_DEFAULTS[name]
-    return {
-        "name": name,
-        "learning_rate": defaults["learning_rate"] if learning_rate is None else learning_rate,
-        "momentum": defaults["momentum"] if momentum is None else momentum,
-    }
 
 
 def set_trainable(backbone, trainable, pretrained: bool = False):

@@ -31,6 +31,49 @@ def shown(path: Path) -> Path:
         return path
 
 
+def cannot_write(folder: Path) -> str | None:
+    """Why no file can be created in an existing ``folder`` (the system's words), or None.
+
+    The one test of writability: a file is created and deleted there (``os.access`` misjudges
+    root, ACLs and read-only mounts).
+    """
+    probe = Path(folder) / f".write_probe.{os.getpid()}"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
+def make_dir(directory: Path, key: str):
+    """Creates an output directory, or says in one line why it cannot be.
+
+    Args:
+        directory: the directory.
+        key: the setting that chose it, named in a refusal.
+
+    Raises:
+        UserError: the path, or one of its parents, is a file or cannot be written.
+    """
+    if directory.exists() and not directory.is_dir():
+        raise UserError(
+            f"{key}={shown(directory)} is a file, not a directory; choose another "
+            f"directory ({key}=...)"
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        why = e.strerror
+    else:
+        why = cannot_write(directory)
+    if why:
+        raise UserError(
+            f"cannot write into {key}={shown(directory)}: {why}; choose a "
+            f"directory you can write to ({key}=...)"
+        )
+
+
 def finished_run_check(run_dir: Path):
     """Raises DirectoryTaken if ``run_dir`` holds a finished run (it has metrics.json)."""
     if (run_dir / METRICS).exists():
@@ -110,13 +153,8 @@ def hold_lock(directory: Path, setting: str = "hydra.run.dir") -> bool:
     key = Path(directory).resolve()
     if key in _held_locks:
         return False
-    try:
-        fd = os.open(key / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise UserError(
-            f"cannot write into {shown(directory)}: {e.strerror}; choose a "
-            f"directory you can write to ({setting}=...)"
-        ) from None
+    make_dir(Path(directory), setting)
+    fd = os.open(key / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

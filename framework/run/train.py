@@ -1,4 +1,4 @@
-"""One run, in named phases: ``check_run`` -> ``load_data`` -> ``build_model`` ->
+"""One run, in named phases: ``load_data`` -> ``build_model`` ->
 ``plan_stages`` -> ``fit_stage`` for each stage (fit, then evaluate) -> ``write_run_dir``.
 
 ``train(cfg, run_dir)`` runs them all and is pure: tests call it without Hydra. Anything else
@@ -19,7 +19,8 @@ import keras  # noqa: E402
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from framework.config.preflight import check_settings, check_takes
+from framework.config.optimizers import make_optimizer, optimizer_settings
+from framework.config.preflight import check_takes
 from framework.config.schema import StageConfig
 from framework.errors import raise_if_stopped
 from framework.parts import registry
@@ -31,12 +32,7 @@ from framework.run.checkpoint import JobCheckpoint
 from framework.run.evaluation import is_one_hot
 from framework.run.feature_cache import cache_key, load_or_extract
 from framework.run.hparams import write_hparams
-from framework.run.model import (
-    build_model,
-    make_optimizer,
-    optimizer_settings,
-    set_trainable,
-)
+from framework.run.model import build_model, set_trainable
 from framework.run.record import RunRecord, write_record
 from framework.run.report import (
     console_report,
@@ -60,7 +56,8 @@ def train(cfg: DictConfig, run_dir, checkpoint: bool = False, hparams: dict | No
     """Trains, evaluates and saves the model a config describes.
 
     Args:
-        cfg: a composed config (see conf/config.yaml).
+        cfg: a composed config (see conf/config.yaml), its settings checked
+            (``framework.config.preflight.check_settings``, as the command that runs it does).
         run_dir: the directory to write into; it must not hold a finished run.
         checkpoint: keep a checkpoint in the run dir as training goes, and continue from the
             one an earlier, stopped run of the same config left there (a requeued job).
@@ -155,7 +152,7 @@ class Run:
 
 
 def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> tuple[dict, Task]:
-    check_run(cfg)
+    use_backend(cfg.trainer.get("backend"))  # refused if this process runs another
     job_checkpoint = JobCheckpoint(run_dir, cfg) if checkpoint else None
     _clear_session()
     keras.utils.set_random_seed(cfg.seed)
@@ -206,17 +203,6 @@ def _clear_session():
         keras.backend.clear_session(free_memory=free_memory)
     except TypeError:  # a Keras without the argument (before 3.6) always collects
         keras.backend.clear_session()
-
-
-def check_run(cfg):
-    """Checks what can be checked before any data is loaded.
-
-    Raises:
-        UserError: a setting out of its range, parts that cannot fit together, or a backend other
-            than the one this process runs.
-    """
-    check_settings(cfg)
-    use_backend(cfg.trainer.get("backend"))
 
 
 def plan_stages(cfg, data, built) -> list[StagePlan]:
@@ -346,6 +332,8 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
         registry.callbacks.get(name).build(cb_cfg, RunContext(run.run_dir, plan.name))
         for name, cb_cfg in run.cfg.callbacks.items()
     ]
+    # Where a stopped fit of the stage left a backup, the fit continues from it.
+    initial_epoch = run.checkpoint.restore(plan.number, target) if run.checkpoint else 0
     if run.checkpoint:
         callbacks += run.checkpoint.callbacks(plan.number)
     callbacks.append(StopCheck())  # last: an epoch's end is logged and backed up before
@@ -368,9 +356,14 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
         args, kwargs = _fit_inputs(run.data.train, run.batch_size, run.data.shuffle)
         kwargs["validation_data"] = run.data.validation
     fit = target.fit(
-        *args, **kwargs, epochs=plan.epochs, callbacks=callbacks, verbose=run.cfg.trainer.verbose
+        *args,
+        **kwargs,
+        epochs=plan.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=run.cfg.trainer.verbose,
     )
-    # BackupAndRestore (ours or the backup_and_restore callback's) leaves its restored epoch on
+    # Keras's BackupAndRestore (the backup_and_restore callback) leaves its restored epoch on
     # the model, where the next stage's fit would start from it (Keras reads it on every fit
     # and never resets it).
     target._initial_epoch = None

@@ -68,7 +68,7 @@ class SweepSummary(Callback):
 
             print(format_table(jobs))
             keep = OmegaConf.select(config, "sweep.keep_top_k")
-            if keep is not None and keep >= 1:  # a smaller one failed every job (check_run)
+            if keep is not None and keep >= 1:  # a smaller one failed every job (its check)
                 deleted = delete_models_outside(jobs, keep)
                 if deleted:
                     print(

@@ -25,6 +25,7 @@ import keras_tuner  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from framework.config import search_space  # noqa: E402
+from framework.config.preflight import check_settings  # noqa: E402
 from framework.config.schema import TUNER_ALGORITHMS  # noqa: E402
 from framework.errors import UserError, raise_if_stopped  # noqa: E402
 from framework.parts.objective import (  # noqa: E402
@@ -33,6 +34,7 @@ from framework.parts.objective import (  # noqa: E402
     check_objective,
     objective_value,
 )
+from framework.parts.ranges import as_typed  # noqa: E402
 from framework.run.checkpoint import SEARCH_DIR, record_search  # noqa: E402
 from framework.run.model import build_model  # noqa: E402
 from framework.run.rundir import (  # noqa: E402
@@ -44,7 +46,6 @@ from framework.run.rundir import (  # noqa: E402
 )
 from framework.run.train import (  # noqa: E402
     Run,
-    check_run,
     fit_stage,
     load_task_data,
     one_hot_targets,
@@ -82,7 +83,7 @@ class Search(keras_tuner.Tuner):
         epochs = trial.hyperparameters.values.get("tuner/epochs") or self.cfg.tuner.epochs
         cfg = trial_config(self.cfg, settings, epochs)
         try:
-            check_run(cfg)  # settings a trial chose: an unknown optimizer, say
+            check_settings(cfg)  # the settings a trial chose, together: once per trial
             value, trained = self._run(cfg, Path(self.get_trial_dir(trial.trial_id)))
         except UserError as e:
             # Bad input stops the search (keras-tuner would retry, then fail trial after trial).
@@ -147,7 +148,7 @@ def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
     """Searches the config's ``tuner.space``, then retrains the best trial's config.
 
     Args:
-        cfg: a composed run config with a ``tuner``.
+        cfg: a composed run config with a ``tuner``, its settings checked (as ``train``'s).
         run_dir: the run's directory; an unfinished search there is resumed.
         checkpoint: keep a checkpoint while the best config is retrained (``train``'s).
 
@@ -167,7 +168,6 @@ def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
 
 
 def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
-    check_run(cfg)
     tuner_cfg = cfg.tuner
     task = load_task_data(cfg)[0]  # its data, again in the first trial
     name = tuner_cfg.objective or cfg.trainer.objective or task.default_objective
@@ -367,4 +367,4 @@ def _oracle(tuner_cfg, objective: Objective, cfg, space: dict):
 
 def _shown(settings: dict, key: str, missing: str) -> str:
     """A trial's value of a setting as the trial table shows it (as an override writes it)."""
-    return search_space.hydra_value(settings[key]) if key in settings else missing
+    return as_typed(settings[key]) if key in settings else missing

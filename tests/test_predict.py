@@ -16,7 +16,7 @@ from framework.api import hookimpl
 from framework.predict import main
 from framework.run.record import write_record
 from framework.run.train import train
-from framework_plugins.shapes import write_shapes_tree
+from framework_plugins.datasets.shapes import write_shapes_tree
 
 from conftest import run_cli
 from test_run_record import RECORD

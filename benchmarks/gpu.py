@@ -185,7 +185,7 @@ def epoch_timer(warmup: int):
 def samples_per_class(images: int) -> int:
     """The fewest images per class whose training part gives ``images`` training images in all
     (``HELD_OUT`` of each class for validation and as many for test, at least 1 each)."""
-    from framework_plugins.image_data import split_counts
+    from framework_plugins.datasets.image_data import split_counts
 
     per_class = math.ceil(images / NUM_CLASSES)
     n = per_class

@@ -27,8 +27,8 @@ from PIL import Image
 
 from framework.api import DataContext
 from framework.runtime.backend import import_tensorflow
-from framework_plugins.image_folder import ImageFolderConfig, build_image_folder
-from framework_plugins.shapes import write_shapes_tree
+from framework_plugins.datasets.image_folder import ImageFolderConfig, build_image_folder
+from framework_plugins.datasets.shapes import write_shapes_tree
 
 
 def python_loop_batches(paths, labels, size, batch_size):

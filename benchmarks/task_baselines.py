@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def write_sample(kind: str, path: Path) -> Path:
-    from framework_plugins import sample_csv
+    from framework_plugins.datasets import sample_csv
 
     header, rows = sample_csv.KINDS[kind](600, 42)
     with open(path, "w", newline="") as f:

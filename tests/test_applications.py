@@ -11,7 +11,7 @@ from framework.api import Data, ModelContext, UserError
 from framework.parts.registry import backbones
 from framework.run.model import base_layers, build_model, set_trainable
 from framework.run.train import train
-from framework_plugins.applications import FAMILIES, build_application, preprocess
+from framework_plugins.models.applications import FAMILIES, build_application, preprocess
 
 APPLICATIONS = [part.name for part in backbones if part.builder is build_application]
 # The keras.applications module whose preprocess_input each family's layers must reproduce.

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import framework_plugins.classification_plots
-from framework_plugins.classification import evaluate
-from framework_plugins.classification_plots import plot_confusion_matrix, plot_misclassified
+import framework_plugins.tasks.classification_plots
+from framework_plugins.tasks.classification import evaluate
+from framework_plugins.tasks.classification_plots import plot_confusion_matrix, plot_misclassified
 
 # Also run on Keras's JAX backend (make test's second pass).
 pytestmark = pytest.mark.backends
@@ -79,7 +79,7 @@ def test_the_misclassified_grid_is_drawn_with_no_image_to_show(tmp_path):
 def test_the_confusion_matrix_numbers_the_cells_that_hold_samples(tmp_path, monkeypatch):
     figures = []
     monkeypatch.setattr(
-        framework_plugins.classification_plots.plt, "close", figures.append
+        framework_plugins.tasks.classification_plots.plt, "close", figures.append
     )  # keep the figure
     # 3 classes: 2 + 1 right of class a, one b taken for c, 3 c right.
     plot_confusion_matrix(

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from framework import export, predict
 from framework.predict import TFLitePredictor
 from framework.run.train import train
-from framework_plugins.shapes import write_shapes_tree
+from framework_plugins.datasets.shapes import write_shapes_tree
 
 from conftest import compose_config, run_cli
 

@@ -12,11 +12,16 @@ from framework.api import DataContext, UserError
 from framework.predict import load_run_model
 from framework.run.model import build_model
 from framework.run.train import train
-from framework_plugins.augment import AugmentConfig, build_augment
-from framework_plugins.digits import DigitsConfig, build_digits
-from framework_plugins.image_data import resized_images
-from framework_plugins.image_folder import ImageFolderConfig, build_image_folder
-from framework_plugins.shapes import ShapesConfig, build_shapes, generate_shapes, write_shapes_tree
+from framework_plugins.datasets.digits import DigitsConfig, build_digits
+from framework_plugins.datasets.image_data import resized_images
+from framework_plugins.datasets.image_folder import ImageFolderConfig, build_image_folder
+from framework_plugins.datasets.shapes import (
+    ShapesConfig,
+    build_shapes,
+    generate_shapes,
+    write_shapes_tree,
+)
+from framework_plugins.regularizers.augment import AugmentConfig, build_augment
 
 # Also run on Keras's JAX backend (make test's second pass).
 pytestmark = pytest.mark.backends

@@ -131,12 +131,12 @@ def plugin_imports(root: Path = PLUGINS) -> list[str]:
     """Each import of the framework by a built-in plugin other than its public API, as
     ``plugin (line N) -> module``."""
     found = []
-    for path in sorted(root.glob("*.py")):
+    for path in sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names = _imported(node)[:1]  # the module named; its imported names are in it
             for name in names:
                 if name.split(".")[0] == PACKAGE and name not in PLUGIN_API:
-                    found.append(f"{path.stem} (line {node.lineno}) -> {name}")
+                    found.append(f"{_name(path, root)} (line {node.lineno}) -> {name}")
     return found
 
 

@@ -18,7 +18,7 @@ from framework.errors import UserError
 from framework.predict import main
 from framework.run.record import write_record
 from framework.run.train import train
-from framework_plugins.shapes import write_shapes_tree
+from framework_plugins.datasets.shapes import write_shapes_tree
 
 from conftest import run_cli
 from test_run_record import RECORD

@@ -102,7 +102,7 @@ def test_undeclared_parts_are_checked_by_their_shapes_at_run_time(
     isolated_registries, compose, tmp_path
 ):
     from framework.run.train import train
-    from framework_plugins.tabular import SplitConfig, build_wine
+    from framework_plugins.datasets.tabular import SplitConfig, build_wine
 
     # A third party's dataset that says nothing of its kind: the data's rank decides.
     isolated_registries["dataset"].register(

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from framework.errors import UserError
 from framework.parts.ranges import check_ranges
 from framework.parts.registry import datasets
-from framework_plugins.tabular import encode_rows
+from framework_plugins.datasets.tabular import encode_rows
 
 # Also run on Keras's JAX backend (make test's second pass).
 pytestmark = pytest.mark.backends

@@ -10,7 +10,7 @@ import pytest
 
 from framework.api import Targets, Task, UserError, encode_targets, hookimpl
 from framework.run.train import load_data, train
-from framework_plugins.sample_csv import houses, tags
+from framework_plugins.datasets.sample_csv import houses, tags
 
 from conftest import assert_one_line_error
 
@@ -112,7 +112,7 @@ def test_predict_prints_a_new_rows_price_in_its_units_and_writes_it(
 
     from framework.deploy.rows import read_rows
     from framework.predict import main
-    from framework_plugins.tabular import encode_rows
+    from framework_plugins.datasets.tabular import encode_rows
 
     _, run_dir, metrics, _ = regression_run
     features = ["area_m2", "rooms", "age_years", "distance_km", "neighbourhood"]

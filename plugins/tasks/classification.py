@@ -82,7 +82,7 @@ class Classification(Task):
 
     def report(self, run_dir, scores, data, evaluated_on):
         from framework.api import split_arrays
-        from framework_plugins.classification_plots import (
+        from framework_plugins.tasks.classification_plots import (
             plot_confusion_matrix,
             plot_misclassified,
             take_examples,

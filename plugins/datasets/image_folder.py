@@ -26,7 +26,7 @@ from framework.api import (
     is_readable,
     setting,
 )
-from framework_plugins import image_data
+from framework_plugins.datasets import image_data
 
 SPLITS = ("train", "validation", "test")
 COLOR_MODES = {"rgb": 3, "grayscale": 1}

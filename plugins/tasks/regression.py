@@ -118,7 +118,7 @@ class Regression(Task):
     def metrics(self, data):
         import keras
 
-        from framework_plugins.regression_metrics import TargetUnitsError
+        from framework_plugins.tasks.regression_metrics import TargetUnitsError
 
         return [
             TargetUnitsError(self.scale.tolist(), name="mae"),
@@ -155,7 +155,7 @@ class Regression(Task):
         }
 
     def report(self, run_dir, scores, data, evaluated_on):
-        from framework_plugins.regression_plots import plot_predicted_vs_true, plot_residuals
+        from framework_plugins.tasks.regression_plots import plot_predicted_vs_true, plot_residuals
 
         final = scores[evaluated_on]
         plot_predicted_vs_true(

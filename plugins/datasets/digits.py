@@ -7,7 +7,7 @@ values 0..255 like any photo, so image backbones take them unchanged.
 from dataclasses import dataclass
 
 from framework.api import IMAGES, Data, hookimpl, setting
-from framework_plugins import image_data
+from framework_plugins.datasets import image_data
 
 # The digits' pixel values run 0..16.
 DIGITS_MAX = 16.0

@@ -1,0 +1,1 @@
+"""Keras callbacks, each writing inside the run directory."""

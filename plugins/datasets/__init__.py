@@ -1,0 +1,1 @@
+"""Datasets: bundled tabular data, CSV files, image folders, generated shapes, digits."""

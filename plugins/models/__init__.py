@@ -1,0 +1,1 @@
+"""Backbones and heads: dense networks, the classic CNN, keras.applications."""

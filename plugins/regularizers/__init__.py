@@ -1,0 +1,1 @@
+"""Regularizers: dropout, L1/L2 penalties, image augmentation."""

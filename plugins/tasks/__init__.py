@@ -1,0 +1,1 @@
+"""Tasks: classification, regression and multilabel, with their metrics and plots."""

@@ -15,7 +15,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from framework import export, predict
-from framework.predict import TFLitePredictor
+from framework.deploy.predictors import Predictor, TFLitePredictor
 from framework.run.train import train
 from framework_plugins.datasets.shapes import write_shapes_tree
 
@@ -81,9 +81,7 @@ def images(run):
     import keras
 
     files = sorted((run / "images").rglob("*.png"))
-    keras_predictor = predict.Predictor(
-        keras.saving.load_model(run / "run" / "model.keras"), CLASSES
-    )
+    keras_predictor = Predictor(keras.saving.load_model(run / "run" / "model.keras"), CLASSES)
     x = np.concatenate(list(keras_predictor.images(files).as_numpy_iterator()))
     return x, keras_predictor.model.predict(x, verbose=0)
 

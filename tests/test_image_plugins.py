@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from framework.api import DataContext, UserError
-from framework.predict import load_run_model
+from framework.deploy.run_files import load_run_model
 from framework.run.model import build_model
 from framework.run.train import train
 from framework_plugins.datasets.digits import DigitsConfig, build_digits

@@ -14,7 +14,7 @@ PLUGINS = ROOT.parent / "plugins"
 # the rooms below it. The public modules at the package's top (the commands, framework.api,
 # framework.testing, the one-line aliases of old paths) stand above every room, so no room may
 # import them.
-LAYERS = ("errors", "parts", "runtime", "config", "run", "sweeps", "deploy", "cli")
+LAYERS = ("errors", "parts", "runtime", "config", "run", "sweeps", "cli", "deploy")
 # Top-level modules that belong to a room: the errors every room raises, and the hooks'
 # specification that the plugin loader (parts) reads.
 TOP_LEVEL_ROOMS = {"errors": "errors", "hookspecs": "parts"}

@@ -14,6 +14,7 @@ import pytest
 
 from framework import predict as predict_module
 from framework.api import hookimpl
+from framework.deploy.predictions import writable_folder_check
 from framework.errors import UserError
 from framework.predict import main
 from framework.run.record import write_record
@@ -288,8 +289,8 @@ def test_a_dataset_that_registers_a_row_reader_predicts_new_rows(
 ):
     import keras
 
+    from framework.deploy.predictions import predict_rows
     from framework.parts.loading import register_plugins
-    from framework.predict import predict_rows
 
     register_plugins([("points_plugin", PointsPlugin())])
     run_dir = tmp_path / "run"
@@ -315,7 +316,7 @@ def test_a_folder_that_takes_no_file_is_refused_even_where_os_access_says_writab
     assert cannot_write(tmp_path) is None
     assert cannot_write(Path("/proc"))
     with pytest.raises(UserError, match="cannot write --output /proc/p.csv: the folder /proc"):
-        predict_module.writable_folder_check(
+        writable_folder_check(
             Path("/proc"), "--output /proc/p.csv", "choose another --output", create=False
         )
     with pytest.raises(UserError, match="cannot write into hydra.run.dir=/proc"):

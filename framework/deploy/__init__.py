@@ -1,1 +1,2 @@
-"""A finished run put to use: its model read back, new images and CSV rows as its inputs."""
+"""A finished run put to use: its files read back, predictions of new images and CSV rows, exports
+for deployment."""

@@ -68,6 +68,7 @@ def test_second_run_reads_the_cache_and_gets_the_same_metrics(compose, tmp_path)
     assert second["model"]["params"] != first["model"]["params"]
 
 
+@pytest.mark.slow
 def test_saved_model_is_the_full_model_on_raw_images(compose, tmp_path):
     run(compose, tmp_path / "run", tmp_path / "cache")
     model = keras.saving.load_model(tmp_path / "run" / "model.keras")

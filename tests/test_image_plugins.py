@@ -382,6 +382,7 @@ def test_a_finished_runs_data_is_rebuilt_at_the_size_it_was_trained(compose):
     assert load_data(cfg, follow_backbone=False).input_shape == (16, 16, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("global_seed", [0, 42])
 def test_each_epochs_order_is_set_by_the_seed_and_the_epoch_whatever_the_global_seed(global_seed):
     # A run's seed=0 once crashed every shuffled image pipeline: tf.data compared its tensor

@@ -294,7 +294,11 @@ run_and_exit(counted_main)
     [
         (["experiment=iris_binary", "trainer.epochs=1"], 1),  # by the run guard, before Hydra
         # One for the command, one per trial; the best trial's retraining is not checked again.
-        (["experiment=tune_wine_random", "tuner.max_trials=2", "trainer.epochs=1"], 3),
+        pytest.param(
+            ["experiment=tune_wine_random", "tuner.max_trials=2", "trainer.epochs=1"],
+            3,
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_a_command_checks_its_settings_once_and_a_search_once_more_per_trial(

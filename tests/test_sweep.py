@@ -463,6 +463,7 @@ def test_a_worker_without_a_free_gpu_fails_its_job_and_the_sweep_goes_on(cli, tm
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_failed_job_is_reported_without_hydra_records(cli, tmp_path):
     result = cli(
         "-m",

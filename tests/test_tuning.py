@@ -201,6 +201,7 @@ def test_a_choice_gives_its_values_as_they_are_booleans_and_mixed_types_too():
     assert type(values["a"]) is bool and type(values["b"]) is int
 
 
+@pytest.mark.slow
 def test_a_trials_bad_setting_stops_the_search_in_one_line(cli):
     result = cli(
         "experiment=tune_wine_random",

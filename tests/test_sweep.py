@@ -328,8 +328,12 @@ def test_sigterm_to_a_parallel_sweep_marks_its_started_jobs_and_writes_the_summa
         [sys.executable, "-m", "framework", *ENDLESS_PARALLEL_SWEEP],
         tmp_path,
     )
+    # A job has started once Hydra has written its records (overrides.yaml is the last): a job
+    # stopped while they are half-written has its FAILED file but no row in summary.csv.
     wait_until(
-        lambda: len(list(tmp_path.glob("sweep/*/.hydra"))) >= 2, 120, "the sweep to start two jobs"
+        lambda: len(list(tmp_path.glob("sweep/*/.hydra/overrides.yaml"))) >= 2,
+        120,
+        "the sweep to start two jobs",
     )
     sweep.send_signal(signal.SIGTERM)
     _, stderr = sweep.communicate(timeout=120)

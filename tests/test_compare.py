@@ -57,6 +57,14 @@ def fake_job(sweep, num, learning_rate, value, finished=True, std=None):
     return job
 
 
+def fake_search(run_dir, trials: str):
+    """A search run's dir with its record and a trials.csv, without searching."""
+    run_dir.mkdir(parents=True)
+    write_record(run_dir, RECORD)
+    (run_dir / "trials.csv").write_text(trials)
+    return run_dir
+
+
 @pytest.fixture
 def fake_sweep(tmp_path):
     sweep = tmp_path / "sweep"
@@ -206,6 +214,23 @@ def test_a_record_with_a_spread_shows_its_mean_and_std(tmp_path):
     assert [row["objective_std"] for row in rows] == ["0.05", "0.125"]
 
 
+def test_trials_that_did_not_complete_are_listed_with_their_status(tmp_path):
+    search = fake_search(
+        tmp_path / "tuned",
+        "trial,status,optimizer.learning_rate,val_accuracy,epochs\n"
+        "1,COMPLETED,0.01,0.9,3\n0,COMPLETED,0.1,0.8,3\n2,FAILED,0.5,nan,\n",
+    )
+    result = compare(search)
+    assert result.returncode == 0, result.stderr
+    rows = read_rows(search / "compare.csv")
+    assert [(row["run"], row["status"], row["objective_value"]) for row in rows] == [
+        ("trial 1", "finished", "0.9"),
+        ("trial 0", "finished", "0.8"),
+        ("trial 2", "failed", ""),
+    ]
+    assert result.stdout.splitlines()[-2].split() == ["trial", "2", "-", "-", "0.5", "(failed)"]
+
+
 @pytest.mark.parametrize(
     "case, fragment",
     [
@@ -214,6 +239,7 @@ def test_a_record_with_a_spread_shows_its_mean_and_std(tmp_path):
         ("unfinished", "{root}/sweep/1 is not a finished run (it has no metrics.json)"),
         ("damaged", "metrics.json in {root}/sweep/0 is damaged (not valid JSON)"),
         ("output_file", "--output must be a folder; {root}/file is a file"),
+        ("trials", "trials.csv in {root}/tuned is damaged (not a search's table of trials)"),
         ("no_dir", "the following arguments are required: DIR"),
     ],
 )
@@ -223,6 +249,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, case, fragment):
     fake_job(sweep, 1, 0.05, 0.9, finished=False)
     (tmp_path / "empty").mkdir()
     (tmp_path / "file").write_text("")
+    fake_search(tmp_path / "tuned", "trial,status\n0,COMPLETED\n")
     args = {
         "missing": [tmp_path / "missing"],
         "empty": [tmp_path / "empty"],
@@ -230,6 +257,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, case, fragment):
         "damaged": [sweep / "0"],
         "output_file": [sweep, "--output", tmp_path / "file"],
         "no_dir": [],
+        "trials": [tmp_path / "tuned"],
     }[case]
     if case == "damaged":
         (sweep / "0" / "metrics.json").write_text("{")

@@ -11,11 +11,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from framework.errors import UserError
+from framework.errors import UserError, damaged
 from framework.parts.objective import Objective, best_first
 from framework.run.checkpoint import trial_dir
 from framework.run.record import read_record
-from framework.run.rundir import FAILED, HISTORY, write_csv_atomic
+from framework.run.rundir import FAILED, HISTORY, METRICS, write_csv_atomic
 from framework.sweeps.summary import collect_jobs, read_yaml, shown_status
 
 CURVES, HPARAMS, TABLE = "compare.png", "hparams.png", "compare.csv"
@@ -192,7 +192,7 @@ def _status(run: Compared) -> str:
 
 def _is_run(directory: Path) -> bool:
     """Whether a directory is one run's (finished or not), not a sweep's."""
-    return any((directory / name).exists() for name in (".hydra", "metrics.json", FAILED))
+    return any((directory / name).exists() for name in (".hydra", METRICS, FAILED))
 
 
 def _finished_run(run_dir: Path, name: str) -> Compared:
@@ -234,22 +234,26 @@ def _trials(run_dir: Path, several: bool) -> list[Compared]:
         reader = csv.reader(f)
         header = next(reader, [])
         rows = list(reader)
-    if header[:2] != ["trial", "status"] or len(header) < 4:
-        raise UserError(f"{run_dir / TRIALS} is not a search's trials.csv")
-    keys, name = header[2:-2], header[-2]
+    # trial, status, the settings, the objective, then the epochs trained.
+    epochs_at = len(header) - 1 - header[::-1].index("epochs") if "epochs" in header else -1
+    if header[:2] != ["trial", "status"] or epochs_at < 3:
+        raise damaged(run_dir, TRIALS, "not a search's table of trials")
+    keys, name = header[2 : epochs_at - 1], header[epochs_at - 1]
     if name == record.objective["name"]:
         objective = Objective(name, record.objective["direction"])
     else:  # tuner.objective, not the run's trainer.objective
         objective = Objective.named(name)
     trials = []
     for row in rows:
-        trial, status, *values, value, epochs = row
+        if len(row) != len(header):
+            raise damaged(run_dir, TRIALS, "a row without every column")
+        trial, status, value, epochs = row[0], row[1], row[epochs_at - 1], row[epochs_at]
         finished = status == "COMPLETED"
         trials.append(
             Compared(
                 f"{run_dir}: trial {trial}" if several else f"trial {trial}",
                 FINISHED if finished else status.lower(),
-                {k: v for k, v in zip(keys, values) if v != ""},
+                {k: v for k, v in zip(keys, row[2 : epochs_at - 1]) if v != ""},
                 objective,
                 float(value) if finished and value else None,
                 epochs=int(epochs) if epochs else None,

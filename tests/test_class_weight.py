@@ -143,7 +143,7 @@ def test_class_weights_apply_to_an_image_pipeline(compose, tmp_path, source, cla
     loss = keras_fit_loss(cfg, dict(enumerate(weights.values())))
     assert first_loss(tmp_path / "run") == pytest.approx(loss, rel=1e-5)
     # Balanced weights average 1 over the examples: a loss near the unweighted one, still apart.
-    assert first_loss(tmp_path / "run") != pytest.approx(keras_fit_loss(cfg, None), rel=1e-3)
+    assert first_loss(tmp_path / "run") != pytest.approx(keras_fit_loss(cfg, None), rel=1e-4)
 
 
 @pytest.mark.slow

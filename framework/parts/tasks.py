@@ -16,6 +16,7 @@ from typing import Any
 
 from framework.errors import UserError
 from framework.parts.objective import Objective
+from framework.parts.ranges import as_typed
 
 AUTO = "auto"
 
@@ -170,8 +171,6 @@ def check_class_weight(task: Task, class_weight):
         UserError: the rule, the task and the value, in one line.
     """
     if class_weight is not None and not task.weighs_classes:
-        from framework.parts.ranges import as_typed
-
         raise UserError(
             f"trainer.class_weight is for a task of one class per example; task {task.name!r} "
             f"is not one (leave it null). Received: trainer.class_weight={as_typed(class_weight)}"

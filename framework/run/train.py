@@ -29,6 +29,7 @@ from framework.parts.kinds import data_kind
 from framework.parts.objective import check_objective, objective_value
 from framework.parts.tasks import Task, recorded_name, run_task
 from framework.run.checkpoint import JobCheckpoint
+from framework.run.class_weight import class_weights
 from framework.run.evaluation import is_one_hot
 from framework.run.feature_cache import cache_key, load_or_extract
 from framework.run.hparams import write_hparams
@@ -123,6 +124,10 @@ class Run:
         score_test: False for a tuner's trial, which never looks at the test split.
         hparams: a sweep job's varied settings, for TensorBoard's HParams dashboard, or None.
         distribution: the devices the run is split over (``execution.distributed``), or None.
+
+    Attributes:
+        class_weight: each class's weight in the training loss (``class_weights``), or None:
+            ``trainer.class_weight`` resolved, or refused, as the run is set up.
     """
 
     cfg: Any
@@ -140,6 +145,15 @@ class Run:
     score_test: bool = True
     hparams: dict | None = None
     distribution: dict | None = None
+    class_weight: dict | None = field(init=False)
+
+    def __post_init__(self):
+        self.class_weight = class_weights(
+            _plain(self.cfg.trainer.get("class_weight")),
+            self.task,
+            self.data,
+            f"dataset {self.cfg.dataset.name!r}",
+        )
 
     @property
     def loss(self):
@@ -178,6 +192,9 @@ def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> tuple[
             hparams=hparams,
             distribution=distribution,
         )
+        if run.class_weight:
+            weights = (f"{name} {weight:.4g}" for name, weight in run.class_weight.items())
+            print(f"Class weights: {', '.join(weights)}")
         plans = plan_stages(cfg, run.data, run.built)
         for plan in plans:
             fit_stage(run, plan, len(plans))
@@ -358,6 +375,8 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
     fit = target.fit(
         *args,
         **kwargs,
+        # Keras's own: each training example's loss (not validation's) weighed by its class.
+        class_weight=run.class_weight and dict(enumerate(run.class_weight.values())),
         epochs=plan.epochs,
         initial_epoch=initial_epoch,
         callbacks=callbacks,
@@ -439,6 +458,7 @@ def write_run_dir(run: Run) -> dict:
             ),
             "direction": task.objective(run.objective).direction,
         },
+        class_weight=run.class_weight,
     )
     if run.hparams is not None:
         write_hparams(run_dir, run.hparams, record)

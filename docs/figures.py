@@ -197,6 +197,17 @@ def collect(s: Session) -> tuple[dict, dict]:
         ]
     )
 
+    sweep_command = (
+        "python -m framework -m experiment=wine trainer.verbose=0 trainer.epochs=20 "
+        "optimizer.learning_rate=0.0001,0.001,0.01 hydra.sweep.dir=lr_sweep"
+    )
+    s.run(sweep_command)
+    blocks = [transcript(sweep_command, ["..."])]
+    for command in ("python -m framework.compare lr_sweep", "head -2 lr_sweep/compare.csv"):
+        stdout, _ = s.run(command)
+        blocks.append(transcript(command, stdout.strip().splitlines()))
+    outs["compare"] = "\n".join(blocks)
+
     command = (
         "python -m framework -m hydra/launcher=joblib hydra.launcher.n_jobs=2 "
         "experiment=iris_binary trainer.verbose=0 backbone.activation=relu,tanh,sigmoid "

@@ -25,8 +25,16 @@ from framework.run.rundir import record_config, write_atomic
 RESUME_DIR = ".resume"
 # A stage's last epoch backup, in its backup folder.
 BACKUP_FILE = "backup.npy"
-# A search's own files (keras-tuner's trials), in its run dir.
+# A search's own files (keras-tuner's trials), in its run dir: keras-tuner's project folder,
+# with a folder per trial.
 SEARCH_DIR = "tuner"
+SEARCH_PROJECT = "search"
+
+
+def trial_dir(run_dir: Path, trial_id: str) -> Path:
+    """A search trial's folder in its run dir, as keras-tuner's ``Tuner.get_trial_dir`` names
+    it."""
+    return run_dir / SEARCH_DIR / SEARCH_PROJECT / f"trial_{trial_id}"
 
 
 def check_resumable(run_dir: Path, cfg):

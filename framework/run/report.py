@@ -7,16 +7,14 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from framework.run.rundir import shown, write_atomic, write_csv_atomic  # noqa: E402
+from framework.run.rundir import HISTORY, shown, write_atomic, write_csv_atomic  # noqa: E402
 
 
 def write_history(run_dir: Path, history: list[dict]):
     keys = []
     for row in history:
         keys += [k for k in row if k not in keys]
-    write_csv_atomic(
-        run_dir / "history.csv", keys, ([row.get(k, "") for k in keys] for row in history)
-    )
+    write_csv_atomic(run_dir / HISTORY, keys, ([row.get(k, "") for k in keys] for row in history))
 
 
 def plot_curves(

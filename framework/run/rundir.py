@@ -14,6 +14,8 @@ from framework.errors import DirectoryTaken, Stopped, UserError, stop_behind
 # A finished run's record (framework.run.record); it is written last, so it marks the run
 # finished.
 METRICS = "metrics.json"
+# A run's scores per epoch, one row each (a keras-tuner trial's too, in its trial dir).
+HISTORY = "history.csv"
 # Marks a run that stopped with an error; a finished run has METRICS instead.
 FAILED = "FAILED"
 # Locked by the process that runs in the directory, for as long as it runs.

@@ -6,7 +6,8 @@ Each trial is a run of the same phases as ``train`` (``load_data`` -> ``build_mo
 validation split only. The search lives in ``<run dir>/tuner`` (keras-tuner's own files, so
 running the same command on the same run dir resumes it); at its end the run dir gets
 ``trials.csv``, ``best_overrides.yaml``, and the best trial's config retrained on the full
-schedule by ``train``, with the usual report files.
+schedule by ``train``, with the usual report files. Each trial's dir keeps its
+``history.csv``.
 """
 
 import copy
@@ -37,9 +38,10 @@ from framework.parts.objective import (  # noqa: E402
     objective_value,
 )
 from framework.parts.ranges import as_typed  # noqa: E402
-from framework.run.checkpoint import SEARCH_DIR, record_search  # noqa: E402
+from framework.run.checkpoint import SEARCH_DIR, SEARCH_PROJECT, record_search  # noqa: E402
 from framework.run.compiled_heads import CompiledHeads  # noqa: E402
 from framework.run.model import build_head, build_model  # noqa: E402
+from framework.run.report import write_history  # noqa: E402
 from framework.run.rundir import (  # noqa: E402
     finished_run_check,
     running_in,
@@ -57,7 +59,6 @@ from framework.run.train import (  # noqa: E402
 )
 from framework.runtime.execution import distributed, set_precision  # noqa: E402
 
-PROJECT = "search"
 # Beside keras-tuner's own trial.json: the epochs a trial was given and trained.
 TRIAL_RECORD = "run.json"
 
@@ -77,7 +78,7 @@ class Search(keras_tuner.Tuner):
 
     def __init__(self, cfg, space: dict, oracle, directory: Path):
         super().__init__(
-            oracle=oracle, directory=str(directory), project_name=PROJECT, overwrite=False
+            oracle=oracle, directory=str(directory), project_name=SEARCH_PROJECT, overwrite=False
         )
         self.cfg, self.space = cfg, space
         # Reused from trial to trial: the data, and the frozen backbone's features (extracted
@@ -173,6 +174,7 @@ class Search(keras_tuner.Tuner):
             self._features[feature_key] = run.features
             if all(plan.on_cached_features for plan in plans) and built.model is not None:
                 self._bodies[body_key] = Body(feature_key, built.pretrained, built.random_state)
+        write_history(trial_dir, run.history)  # its curve, for framework.compare
         value = objective_value(
             self.oracle.objective.name, run.stage_metrics[-1]["validation"], run.history
         )

@@ -28,6 +28,8 @@ class RunRecord:
         devices: Keras's devices and the GPUs the process was given (None: an older run).
         execution: the backend and its execution settings (None: an older run).
         objective: its ``name``, ``value`` and ``direction``.
+        pruned: where a pruner stopped the run (a sweep's or search's trial going nowhere): the
+            ``epoch`` it stopped after and the pruner (``by``); None (left out): not pruned.
     """
 
     test: dict
@@ -41,10 +43,15 @@ class RunRecord:
     devices: dict | None
     execution: dict | None
     objective: dict
+    pruned: dict | None = None
 
     def as_dict(self) -> dict:
-        """The record as ``metrics.json`` holds it."""
-        return {field.name: getattr(self, field.name) for field in fields(self)}
+        """The record as ``metrics.json`` holds it (without ``pruned`` where it is None)."""
+        return {
+            field.name: getattr(self, field.name)
+            for field in fields(self)
+            if field.name != "pruned" or self.pruned is not None
+        }
 
     @property
     def headline(self) -> str:

@@ -40,12 +40,13 @@ class ResumingSweeper(Sweeper):
 class ContinuingOptunaSweeper(Sweeper):
     """Hydra's Optuna sweeper (``hydra/sweeper=optuna``), continuing the study its sweep dir
     holds: the new trials' jobs are numbered after the jobs already there, and trials that a
-    stopped sweep left running are marked failed first."""
+    stopped sweep left running are marked failed first. Its trials run in our loop
+    (``framework.sweeps.study``), told pruned where their pruner stopped them."""
 
-    def __init__(self, **settings):
+    def __init__(self, pruner, pruner_startup_trials, pruner_warmup_epochs, **settings):
         from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
-        self.optuna = OptunaSweeper(**settings)
+        self.optuna = OptunaSweeper(**settings)  # the jobs read the pruner's settings themselves
         plain_optuna_log()
 
     def setup(self, *, hydra_context, task_function, config):
@@ -61,4 +62,6 @@ class ContinuingOptunaSweeper(Sweeper):
             print(f"Resuming: study {impl.study_name!r} continues after job {impl.job_idx - 1}")
 
     def sweep(self, arguments):
-        return self.optuna.sweep(arguments)
+        from framework.sweeps.study import run_study
+
+        return run_study(self.optuna.sweeper, arguments)

@@ -1,0 +1,96 @@
+"""Pruning: trials stopped as they train, in Optuna sweeps."""
+
+import csv
+import json
+
+import pytest
+
+from conftest import assert_one_line_error
+
+# A learning rate that learns and one that never does: the second falls below the first's
+# curve at epoch 1, and its pruner stops it there (one finished trial is enough, from epoch 1).
+PRUNED_OPTUNA = (
+    "-m",
+    "experiment=wine",
+    "hydra/sweeper=optuna",
+    "hydra.sweep.dir=sweep",
+    "optimizer.learning_rate=choice(0.05,0.0000001)",
+    # Draws 0.05, 1e-7, 0.05, 1e-7: the first trial learns, before any that does not.
+    "hydra/sweeper/sampler=random",
+    "hydra.sweeper.sampler.seed=10",
+    "hydra.sweeper.pruner=median",
+    "hydra.sweeper.pruner_startup_trials=1",
+    "hydra.sweeper.pruner_warmup_epochs=0",
+    "trainer.epochs=4",
+    "trainer.verbose=0",
+)
+
+
+def _study(path):
+    import optuna
+
+    return optuna.load_study(study_name="framework", storage=f"sqlite:///{path / 'optuna.db'}")
+
+
+def _assert_pruned_jobs(sweep, study) -> list[int]:
+    """Each pruned trial's job records it, with the epoch it stopped at; returns the jobs."""
+    rows = {int(r["job"]): r for r in csv.DictReader((sweep / "summary.csv").open())}
+    pruned = [t.number for t in study.trials if t.state.name == "PRUNED"]
+    for number in pruned:
+        job = sweep / str(number)  # one trial per job, in order
+        record = json.loads((job / "metrics.json").read_text())
+        epoch = max(study.trials[number].intermediate_values)
+        assert record["pruned"] == {"epoch": epoch, "by": "optuna median"}
+        assert record["epochs"] == epoch < 4
+        assert rows[number]["status"] == "pruned" and rows[number]["epochs"] == str(epoch)
+    return pruned
+
+
+@pytest.mark.slow
+def test_a_pruned_optuna_trial_is_told_pruned_and_recorded_with_its_epoch(cli, tmp_path):
+    result = cli(*PRUNED_OPTUNA, "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    sweep = tmp_path / "sweep"
+    study = _study(sweep)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED"]
+    assert _assert_pruned_jobs(sweep, study) == [1]
+    assert "pruned after epoch 1 by optuna median" in result.stdout
+    assert "1    -" in result.stdout and "(pruned after epoch 1)" in result.stdout
+    # A job without a pruner writes no "pruned" at all.
+    assert "pruned" not in json.loads((sweep / "0" / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_two_joblib_workers_prune_their_trials_through_the_studys_storage(cli, tmp_path):
+    result = cli(
+        *PRUNED_OPTUNA,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=2",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    sweep = tmp_path / "sweep"
+    study = _study(sweep)
+    states = [t.state.name for t in study.trials]
+    # The second batch's 1e-7 trial runs after trial 0 finished: pruned, whatever else ran.
+    assert states[3] == "PRUNED" and "FAIL" not in states and "RUNNING" not in states, states
+    assert 3 in _assert_pruned_jobs(sweep, study)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "hydra.sweeper.pruner=sometimes",
+            "unknown hydra.sweeper.pruner 'sometimes'; accepted: median, hyperband, none",
+        ),
+        (
+            "hydra.sweeper.pruner_warmup_epochs=-1",
+            "hydra.sweeper.pruner_warmup_epochs=-1 is out of range; accepted: >= 0",
+        ),
+    ],
+)
+def test_bad_pruner_settings_are_refused_in_one_line(cli, tmp_path, override, message):
+    assert_one_line_error(cli(*PRUNED_OPTUNA, override), message)
+    assert not (tmp_path / "sweep").exists()

@@ -1,4 +1,4 @@
-"""Pruning: trials stopped as they train, in Optuna sweeps."""
+"""Pruning: trials stopped as they train, in Optuna sweeps and keras-tuner searches."""
 
 import csv
 import json
@@ -94,3 +94,63 @@ def test_two_joblib_workers_prune_their_trials_through_the_studys_storage(cli, t
 def test_bad_pruner_settings_are_refused_in_one_line(cli, tmp_path, override, message):
     assert_one_line_error(cli(*PRUNED_OPTUNA, override), message)
     assert not (tmp_path / "sweep").exists()
+
+
+# Two learning rates that learn, drawn first (the search's seed), then one that never does.
+PRUNED_SEARCH = (
+    "experiment=wine",
+    "tuner=random",
+    "+tuner.space.optimizer.learning_rate={choice:[0.05,0.04,0.0000001]}",
+    "tuner.max_trials=3",
+    "tuner.pruner=median",
+    "tuner.pruner_startup_trials=1",
+    "tuner.pruner_warmup_epochs=0",
+    "trainer.epochs=4",
+    "trainer.verbose=0",
+    "hydra.run.dir=run",
+)
+
+
+@pytest.mark.slow
+def test_a_search_prunes_a_trial_below_the_median_and_marks_it_with_its_epoch(cli, tmp_path):
+    result = cli(*PRUNED_SEARCH)
+    assert result.returncode == 0, result.stderr[-2000:]
+    trials = list(csv.DictReader((tmp_path / "run" / "trials.csv").open()))
+    assert [(t["status"], t["epochs"]) for t in trials] == [
+        ("COMPLETED", "4"),
+        ("COMPLETED", "4"),
+        ("PRUNED", "1"),
+    ]
+    assert trials[2]["optimizer.learning_rate"] == "1e-07"
+    assert "pruned after epoch 1 by median" in result.stdout
+    # The best trial that trained to its end is retrained, without a pruner.
+    assert "pruned" not in json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+def test_the_median_rule_stops_a_trial_worse_than_the_finished_ones_median():
+    from framework.run.pruning import MedianRule
+
+    finished = [[0.5, 0.7, 0.9], [0.3, 0.6, 0.8], [0.1, 0.2]]
+    rule = MedianRule(finished, "max", startup_trials=3, warmup_epochs=2)
+    assert not rule.report(1, 0.0)  # warming up
+    assert not rule.report(2, 0.65)  # the median at epoch 2 is 0.6
+    assert rule.report(3, 0.8) and rule.epoch == 3  # its best, 0.8, is below 0.85
+    assert rule.curve == [0.0, 0.65, 0.8]
+    # Too few finished trials, or minimized: the other way round.
+    assert not MedianRule(finished, "max", 4, 0).report(1, 0.0)
+    assert MedianRule(finished, "min", 0, 0).report(1, 0.4)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("tuner.pruner=sometimes", "unknown tuner.pruner 'sometimes'; accepted: median, none"),
+        (
+            "tuner.algorithm=hyperband",
+            "tuner.pruner=median: tuner=hyperband prunes by its own brackets",
+        ),
+    ],
+)
+def test_bad_search_pruner_settings_are_refused_in_one_line(cli, tmp_path, override, message):
+    assert_one_line_error(cli(*PRUNED_SEARCH, override), message)
+    assert not (tmp_path / "run").exists()

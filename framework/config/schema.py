@@ -104,6 +104,7 @@ class TrainerConfig:
 
 
 TUNER_ALGORITHMS = ("random", "bayesian", "hyperband")
+TUNER_PRUNERS = ("median", "none")
 
 
 @dataclass
@@ -120,6 +121,13 @@ class TunerConfig:
     # Hyperband: the factor between its brackets' budgets, and how many times it runs them.
     factor: int = setting(3, at_least=2)
     hyperband_iterations: int = setting(1, at_least=1)
+    # random, bayesian: median stops a trial whose objective so far is worse than the median
+    # of the finished trials' at the same epoch (Hyperband prunes by its brackets); none: every
+    # trial trains to its end. With it: trials that finish before any is pruned, and the fewest
+    # epochs a trial trains before it may be.
+    pruner: str = setting("none", choices=TUNER_PRUNERS)
+    pruner_startup_trials: int = setting(5, at_least=0)
+    pruner_warmup_epochs: int = setting(2, at_least=0)
     # The settings to search, by their config key, e.g.
     #   backbone.units: {choice: [[32], [64, 32]]}
     #   optimizer.learning_rate: {log_float: [1e-4, 1e-2]}

@@ -1,9 +1,11 @@
-"""Pruning: trials stopped as they train, in Optuna sweeps and keras-tuner searches."""
+"""Pruning (trials stopped as they train) and time budgets, in Optuna sweeps and keras-tuner
+searches."""
 
 import csv
 import json
 
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import assert_one_line_error
 
@@ -89,9 +91,14 @@ def test_two_joblib_workers_prune_their_trials_through_the_studys_storage(cli, t
             "hydra.sweeper.pruner_warmup_epochs=-1",
             "hydra.sweeper.pruner_warmup_epochs=-1 is out of range; accepted: >= 0",
         ),
+        (
+            "hydra.sweeper.timeout=soon",
+            "hydra.sweeper.timeout=soon is out of range; accepted: a duration",
+        ),
+        ("hydra.sweeper.timeout=10", "hydra.sweeper.timeout='10' is out of range"),
     ],
 )
-def test_bad_pruner_settings_are_refused_in_one_line(cli, tmp_path, override, message):
+def test_bad_pruner_and_timeout_settings_are_refused_in_one_line(cli, tmp_path, override, message):
     assert_one_line_error(cli(*PRUNED_OPTUNA, override), message)
     assert not (tmp_path / "sweep").exists()
 
@@ -146,11 +153,56 @@ def test_the_median_rule_stops_a_trial_worse_than_the_finished_ones_median():
     [
         ("tuner.pruner=sometimes", "unknown tuner.pruner 'sometimes'; accepted: median, none"),
         (
+            "tuner.time_budget=10x",
+            "tuner.time_budget='10x' is out of range; accepted: a duration: a number and s, m or h",
+        ),
+        (
             "tuner.algorithm=hyperband",
             "tuner.pruner=median: tuner=hyperband prunes by its own brackets",
         ),
     ],
 )
-def test_bad_search_pruner_settings_are_refused_in_one_line(cli, tmp_path, override, message):
+def test_bad_search_pruner_and_budget_settings_are_refused_in_one_line(
+    cli, tmp_path, override, message
+):
     assert_one_line_error(cli(*PRUNED_SEARCH, override), message)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_spent_time_budget_starts_no_more_trials_and_retrains_the_best_so_far(cli, tmp_path):
+    # Any trial takes more than a second: the budget is spent once the first ends.
+    result = cli(*PRUNED_SEARCH, "tuner.pruner=none", "tuner.time_budget=1s")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Stopped:   the time budget (tuner.time_budget=1s) is spent" in result.stdout
+    trials = list(csv.DictReader((tmp_path / "run" / "trials.csv").open()))
+    assert [t["status"] for t in trials] == ["COMPLETED"]
+    best = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert best["objective"]["value"] == float(trials[0]["val_accuracy"])
+
+
+@pytest.mark.slow
+def test_a_spent_optuna_timeout_starts_no_more_trials_and_reports_the_best_so_far(cli, tmp_path):
+    result = cli(
+        *PRUNED_OPTUNA,
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.n_jobs=1",
+        "hydra.sweeper.timeout=1s",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Stopped:   the time budget (hydra.sweeper.timeout) is spent after 1 trial(s)" in (
+        result.stdout
+    )
+    sweep = tmp_path / "sweep"
+    assert [t.state.name for t in _study(sweep).trials] == ["COMPLETE"]
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert len(rows) == 1 and best.best_value == float(rows[0]["objective_value"])
+
+
+def test_a_duration_reads_as_seconds():
+    from framework.parts.ranges import DURATION, Range, seconds
+
+    assert [seconds(d) for d in ("90s", "10m", "1.5h", ".5m")] == [90, 600, 5400, 30]
+    accepted = Range(form=DURATION)
+    assert not any(accepted.accepts(v) for v in ("10", "1d", "m", "-1s", 10))

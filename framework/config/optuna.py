@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from framework.config.source import group_options
 from framework.errors import UserError
-from framework.parts.ranges import check_ranges, check_value, setting
+from framework.parts.ranges import DURATION, check_ranges, check_value, setting
 from framework.parts.tasks import AUTO, dataset_task, find_objective, registered_task
 
 DIRECTIONS = ("minimize", "maximize")
@@ -56,6 +56,9 @@ def store_optuna_config():
         # may be (hyperband: its smallest budget).
         pruner_startup_trials: int = setting(5, at_least=0)
         pruner_warmup_epochs: int = setting(2, at_least=0)
+        # No trial starts once the sweep has run this long (90s, 10m, 1h); the running ones
+        # finish. null: none.
+        timeout: str | None = setting(None, form=DURATION)
 
     ConfigStore.instance().store(
         group="hydra/sweeper", name="optuna", node=ContinuingOptunaSweeperConf, provider="framework"

@@ -37,6 +37,7 @@ class Range:
         at_most: the largest value accepted.
         below: values must be smaller than this.
         choices: the values accepted, if it is a closed set.
+        form: the form of a string's value: a ``Form`` (e.g. ``DURATION``).
     """
 
     at_least: float | None = None
@@ -44,6 +45,7 @@ class Range:
     at_most: float | None = None
     below: float | None = None
     choices: tuple | None = None
+    form: "Form | None" = None
 
     def accepts(self, value) -> bool:
         if value is None:
@@ -52,6 +54,8 @@ class Range:
             return all(self.accepts(v) for v in value)
         if self.choices is not None:
             return value in self.choices
+        if self.form is not None:
+            return isinstance(value, str) and re.fullmatch(self.form.pattern, value) is not None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         return (
@@ -65,6 +69,8 @@ class Range:
         """The range in words: ``>= 1``, ``> 0 and < 1``, ``a, b, c`` (choices)."""
         if self.choices is not None:
             return ", ".join(as_typed(c) for c in self.choices)
+        if self.form is not None:
+            return self.form.words
         words = [
             f"{sign} {as_typed(bound)}"
             for sign, bound in (
@@ -78,6 +84,33 @@ class Range:
         return " and ".join(words)
 
 
+@dataclass(frozen=True)
+class Form:
+    """The form a string setting's value takes.
+
+    Args:
+        name: what it is, e.g. ``duration``.
+        pattern: a regular expression its whole value matches.
+        words: the form in words, as a refusal shows it.
+    """
+
+    name: str
+    pattern: str
+    words: str
+
+
+# A span of time: 90s, 10m, 1.5h.
+DURATION = Form(
+    "duration", r"(\d+(\.\d*)?|\.\d+)(s|m|h)", "a duration: a number and s, m or h (90s, 10m, 1.5h)"
+)
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def seconds(duration: str) -> float:
+    """The seconds of a ``DURATION`` (``"90s"``, ``"10m"``, ``"1.5h"``), its range checked."""
+    return float(duration[:-1]) * _SECONDS[duration[-1]]
+
+
 def setting(
     default=dataclasses.MISSING,
     *,
@@ -87,6 +120,7 @@ def setting(
     at_most=None,
     below=None,
     choices=None,
+    form=None,
 ):
     """A dataclass field with the range of values it accepts (for a list, each entry's).
 
@@ -94,11 +128,12 @@ def setting(
         default: the default value (or ``default_factory`` for a list or dict).
         at_least, above, at_most, below: bounds of a number.
         choices: the accepted values of a closed set.
+        form: the form of a string's value (a ``Form``, e.g. ``DURATION``).
 
     Returns:
         A ``dataclasses.field`` carrying the range in its metadata.
     """
-    accepted = Range(at_least, above, at_most, below, tuple(choices) if choices else None)
+    accepted = Range(at_least, above, at_most, below, tuple(choices) if choices else None, form)
     return dataclasses.field(
         default=default, default_factory=default_factory, metadata={RANGE: accepted}
     )
@@ -174,7 +209,9 @@ def value_outside(accepted: Range, default):
         accepted: the setting's range.
         default: its default (a list setting gets a list of one refused entry).
     """
-    if accepted.choices is not None:
+    if accepted.form is not None:
+        bad = "not_" + accepted.form.name
+    elif accepted.choices is not None:
         numbers = [c for c in accepted.choices if isinstance(c, (int, float))]
         bad = max(numbers) + 1 if numbers else "not_a_choice"
     elif accepted.at_least is not None:

@@ -1,5 +1,6 @@
 """The trials of ``hydra/sweeper=optuna``: Hydra's Optuna sweeper's loop (ask a batch of trials,
-launch their jobs, tell their results), with two things it lacks: pruned trials.
+launch their jobs, tell their results), with two things it lacks: pruned trials, and a time
+budget (``hydra.sweeper.timeout``).
 
 A job whose trial its pruner stopped (``framework.config.optuna.TrialPruner``) says so in its
 run record; its trial is told PRUNED, not failed.
@@ -8,6 +9,7 @@ run record; its trial is told PRUNED, not failed.
 import functools
 import logging
 import math
+import time
 from pathlib import Path
 
 import optuna
@@ -21,14 +23,17 @@ from framework.run.record import read_record
 log = logging.getLogger(__name__)
 
 
-def run_study(impl, arguments: list[str]):
-    """Runs an Optuna sweep: batches of ``n_jobs`` trials until ``n_trials`` have run; then writes
+def run_study(impl, arguments: list[str], timeout: float | None):
+    """Runs an Optuna sweep: batches of ``n_jobs`` trials until ``n_trials`` have run, or
+    until ``timeout`` seconds have passed (the running batch finishes); then writes
     ``optimization_results.yaml`` with the best trial so far.
 
     Args:
         impl: Hydra's ``OptunaSweeperImpl``, set up (its settings, launcher and config).
         arguments: the command line's sweep overrides.
+        timeout: the time budget in seconds, or None.
     """
+    start = time.monotonic()
     impl._process_searchspace_config()
     distributions, fixed = create_params_from_overrides(
         [*impl._parse_sweeper_params_config(), *arguments]
@@ -56,6 +61,13 @@ def run_study(impl, arguments: list[str]):
     log.info(f"Directions: {impl._get_directions()}")
     to_go = n_trials
     while to_go > 0:
+        if timeout is not None and time.monotonic() - start >= timeout:
+            print(
+                f"Stopped:   the time budget (hydra.sweeper.timeout) is spent after "
+                f"{n_trials - to_go} trial(s); no more start",
+                flush=True,
+            )
+            break
         trials = [study.ask() for _ in range(min(to_go, impl.n_jobs))]
         overrides = [
             (*params, f"+hydra.job.env_set.{TRIAL_ENV}={trial.number}")

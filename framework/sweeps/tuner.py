@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shlex
+import time
 from pathlib import Path
 
 from framework.runtime.backend import import_backend
@@ -34,7 +35,7 @@ from framework.parts.objective import (  # noqa: E402
     check_objective,
     objective_value,
 )
-from framework.parts.ranges import as_typed  # noqa: E402
+from framework.parts.ranges import as_typed, seconds  # noqa: E402
 from framework.run.checkpoint import SEARCH_DIR, record_search  # noqa: E402
 from framework.run.model import build_model  # noqa: E402
 from framework.run.pruning import MedianRule  # noqa: E402
@@ -63,6 +64,10 @@ TRIAL_RECORD = "run.json"
 PRUNED = "PRUNED"
 
 
+class BudgetSpent(Exception):
+    """tuner.time_budget is spent: no trial starts."""
+
+
 class Search(keras_tuner.Tuner):
     """keras-tuner's Tuner with our trial: the run's phases on the trial's config."""
 
@@ -71,9 +76,15 @@ class Search(keras_tuner.Tuner):
             oracle=oracle, directory=str(directory), project_name=PROJECT, overwrite=False
         )
         self.cfg, self.space = cfg, space
+        budget = cfg.tuner.time_budget
+        self.deadline = None if budget is None else time.monotonic() + seconds(budget)
         # Reused from trial to trial: the data, and the frozen backbone's features (extracted
         # once, kept in memory; trainer.feature_cache also keeps them on disk for later runs).
         self._data, self._features = {}, {}
+
+    def pre_create_trial(self):
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise BudgetSpent()
 
     def run_trial(self, trial, *args, **kwargs):
         raise_if_stopped()  # a signal lost as the last trial's models were freed
@@ -237,6 +248,12 @@ def _search(search: Search, cfg):
     UserError."""
     try:
         search.search(verbose=cfg.trainer.verbose > 0)
+    except BudgetSpent:
+        print(
+            f"Stopped:   the time budget (tuner.time_budget={cfg.tuner.time_budget}) is spent; "
+            "no more trials start",
+            flush=True,
+        )
     except keras_tuner.errors.FatalError as e:
         if isinstance(e.__cause__, UserError):
             raise e.__cause__ from None

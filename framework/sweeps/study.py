@@ -23,7 +23,7 @@ from framework.run.record import read_record
 log = logging.getLogger(__name__)
 
 
-def run_study(impl, arguments: list[str], timeout: float | None):
+def run_study(impl, arguments: list[str], timeout: float | None, pruned: bool):
     """Runs an Optuna sweep: batches of ``n_jobs`` trials until ``n_trials`` have run, or
     until ``timeout`` seconds have passed (the running batch finishes); then writes
     ``optimization_results.yaml`` with the best trial so far.
@@ -32,6 +32,7 @@ def run_study(impl, arguments: list[str], timeout: float | None):
         impl: Hydra's ``OptunaSweeperImpl``, set up (its settings, launcher and config).
         arguments: the command line's sweep overrides.
         timeout: the time budget in seconds, or None.
+        pruned: whether its trials are pruned: each job is told its trial's number then.
     """
     start = time.monotonic()
     impl._process_searchspace_config()
@@ -64,17 +65,17 @@ def run_study(impl, arguments: list[str], timeout: float | None):
         if timeout is not None and time.monotonic() - start >= timeout:
             print(
                 f"Stopped:   the time budget (hydra.sweeper.timeout) is spent after "
-                f"{n_trials - to_go} trial(s); no more start",
+                f"{n_trials - to_go} trial(s); no more trials start",
                 flush=True,
             )
             break
         trials = [study.ask() for _ in range(min(to_go, impl.n_jobs))]
-        overrides = [
-            (*params, f"+hydra.job.env_set.{TRIAL_ENV}={trial.number}")
-            for trial, params in zip(
-                trials, impl._configure_trials(trials, distributions, fixed), strict=True
-            )
-        ]
+        overrides = impl._configure_trials(trials, distributions, fixed)
+        if pruned:  # its job's pruner reports to its trial (framework.config.optuna.job_pruner)
+            overrides = [
+                (*params, f"+hydra.job.env_set.{TRIAL_ENV}={trial.number}")
+                for trial, params in zip(trials, overrides, strict=True)
+            ]
         returns = impl.launcher.launch(overrides, initial_job_idx=impl.job_idx)
         impl.job_idx += len(returns)
         failures = [e for trial, ret in zip(trials, returns) if (e := _tell(study, trial, ret))]

@@ -49,6 +49,7 @@ class ContinuingOptunaSweeper(Sweeper):
 
         self.optuna = OptunaSweeper(**settings)  # the jobs read the pruner's settings themselves
         self.timeout = None if timeout is None else seconds(timeout)
+        self.pruned = pruner != "none"
         plain_optuna_log()
 
     def setup(self, *, hydra_context, task_function, config):
@@ -66,4 +67,4 @@ class ContinuingOptunaSweeper(Sweeper):
     def sweep(self, arguments):
         from framework.sweeps.study import run_study
 
-        return run_study(self.optuna.sweeper, arguments, self.timeout)
+        return run_study(self.optuna.sweeper, arguments, self.timeout, self.pruned)

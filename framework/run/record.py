@@ -5,7 +5,7 @@ and a resumed sweep read it.
 """
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 from framework.errors import UserError, damaged
@@ -28,8 +28,13 @@ class RunRecord:
         devices: Keras's devices and the GPUs the process was given (None: an older run).
         execution: the backend and its execution settings (None: an older run).
         objective: its ``name``, ``value`` and ``direction``.
+        class_weight: each class's weight in the training loss, by class name; None:
+            unweighted (``trainer.class_weight`` null).
         pruned: where a pruner stopped the run (a sweep's or search's trial going nowhere): the
-            ``epoch`` it stopped after and the pruner (``by``); None (left out): not pruned.
+            ``epoch`` it stopped after and the pruner (``by``); None: not pruned.
+
+    A field with a default is left out of the file where it holds it, so a run that does not
+    use what the field records writes the file it wrote before the field existed.
     """
 
     test: dict
@@ -43,14 +48,15 @@ class RunRecord:
     devices: dict | None
     execution: dict | None
     objective: dict
+    class_weight: dict | None = None
     pruned: dict | None = None
 
     def as_dict(self) -> dict:
-        """The record as ``metrics.json`` holds it (without ``pruned`` where it is None)."""
+        """The record as ``metrics.json`` holds it."""
         return {
             field.name: getattr(self, field.name)
             for field in fields(self)
-            if field.name != "pruned" or self.pruned is not None
+            if field.default is MISSING or getattr(self, field.name) != field.default
         }
 
     @property

@@ -29,6 +29,8 @@ from framework.parts.kinds import data_kind
 from framework.parts.objective import check_objective, objective_value
 from framework.parts.tasks import Task, recorded_name, run_task
 from framework.run.checkpoint import JobCheckpoint
+from framework.run.class_weight import class_weights
+from framework.run.compiled_heads import CompiledHeads
 from framework.run.evaluation import is_one_hot
 from framework.run.feature_cache import cache_key, load_or_extract
 from framework.run.hparams import write_hparams
@@ -133,6 +135,12 @@ class Run:
         hparams: a sweep job's varied settings, for TensorBoard's HParams dashboard, or None.
         distribution: the devices the run is split over (``execution.distributed``), or None.
         pruner: what may stop the run as it goes (``framework.run.pruning``), or None.
+        compiled_heads: compiled heads to reuse for head-only stages on cached features (a
+            search's trials), or None.
+
+    Attributes:
+        class_weight: each class's weight in the training loss (``class_weights``), or None:
+            ``trainer.class_weight`` resolved, or refused, as the run is set up.
     """
 
     cfg: Any
@@ -151,6 +159,16 @@ class Run:
     hparams: dict | None = None
     distribution: dict | None = None
     pruner: Any = None
+    compiled_heads: CompiledHeads | None = None
+    class_weight: dict | None = field(init=False)
+
+    def __post_init__(self):
+        self.class_weight = class_weights(
+            _plain(self.cfg.trainer.get("class_weight")),
+            self.task,
+            self.data,
+            f"dataset {self.cfg.dataset.name!r}",
+        )
 
     @property
     def pruned(self) -> bool:
@@ -194,6 +212,9 @@ def _train(cfg, run_dir: Path, checkpoint: bool, hparams, pruner) -> tuple[dict,
             distribution=distribution,
             pruner=pruner,
         )
+        if run.class_weight:
+            weights = (f"{name} {weight:.4g}" for name, weight in run.class_weight.items())
+            print(f"Class weights: {', '.join(weights)}")
         plans = plan_stages(cfg, run.data, run.built)
         for plan in plans:
             fit_stage(run, plan, len(plans))
@@ -256,7 +277,8 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
         stages: how many stages the run has (for the stage's header line).
     """
     built, cfg = run.built, run.cfg
-    set_trainable(built.backbone, plan.trainable, built.pretrained)
+    if built.backbone is not None:  # None: the head was built alone (``build_head``)
+        set_trainable(built.backbone, plan.trainable, built.pretrained)
     epochs = f"{plan.epochs} epoch{'s' if plan.epochs != 1 else ''}"
     print(
         f"Stage {plan.number}/{stages} {plan.name}: {epochs}, trains "
@@ -276,7 +298,19 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
     # A head-only stage over cached features trains the head model, whose layers the full
     # model shares: the full model is trained all the same.
     target = built.head if plan.on_cached_features else built.model
-    _compile(target, plan, run)
+    if plan.on_cached_features and run.compiled_heads is not None:
+        target = run.compiled_heads.compiled(
+            built.head,
+            lambda head: _compile(head, plan, run),
+            plan.optimizer["learning_rate"],
+            {
+                "optimizer": {k: v for k, v in plan.optimizer.items() if k != "learning_rate"},
+                "task": [run.task.name, one_hot_targets(run.data.train)],
+                "compile": compile_options(run.cfg.trainer),
+            },
+        )
+    else:
+        _compile(target, plan, run)
     if not done:
         start = len(run.history) + 1
         run.stage_starts.append((start, plan.name))
@@ -286,9 +320,11 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
             row.update({k: v[i] for k, v in history.items()})
             run.history.append(row)
     if plan.on_cached_features:
-        # Saved compiled, with an optimizer built for the variables it would train.
-        _compile(built.model, plan, run)
-        built.model.optimizer.build(built.model.trainable_variables)
+        CompiledHeads.take_back(built.head, target)
+        if built.model is not None:  # None: the head was built alone (``build_head``)
+            # Saved compiled, with an optimizer built for the variables it would train.
+            _compile(built.model, plan, run)
+            built.model.optimizer.build(built.model.trainable_variables)
         splits = {split: run.features.get(split) for split in ("validation", "test")}
     else:
         splits = {"validation": run.data.validation, "test": run.data.test}
@@ -378,6 +414,8 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
     fit = target.fit(
         *args,
         **kwargs,
+        # Keras's own: each training example's loss (not validation's) weighed by its class.
+        class_weight=run.class_weight and dict(enumerate(run.class_weight.values())),
         epochs=plan.epochs,
         initial_epoch=initial_epoch,
         callbacks=callbacks,
@@ -459,6 +497,7 @@ def write_run_dir(run: Run) -> dict:
             ),
             "direction": task.objective(run.objective).direction,
         },
+        class_weight=run.class_weight,
         pruned={"epoch": run.pruner.epoch, "by": run.pruner.name} if run.pruned else None,
     )
     if run.hparams is not None:

@@ -243,6 +243,31 @@ def collect(s: Session) -> tuple[dict, dict]:
     best = [line for line in lines if "[HYDRA] Best" in line]  # as printed, its prefix too
     outs["optuna"] = transcript(command, ["...", *best, *table])
 
+    command = (
+        "python -m framework -m experiment=wine hydra/sweeper=optuna hydra.sweep.dir=pruned "
+        "'optimizer.learning_rate=tag(log,interval(1e-5,1.0))' hydra/sweeper/sampler=random "
+        "hydra.sweeper.sampler.seed=0 hydra.sweeper.n_trials=8 hydra.sweeper.n_jobs=1 "
+        "hydra.sweeper.pruner=median hydra.sweeper.pruner_startup_trials=2 trainer.epochs=20 "
+        "trainer.verbose=0"
+    )
+    stdout, _ = s.run(command)
+    lines = stdout.strip().splitlines()
+    pruned = [line for line in lines if line.startswith("  pruned after")]
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Sweep:")) :]
+    outs["optuna_pruned"] = transcript(command, ["...", *pruned, "...", *table])
+
+    command = (
+        "python -m framework experiment=wine tuner=random "
+        "'+tuner.space.optimizer.learning_rate={log_float:[1e-5,1.0]}' tuner.max_trials=8 "
+        "tuner.pruner=median tuner.pruner_startup_trials=2 tuner.time_budget=10m "
+        "trainer.epochs=20 trainer.verbose=0 hydra.run.dir=pruned_search"
+    )
+    stdout, _ = s.run(command)
+    lines = stdout.strip().splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("Search:")) :]
+    end = next(i for i, line in enumerate(table) if line.startswith("Retraining"))
+    outs["tune_pruned"] = transcript(command, ["...", *table[:end]])
+
     outs.update(collect_errors(s))
     figs["machine"] = machine()
     return figs, outs

@@ -65,10 +65,12 @@ def run(cfg: DictConfig) -> float:
             if not result:
                 return float("nan")  # a worker of a distributed search
         else:
+            from framework.config.optuna import job_pruner
             from framework.run.train import train
 
             hparams = _varied_settings(hydra_cfg) if hydra_cfg.mode == RunMode.MULTIRUN else None
-            result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint, hparams)
+            pruner = job_pruner(hydra_cfg) if hydra_cfg.mode == RunMode.MULTIRUN else None
+            result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint, hparams, pruner)
     except (UserError, OmegaConfBaseException, OSError) as e:
         stopped = stop_behind(e)
         if stopped is not None:  # a signal that OmegaConf turned into its own error

@@ -2,6 +2,7 @@
 (sqlite) that the same command continues, the config that selects it, and the checks of its
 settings before anything is written."""
 
+import os
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -14,10 +15,13 @@ from omegaconf import OmegaConf
 
 from framework.config.source import group_options
 from framework.errors import UserError
-from framework.parts.ranges import check_ranges, check_value, setting
+from framework.parts.ranges import DURATION, check_ranges, check_value, setting
 from framework.parts.tasks import AUTO, dataset_task, find_objective, registered_task
 
 DIRECTIONS = ("minimize", "maximize")
+PRUNERS = ("median", "hyperband", "none")
+# Set by the sweeper for each job (Hydra's hydra.job.env_set): the number of the job's trial.
+TRIAL_ENV = "FRAMEWORK_OPTUNA_TRIAL"
 _MISSING = object()
 
 
@@ -44,10 +48,95 @@ def store_optuna_config():
         n_trials: int = setting(20, at_least=1)
         n_jobs: int = setting(2, at_least=1)
         max_failure_rate: float = setting(0.0, at_least=0, at_most=1)
+        # Stops a trial whose objective, epoch by epoch, is going nowhere: Optuna's
+        # MedianPruner (worse than the median of the trials before at the same epoch) or
+        # HyperbandPruner; none: every trial trains to its end.
+        pruner: str = setting("none", choices=PRUNERS)
+        # median: trials that finish before any is pruned; epochs a trial trains before it
+        # may be (hyperband: its smallest budget).
+        pruner_startup_trials: int = setting(5, at_least=0)
+        pruner_warmup_epochs: int = setting(2, at_least=0)
+        # No trial starts once the sweep has run this long (90s, 10m, 1h); the running ones
+        # finish. null: none.
+        timeout: str | None = setting(None, form=DURATION)
 
     ConfigStore.instance().store(
         group="hydra/sweeper", name="optuna", node=ContinuingOptunaSweeperConf, provider="framework"
     )
+
+
+def make_pruner(name: str, startup_trials: int, warmup_epochs: int):
+    """Optuna's pruner of ``hydra.sweeper.pruner``."""
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=startup_trials, n_warmup_steps=warmup_epochs
+        )
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup_epochs))
+    return optuna.pruners.NopPruner()
+
+
+class TrialPruner:
+    """The job's side of a pruned study: reports each epoch's objective to the job's trial
+    through the study's storage (so it works in any process the launcher runs the job in),
+    and asks the study's pruner whether the trial goes on.
+
+    Args:
+        storage: the study's storage (a URL).
+        study_name: the study.
+        number: the job's trial.
+        pruner: ``hydra.sweeper.pruner``.
+        startup_trials, warmup_epochs: its settings.
+    """
+
+    def __init__(self, storage, study_name, number: int, pruner, startup_trials, warmup_epochs):
+        import optuna
+
+        study = optuna.load_study(
+            study_name=study_name,
+            storage=storage,
+            pruner=make_pruner(pruner, startup_trials, warmup_epochs),
+        )
+        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        self.trial = optuna.trial.Trial(study, trial_id)
+        self.name = f"optuna {pruner}"
+        self.epoch = None  # where it stopped the trial
+
+    def report(self, epoch: int, value: float) -> bool:
+        """Reports epoch ``epoch``'s (from 1) objective; returns whether to stop the trial."""
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            self.epoch = epoch
+        return self.epoch is not None
+
+
+def job_pruner(hydra_cfg) -> TrialPruner | None:
+    """The pruner of an Optuna sweep's job (its trial set by the sweeper), or None."""
+    number = os.environ.get(TRIAL_ENV)
+    sweeper = hydra_cfg.sweeper
+    if number is None or sweeper.get("pruner", "none") == "none":
+        return None
+    return TrialPruner(
+        _absolute(sweeper.storage, hydra_cfg.runtime.cwd),
+        sweeper.study_name,
+        int(number),
+        sweeper.pruner,
+        sweeper.pruner_startup_trials,
+        sweeper.pruner_warmup_epochs,
+    )
+
+
+def _absolute(storage: str, cwd: str) -> str:
+    """A sqlite storage's URL with its file relative to ``cwd`` (where the sweeper opened it)
+    made absolute: a launcher may run the job in another directory."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(storage)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return storage
+    return str(url.set(database=str(Path(cwd, url.database))))
 
 
 def optuna_direction(objective: str | None, task: str, dataset: str | None = None) -> str:

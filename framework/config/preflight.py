@@ -107,13 +107,19 @@ def check_settings(cfg):
 
     Raises:
         UserError: a setting outside the range its config declares, parts that cannot fit
-            together, a search space (``tuner.space``) a trial's setting could not take, or
-            class weights for a task, known before its data loads, that weighs no classes.
+            together, a search space (``tuner.space``) a trial's setting could not take, a
+            pruner the tuner's algorithm does not take, or class weights for a task, known
+            before its data loads, that weighs no classes.
     """
     check_ranges(cfg)
     check_fit({group: cfg[group].name for group in PART_GROUPS}, list(cfg.regularizer))
     if OmegaConf.select(cfg, "tuner.algorithm"):  # ~tuner leaves the rest of its settings
         check_space(cfg.tuner.space, cfg)
+        if cfg.tuner.algorithm == "hyperband" and cfg.tuner.pruner != "none":
+            raise UserError(
+                f"tuner.pruner={cfg.tuner.pruner}: tuner=hyperband prunes by its own brackets; "
+                "use tuner.pruner=none, or tuner.algorithm=random or bayesian"
+            )
     # Against every task's objectives here; against the run's task's once its data is loaded.
     for key in ("trainer.objective", "tuner.objective"):
         objective = OmegaConf.select(cfg, key)

@@ -20,7 +20,7 @@ from framework.config.optimizers import OPTIMIZERS
 from framework.config.optuna import optuna_direction, store_optuna_config
 from framework.errors import PluginError
 from framework.parts.loading import load_plugins
-from framework.parts.ranges import setting
+from framework.parts.ranges import DURATION, setting
 from framework.parts.registry import REGISTRIES
 from framework.runtime.backend import BACKENDS
 from framework.runtime.devices import gpu_workers
@@ -108,6 +108,7 @@ class TrainerConfig:
 
 
 TUNER_ALGORITHMS = ("random", "bayesian", "hyperband")
+TUNER_PRUNERS = ("median", "none")
 
 
 @dataclass
@@ -124,6 +125,16 @@ class TunerConfig:
     # Hyperband: the factor between its brackets' budgets, and how many times it runs them.
     factor: int = setting(3, at_least=2)
     hyperband_iterations: int = setting(1, at_least=1)
+    # random, bayesian: median stops a trial whose objective so far is worse than the median
+    # of the finished trials' at the same epoch (Hyperband prunes by its brackets); none: every
+    # trial trains to its end. With it: trials that finish before any is pruned, and the fewest
+    # epochs a trial trains before it may be.
+    pruner: str = setting("none", choices=TUNER_PRUNERS)
+    pruner_startup_trials: int = setting(5, at_least=0)
+    pruner_warmup_epochs: int = setting(2, at_least=0)
+    # No trial starts once the search has run this long (90s, 10m, 1h); the running one
+    # finishes, and the best so far is retrained. null: none.
+    time_budget: str | None = setting(None, form=DURATION)
     # The settings to search, by their config key, e.g.
     #   backbone.units: {choice: [[32], [64, 32]]}
     #   optimizer.learning_rate: {log_float: [1e-4, 1e-2]}

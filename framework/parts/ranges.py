@@ -39,6 +39,7 @@ class Range:
         below: values must be smaller than this.
         choices: the values accepted, if it is a closed set.
         values: where a ``{name: number}`` map is accepted too, the range of each number.
+        form: the form of a string's value: a ``Form`` (e.g. ``DURATION``).
     """
 
     at_least: float | None = None
@@ -47,6 +48,7 @@ class Range:
     below: float | None = None
     choices: tuple | None = None
     values: "Range | None" = None
+    form: "Form | None" = None
 
     def accepts(self, value) -> bool:
         if value is None:
@@ -59,6 +61,8 @@ class Range:
             return self.values is None and all(self.accepts(v) for v in value)
         if self.choices is not None:
             return value in self.choices
+        if self.form is not None:
+            return isinstance(value, str) and re.fullmatch(self.form.pattern, value) is not None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         return (
@@ -80,6 +84,8 @@ class Range:
         """The range of a value that is not a map, in words."""
         if self.choices is not None:
             return ", ".join(as_typed(c) for c in self.choices)
+        if self.form is not None:
+            return self.form.words
         words = [
             f"{sign} {as_typed(bound)}"
             for sign, bound in (
@@ -93,6 +99,33 @@ class Range:
         return " and ".join(words)
 
 
+@dataclass(frozen=True)
+class Form:
+    """The form a string setting's value takes.
+
+    Args:
+        name: what it is, e.g. ``duration``.
+        pattern: a regular expression its whole value matches.
+        words: the form in words, as a refusal shows it.
+    """
+
+    name: str
+    pattern: str
+    words: str
+
+
+# A span of time: 90s, 10m, 1.5h.
+DURATION = Form(
+    "duration", r"(\d+(\.\d*)?|\.\d+)(s|m|h)", "a duration: a number and s, m or h (90s, 10m, 1.5h)"
+)
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def seconds(duration: str) -> float:
+    """The seconds of a ``DURATION`` (``"90s"``, ``"10m"``, ``"1.5h"``), its range checked."""
+    return float(duration[:-1]) * _SECONDS[duration[-1]]
+
+
 def setting(
     default=dataclasses.MISSING,
     *,
@@ -103,6 +136,7 @@ def setting(
     below=None,
     choices=None,
     values=None,
+    form=None,
 ):
     """A dataclass field with the range of values it accepts (for a list, each entry's).
 
@@ -112,6 +146,7 @@ def setting(
         choices: the accepted values of a closed set.
         values: the bounds of each number where a ``{name: number}`` map is accepted too, e.g.
             ``{"above": 0}``.
+        form: the form of a string's value (a ``Form``, e.g. ``DURATION``).
 
     Returns:
         A ``dataclasses.field`` carrying the range in its metadata.
@@ -123,6 +158,7 @@ def setting(
         below,
         tuple(choices) if choices else None,
         Range(**values) if values is not None else None,
+        form,
     )
     return dataclasses.field(
         default=default, default_factory=default_factory, metadata={RANGE: accepted}
@@ -199,7 +235,9 @@ def value_outside(accepted: Range, default):
         accepted: the setting's range.
         default: its default (a list setting gets a list of one refused entry).
     """
-    if accepted.choices is not None:
+    if accepted.form is not None:
+        bad = "not_" + accepted.form.name
+    elif accepted.choices is not None:
         numbers = [c for c in accepted.choices if isinstance(c, (int, float))]
         bad = max(numbers) + 1 if numbers else "not_a_choice"
     elif accepted.at_least is not None:

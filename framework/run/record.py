@@ -30,6 +30,8 @@ class RunRecord:
         objective: its ``name``, ``value`` and ``direction``.
         class_weight: each class's weight in the training loss, by class name; None:
             unweighted (``trainer.class_weight`` null).
+        pruned: where a pruner stopped the run (a sweep's or search's trial going nowhere): the
+            ``epoch`` it stopped after and the pruner (``by``); None: not pruned.
 
     A field with a default is left out of the file where it holds it, so a run that does not
     use what the field records writes the file it wrote before the field existed.
@@ -47,6 +49,7 @@ class RunRecord:
     execution: dict | None
     objective: dict
     class_weight: dict | None = None
+    pruned: dict | None = None
 
     def as_dict(self) -> dict:
         """The record as ``metrics.json`` holds it."""

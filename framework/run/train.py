@@ -35,6 +35,7 @@ from framework.run.evaluation import is_one_hot
 from framework.run.feature_cache import cache_key, load_or_extract
 from framework.run.hparams import write_hparams
 from framework.run.model import build_model, set_trainable
+from framework.run.pruning import Pruning
 from framework.run.record import RunRecord, write_record
 from framework.run.report import (
     console_report,
@@ -54,7 +55,13 @@ from framework.runtime.execution import (
 )
 
 
-def train(cfg: DictConfig, run_dir, checkpoint: bool = False, hparams: dict | None = None) -> dict:
+def train(
+    cfg: DictConfig,
+    run_dir,
+    checkpoint: bool = False,
+    hparams: dict | None = None,
+    pruner=None,
+) -> dict:
     """Trains, evaluates and saves the model a config describes.
 
     Args:
@@ -65,6 +72,8 @@ def train(cfg: DictConfig, run_dir, checkpoint: bool = False, hparams: dict | No
             one an earlier, stopped run of the same config left there (a requeued job).
         hparams: the settings a sweep varies: written with the scores as the job's row of
             TensorBoard's HParams dashboard, before metrics.json.
+        pruner: told each epoch's objective, it may stop the run (``framework.run.pruning``);
+            a pruned run is written as it stopped, metrics.json saying so.
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -74,7 +83,7 @@ def train(cfg: DictConfig, run_dir, checkpoint: bool = False, hparams: dict | No
     """
     run_dir = Path(run_dir)
     with running_in(run_dir):
-        metrics, task = _train(cfg, run_dir, checkpoint, hparams)
+        metrics, task = _train(cfg, run_dir, checkpoint, hparams, pruner)
     print(console_report(run_dir, metrics, task))
     return metrics
 
@@ -125,6 +134,7 @@ class Run:
         score_test: False for a tuner's trial, which never looks at the test split.
         hparams: a sweep job's varied settings, for TensorBoard's HParams dashboard, or None.
         distribution: the devices the run is split over (``execution.distributed``), or None.
+        pruner: what may stop the run as it goes (``framework.run.pruning``), or None.
         compiled_heads: compiled heads to reuse for head-only stages on cached features (a
             search's trials), or None.
 
@@ -148,6 +158,7 @@ class Run:
     score_test: bool = True
     hparams: dict | None = None
     distribution: dict | None = None
+    pruner: Any = None
     compiled_heads: CompiledHeads | None = None
     class_weight: dict | None = field(init=False)
 
@@ -160,6 +171,10 @@ class Run:
         )
 
     @property
+    def pruned(self) -> bool:
+        return self.pruner is not None and self.pruner.epoch is not None
+
+    @property
     def loss(self):
         return self.task.loss(self.data, one_hot_targets(self.data.train))
 
@@ -169,7 +184,7 @@ class Run:
         return self.cfg.trainer.objective or self.task.default_objective
 
 
-def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> tuple[dict, Task]:
+def _train(cfg, run_dir: Path, checkpoint: bool, hparams, pruner) -> tuple[dict, Task]:
     use_backend(cfg.trainer.get("backend"))  # refused if this process runs another
     job_checkpoint = JobCheckpoint(run_dir, cfg) if checkpoint else None
     _clear_session()
@@ -195,6 +210,7 @@ def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> tuple[
             checkpoint=job_checkpoint,
             hparams=hparams,
             distribution=distribution,
+            pruner=pruner,
         )
         if run.class_weight:
             weights = (f"{name} {weight:.4g}" for name, weight in run.class_weight.items())
@@ -202,6 +218,8 @@ def _train(cfg, run_dir: Path, checkpoint: bool, hparams: dict | None) -> tuple[
         plans = plan_stages(cfg, run.data, run.built)
         for plan in plans:
             fit_stage(run, plan, len(plans))
+            if run.pruned:
+                break
         metrics = write_run_dir(run)
     if job_checkpoint:
         job_checkpoint.delete()  # the run is finished: metrics.json says so
@@ -372,6 +390,8 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
     initial_epoch = run.checkpoint.restore(plan.number, target) if run.checkpoint else 0
     if run.checkpoint:
         callbacks += run.checkpoint.callbacks(plan.number)
+    if run.pruner:
+        callbacks.append(Pruning(run.pruner, run.objective, before))
     callbacks.append(StopCheck())  # last: an epoch's end is logged and backed up before
     if plan.on_cached_features:
         args, kwargs = (
@@ -478,6 +498,7 @@ def write_run_dir(run: Run) -> dict:
             "direction": task.objective(run.objective).direction,
         },
         class_weight=run.class_weight,
+        pruned={"epoch": run.pruner.epoch, "by": run.pruner.name} if run.pruned else None,
     )
     if run.hparams is not None:
         write_hparams(run_dir, run.hparams, record)

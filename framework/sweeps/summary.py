@@ -29,6 +29,9 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Short names of headline scores in the printed table.
 ABBREVIATIONS = {"accuracy": "acc"}
 
+# The statuses of jobs that wrote their record: trained to the end, or stopped by a pruner.
+ENDED = ("finished", "pruned")
+
 # The jobs of the last sweep this process ran that did not finish: python -m framework exits
 # with an error when there are some (Hydra turns a callback's own exceptions into warnings).
 _unfinished: list[dict] = []
@@ -61,7 +64,7 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config, **kwargs):
         sweep_dir = _sweep_dir(config)
         jobs = write_summary(sweep_dir, config.hydra.output_subdir)
-        _unfinished[:] = [job for job in jobs if job["status"] != "finished"] or [
+        _unfinished[:] = [job for job in jobs if job["status"] not in ENDED] or [
             # Without .hydra records (output_subdir null), the FAILED files still tell.
             {"job": path.parent.name, "status": "failed"}
             for path in sorted(sweep_dir.glob(f"*/{FAILED}"))
@@ -113,9 +116,9 @@ def record_stopped_sweep(stopped: BaseException):
 
 
 def delete_models_outside(jobs: list[dict], keep: int) -> list[int]:
-    """Deletes ``model.keras`` of the finished jobs after the best ``keep`` (jobs ranked best
-    first); returns their numbers."""
-    finished = [job for job in jobs if job["status"] == "finished"]
+    """Deletes ``model.keras`` of the finished and pruned jobs after the best ``keep`` (jobs
+    ranked best first); returns their numbers."""
+    finished = [job for job in jobs if job["status"] in ENDED]
     deleted = []
     for job in finished[keep:]:
         model = Path(job["run_dir"]) / "model.keras"
@@ -133,7 +136,9 @@ def unfinished_jobs() -> list[dict]:
 def shown_status(job: dict) -> str:
     """A job's status as the table and the sweep's last line print it: a failed job's error was
     printed as the job failed (``error: job N failed: ...``), so here only "failed"
-    (summary.csv keeps the error)."""
+    (summary.csv keeps the error); a pruned job's, with its epoch."""
+    if job["status"] == "pruned":
+        return f"pruned after epoch {job['epochs']}"
     return "failed" if job["status"].startswith("failed") else job["status"]
 
 
@@ -202,9 +207,13 @@ def collect_jobs(sweep_dir: Path, output_subdir: str = ".hydra") -> list[dict]:
     )
     for job in jobs:
         job["varied"] = " ".join(o for o in job["overrides"] if o not in shared)
-    # Jobs of different tasks (-m task=...) optimize different objectives: ranked apart.
+    # Jobs of different tasks (-m task=...) optimize different objectives: ranked apart. A
+    # pruned job's value is its stopped model's: ranked after those that trained to the end.
     return best_first(
-        jobs, _objective, lambda job: job.get("objective_value"), lambda job: job["job"]
+        jobs,
+        _objective,
+        lambda job: job.get("objective_value") if job["status"] == "finished" else None,
+        lambda job: job["job"],
     )
 
 
@@ -238,7 +247,7 @@ def _outcome(job_dir: Path) -> dict:
     if record is not None:
         score = record.headline
         outcome = {
-            "status": "finished",
+            "status": "pruned" if record.pruned else "finished",
             "epochs": record.epochs,
             "headline": score,
             f"validation_{score}": record.validation[score],

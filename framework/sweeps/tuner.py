@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,11 @@ from framework.parts.objective import (  # noqa: E402
     check_objective,
     objective_value,
 )
-from framework.parts.ranges import as_typed  # noqa: E402
+from framework.parts.ranges import as_typed, seconds  # noqa: E402
 from framework.run.checkpoint import SEARCH_DIR, SEARCH_PROJECT, record_search  # noqa: E402
 from framework.run.compiled_heads import CompiledHeads  # noqa: E402
 from framework.run.model import build_head, build_model  # noqa: E402
+from framework.run.pruning import MedianRule  # noqa: E402
 from framework.run.report import write_history  # noqa: E402
 from framework.run.rundir import (  # noqa: E402
     finished_run_check,
@@ -59,8 +61,15 @@ from framework.run.train import (  # noqa: E402
 )
 from framework.runtime.execution import distributed, set_precision  # noqa: E402
 
-# Beside keras-tuner's own trial.json: the epochs a trial was given and trained.
+# Beside keras-tuner's own trial.json: the epochs a trial was given and trained, and, with a
+# pruner, its objective epoch by epoch and the epoch it was pruned after (or null).
 TRIAL_RECORD = "run.json"
+# trials.csv's status of a trial its pruner stopped (keras-tuner's own: COMPLETED).
+PRUNED = "PRUNED"
+
+
+class BudgetSpent(Exception):
+    """tuner.time_budget is spent: no trial starts."""
 
 
 @dataclass
@@ -81,11 +90,17 @@ class Search(keras_tuner.Tuner):
             oracle=oracle, directory=str(directory), project_name=SEARCH_PROJECT, overwrite=False
         )
         self.cfg, self.space = cfg, space
+        budget = cfg.tuner.time_budget
+        self.deadline = None if budget is None else time.monotonic() + seconds(budget)
         # Reused from trial to trial: the data, and the frozen backbone's features (extracted
         # once, kept in memory; trainer.feature_cache also keeps them on disk for later runs),
         # what a full build gave before the head, and the compiled heads.
         self._data, self._features, self._bodies = {}, {}, {}
         self._compiled_heads = CompiledHeads()
+
+    def pre_create_trial(self):
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise BudgetSpent()
 
     def run_trial(self, trial, *args, **kwargs):
         raise_if_stopped()  # a signal lost as the last trial's models were freed
@@ -98,22 +113,41 @@ class Search(keras_tuner.Tuner):
         # Hyperband gives each trial its budget of epochs.
         epochs = trial.hyperparameters.values.get("tuner/epochs") or self.cfg.tuner.epochs
         cfg = trial_config(self.cfg, settings, epochs)
+        pruner = self._pruner()
         try:
             check_settings(cfg)  # the settings a trial chose, together: once per trial
-            value, trained = self._run(cfg, Path(self.get_trial_dir(trial.trial_id)))
+            value, trained = self._run(cfg, Path(self.get_trial_dir(trial.trial_id)), pruner)
         except UserError as e:
             # Bad input stops the search (keras-tuner would retry, then fail trial after trial).
             raise keras_tuner.errors.FatalError(str(e)) from e
         except Exception as e:
             print(f"  trial {trial.trial_id} failed: {type(e).__name__}: {e}", flush=True)
             raise
-        write_atomic(
-            Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD,
-            json.dumps({"epochs": epochs, "trained_epochs": trained}),
-        )
+        ran = {"epochs": epochs, "trained_epochs": trained}
+        if pruner:
+            ran.update(curve=pruner.curve, pruned=pruner.epoch)
+        write_atomic(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD, json.dumps(ran))
         return {self.oracle.objective.name: value}
 
-    def _run(self, cfg, trial_dir: Path) -> tuple[float, int]:
+    def _pruner(self) -> MedianRule | None:
+        """tuner.pruner=median's rule for the next trial, over the finished trials' curves
+        (those pruned left out, as Optuna's MedianPruner does); None without one."""
+        tuner_cfg = self.cfg.tuner
+        if tuner_cfg.pruner != "median":
+            return None
+        curves = []
+        for trial in self.oracle.trials.values():
+            ran = _trial_record(self, trial)
+            if trial.status == "COMPLETED" and ran.get("curve") and not ran.get("pruned"):
+                curves.append(ran["curve"])
+        return MedianRule(
+            curves,
+            self.oracle.objective.direction,
+            tuner_cfg.pruner_startup_trials,
+            tuner_cfg.pruner_warmup_epochs,
+        )
+
+    def _run(self, cfg, trial_dir: Path, pruner=None) -> tuple[float, int]:
         """Trains a trial's config; returns its objective and the epochs it trained."""
         keras.backend.clear_session()  # the models of earlier trials: free them
         keras.utils.set_random_seed(cfg.seed)
@@ -164,12 +198,15 @@ class Search(keras_tuner.Tuner):
                 score_test=False,
                 distribution=distribution,
                 compiled_heads=None if distribution else self._compiled_heads,
+                pruner=pruner,
             )
             plans = plan_stages(cfg, data, run.built)
             feature_key = next((p.feature_key for p in plans if p.on_cached_features), None)
             run.features = self._features.get(feature_key)
             for plan in plans:
                 fit_stage(run, plan, len(plans))
+                if run.pruned:
+                    break
         if feature_key:
             self._features[feature_key] = run.features
             if all(plan.on_cached_features for plan in plans) and built.model is not None:
@@ -248,6 +285,12 @@ def _search(search: Search, cfg):
     UserError."""
     try:
         search.search(verbose=cfg.trainer.verbose > 0)
+    except BudgetSpent:
+        print(
+            f"Stopped:   the time budget (tuner.time_budget={cfg.tuner.time_budget}) is spent; "
+            "no more trials start",
+            flush=True,
+        )
     except keras_tuner.errors.FatalError as e:
         if isinstance(e.__cause__, UserError):
             raise e.__cause__ from None
@@ -280,20 +323,33 @@ def _trial_rows(search: Search, space: dict, objective: Objective) -> list[dict]
     the oracle (the chief's, in a distributed search)."""
     rows = []
     for trial in search.oracle.trials.values():
-        record = Path(search.get_trial_dir(trial.trial_id)) / TRIAL_RECORD
-        ran = json.loads(record.read_text()) if record.is_file() else {}
+        ran = _trial_record(search, trial)
         score = trial.score if trial.status == "COMPLETED" and trial.score is not None else None
         rows.append(
             {
                 "trial": trial.trial_id,
-                "status": trial.status,
+                "status": PRUNED
+                if trial.status == "COMPLETED" and ran.get("pruned")
+                else trial.status,
                 "settings": search_space.define(trial.hyperparameters.copy(), space),
                 "value": math.nan if score is None else float(score),
                 "epochs": ran.get("epochs"),
                 "trained_epochs": ran.get("trained_epochs", ""),
             }
         )
-    return best_first(rows, lambda r: objective, lambda r: r["value"], lambda r: r["trial"])
+    # A pruned trial's value is its stopped model's: ranked after those that trained to the end.
+    return best_first(
+        rows,
+        lambda r: objective,
+        lambda r: r["value"] if r["status"] == "COMPLETED" else None,
+        lambda r: r["trial"],
+    )
+
+
+def _trial_record(search: Search, trial) -> dict:
+    """What ``TRIAL_RECORD`` says of a trial (empty before it ended)."""
+    record = Path(search.get_trial_dir(trial.trial_id)) / TRIAL_RECORD
+    return json.loads(record.read_text()) if record.is_file() else {}
 
 
 def _write_trials(run_dir: Path, trials: list[dict], keys: list[str], objective: str):

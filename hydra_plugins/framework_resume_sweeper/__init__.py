@@ -9,6 +9,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.plugins.sweeper import Sweeper
 
 from framework.config.optuna import fail_running_trials, next_job_number, plain_optuna_log
+from framework.parts.ranges import seconds
 from framework.sweeps.resume import SkipFinished
 
 
@@ -40,12 +41,15 @@ class ResumingSweeper(Sweeper):
 class ContinuingOptunaSweeper(Sweeper):
     """Hydra's Optuna sweeper (``hydra/sweeper=optuna``), continuing the study its sweep dir
     holds: the new trials' jobs are numbered after the jobs already there, and trials that a
-    stopped sweep left running are marked failed first."""
+    stopped sweep left running are marked failed first. Its trials run in our loop
+    (``framework.sweeps.study``): with a pruner and a time budget."""
 
-    def __init__(self, **settings):
+    def __init__(self, pruner, pruner_startup_trials, pruner_warmup_epochs, timeout, **settings):
         from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
-        self.optuna = OptunaSweeper(**settings)
+        self.optuna = OptunaSweeper(**settings)  # the jobs read the pruner's settings themselves
+        self.timeout = None if timeout is None else seconds(timeout)
+        self.pruned = pruner != "none"
         plain_optuna_log()
 
     def setup(self, *, hydra_context, task_function, config):
@@ -61,4 +65,6 @@ class ContinuingOptunaSweeper(Sweeper):
             print(f"Resuming: study {impl.study_name!r} continues after job {impl.job_idx - 1}")
 
     def sweep(self, arguments):
-        return self.optuna.sweep(arguments)
+        from framework.sweeps.study import run_study
+
+        return run_study(self.optuna.sweeper, arguments, self.timeout, self.pruned)

@@ -27,7 +27,11 @@ class RunRecord:
         seed: the run's seed.
         devices: Keras's devices and the GPUs the process was given (None: an older run).
         execution: the backend and its execution settings (None: an older run).
-        objective: its ``name``, ``value`` and ``direction``.
+        objective: its ``name``, ``value`` and ``direction``; under a protocol that trains
+            several models, the value is their mean and ``std`` their spread.
+        protocol: a protocol that trains several models (``kfold``, ``seeds``): its name and
+            settings, each model's (round's) validation scores and objective, their mean and
+            std, and the model kept (``kept``); None (no key) for the holdout.
     """
 
     test: dict
@@ -41,10 +45,14 @@ class RunRecord:
     devices: dict | None
     execution: dict | None
     objective: dict
+    protocol: dict | None = None
 
     def as_dict(self) -> dict:
-        """The record as ``metrics.json`` holds it."""
-        return {field.name: getattr(self, field.name) for field in fields(self)}
+        """The record as ``metrics.json`` holds it (without ``protocol`` for the holdout)."""
+        found = {field.name: getattr(self, field.name) for field in fields(self)}
+        if self.protocol is None:
+            del found["protocol"]
+        return found
 
     @property
     def headline(self) -> str:

@@ -209,3 +209,52 @@ def test_bad_protocol_settings_are_refused_in_one_line(cli, overrides, fragments
 def test_the_protocols_are_parts_listed_with_the_others():
     assert registry.protocols.names() == ["holdout", "kfold", "seeds"]
     assert {p.provider for p in registry.protocols} == {"protocols"}
+
+
+@pytest.mark.slow
+def test_kfold_over_a_frozen_backbone_extracts_its_features_once(compose, tmp_path, monkeypatch):
+    from framework.run import feature_cache
+
+    extractions = []
+    extract = feature_cache.extract
+    monkeypatch.setattr(
+        feature_cache, "extract", lambda *a, **kw: extractions.append(1) or extract(*a, **kw)
+    )
+    cfg = compose(
+        "experiment=cnn_shapes",
+        "dataset.samples_per_class=10",
+        "trainer.verbose=0",
+        "trainer.stages=[{name:head,epochs:2,trainable:head}]",
+        f"trainer.feature_cache.dir={tmp_path / 'cache'}",
+        "protocol=kfold",
+        "protocol.folds=3",
+    )
+    metrics = train(cfg, tmp_path / "run")
+    assert extractions == [1]  # features are per image: the folds index one extraction
+    for path in sorted((tmp_path / "run" / "rounds").glob("*/round.json")):
+        assert json.loads(path.read_text())["record"]["stages"][0]["cached_features"] is True
+    assert len(metrics["protocol"]["rounds"]) == 3
+
+
+@pytest.mark.slow
+def test_a_refit_trains_on_train_and_validation_for_the_folds_mean_epochs(compose, tmp_path):
+    cfg = compose(
+        *FAST,
+        "trainer.epochs=6",
+        "callbacks=[early_stopping]",
+        "callbacks.early_stopping.patience=0",
+        "callbacks.early_stopping.min_delta=0.5",  # stops each fold after its first epochs
+        "protocol=kfold",
+        "protocol.folds=2",
+        "protocol.refit=true",
+    )
+    metrics = train(cfg, tmp_path / "run")
+    protocol = metrics["protocol"]
+    assert protocol["refit"] is True and protocol["kept"] == "refit"
+    epochs = [r["epochs"] for r in protocol["rounds"]]
+    assert metrics["epochs"] == max(1, round(sum(epochs) / len(epochs)))
+    refit = json.loads((tmp_path / "run" / "rounds" / "refit" / "round.json").read_text())
+    assert metrics["test"] == refit["record"]["test"]
+    # It validates nothing: the record's validation scores are the folds' mean.
+    assert metrics["validation"] == protocol["validation"]["mean"]
+    assert "validation" not in refit["record"]["stages"][0]

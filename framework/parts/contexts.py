@@ -70,13 +70,34 @@ class Data:
         """
         import numpy as np
 
-        if not (isinstance(self.train, tuple) and isinstance(self.validation, tuple)):
+        if not self.in_arrays:
             raise UserError(
-                "this protocol re-cuts train and validation, which it can only do where the "
-                "dataset gives them as arrays, not as tf.data pipelines (image folders); use "
-                "protocol=seeds or protocol=holdout"
+                "a protocol that re-cuts train and validation (protocol=kfold, or a refit) "
+                "needs them as arrays, or every stage training on cached features of a frozen "
+                "backbone; this dataset gives tf.data pipelines: use protocol=seeds or "
+                "protocol=holdout, or a head-only stage (trainer.stages) with "
+                "trainer.feature_cache.enabled=true"
             )
         return pooled(self.train, self.validation, np)
+
+    @property
+    def in_arrays(self) -> bool:
+        """Whether train and validation (where there is one: a refit has none) are ``(x, y)``
+        arrays, not ``tf.data`` pipelines."""
+        return isinstance(self.train, tuple) and isinstance(self.validation, (tuple, type(None)))
+
+    def pooled_targets(self):
+        """The targets of train and validation, train's first (a pipeline's in the order of
+        ``train_in_order``, as its features are extracted): what ``Round.validation`` indexes."""
+        import numpy as np
+
+        def targets(split):
+            if isinstance(split, tuple):
+                return np.asarray(split[1])
+            return np.concatenate([np.asarray(y) for _, y in split])
+
+        train = self.train_in_order if self.train_in_order is not None else self.train
+        return np.concatenate([targets(train), targets(self.validation)])
 
     def recut(self, validation_rows) -> "Data":
         """The data with train and validation cut again: the rows ``validation_rows`` of

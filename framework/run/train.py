@@ -253,6 +253,8 @@ def fit_round(
         distribution=distribution,
     )
     plans = plan_stages(cfg, run.data, run.built)
+    if rows is not None and not data.in_arrays and not all(p.on_cached_features for p in plans):
+        data.pooled()  # refused in one line: these splits cannot be cut
     if shared is not None:
         shared.give(run, plans, rows)
         keras.utils.set_random_seed(cfg.seed)  # as it was, whether shared built a model or not
@@ -630,9 +632,10 @@ def _fit_round_once(ctx: Rounds, shared, folder: str, round_, header: str, cfg=N
 
 def round_data(data, round_: Round):
     """A round's data: the data's own split, cut again (``Data.recut``), or train and
-    validation together for a refit (``validation=[]``), which validates nothing."""
-    if round_.validation is None:
-        return data
+    validation together for a refit (``validation=[]``), which validates nothing; ``tf.data``
+    splits as they are, where only cached features of them train (``SharedFeatures``)."""
+    if round_.validation is None or not data.in_arrays:
+        return data  # pipelines: only their features are cut (fit_round checks every stage's)
     if len(round_.validation):
         return data.recut(round_.validation)
     return dataclasses.replace(data, train=data.pooled(), validation=None, train_in_order=None)

@@ -39,7 +39,7 @@ class KFold(Protocol):
         import numpy as np
         from sklearn import model_selection
 
-        _, y = data.pooled()
+        y = data.pooled_targets()
         if data.task in (BINARY, MULTICLASS):
             labels = np.argmax(y, axis=-1) if np.ndim(y) > 1 else np.asarray(y)
             counts = np.bincount(labels.astype(int), minlength=len(data.class_names))

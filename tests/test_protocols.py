@@ -258,3 +258,23 @@ def test_a_refit_trains_on_train_and_validation_for_the_folds_mean_epochs(compos
     # It validates nothing: the record's validation scores are the folds' mean.
     assert metrics["validation"] == protocol["validation"]["mean"]
     assert "validation" not in refit["record"]["stages"][0]
+
+
+def test_a_sweep_summary_shows_a_protocols_mean_and_std(tmp_path):
+    from framework.sweeps.summary import columns, format_table
+
+    job = {
+        "job": 0,
+        "status": "finished",
+        "varied": "protocol=kfold",
+        "headline": "accuracy",
+        "objective": "val_accuracy",
+        "objective_value": 0.95,
+        "objective_std": 0.0125,
+        "direction": "max",
+        "test_accuracy": 0.9,
+    }
+    holdout = {k: v for k, v in job.items() if k != "objective_std"} | {"job": 1}
+    assert "0.9500 ± 0.0125" in format_table([job, holdout])
+    assert "objective_std" in columns([job, holdout])
+    assert "objective_std" not in columns([holdout])  # a holdout sweep's summary.csv unchanged

@@ -1,7 +1,7 @@
 """How much a run's objective moves with its seed under the holdout and under 5-fold, side by side
 in one run::
 
-    python benchmarks/protocols.py [--seeds 20] [--folds 5] [--epochs N]
+    python benchmarks/protocols.py [--seeds 20] [--folds 5] [--epochs N] [--experiments wine]
 
 For each of ``wine`` and ``iris_multiclass``, and each of ``--seeds`` seeds s (the run's
 ``seed`` and the dataset's ``split_seed``: the weights, the data order and which examples
@@ -40,6 +40,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=None, help="default: the experiment's")
+    parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS))
     args = parser.parse_args()
     from framework.parts.loading import load_plugins
 
@@ -47,7 +48,7 @@ def main():
     epochs = [f"trainer.epochs={args.epochs}"] if args.epochs else []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for experiment in EXPERIMENTS:
+        for experiment in args.experiments:
             found = {"holdout": [], "kfold": []}
             for seed in range(args.seeds):
                 common = [f"experiment={experiment}", f"seed={seed}", f"dataset.split_seed={seed}"]

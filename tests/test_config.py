@@ -152,6 +152,19 @@ def test_config_only_commands_never_import_a_backend(tmp_path, args):
             "unknown callbacks.early_stopping.mode 'up'; accepted: auto, min, max",
         ),
         (["trainer.verbose=3"], "unknown trainer.verbose 3; accepted: 0, 1, 2"),
+        # A choice or a {name: number} map.
+        (
+            ["trainer.class_weight=even"],
+            "unknown trainer.class_weight 'even'; accepted: balanced, or {name: number}, "
+            "each number > 0",
+        ),
+        (
+            ["trainer.class_weight={a:1,b:-2}"],
+            "trainer.class_weight={a:1,b:-2} is out of range; accepted: balanced, or "
+            "{name: number}, each number > 0",
+        ),
+        (["trainer.class_weight={a:null}"], "trainer.class_weight={a:null} is out of range"),
+        (["trainer.class_weight=[balanced]"], "trainer.class_weight=[balanced] is out of range"),
         # Ranges a plugin's builder used to check again, or was alone to check: declared.
         (
             ["regularizer=[augment]", "regularizer.augment.rotation=1.5"],

@@ -1,5 +1,6 @@
 """metrics.json: one writer, one reader, one error path for a file that cannot be read."""
 
+import dataclasses
 import json
 
 import pytest
@@ -38,6 +39,16 @@ def test_a_record_is_written_in_its_order_and_read_back(tmp_path):
     assert text.endswith("}\n") and text.startswith('{\n  "test": {\n    "loss": 0.4,')
     assert read_record(tmp_path) == RECORD
     assert read_record(tmp_path / "elsewhere") is None  # no record: not finished
+
+
+def test_class_weights_are_recorded_last_and_only_where_set(tmp_path):
+    weighted = dataclasses.replace(RECORD, class_weight={"a": 0.75, "b": 1.5})
+    write_record(tmp_path, weighted)
+    found = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(found)[-2:] == ["objective", "class_weight"]
+    assert found["class_weight"] == {"a": 0.75, "b": 1.5}
+    assert read_record(tmp_path) == weighted
+    assert "class_weight" not in RECORD.as_dict()  # a default run's file is as before
 
 
 def test_an_older_record_without_an_objective_ranks_by_validation_accuracy(tmp_path):

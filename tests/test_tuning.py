@@ -414,3 +414,50 @@ def test_a_distributed_search_runs_trials_on_workers_and_retrains_on_the_chief(t
     assert "Trial " not in outputs["chief"][0]  # ...the chief served them, then retrained
     assert "Search:    2 trials" in outputs["chief"][0]
     assert (tmp_path / "run" / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_head_trials_on_cached_features_build_no_backbone_and_score_as_fresh_builds(
+    compose, tmp_path, monkeypatch
+):
+    from framework.run import model
+    from framework.sweeps import tuner as tuning
+
+    cfg = compose(
+        "experiment=cnn_shapes",
+        "dataset.samples_per_class=10",
+        "trainer.verbose=0",
+        "trainer.stages=[{name:head,epochs:2,trainable:head}]",
+        f"trainer.feature_cache.dir={tmp_path / 'cache'}",
+        "tuner=random",
+        "tuner.max_trials=4",
+        "trainer.objective=val_loss",
+        "+tuner.space.head.units={choice:[16,32]}",
+        "+tuner.space.optimizer.learning_rate={choice:[0.01,0.001]}",
+    )
+    builds, searches = [], []
+    build_model = model.build_model
+    monkeypatch.setattr(
+        tuning, "build_model", lambda *a, **kw: builds.append(1) or build_model(*a, **kw)
+    )
+    search_init = tuning.Search.__init__
+    monkeypatch.setattr(
+        tuning.Search,
+        "__init__",
+        lambda self, *a, **kw: searches.append(self) or search_init(self, *a, **kw),
+    )
+    tuning.tune(cfg, tmp_path / "reused")
+    # The first trial builds the whole model; the others its head alone (the best's retraining
+    # is a run of its own, by train).
+    assert builds == [1]
+    assert searches[0]._compiled_heads.reused >= 1  # 4 trials, 2 head shapes
+    reused = (tmp_path / "reused" / "trials.csv").read_text()
+
+    # The same search, each trial on a whole model of its own, compiled anew.
+    compiled_heads = tuning.CompiledHeads
+    monkeypatch.setattr(tuning, "Body", lambda *a: None)
+    monkeypatch.setattr(tuning, "CompiledHeads", lambda: compiled_heads(size=0))
+    tuning.tune(cfg, tmp_path / "fresh")
+    assert len(builds) == 1 + 4
+    assert searches[1]._compiled_heads.reused == 0
+    assert (tmp_path / "fresh" / "trials.csv").read_text() == reused

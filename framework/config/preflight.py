@@ -22,7 +22,13 @@ from framework.parts import kinds
 from framework.parts.objective import check_objective
 from framework.parts.ranges import check_ranges
 from framework.parts.registry import REGISTRIES
-from framework.parts.tasks import AUTO, all_objectives
+from framework.parts.tasks import (
+    AUTO,
+    all_objectives,
+    check_class_weight,
+    dataset_task,
+    registered_task,
+)
 
 CONFIG_NAME = "config"
 # Groups whose choice decides which parts meet.
@@ -101,7 +107,8 @@ def check_settings(cfg):
 
     Raises:
         UserError: a setting outside the range its config declares, parts that cannot fit
-            together, or a search space (``tuner.space``) a trial's setting could not take.
+            together, a search space (``tuner.space``) a trial's setting could not take, or
+            class weights for a task, known before its data loads, that weighs no classes.
     """
     check_ranges(cfg)
     check_fit({group: cfg[group].name for group in PART_GROUPS}, list(cfg.regularizer))
@@ -112,6 +119,16 @@ def check_settings(cfg):
         objective = OmegaConf.select(cfg, key)
         if objective is not None:
             check_objective(objective, all_objectives(), key=key)
+    # Against the task known before the data loads, if any; against the run's once it is.
+    class_weight = OmegaConf.select(cfg, "trainer.class_weight")
+    task = OmegaConf.select(cfg, "task.name", default=AUTO)
+    task = dataset_task(OmegaConf.select(cfg, "dataset.name")) if task == AUTO else task
+    if class_weight is not None and task in REGISTRIES["task"]:
+        check_class_weight(registered_task(task), _plain(class_weight))
+
+
+def _plain(value):
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
 def check_fit(choices: dict, regularizers=()):

@@ -75,6 +75,10 @@ class TrainerConfig:
     # null: the task's own (classification val_accuracy, regression val_mae, multilabel
     # val_macro_f1). Losses and errors are minimized, the rest maximized.
     objective: str | None = None
+    # Weigh each example's training loss by its class (a task of one class per example, e.g.
+    # classification): balanced (n_samples / (n_classes * the class's count), counted on the
+    # training split), or {class name: weight} (classes left out weigh 1); null: unweighted.
+    class_weight: Any = setting(None, choices=("balanced",), values={"above": 0})
     # Keep a checkpoint in the run dir as training goes (each stage, and the stage being
     # trained), so that a run stopped part-way continues there when it runs again in the same
     # dir: a killed run rerun with hydra.run.dir=<its dir>, a Slurm job requeued, a sweep

@@ -8,6 +8,7 @@ A config dataclass declares a field's range with ``setting``::
         units: list[int] = setting(default_factory=lambda: [64], at_least=1)  # each entry
         dropout: float = setting(0.2, at_least=0.0, below=1.0)
         size: str = setting("small", choices=("small", "large"))
+        weights: Any = setting(None, choices=("auto",), values={"above": 0})  # {name: w} too
 
 ``check_ranges(cfg)`` then refuses ``backbone.dropout=1.5`` in one line that names the key, the
 value and the range, for a third party's part exactly as for a built-in one.
@@ -37,6 +38,7 @@ class Range:
         at_most: the largest value accepted.
         below: values must be smaller than this.
         choices: the values accepted, if it is a closed set.
+        values: where a ``{name: number}`` map is accepted too, the range of each number.
     """
 
     at_least: float | None = None
@@ -44,12 +46,17 @@ class Range:
     at_most: float | None = None
     below: float | None = None
     choices: tuple | None = None
+    values: "Range | None" = None
 
     def accepts(self, value) -> bool:
         if value is None:
             return True
+        if isinstance(value, dict):  # a map setting: each value, a number
+            return self.values is not None and all(
+                v is not None and self.values.accepts(v) for v in value.values()
+            )
         if isinstance(value, (list, tuple)):  # a list setting: each entry
-            return all(self.accepts(v) for v in value)
+            return self.values is None and all(self.accepts(v) for v in value)
         if self.choices is not None:
             return value in self.choices
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -62,7 +69,15 @@ class Range:
         )
 
     def describe(self) -> str:
-        """The range in words: ``>= 1``, ``> 0 and < 1``, ``a, b, c`` (choices)."""
+        """The range in words: ``>= 1``, ``> 0 and < 1``, ``a, b, c`` (choices), ``a, or
+        {name: number}, each number > 0`` (a map accepted too)."""
+        if self.values is not None:
+            either = f"{self._describe_scalar()}, or " if self.choices else ""
+            return f"{either}{{name: number}}, each number {self.values.describe()}"
+        return self._describe_scalar()
+
+    def _describe_scalar(self) -> str:
+        """The range of a value that is not a map, in words."""
         if self.choices is not None:
             return ", ".join(as_typed(c) for c in self.choices)
         words = [
@@ -87,6 +102,7 @@ def setting(
     at_most=None,
     below=None,
     choices=None,
+    values=None,
 ):
     """A dataclass field with the range of values it accepts (for a list, each entry's).
 
@@ -94,11 +110,20 @@ def setting(
         default: the default value (or ``default_factory`` for a list or dict).
         at_least, above, at_most, below: bounds of a number.
         choices: the accepted values of a closed set.
+        values: the bounds of each number where a ``{name: number}`` map is accepted too, e.g.
+            ``{"above": 0}``.
 
     Returns:
         A ``dataclasses.field`` carrying the range in its metadata.
     """
-    accepted = Range(at_least, above, at_most, below, tuple(choices) if choices else None)
+    accepted = Range(
+        at_least,
+        above,
+        at_most,
+        below,
+        tuple(choices) if choices else None,
+        Range(**values) if values is not None else None,
+    )
     return dataclasses.field(
         default=default, default_factory=default_factory, metadata={RANGE: accepted}
     )
@@ -191,10 +216,10 @@ def value_outside(accepted: Range, default):
 
 
 def _refusal(key: str, value, accepted: Range) -> str:
-    if accepted.choices is not None and not isinstance(value, list):
+    if accepted.choices is not None and not isinstance(value, (list, dict)):
         # optimizer.name=x selects an optimizer, as optimizer=x does: "unknown optimizer 'x'"
         return f"unknown {key.removesuffix('.name')} {value!r}; accepted: {accepted.describe()}"
-    each = "each entry " if isinstance(value, list) else ""
+    each = "each entry " if isinstance(value, list) and accepted.values is None else ""
     return f"{key}={as_typed(value)} is out of range; accepted: {each}{accepted.describe()}"
 
 

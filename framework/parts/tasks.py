@@ -16,6 +16,7 @@ from typing import Any
 
 from framework.errors import UserError
 from framework.parts.objective import Objective
+from framework.parts.ranges import as_typed
 
 AUTO = "auto"
 
@@ -55,6 +56,9 @@ class Task:
             columns it ``takes_targets``; False: it runs when ``task=<its name>`` asks for it.
         auto_order: where ``task=auto`` asks it among the others, lowest first (ties in name
             order): a task that takes what a later one would take too comes first.
+        weighs_classes: whether ``trainer.class_weight`` applies: one class per example, as
+            integer labels or one-hot rows of ``Data.class_names`` (Keras's
+            ``fit(class_weight=...)`` weighs each example by the class its label says).
     """
 
     kinds: tuple[str, ...] = ()
@@ -63,6 +67,7 @@ class Task:
     minimized: tuple[str, ...] | None = None
     auto: bool = False
     auto_order: int = 50
+    weighs_classes: bool = False
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -156,6 +161,20 @@ class Task:
     def target_names(self, data_info: dict) -> list[str]:
         """The class or target names in a ``data`` block that ``data_info`` wrote."""
         return data_info["classes"]
+
+
+def check_class_weight(task: Task, class_weight):
+    """Refuses a ``trainer.class_weight`` other than null for a task that weighs no classes
+    (``Task.weighs_classes``).
+
+    Raises:
+        UserError: the rule, the task and the value, in one line.
+    """
+    if class_weight is not None and not task.weighs_classes:
+        raise UserError(
+            f"trainer.class_weight is for a task of one class per example; task {task.name!r} "
+            f"is not one (leave it null). Received: trainer.class_weight={as_typed(class_weight)}"
+        )
 
 
 def registered_task(name: str, cfg=None) -> Task:

@@ -1,5 +1,6 @@
 """Model assembly: input -> regularizers' input steps -> backbone -> head -> output layer."""
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,9 @@ class Assembled:
         input_steps: whether regularizers act on the input before the backbone (augmentation).
         pretrained: whether the backbone was built frozen (``trainable = False``), as a plugin
             builds a pretrained feature extractor.
+        random_state: Python's random state once the backbone was built: Keras draws its
+            initializers' seeds from it, so a head built alone from it (``build_head``) starts
+            from the weights the full build gave its head.
     """
 
     model: Any
@@ -31,6 +35,7 @@ class Assembled:
     head: Any
     input_steps: bool
     pretrained: bool
+    random_state: Any = None
 
 
 def build_model(cfg, data: Data, one_hot: bool = False, task=None) -> Assembled:
@@ -48,13 +53,7 @@ def build_model(cfg, data: Data, one_hot: bool = False, task=None) -> Assembled:
     from framework.parts.tasks import run_task
 
     task = task or run_task(cfg, data)
-    regularizations = []
-    for name, reg_cfg in cfg.regularizer.items():
-        part = registry.regularizers.get(name)
-        regularization = part.build(reg_cfg)
-        if not isinstance(regularization, Regularization):
-            raise part.misbehaved(f"returned {_shown(regularization)}, not a Regularization")
-        regularizations.append(regularization)
+    regularizations = _regularizations(cfg)
     ctx = ModelContext(data.task, len(data.class_names), regularizations)
     inputs = keras.Input(shape=tuple(data.input_shape), name="inputs")
     x = inputs
@@ -66,16 +65,62 @@ def build_model(cfg, data: Data, one_hot: bool = False, task=None) -> Assembled:
     if not isinstance(backbone, keras.Model):
         raise part.misbehaved(f"returned {_shown(backbone)}, not a keras.Model")
     pretrained = not backbone.trainable
+    random_state = random.getstate()
     check_takes(
         registry.heads.get(cfg.head.name),
         output_kind(backbone.output.shape[1:]),
         f"backbone {cfg.backbone.name!r}",
     )
+    head = _head(cfg, data, one_hot, task, ctx, backbone.output.shape[1:], backbone.output.dtype)
+    model = keras.Model(inputs, head(backbone(x)), name=f"{cfg.backbone.name}_{cfg.head.name}")
+    return Assembled(model, backbone, head, bool(input_steps), pretrained, random_state)
+
+
+def build_head(
+    cfg, data: Data, features, one_hot: bool, task, pretrained: bool, random_state
+) -> Assembled:
+    """Builds the head alone, on a frozen backbone's features extracted before.
+
+    A search trial that trains only the head on cached features needs no backbone: the head is
+    built as ``build_model`` builds it, from the features' shape and dtype, with the initial
+    weights the full build would give it.
+
+    Args:
+        cfg: the composed run config.
+        data: the loaded dataset.
+        features: the backbone's features of the training split, ``(x, y)``.
+        one_hot: whether the labels are one-hot rows.
+        task: the run's task.
+        pretrained: whether the backbone is pretrained (``Assembled.pretrained``).
+        random_state: ``Assembled.random_state`` of a full build of the same config but for its
+            head, from the same seed.
+
+    Returns:
+        An ``Assembled`` with the head and no full model or backbone.
+    """
+    ctx = ModelContext(data.task, len(data.class_names), _regularizations(cfg))
+    random.setstate(random_state)
+    x = features[0]
+    head = _head(cfg, data, one_hot, task, ctx, x.shape[1:], str(x.dtype))
+    return Assembled(None, None, head, False, pretrained, random_state)
+
+
+def _regularizations(cfg) -> list[Regularization]:
+    regularizations = []
+    for name, reg_cfg in cfg.regularizer.items():
+        part = registry.regularizers.get(name)
+        regularization = part.build(reg_cfg)
+        if not isinstance(regularization, Regularization):
+            raise part.misbehaved(f"returned {_shown(regularization)}, not a Regularization")
+        regularizations.append(regularization)
+    return regularizations
+
+
+def _head(cfg, data, one_hot: bool, task, ctx, shape, dtype):
+    """The head model: the backbone's features to predictions, output layer included."""
     # The head is a model of its own, so a head-only stage can train it on cached features. Its
     # input takes the backbone's dtype: under a mixed policy, no cast to float32 and back.
-    features = keras.Input(
-        shape=backbone.output.shape[1:], dtype=backbone.output.dtype, name="features"
-    )
+    features = keras.Input(shape=tuple(shape), dtype=dtype, name="features")
     part = registry.heads.get(cfg.head.name)
     y = part.build(cfg.head, features, ctx)
     if not isinstance(y, keras.KerasTensor):
@@ -85,9 +130,7 @@ def build_model(cfg, data: Data, one_hot: bool = False, task=None) -> Assembled:
     # Under a mixed precision policy the output layer stays float32, as Keras's guide advises.
     dtype = output_dtype(cfg.trainer.precision)
     outputs = task.output_layer(ctx, data, one_hot, dtype)(y)
-    head = keras.Model(features, outputs, name="head")
-    model = keras.Model(inputs, head(backbone(x)), name=f"{cfg.backbone.name}_{cfg.head.name}")
-    return Assembled(model, backbone, head, bool(input_steps), pretrained)
+    return keras.Model(features, outputs, name="head")
 
 
 def _shown(value) -> str:

@@ -5,7 +5,7 @@ and a resumed sweep read it.
 """
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 from framework.errors import UserError, damaged
@@ -29,9 +29,14 @@ class RunRecord:
         execution: the backend and its execution settings (None: an older run).
         objective: its ``name``, ``value`` and ``direction``; under a protocol that trains
             several models, the value is their mean and ``std`` their spread.
+        class_weight: each class's weight in the training loss, by class name; None:
+            unweighted (``trainer.class_weight`` null).
         protocol: a protocol that trains several models (``kfold``, ``seeds``): its name and
             settings, each model's (round's) validation scores and objective, their mean and
-            std, and the model kept (``kept``); None (no key) for the holdout.
+            std, and the model kept (``kept``); None for the holdout.
+
+    A field with a default is left out of the file where it holds it, so a run that does not
+    use what the field records writes the file it wrote before the field existed.
     """
 
     test: dict
@@ -45,14 +50,16 @@ class RunRecord:
     devices: dict | None
     execution: dict | None
     objective: dict
+    class_weight: dict | None = None
     protocol: dict | None = None
 
     def as_dict(self) -> dict:
-        """The record as ``metrics.json`` holds it (without ``protocol`` for the holdout)."""
-        found = {field.name: getattr(self, field.name) for field in fields(self)}
-        if self.protocol is None:
-            del found["protocol"]
-        return found
+        """The record as ``metrics.json`` holds it."""
+        return {
+            field.name: getattr(self, field.name)
+            for field in fields(self)
+            if field.default is MISSING or getattr(self, field.name) != field.default
+        }
 
     @property
     def headline(self) -> str:

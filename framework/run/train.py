@@ -38,6 +38,8 @@ from framework.parts.objective import (
 from framework.parts.protocols import Protocol, Round
 from framework.parts.tasks import Task, recorded_name, run_task
 from framework.run.checkpoint import JobCheckpoint
+from framework.run.class_weight import class_weights
+from framework.run.compiled_heads import CompiledHeads
 from framework.run.evaluation import is_one_hot
 from framework.run.feature_cache import cache_key, load_or_extract
 from framework.run.hparams import write_hparams
@@ -132,6 +134,12 @@ class Run:
         score_test: False for a tuner's trial, which never looks at the test split.
         hparams: a sweep job's varied settings, for TensorBoard's HParams dashboard, or None.
         distribution: the devices the run is split over (``execution.distributed``), or None.
+        compiled_heads: compiled heads to reuse for head-only stages on cached features (a
+            search's trials), or None.
+
+    Attributes:
+        class_weight: each class's weight in the training loss (``class_weights``), or None:
+            ``trainer.class_weight`` resolved, or refused, as the run is set up.
     """
 
     cfg: Any
@@ -149,6 +157,16 @@ class Run:
     score_test: bool = True
     hparams: dict | None = None
     distribution: dict | None = None
+    compiled_heads: CompiledHeads | None = None
+    class_weight: dict | None = field(init=False)
+
+    def __post_init__(self):
+        self.class_weight = class_weights(
+            _plain(self.cfg.trainer.get("class_weight")),
+            self.task,
+            self.data,
+            f"dataset {self.cfg.dataset.name!r}",
+        )
 
     @property
     def loss(self):
@@ -252,6 +270,9 @@ def fit_round(
         hparams=hparams,
         distribution=distribution,
     )
+    if run.class_weight:
+        weights = (f"{name} {weight:.4g}" for name, weight in run.class_weight.items())
+        print(f"Class weights: {', '.join(weights)}")
     plans = plan_stages(cfg, run.data, run.built)
     if rows is not None and not data.in_arrays and not all(p.on_cached_features for p in plans):
         data.pooled()  # refused in one line: these splits cannot be cut
@@ -370,7 +391,8 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
         stages: how many stages the run has (for the stage's header line).
     """
     built, cfg = run.built, run.cfg
-    set_trainable(built.backbone, plan.trainable, built.pretrained)
+    if built.backbone is not None:  # None: the head was built alone (``build_head``)
+        set_trainable(built.backbone, plan.trainable, built.pretrained)
     epochs = f"{plan.epochs} epoch{'s' if plan.epochs != 1 else ''}"
     print(
         f"Stage {plan.number}/{stages} {plan.name}: {epochs}, trains "
@@ -390,7 +412,19 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
     # A head-only stage over cached features trains the head model, whose layers the full
     # model shares: the full model is trained all the same.
     target = built.head if plan.on_cached_features else built.model
-    _compile(target, plan, run)
+    if plan.on_cached_features and run.compiled_heads is not None:
+        target = run.compiled_heads.compiled(
+            built.head,
+            lambda head: _compile(head, plan, run),
+            plan.optimizer["learning_rate"],
+            {
+                "optimizer": {k: v for k, v in plan.optimizer.items() if k != "learning_rate"},
+                "task": [run.task.name, one_hot_targets(run.data.train)],
+                "compile": compile_options(run.cfg.trainer),
+            },
+        )
+    else:
+        _compile(target, plan, run)
     if not done:
         start = len(run.history) + 1
         run.stage_starts.append((start, plan.name))
@@ -400,9 +434,11 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
             row.update({k: v[i] for k, v in history.items()})
             run.history.append(row)
     if plan.on_cached_features:
-        # Saved compiled, with an optimizer built for the variables it would train.
-        _compile(built.model, plan, run)
-        built.model.optimizer.build(built.model.trainable_variables)
+        CompiledHeads.take_back(built.head, target)
+        if built.model is not None:  # None: the head was built alone (``build_head``)
+            # Saved compiled, with an optimizer built for the variables it would train.
+            _compile(built.model, plan, run)
+            built.model.optimizer.build(built.model.trainable_variables)
         splits = {split: run.features.get(split) for split in ("validation", "test")}
     else:
         splits = {"validation": run.data.validation, "test": run.data.test}
@@ -490,6 +526,8 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
     fit = target.fit(
         *args,
         **kwargs,
+        # Keras's own: each training example's loss (not validation's) weighed by its class.
+        class_weight=run.class_weight and dict(enumerate(run.class_weight.values())),
         epochs=plan.epochs,
         initial_epoch=initial_epoch,
         callbacks=callbacks,
@@ -799,6 +837,7 @@ def _run_record(run: Run, evaluated_on: str) -> RunRecord:
             else None,
             "direction": task.objective(run.objective).direction,
         },
+        class_weight=run.class_weight,
     )
 
 

@@ -14,7 +14,9 @@ import json
 import math
 import os
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from framework.runtime.backend import import_backend
 
@@ -37,7 +39,8 @@ from framework.parts.objective import (  # noqa: E402
 )
 from framework.parts.ranges import as_typed  # noqa: E402
 from framework.run.checkpoint import SEARCH_DIR, record_search  # noqa: E402
-from framework.run.model import build_model  # noqa: E402
+from framework.run.compiled_heads import CompiledHeads  # noqa: E402
+from framework.run.model import build_head, build_model  # noqa: E402
 from framework.run.rundir import (  # noqa: E402
     finished_run_check,
     running_in,
@@ -64,6 +67,16 @@ PROJECT = "search"
 TRIAL_RECORD = "run.json"
 
 
+@dataclass
+class Body:
+    """What a full build gave before its head, where all its stages trained the head on the
+    features under ``feature_key`` (see ``Assembled``)."""
+
+    feature_key: str
+    pretrained: bool
+    random_state: Any
+
+
 class Search(keras_tuner.Tuner):
     """keras-tuner's Tuner with our trial: the run's phases on the trial's config."""
 
@@ -73,8 +86,10 @@ class Search(keras_tuner.Tuner):
         )
         self.cfg, self.space = cfg, space
         # Reused from trial to trial: the data, and the frozen backbone's features (extracted
-        # once, kept in memory; trainer.feature_cache also keeps them on disk for later runs).
-        self._data, self._features = {}, {}
+        # once, kept in memory; trainer.feature_cache also keeps them on disk for later runs),
+        # what a full build gave before the head, and the compiled heads.
+        self._data, self._features, self._bodies = {}, {}, {}
+        self._compiled_heads = CompiledHeads()
 
     def run_trial(self, trial, *args, **kwargs):
         raise_if_stopped()  # a signal lost as the last trial's models were freed
@@ -128,16 +143,34 @@ class Search(keras_tuner.Tuner):
         protocol = load_protocol(cfg)
         if not protocol.single:
             return self._run_rounds(cfg, trial_dir, task, data, protocol)
+        # What build_model builds but for the head: a trial whose stages all train the head on
+        # features in memory builds the head alone, from where an earlier trial's build left it.
+        body_key = OmegaConf.to_yaml(
+            OmegaConf.create(
+                {"data": data_key, **{k: cfg[k] for k in ("backbone", "regularizer", "trainer")}}
+            ),
+            resolve=True,
+        )
         with distributed(cfg.trainer.distribution) as distribution:
+            body = self._bodies.get(body_key)
+            features = body and self._features.get(body.feature_key)
+            one_hot = one_hot_targets(data.train)
+            if features and not distribution:
+                built = build_head(
+                    cfg, data, features["train"], one_hot, task, body.pretrained, body.random_state
+                )
+            else:
+                built = build_model(cfg, data, one_hot, task)
             run = Run(
                 cfg,
                 trial_dir,
                 data,
                 task,
-                build_model(cfg, data, one_hot_targets(data.train), task),
+                built,
                 cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
                 score_test=False,
                 distribution=distribution,
+                compiled_heads=None if distribution else self._compiled_heads,
             )
             plans = plan_stages(cfg, data, run.built)
             feature_key = next((p.feature_key for p in plans if p.on_cached_features), None)
@@ -146,6 +179,8 @@ class Search(keras_tuner.Tuner):
                 fit_stage(run, plan, len(plans))
         if feature_key:
             self._features[feature_key] = run.features
+            if all(plan.on_cached_features for plan in plans) and built.model is not None:
+                self._bodies[body_key] = Body(feature_key, built.pretrained, built.random_state)
         value = objective_value(
             self.oracle.objective.name, run.stage_metrics[-1]["validation"], run.history
         )

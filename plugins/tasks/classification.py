@@ -28,6 +28,7 @@ class Classification(Task):
     auto_order = 100  # last: it takes any one column (and refuses several in encode)
     metric_names = ("accuracy",)
     default_objective = "val_accuracy"
+    weighs_classes = True
 
     def takes_targets(self, columns):
         if len(columns) != 1:

@@ -22,6 +22,7 @@ from framework.parts.contexts import (
     class_probabilities,
 )
 from framework.parts.kinds import FEATURE_MAPS, FEATURES, IMAGES
+from framework.parts.protocols import Protocol, Round
 from framework.parts.ranges import setting
 from framework.parts.tasks import Targets, Task, encode_targets
 from framework.runtime.backend import require_tensorflow
@@ -55,7 +56,9 @@ __all__ = [
     "FEATURES",
     "FEATURE_MAPS",
     "ModelContext",
+    "Protocol",
     "Regularization",
+    "Round",
     "RunContext",
     "Targets",
     "Task",

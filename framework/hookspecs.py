@@ -58,3 +58,10 @@ def register_callbacks(register):
 def register_tasks(register):
     """Register tasks: ``build(cfg) -> framework.api.Task`` (a ``Task`` subclass will do): what
     the model predicts, with its output layer, loss, metrics, evaluation and report."""
+
+
+@hookspec
+def register_protocols(register):
+    """Register evaluation protocols: ``build(cfg) -> framework.api.Protocol``: the models a run
+    trains (``Protocol.rounds``: the data's cut and the seed of each), ranked by their mean
+    validation objective."""

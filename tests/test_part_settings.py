@@ -103,6 +103,7 @@ def test_help_says_how_to_see_a_part_and_lists_only_user_groups(tmp_path):
         "experiment",
         "head",
         "optimizer",
+        "protocol",
         "regularizer",
         "task",
         "trainer",

@@ -158,6 +158,10 @@ class Config:
     # What the model predicts: auto (what the dataset's targets call for), classification,
     # regression or multilabel (python -m framework.plugins lists the registered ones).
     task: Any = MISSING
+    # How the run trains and scores its model: holdout (once, on the dataset's split), kfold
+    # (protocol.folds over train+validation) or seeds (protocol.repeats seeds); a sweep ranks
+    # by the mean of the models' validation objectives.
+    protocol: Any = MISSING
     regularizer: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)

@@ -3,6 +3,7 @@
 Light to import: Keras is imported inside the methods that use it.
 """
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,75 @@ class Data:
         if self.targets_for is not None:
             return self.targets_for
         return BINARY if len(self.class_names) == 2 else MULTICLASS
+
+    def pooled(self) -> tuple:
+        """Train and validation as one ``(x, y)`` pair, train's rows first: what a protocol's
+        ``Round.validation`` indexes.
+
+        Raises:
+            UserError: a split is a ``tf.data`` pipeline, which cannot be re-cut.
+        """
+        import numpy as np
+
+        if not self.in_arrays:
+            raise UserError(
+                "a protocol that re-cuts train and validation (protocol=kfold, or a refit) "
+                "needs them as arrays, or every stage training on cached features of a frozen "
+                "backbone; this dataset gives tf.data pipelines: use protocol=seeds or "
+                "protocol=holdout, or a head-only stage (trainer.stages) with "
+                "trainer.feature_cache.enabled=true"
+            )
+        return pooled(self.train, self.validation, np)
+
+    @property
+    def in_arrays(self) -> bool:
+        """Whether train and validation (where there is one: a refit has none) are ``(x, y)``
+        arrays, not ``tf.data`` pipelines."""
+        return isinstance(self.train, tuple) and isinstance(self.validation, (tuple, type(None)))
+
+    def pooled_targets(self):
+        """The targets of train and validation, train's first (a pipeline's in the order of
+        ``train_in_order``, as its features are extracted): what ``Round.validation`` indexes."""
+        import numpy as np
+
+        def targets(split):
+            if isinstance(split, tuple):
+                return np.asarray(split[1])
+            return np.concatenate([np.asarray(y) for _, y in split])
+
+        train = self.train_in_order if self.train_in_order is not None else self.train
+        return np.concatenate([targets(train), targets(self.validation)])
+
+    def recut(self, validation_rows) -> "Data":
+        """The data with train and validation cut again: the rows ``validation_rows`` of
+        ``pooled()`` validate, the others train; test unchanged."""
+        train, validation = recut(self.train, self.validation, validation_rows)
+        return dataclasses.replace(self, train=train, validation=validation, train_in_order=None)
+
+
+def pooled(train: tuple, validation: tuple, np) -> tuple:
+    """``(x, y)`` of train and validation together, train's rows first."""
+    return tuple(np.concatenate([a, b]) for a, b in zip(train, validation, strict=True))
+
+
+def recut(train: tuple, validation: tuple, validation_rows) -> tuple[tuple, tuple]:
+    """The one place where splits are cut again for a round of a protocol (``Round``): the
+    data's own, or a frozen backbone's features of them (indexed the same way).
+
+    Args:
+        train: ``(x, y)`` arrays.
+        validation: ``(x, y)`` arrays.
+        validation_rows: the rows of train+validation (train's first) that validate.
+
+    Returns:
+        The new ``(train, validation)``, each ``(x, y)``; rows keep their order.
+    """
+    import numpy as np
+
+    x, y = pooled(train, validation, np)
+    validates = np.zeros(len(y), dtype=bool)
+    validates[np.asarray(validation_rows)] = True
+    return (x[~validates], y[~validates]), (x[validates], y[validates])
 
 
 def output_classes(units: int) -> int:

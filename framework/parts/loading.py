@@ -24,6 +24,7 @@ HOOKS = {
     "regularizer": "register_regularizers",
     "callbacks": "register_callbacks",
     "task": "register_tasks",
+    "protocol": "register_protocols",
 }
 
 _manager: pluggy.PluginManager | None = None

@@ -122,3 +122,19 @@ def objective_value(name: str, validation: dict, history: list[dict]) -> float:
     if name.startswith("val_") and metric in validation:
         return float(validation[metric])
     return float(history[-1][name])
+
+
+def objective_over(values: list[float]) -> tuple[float, float]:
+    """The objective of a run that trained several models (a protocol's rounds): the mean of
+    their validation objectives, the one value sweeps and searches rank by, and its spread.
+
+    Args:
+        values: each model's objective (``objective_value``).
+
+    Returns:
+        ``(mean, std)``; the std is the sample's (``ddof=1``), 0 for one value.
+    """
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5

@@ -1,4 +1,5 @@
-"""Registries of named parts (datasets, backbones, heads, regularizers, callbacks, tasks).
+"""Registries of named parts (datasets, backbones, heads, regularizers, callbacks, tasks,
+protocols).
 
 A part is registered once by a plugin, listed by name, and built by name; Hydra loads its default
 config from the registry, under the part's group (``framework.config.source``), so
@@ -244,6 +245,7 @@ REGISTRIES: dict[str, Registry] = {
     "regularizer": Registry("regularizer", multiple=True),
     "callbacks": Registry("callbacks", multiple=True),
     "task": Registry("task"),
+    "protocol": Registry("protocol"),
 }
 datasets = REGISTRIES["dataset"]
 backbones = REGISTRIES["backbone"]
@@ -251,3 +253,4 @@ heads = REGISTRIES["head"]
 regularizers = REGISTRIES["regularizer"]
 callbacks = REGISTRIES["callbacks"]
 tasks = REGISTRIES["task"]
+protocols = REGISTRIES["protocol"]

@@ -27,11 +27,15 @@ class RunRecord:
         seed: the run's seed.
         devices: Keras's devices and the GPUs the process was given (None: an older run).
         execution: the backend and its execution settings (None: an older run).
-        objective: its ``name``, ``value`` and ``direction``.
+        objective: its ``name``, ``value`` and ``direction``; under a protocol that trains
+            several models, the value is their mean and ``std`` their spread.
         class_weight: each class's weight in the training loss, by class name; None:
             unweighted (``trainer.class_weight`` null).
         pruned: where a pruner stopped the run (a sweep's or search's trial going nowhere): the
             ``epoch`` it stopped after and the pruner (``by``); None: not pruned.
+        protocol: a protocol that trains several models (``kfold``, ``seeds``): its name and
+            settings, each model's (round's) validation scores and objective, their mean and
+            std, and the model kept (``kept``); None for the holdout.
 
     A field with a default is left out of the file where it holds it, so a run that does not
     use what the field records writes the file it wrote before the field existed.
@@ -50,6 +54,7 @@ class RunRecord:
     objective: dict
     class_weight: dict | None = None
     pruned: dict | None = None
+    protocol: dict | None = None
 
     def as_dict(self) -> dict:
         """The record as ``metrics.json`` holds it."""

@@ -60,6 +60,19 @@ def write_summary(run_dir: Path, model):
     write_atomic(run_dir / "summary.txt", "\n".join(lines) + "\n")
 
 
+def _protocol_lines(metrics: dict) -> list[str]:
+    """The console line of a protocol that trained several models: the objective's mean and
+    std over them, and the model kept."""
+    protocol = metrics.get("protocol")
+    if protocol is None:
+        return []
+    objective = metrics["objective"]
+    return [
+        f"Protocol:  {protocol['name']}, {len(protocol['rounds'])} models: {objective['name']} "
+        f"{objective['value']:.4f} ± {objective['std']:.4f} (mean ± std), kept {protocol['kept']}"
+    ]
+
+
 def console_report(run_dir: Path, metrics: dict, task=None) -> str:
     """A few lines for the end of a run; its task (None: the one that writes runs of its
     ``data.task``) writes the lines of scores."""
@@ -71,6 +84,7 @@ def console_report(run_dir: Path, metrics: dict, task=None) -> str:
         f"Model:     {metrics['model']['name']} ({metrics['model']['params']:,} parameters)",
         f"Data:      {metrics['data']['name']} ({', '.join(task.target_names(metrics['data']))})",
         f"Epochs:    {metrics['epochs']}",
+        *_protocol_lines(metrics),
         *task.score_lines(metrics),
         "Wrote:     "
         + ", ".join(

@@ -5,6 +5,9 @@
 that trains (a tuner trial, a resumed run) calls the same phases.
 """
 
+import copy
+import dataclasses
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -22,11 +25,17 @@ from omegaconf import DictConfig, OmegaConf
 from framework.config.optimizers import make_optimizer, optimizer_settings
 from framework.config.preflight import check_takes
 from framework.config.schema import StageConfig
-from framework.errors import raise_if_stopped
+from framework.errors import UserError, raise_if_stopped
 from framework.parts import registry
-from framework.parts.contexts import DataContext, RunContext
+from framework.parts.contexts import DataContext, RunContext, recut
 from framework.parts.kinds import data_kind
-from framework.parts.objective import check_objective, objective_value
+from framework.parts.objective import (
+    best_first,
+    check_objective,
+    objective_over,
+    objective_value,
+)
+from framework.parts.protocols import Protocol, Round
 from framework.parts.tasks import Task, recorded_name, run_task
 from framework.run.checkpoint import JobCheckpoint
 from framework.run.class_weight import class_weights
@@ -43,7 +52,7 @@ from framework.run.report import (
     write_history,
     write_summary,
 )
-from framework.run.rundir import running_in
+from framework.run.rundir import running_in, shown, write_atomic
 from framework.runtime.epoch_order import start_epoch
 from framework.runtime.execution import (
     compile_options,
@@ -192,6 +201,8 @@ def _train(cfg, run_dir: Path, checkpoint: bool, hparams, pruner) -> tuple[dict,
     set_precision(cfg.trainer.precision)
     task, data = load_task_data(cfg)
     check_objective(cfg.trainer.objective or task.default_objective, task.objectives)
+    protocol = load_protocol(cfg)
+    rounds = protocol.rounds(data, cfg.seed)  # bad folds are refused before any training
     batch_size = cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size
     with distributed(cfg.trainer.distribution) as distribution:
         note = single_device_note(distribution)
@@ -200,30 +211,157 @@ def _train(cfg, run_dir: Path, checkpoint: bool, hparams, pruner) -> tuple[dict,
         if distribution and keras.config.backend() == "jax":
             for note in split_evenly(data, batch_size, len(distribution["devices"])):
                 print(f"note: {note}")
-        run = Run(
-            cfg,
-            run_dir,
-            data,
-            task,
-            build_model(cfg, data, one_hot_targets(data.train), task),
-            batch_size,
-            checkpoint=job_checkpoint,
-            hparams=hparams,
-            distribution=distribution,
-            pruner=pruner,
-        )
-        if run.class_weight:
-            weights = (f"{name} {weight:.4g}" for name, weight in run.class_weight.items())
-            print(f"Class weights: {', '.join(weights)}")
-        plans = plan_stages(cfg, run.data, run.built)
-        for plan in plans:
-            fit_stage(run, plan, len(plans))
-            if run.pruned:
-                break
-        metrics = write_run_dir(run)
+        if protocol.single:
+            run = fit_round(
+                cfg,
+                run_dir,
+                data,
+                task,
+                batch_size,
+                checkpoint=job_checkpoint,
+                hparams=hparams,
+                distribution=distribution,
+                pruner=pruner,
+            )
+            metrics = write_run_dir(run)
+        else:
+            if pruner is not None:
+                print(f"note: a pruner stops holdout runs only; the {len(rounds)} rounds train on")
+            metrics = fit_rounds(
+                Rounds(cfg, run_dir, data, task, batch_size, checkpoint, distribution),
+                protocol,
+                rounds,
+                hparams,
+            )
     if job_checkpoint:
         job_checkpoint.delete()  # the run is finished: metrics.json says so
     return metrics, task
+
+
+def load_protocol(cfg) -> Protocol:
+    """The run's evaluation protocol (``protocol=``); the holdout for a config without one (a
+    run saved before protocols)."""
+    protocol_cfg = cfg.get("protocol")
+    if protocol_cfg is None:
+        return Protocol()
+    part = registry.protocols.get(protocol_cfg.name)
+    protocol = part.build(protocol_cfg)
+    if not isinstance(protocol, Protocol):
+        raise part.misbehaved(f"returned {type(protocol).__name__}, not a Protocol")
+    return protocol
+
+
+def fit_round(
+    cfg,
+    run_dir: Path,
+    data,
+    task: Task,
+    batch_size: int,
+    *,
+    checkpoint: JobCheckpoint | None = None,
+    score_test: bool = True,
+    hparams: dict | None = None,
+    distribution: dict | None = None,
+    shared: "SharedFeatures | None" = None,
+    rows=None,
+    pruner=None,
+) -> Run:
+    """Builds one model (under the random state the caller seeded) and trains its stages.
+
+    Args:
+        shared: the frozen backbone's features shared by the models of a protocol (extracted
+            once); None: extracted, or read from the feature cache, if a stage trains on them.
+        rows: with ``shared``, the rows of train+validation that validate this model
+            (``Round.validation``); None: the data's own split.
+        pruner: what may stop the run as it goes (``Run.pruner``); a pruned run trains no
+            further stage.
+
+    Returns:
+        The trained run, not yet written.
+    """
+    run = Run(
+        cfg,
+        run_dir,
+        data,
+        task,
+        build_model(cfg, data, one_hot_targets(data.train), task),
+        batch_size,
+        checkpoint=checkpoint,
+        score_test=score_test,
+        hparams=hparams,
+        distribution=distribution,
+        pruner=pruner,
+    )
+    if run.class_weight:
+        weights = (f"{name} {weight:.4g}" for name, weight in run.class_weight.items())
+        print(f"Class weights: {', '.join(weights)}")
+    plans = plan_stages(cfg, run.data, run.built)
+    if rows is not None and not data.in_arrays and not all(p.on_cached_features for p in plans):
+        data.pooled()  # refused in one line: these splits cannot be cut
+    if shared is not None:
+        shared.give(run, plans, rows)
+        keras.utils.set_random_seed(cfg.seed)  # as it was, whether shared built a model or not
+    for plan in plans:
+        fit_stage(run, plan, len(plans))
+        if run.pruned:
+            break
+    return run
+
+
+class SharedFeatures:
+    """A frozen backbone's features of the run's data, extracted (or read from the feature
+    cache) once for all the models of a protocol, with the backbone's weights that made them:
+    features are per example, so each model gets them cut as its data is (``recut``), and its
+    backbone those weights (a backbone of random weights is the run's seed's in every round).
+
+    Args:
+        cfg: the run config (the run's own seed).
+        data: the run's data, as the dataset cut it.
+        task: the run's task.
+    """
+
+    def __init__(self, cfg, data, task: Task):
+        self.cfg, self.data, self.task = cfg, data, task
+        self.found = {}  # feature-cache key: (features by split, backbone weights)
+
+    def give(self, run: "Run", plans: list, rows=None):
+        """Sets a model's backbone weights and features, where a stage trains on cached
+        features.
+
+        Args:
+            run: the model's run (its model built, not trained).
+            plans: its stages.
+            rows: the rows of train+validation that validate it; None: the data's own split;
+                none (``[]``): all of them train, nothing validates (a refit).
+        """
+        key = _feature_key(self.cfg, self.data, run.built)
+        if key is None or not any(plan.on_cached_features for plan in plans):
+            return
+        if key not in self.found:
+            built = run.built
+            if run.cfg.seed != self.cfg.seed:  # a resumed run: the run's seed's backbone
+                keras.utils.set_random_seed(self.cfg.seed)
+                built = build_model(
+                    self.cfg, self.data, one_hot_targets(self.data.train), self.task
+                )
+            cache_dir = Path(self.cfg.trainer.feature_cache.dir)
+            features, hit = load_or_extract(built.backbone, self.data, key, cache_dir)
+            print(
+                f"  on {'cached' if hit else 'newly extracted'} features of the frozen backbone "
+                f"({cache_dir / key}), shared by every round"
+            )
+            self.found[key] = (features, built.backbone.get_weights())
+        features, weights = self.found[key]
+        run.built.backbone.set_weights(weights)
+        run.features = dict(features)
+        if rows is not None:
+            run.features["train"], validation = recut(
+                features["train"], features["validation"], rows
+            )
+            if len(rows):
+                run.features["validation"] = validation
+            else:  # a refit on train+validation: nothing validates
+                del run.features["validation"]
 
 
 _runs_started = []  # in this process
@@ -405,7 +543,7 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
                     if isinstance(run.data.train, tuple)
                     else run.data.train_in_order is not None
                 ),
-                "validation_data": run.features["validation"],
+                "validation_data": run.features.get("validation"),
             },
         )
     else:
@@ -441,17 +579,239 @@ class StopCheck(keras.callbacks.Callback):
         raise_if_stopped()
 
 
+# A protocol's rounds, each in a folder of its own (its number, or "refit") in the run dir.
+ROUNDS_DIR = "rounds"
+# A round's record (beside its model.keras, summary.txt and checkpoint): written last, it marks
+# the round finished, and a run continued from its checkpoint keeps it.
+ROUND_RECORD = "round.json"
+# A round's labels and predictions of each split it was scored on, for the kept round's plots.
+ROUND_SCORES = "scores.npz"
+
+
+@dataclass
+class Rounds:
+    """What the rounds of a protocol share: the run's config (its seed), dir, data (as the
+    dataset cut it), task and batch size, whether it keeps a checkpoint, its devices."""
+
+    cfg: Any
+    run_dir: Path
+    data: Any
+    task: Task
+    batch_size: int
+    checkpoint: bool
+    distribution: dict | None
+
+
+def fit_rounds(ctx: Rounds, protocol: Protocol, rounds: list, hparams: dict | None) -> dict:
+    """Trains a protocol's rounds (those a stopped run finished are kept), keeps the best
+    round's model or a refit, and writes the run dir.
+
+    Returns:
+        The metrics written.
+
+    Raises:
+        UserError: a refit of data without a test split.
+    """
+    if protocol.refit and ctx.data.test is None:
+        raise UserError(
+            "protocol.refit=true trains on train+validation and needs a test split to score the "
+            f"refit model; dataset {ctx.cfg.dataset.name!r} has none: set protocol.refit=false"
+        )
+    shared = SharedFeatures(ctx.cfg, ctx.data, ctx.task)
+    results = [
+        _fit_round_once(ctx, shared, str(number), round_, f"Round {number}/{len(rounds)}")
+        for number, round_ in enumerate(rounds, start=1)
+    ]
+    objective = ctx.task.objective(results[0]["record"]["objective"]["name"])
+    kept = best_first(
+        results,
+        lambda r: objective,
+        lambda r: r["record"]["objective"]["value"],
+        lambda r: int(r["folder"]),
+    )[0]
+    if protocol.refit:
+        refit = Round("refit", ctx.cfg.seed, validation=[])
+        cfg = _refit_config(ctx.cfg, results)
+        kept = _fit_round_once(ctx, shared, "refit", refit, "Refit on train+validation", cfg)
+    return _write_rounds(ctx, protocol, results, kept, hparams)
+
+
+def _fit_round_once(ctx: Rounds, shared, folder: str, round_, header: str, cfg=None) -> dict:
+    """Trains a round in its folder and writes its record, or reads the record a stopped run
+    left there (with a checkpoint kept).
+
+    Returns:
+        The round's record, as read back from its file (the same whether trained now or
+        before).
+    """
+    round_dir = ctx.run_dir / ROUNDS_DIR / folder
+    found = round_dir / ROUND_RECORD
+    if ctx.checkpoint and found.is_file():
+        print(f"{header}: {round_.name}, finished before (kept in {shown(round_dir)})")
+        return json.loads(found.read_text())
+    print(f"{header}: {round_.name}, seed {round_.seed}")
+    round_dir.mkdir(parents=True, exist_ok=True)
+    cfg = copy.deepcopy(cfg if cfg is not None else ctx.cfg)
+    cfg.seed = round_.seed
+    data = round_data(ctx.data, round_)
+    checkpoint = JobCheckpoint(round_dir, cfg) if ctx.checkpoint else None
+    _clear_session()
+    keras.utils.set_random_seed(round_.seed)
+    run = fit_round(
+        cfg,
+        round_dir,
+        data,
+        ctx.task,
+        ctx.batch_size,
+        checkpoint=checkpoint,
+        distribution=ctx.distribution,
+        shared=shared,
+        rows=round_.validation,
+    )
+    evaluated_on = "test" if data.test is not None else "validation"
+    _save_model_files(run)
+    arrays = {
+        f"{split}_{key}": np.asarray(scores[key])
+        for split, scores in run.scores.items()
+        for key in ("y_true", "y_pred")
+    }
+    np.savez(round_dir / ROUND_SCORES, **arrays)
+    result = {
+        "folder": folder,
+        "name": round_.name,
+        "seed": round_.seed,
+        "record": _run_record(run, evaluated_on).as_dict(),
+        "scores": {
+            split: {k: v for k, v in scores.items() if k not in ("y_true", "y_pred")}
+            for split, scores in run.scores.items()
+        },
+        "history": run.history,
+        "stage_starts": run.stage_starts,
+    }
+    write_atomic(found, json.dumps(result))
+    if checkpoint:
+        checkpoint.delete()
+    return json.loads(found.read_text())
+
+
+def round_data(data, round_: Round):
+    """A round's data: the data's own split, cut again (``Data.recut``), or train and
+    validation together for a refit (``validation=[]``), which validates nothing; ``tf.data``
+    splits as they are, where only cached features of them train (``SharedFeatures``)."""
+    if round_.validation is None or not data.in_arrays:
+        return data  # pipelines: only their features are cut (fit_round checks every stage's)
+    if len(round_.validation):
+        return data.recut(round_.validation)
+    return dataclasses.replace(data, train=data.pooled(), validation=None, train_in_order=None)
+
+
+def _refit_config(cfg, results: list[dict]):
+    """The run config of a refit: each stage trains for the mean, over the rounds, of the
+    epochs it trained (early stopping may have ended it sooner), rounded, at least 1."""
+    cfg = copy.deepcopy(cfg)
+    names = [stage.name for stage in cfg.trainer.stages] or [StageConfig().name]
+    epochs = [
+        max(
+            1,
+            round(
+                sum(sum(1 for row in r["history"] if row["stage"] == name) for r in results)
+                / len(results)
+            ),
+        )
+        for name in names
+    ]
+    if cfg.trainer.stages:
+        for stage, n in zip(cfg.trainer.stages, epochs, strict=True):
+            stage.epochs = n
+    else:
+        cfg.trainer.epochs = epochs[0]
+    return cfg
+
+
+def _write_rounds(ctx: Rounds, protocol: Protocol, results: list, kept: dict, hparams) -> dict:
+    """Writes the run dir of a protocol's run: the kept round's model, plots and history, and
+    metrics.json with every round's validation scores, their mean and std.
+
+    Returns:
+        The metrics written.
+    """
+    run_dir, task = ctx.run_dir, ctx.task
+    kept_dir = run_dir / ROUNDS_DIR / kept["folder"]
+    record = dict(kept["record"])
+    with np.load(kept_dir / ROUND_SCORES) as arrays:
+        scores = {
+            split: {
+                **values,
+                "y_true": arrays[f"{split}_y_true"],
+                "y_pred": arrays[f"{split}_y_pred"],
+            }
+            for split, values in kept["scores"].items()
+        }
+    task.report(run_dir, scores, ctx.data, record["evaluated_on"])
+    for name in ("model.keras", "summary.txt"):
+        tmp = run_dir / f".{name}.{os.getpid()}.tmp"
+        shutil.copyfile(kept_dir / name, tmp)
+        shutil.move(tmp, run_dir / name)
+    write_history(run_dir, kept["history"])
+    starts = [tuple(start) for start in kept["stage_starts"]]
+    plot_curves(run_dir, kept["history"], starts, (*task.metric_names, "loss")[0])
+    validations = [r["record"]["validation"] for r in results]
+    mean, std = objective_over([r["record"]["objective"]["value"] for r in results])
+    spread = {k: objective_over([v[k] for v in validations]) for k in validations[0]}
+    record["objective"] = {**record["objective"], "value": mean, "std": std}
+    record["seed"] = ctx.cfg.seed
+    if not record["validation"]:  # a refit: the rounds' mean
+        record["validation"] = {k: m for k, (m, _) in spread.items()}
+    record["protocol"] = {
+        "name": protocol.name,
+        **protocol.settings(),
+        "refit": protocol.refit,
+        "kept": kept["name"],
+        "rounds": [
+            {
+                "name": r["name"],
+                "seed": r["seed"],
+                "epochs": r["record"]["epochs"],
+                "validation": r["record"]["validation"],
+                "objective": r["record"]["objective"]["value"],
+            }
+            for r in results
+        ],
+        "validation": {
+            "mean": {k: m for k, (m, _) in spread.items()},
+            "std": {k: sd for k, (_, sd) in spread.items()},
+        },
+    }
+    run_record = RunRecord(**record)
+    if hparams is not None:
+        write_hparams(run_dir, hparams, run_record)
+    write_record(run_dir, run_record)  # last: its presence marks a finished run
+    return run_record.as_dict()
+
+
 def write_run_dir(run: Run) -> dict:
     """Writes the plots, the model, its summary, the history and, last, metrics.json.
 
     Returns:
         The metrics written.
     """
-    data, run_dir, model, task = run.data, run.run_dir, run.built.model, run.task
+    data, run_dir, task = run.data, run.run_dir, run.task
     evaluated_on = "test" if data.test is not None else "validation"
     task.report(run_dir, run.scores, data, evaluated_on)
-    final = {k: v for k, v in run.scores[evaluated_on].items() if k not in ("y_true", "y_pred")}
-    portable = task.saved_metrics(data)
+    _save_model_files(run)
+    write_history(run_dir, run.history)
+    plot_curves(run_dir, run.history, run.stage_starts, (*task.metric_names, "loss")[0])
+    record = _run_record(run, evaluated_on)
+    if run.hparams is not None:
+        write_hparams(run_dir, run.hparams, record)
+    write_record(run_dir, record)  # last: its presence marks a finished run
+    return record.as_dict()
+
+
+def _save_model_files(run: Run):
+    """Saves model.keras (compiled with the task's portable metrics) and its summary."""
+    model, task = run.built.model, run.task
+    portable = task.saved_metrics(run.data)
     if portable is not None:  # the same optimizer, its state kept
         model.compile(
             optimizer=model.optimizer,
@@ -459,14 +819,19 @@ def write_run_dir(run: Run) -> dict:
             metrics=portable,
             **compile_options(run.cfg.trainer),
         )
-    _save_model(model, run_dir)
-    write_summary(run_dir, model)
-    write_history(run_dir, run.history)
-    plot_curves(run_dir, run.history, run.stage_starts, (*task.metric_names, "loss")[0])
-    record = RunRecord(
+    _save_model(model, run.run_dir)
+    write_summary(run.run_dir, model)
+
+
+def _run_record(run: Run, evaluated_on: str) -> RunRecord:
+    """The record of a trained run (a protocol's round, or the one model of a holdout run)."""
+    data, model, task = run.data, run.built.model, run.task
+    final = {k: v for k, v in run.scores[evaluated_on].items() if k not in ("y_true", "y_pred")}
+    validation = run.stage_metrics[-1].get("validation", {})  # a refit has none
+    return RunRecord(
         test=final,
         evaluated_on=evaluated_on,
-        validation=run.stage_metrics[-1]["validation"],
+        validation=validation,
         stages=run.stage_metrics,
         epochs=len(run.history),
         model={"name": model.name, "params": int(model.count_params())},
@@ -492,18 +857,15 @@ def write_run_dir(run: Run) -> dict:
         },
         objective={
             "name": run.objective,
-            "value": objective_value(
-                run.objective, run.stage_metrics[-1]["validation"], run.history
-            ),
+            # A refit validates nothing: its run's value is the rounds' mean.
+            "value": objective_value(run.objective, validation, run.history)
+            if validation or not run.objective.startswith("val_")
+            else None,
             "direction": task.objective(run.objective).direction,
         },
         class_weight=run.class_weight,
         pruned={"epoch": run.pruner.epoch, "by": run.pruner.name} if run.pruned else None,
     )
-    if run.hparams is not None:
-        write_hparams(run_dir, run.hparams, record)
-    write_record(run_dir, record)  # last: its presence marks a finished run
-    return record.as_dict()
 
 
 def _compile(model, plan: StagePlan, run: Run):

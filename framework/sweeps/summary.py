@@ -162,7 +162,9 @@ def write_summary(sweep_dir: Path, output_subdir: str | None) -> list[dict]:
 
 
 def columns(jobs: list[dict]) -> list[str]:
-    """summary.csv's columns: the headline scores of every task in the sweep."""
+    """summary.csv's columns: the objective's std where a job's protocol trained several
+    models (its value is then their mean), and the headline scores of every task in the sweep."""
+    spread = ["objective_std"] if any("objective_std" in job for job in jobs) else []
     scores = []
     for job in jobs:
         if "headline" in job:
@@ -171,7 +173,7 @@ def columns(jobs: list[dict]) -> list[str]:
                 for c in (f"validation_{job['headline']}", f"test_{job['headline']}")
                 if c not in scores
             ]
-    return [*FIRST_COLUMNS, *scores, *LAST_COLUMNS]
+    return [*FIRST_COLUMNS, *spread, *scores, *LAST_COLUMNS]
 
 
 def collect_jobs(sweep_dir: Path, output_subdir: str = ".hydra") -> list[dict]:
@@ -255,6 +257,8 @@ def _outcome(job_dir: Path) -> dict:
             "objective_value": record.objective["value"],
             "direction": record.objective["direction"],
         }
+        if "std" in record.objective:  # a protocol's: the value is the mean of its models'
+            outcome["objective_std"] = record.objective["std"]
         if record.evaluated_on == "test":
             outcome[f"test_{score}"] = record.test[score]
         return outcome
@@ -296,7 +300,7 @@ def format_table(jobs: list[dict]) -> str:
         rows.append(
             [
                 str(job["job"]),
-                f"{name}{job['objective_value']:.4f}" if finished else "-",
+                f"{name}{job['objective_value']:.4f}{_spread(job)}" if finished else "-",
                 (
                     f"{job['headline'] + ' ' if mixed else ''}{test:.4f}"
                     if test is not None
@@ -318,6 +322,11 @@ def format_table(jobs: list[dict]) -> str:
     return f"Sweep:     {len(jobs)} jobs, {best}\n" + "\n".join(
         "  " + line.rstrip() for line in lines
     )
+
+
+def _spread(job: dict) -> str:
+    """`` ± std`` of a job whose objective is a mean (a protocol's), else nothing."""
+    return f" ± {job['objective_std']:.4f}" if "objective_std" in job else ""
 
 
 def _sweep_dir(config) -> Path:

@@ -36,6 +36,7 @@ from framework.parts.objective import (  # noqa: E402
     Objective,
     best_first,
     check_objective,
+    objective_over,
     objective_value,
 )
 from framework.parts.ranges import as_typed, seconds  # noqa: E402
@@ -53,10 +54,14 @@ from framework.run.rundir import (  # noqa: E402
 )
 from framework.run.train import (  # noqa: E402
     Run,
+    SharedFeatures,
+    fit_round,
     fit_stage,
+    load_protocol,
     load_task_data,
     one_hot_targets,
     plan_stages,
+    round_data,
     train,
 )
 from framework.runtime.execution import distributed, set_precision  # noqa: E402
@@ -170,6 +175,9 @@ class Search(keras_tuner.Tuner):
             self._data[data_key] = load_task_data(cfg)
         task, data = self._data[data_key]
         set_precision(cfg.trainer.precision)
+        protocol = load_protocol(cfg)
+        if not protocol.single:
+            return self._run_rounds(cfg, trial_dir, task, data, protocol)
         # What build_model builds but for the head: a trial whose stages all train the head on
         # features in memory builds the head alone, from where an earlier trial's build left it.
         body_key = OmegaConf.to_yaml(
@@ -216,6 +224,36 @@ class Search(keras_tuner.Tuner):
             self.oracle.objective.name, run.stage_metrics[-1]["validation"], run.history
         )
         return value, len(run.history)
+
+    def _run_rounds(self, cfg, trial_dir: Path, task, data, protocol) -> tuple[float, int]:
+        """Trains a trial's config once per round of its protocol; returns the mean of the
+        rounds' objectives (``objective_over``) and the mean of their epochs."""
+        shared = SharedFeatures(cfg, data, task)
+        values, epochs = [], []
+        for round_ in protocol.rounds(data, cfg.seed):
+            keras.backend.clear_session()
+            keras.utils.set_random_seed(round_.seed)
+            round_cfg = copy.deepcopy(cfg)
+            round_cfg.seed = round_.seed
+            with distributed(cfg.trainer.distribution) as distribution:
+                run = fit_round(
+                    round_cfg,
+                    trial_dir,
+                    round_data(data, round_),
+                    task,
+                    cfg.get("dataset", {}).get("batch_size") or cfg.trainer.batch_size,
+                    score_test=False,
+                    distribution=distribution,
+                    shared=shared,
+                    rows=round_.validation,
+                )
+            values.append(
+                objective_value(
+                    self.oracle.objective.name, run.stage_metrics[-1]["validation"], run.history
+                )
+            )
+            epochs.append(len(run.history))
+        return objective_over(values)[0], round(sum(epochs) / len(epochs))
 
 
 def tune(cfg, run_dir, checkpoint: bool = False) -> dict:

@@ -1,0 +1,1 @@
+"""Evaluation protocols: holdout, k-fold and repeated seeds."""

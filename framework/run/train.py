@@ -323,10 +323,11 @@ class SharedFeatures:
     def __init__(self, cfg, data, task: Task):
         self.cfg, self.data, self.task = cfg, data, task
         self.found = {}  # feature-cache key: (features by split, backbone weights)
+        self.heads = CompiledHeads()  # the rounds' heads are of the same layers: traced once
 
     def give(self, run: "Run", plans: list, rows=None):
         """Sets a model's backbone weights and features, where a stage trains on cached
-        features.
+        features, and the compiled heads its head-only stages may reuse.
 
         Args:
             run: the model's run (its model built, not trained).
@@ -354,6 +355,8 @@ class SharedFeatures:
         features, weights = self.found[key]
         run.built.backbone.set_weights(weights)
         run.features = dict(features)
+        if run.distribution is None:
+            run.compiled_heads = self.heads
         if rows is not None:
             run.features["train"], validation = recut(
                 features["train"], features["validation"], rows

@@ -20,7 +20,7 @@ from framework.config.source import PART_GROUPS, SETTINGS_GROUP
 from framework.errors import UserError
 from framework.parts import kinds
 from framework.parts.objective import check_objective
-from framework.parts.ranges import check_ranges
+from framework.parts.ranges import check_ranges, plain
 from framework.parts.registry import REGISTRIES
 from framework.parts.tasks import (
     AUTO,
@@ -130,11 +130,7 @@ def check_settings(cfg):
     task = OmegaConf.select(cfg, "task.name", default=AUTO)
     task = dataset_task(OmegaConf.select(cfg, "dataset.name")) if task == AUTO else task
     if class_weight is not None and task in REGISTRIES["task"]:
-        check_class_weight(registered_task(task), _plain(class_weight))
-
-
-def _plain(value):
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        check_class_weight(registered_task(task), plain(class_weight))
 
 
 def check_fit(choices: dict, regularizers=()):

@@ -189,11 +189,16 @@ def check_ranges(cfg, prefix: str = ""):
         value = cfg[key]
         accepted = ranges.get(key)
         if accepted is not None:
-            plain = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-            if not accepted.accepts(plain):
-                raise UserError(_refusal(f"{prefix}{key}", plain, accepted))
+            value_plain = plain(value)
+            if not accepted.accepts(value_plain):
+                raise UserError(_refusal(f"{prefix}{key}", value_plain, accepted))
         if isinstance(value, (DictConfig, ListConfig)):
             check_ranges(value, f"{prefix}{key}.")
+
+
+def plain(value):
+    """A setting's value as plain Python (a config node's dicts and lists); others as they are."""
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
 def check_value(cfg, key: str, value):

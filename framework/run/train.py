@@ -36,6 +36,7 @@ from framework.parts.objective import (
     objective_value,
 )
 from framework.parts.protocols import Protocol, Round
+from framework.parts.ranges import plain
 from framework.parts.tasks import Task, recorded_name, run_task
 from framework.run.checkpoint import JobCheckpoint
 from framework.run.class_weight import class_weights
@@ -173,7 +174,7 @@ class Run:
 
     def __post_init__(self):
         self.class_weight = class_weights(
-            _plain(self.cfg.trainer.get("class_weight")),
+            plain(self.cfg.trainer.get("class_weight")),
             self.task,
             self.data,
             f"dataset {self.cfg.dataset.name!r}",
@@ -394,7 +395,7 @@ def plan_stages(cfg, data, built) -> list[StagePlan]:
     stages = list(cfg.trainer.stages) or [OmegaConf.structured(StageConfig())]
     plans, backbone_trained = [], False
     for number, stage in enumerate(stages, start=1):
-        trainable = _plain(stage.trainable)
+        trainable = plain(stage.trainable)
         if trainable is None:  # as built: a pretrained backbone stays frozen
             trainable = "head" if built.pretrained else "all"
         # Features extracted before the backbone trained would be stale after it.
@@ -958,10 +959,6 @@ def one_hot_targets(split) -> bool:
     return is_one_hot(
         np.shape(split[1]) if isinstance(split, tuple) else split.element_spec[1].shape
     )
-
-
-def _plain(value):
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
 def _save_model(model, run_dir: Path):

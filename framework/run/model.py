@@ -131,9 +131,11 @@ def _default_seed(rng: random.Random) -> int:
 def default_seeds_drawn(before, after, most: int = 10_000) -> int | None:
     """How many of Keras's default seeds take Python's random state from ``before`` to ``after``.
 
-    A build draws one per initializer and random layer it makes, and (for Keras's own layers)
+    A build draws one per initializer and random layer it makes, and Keras's own layers draw
     nothing else from Python's random: that count, the same from any seed, takes the state a
-    build starts from, under another seed, to the state the same build would leave.
+    build starts from, under another seed, to the state the same build would leave. (A part
+    that drew otherwise from Python's random would break this; the built-in backbones are
+    checked in tests/test_protocols.py.)
 
     Args:
         before: ``random.getstate()`` as a build began.

@@ -363,6 +363,21 @@ def test_a_refit_trains_on_train_and_validation_for_the_folds_mean_epochs(compos
     assert "validation" not in refit["record"]["stages"][0]
 
 
+@pytest.mark.slow
+def test_a_refit_over_cached_image_features_shows_the_test_images_it_got_wrong(compose, tmp_path):
+    cfg = compose(
+        *ON_FEATURES,
+        f"trainer.feature_cache.dir={tmp_path / 'cache'}",
+        "protocol=kfold",
+        "protocol.folds=2",
+        "protocol.refit=true",
+    )
+    metrics = train(cfg, tmp_path / "run")
+    assert metrics["protocol"]["kept"] == "refit" and metrics["evaluated_on"] == "test"
+    # It validated nothing: its grid is of the test split's images.
+    assert (tmp_path / "run" / "misclassified.png").is_file()
+
+
 def test_a_sweep_summary_shows_a_protocols_mean_and_std(tmp_path):
     from framework.sweeps.summary import columns, format_table
 

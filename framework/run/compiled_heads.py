@@ -1,15 +1,18 @@
 """Compiled heads kept for reuse: runs in one process (a search's trials) that train heads of the
-same layers on cached features fit one compiled model, traced once, instead of a new one each.
+same layers on cached features fit one compiled model, traced once, instead of a new one each,
+and fit them on the features' input pipelines, built once.
 
 Tracing a new model's train and test steps costs more than a head's whole fit on cached features.
 A head reused here starts from the weights of the head the run built (its own seed's), with the
 optimizer as a new compile leaves it and the run's learning rate, so that it trains as that head
-would: same graph, same starting values, same results.
+would: same graph, same starting values, same results. Its fits are served the batches Keras's
+own fit of the feature arrays serves, in the same order (``CompiledHeads.fit_inputs``).
 """
 
 import json
 from collections import OrderedDict
 
+import keras
 import numpy as np
 
 
@@ -24,6 +27,7 @@ class CompiledHeads:
         self.size = size
         self._heads = OrderedDict()  # key -> (compiled head, its optimizer's starting values)
         self.reused = 0  # fits that found their head compiled
+        self._inputs = None  # (the features' arrays and the fit's settings, fit's arguments)
 
     def compiled(self, head, compile_head, learning_rate: float, compiled_with: dict):
         """A compiled head to fit in place of ``head``, starting from ``head``'s weights.
@@ -58,6 +62,49 @@ class CompiledHeads:
             self._heads.popitem(last=False)
         return head
 
+    def fit_inputs(self, features: dict, batch_size: int, shuffle: bool, seed: int) -> dict | None:
+        """The cached features as a head's ``fit`` takes them, from pipelines built once for
+        the fits on the same features (the last ones' only are kept).
+
+        Keras's fit of arrays makes a pipeline per fit and an iterator per epoch, and on
+        TensorFlow shuffles by one permutation drawn from the global seed (the run's), the same
+        in every epoch and every fit. Here the training split is put in that order once, each
+        batch is a slice of it (not a copy), and one iterator serves all the epochs of a fit:
+        the same batches as Keras's own, in the same order.
+
+        Args:
+            features: the frozen backbone's features, ``{split: (x, y)}``.
+            batch_size: the fit's batch size.
+            shuffle: whether the fit shuffles the training split.
+            seed: the run's seed, TensorFlow's global seed as the run fits.
+
+        Returns:
+            ``fit``'s keyword arguments for the training and validation data, or None where
+            Keras's fit of the arrays would serve another order (not on TensorFlow).
+        """
+        if keras.backend.backend() != "tensorflow":
+            return None
+        arrays = [a for split in ("train", "validation") for a in features.get(split, ())]
+        settings = (batch_size, shuffle, seed)
+        if self._inputs is not None:
+            (kept, kept_settings), kwargs = self._inputs
+            if kept_settings == settings and len(kept) == len(arrays):
+                if all(a is b for a, b in zip(kept, arrays)):
+                    return kwargs
+        order = _keras_order(len(features["train"][0]), shuffle)
+        if order is None:
+            return None
+        x, y = features["train"]
+        kwargs = {
+            "x": _batches(x[order], y[order], batch_size).repeat(),
+            "steps_per_epoch": -(-len(x) // batch_size),
+            "shuffle": False,  # in the order above
+            "validation_data": features.get("validation")
+            and _batches(*features["validation"], batch_size),
+        }
+        self._inputs = (arrays, settings), kwargs
+        return kwargs
+
     @staticmethod
     def take_back(head, fitted):
         """Gives the run's ``head`` the weights of the compiled head that trained in its place."""
@@ -82,3 +129,36 @@ def _copy(source, target) -> bool:
     for s, t in zip(source, target):
         t.assign(s)
     return True
+
+
+def _keras_order(samples: int, shuffle: bool):
+    """The order Keras's fit serves a training split of NumPy arrays in on TensorFlow (its
+    ``ArrayDataAdapter``, over the indices), or None where two epochs would not be served in
+    the same order."""
+    if not shuffle:
+        return np.arange(samples)
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
+    indices = ArrayDataAdapter(np.arange(samples), batch_size=samples, shuffle=True)
+    dataset = indices.get_tf_dataset()
+    first, second = (np.asarray(next(iter(dataset))) for _ in range(2))
+    return first if np.array_equal(first, second) else None
+
+
+def _batches(x, y, batch_size: int):
+    """A pipeline of the arrays' batches in their order, each a slice of one tensor (float arrays
+    as Keras's fit takes them: in ``floatx``)."""
+    import tensorflow as tf
+
+    batches = -(-len(x) // batch_size)
+    x, y = (
+        tf.constant(
+            np.asarray(a, keras.config.floatx()) if np.issubdtype(a.dtype, np.floating) else a
+        )
+        for a in (x, y)
+    )
+
+    def batch(i):
+        return x[i * batch_size : (i + 1) * batch_size], y[i * batch_size : (i + 1) * batch_size]
+
+    return tf.data.Dataset.range(batches).map(batch)

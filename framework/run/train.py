@@ -597,20 +597,27 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
         callbacks.append(Pruning(run.pruner, run.objective, before))
     callbacks.append(StopCheck())  # last: an epoch's end is logged and backed up before
     if plan.on_cached_features:
-        args, kwargs = (
-            run.features["train"],
-            {
-                "batch_size": run.batch_size,
-                # As the training split does: NumPy arrays as the data says; a pipeline reshuffles
-                # each epoch exactly when it has a fixed-order twin.
-                "shuffle": (
-                    run.data.shuffle
-                    if isinstance(run.data.train, tuple)
-                    else run.data.train_in_order is not None
-                ),
-                "validation_data": run.features.get("validation"),
-            },
+        # As the training split does: NumPy arrays as the data says; a pipeline reshuffles each
+        # epoch exactly when it has a fixed-order twin.
+        shuffle = (
+            run.data.shuffle
+            if isinstance(run.data.train, tuple)
+            else run.data.train_in_order is not None
         )
+        args, kwargs = (
+            (),
+            run.compiled_heads
+            and run.compiled_heads.fit_inputs(run.features, run.batch_size, shuffle, run.cfg.seed),
+        )
+        if not kwargs:
+            args, kwargs = (
+                run.features["train"],
+                {
+                    "batch_size": run.batch_size,
+                    "shuffle": shuffle,
+                    "validation_data": run.features.get("validation"),
+                },
+            )
     else:
         args, kwargs = _fit_inputs(run.data.train, run.batch_size, run.data.shuffle)
         kwargs["validation_data"] = run.data.validation

@@ -204,7 +204,7 @@ class Run:
 def _train(cfg, run_dir: Path, checkpoint: bool, hparams, pruner) -> tuple[dict, Task]:
     use_backend(cfg.trainer.get("backend"))  # refused if this process runs another
     job_checkpoint = JobCheckpoint(run_dir, cfg) if checkpoint else None
-    _clear_session()
+    clear_session()
     keras.utils.set_random_seed(cfg.seed)
     set_precision(cfg.trainer.precision)
     task, data = load_task_data(cfg)
@@ -423,7 +423,7 @@ class SharedFeatures:
 _runs_started = []  # in this process
 
 
-def _clear_session(free_memory: bool = True):
+def clear_session(free_memory: bool = True):
     """Resets Keras's global state (names, the global seed generator) for a run, and frees the
     models of earlier runs in this process (a sweep's jobs one after another, a tuner's trials).
 
@@ -732,7 +732,7 @@ def _fit_round_once(ctx: Rounds, shared, folder: str, round_, header: str, cfg=N
     data = round_data(ctx.data, round_)
     checkpoint = JobCheckpoint(round_dir, cfg) if ctx.checkpoint else None
     # Rounds whose models are heads built alone leave little to free: no garbage collection.
-    _clear_session(free_memory=shared.full is None)
+    clear_session(free_memory=shared.full is None)
     keras.utils.set_random_seed(round_.seed)
     run = fit_round(
         cfg,
@@ -883,7 +883,7 @@ def _save_kept_model(ctx: Rounds, shared: SharedFeatures, kept: dict):
     cfg.seed = kept["seed"]
     built = shared.full
     if built is None:  # each round built its model whole, or all had finished before
-        _clear_session()  # the layers' names as the round's model had them
+        clear_session()  # the layers' names as the round's model had them
         keras.utils.set_random_seed(cfg.seed)
         built = build_model(cfg, ctx.data, one_hot_targets(ctx.data.train), ctx.task)
     run = Run(cfg, ctx.run_dir, ctx.data, ctx.task, built, ctx.batch_size)

@@ -55,6 +55,7 @@ from framework.run.rundir import (  # noqa: E402
 from framework.run.train import (  # noqa: E402
     Run,
     SharedFeatures,
+    clear_session,
     fit_round,
     fit_stage,
     load_protocol,
@@ -158,10 +159,7 @@ class Search(keras_tuner.Tuner):
         """Trains a trial's config; returns its objective and the epochs it trained."""
         # The models of earlier trials: Python's collector frees them as it goes (a collection
         # each trial, Keras's default, costs about as much as a head's fit on cached features).
-        try:
-            keras.backend.clear_session(free_memory=False)
-        except TypeError:  # a Keras without the argument (before 3.6) always collects
-            keras.backend.clear_session()
+        clear_session(free_memory=False)
         keras.utils.set_random_seed(cfg.seed)
         data_key = _data_key(cfg)
         if data_key not in self._data:

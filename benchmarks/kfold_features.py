@@ -6,8 +6,8 @@ same cache, side by side in one process::
 Generated shapes images, a frozen backbone of random weights (``weights=null``, one head-only
 stage): a first run fills the feature cache (not measured), then one holdout run and one k-fold
 run read it. Each fold trains its head on the features cut for it; the features are extracted
-once for all folds (features are per image). Prints both times and their ratio; the target: at
-most 1.5x.
+once for all folds (features are per image), and each fold builds its head alone. Prints both
+times and their ratio; the target: at most 1.5x.
 """
 
 import argparse

@@ -5,8 +5,9 @@ schedule (the head trained 10 epochs) as Keras trains it, through the frozen bas
 (``trainer.feature_cache.enabled=false``); the same run on cached features (the framework's
 default, extraction included); then the experiment's 16-trial random search on cached features
 (extracted once, inside the measured time), the best config retrained at its end. A trial
-builds the head alone on the features in memory, and trials of the same head layers fit one
-compiled head (``framework.run.compiled_heads``). Prints the wall times, the search's ratio to
+builds the head alone on the features in memory, trials of the same head layers fit one
+compiled head, and every trial fits on the features' pipelines, built once
+(``framework.run.compiled_heads``). Prints the wall times, the search's ratio to
 each run (target: at most 2x the run on cached features) and the process's memory after each
 trial (it must not grow per trial).
 Generated shapes stand in for the user's folders, and random weights for ImageNet's (the

@@ -61,7 +61,9 @@ def test_misclassified_grid_shows_every_image(tmp_path, shape):
         images[..., 1] = 255  # pure green
     else:
         images[...] = 128  # mid grey
-    plot_misclassified(tmp_path, images, [0] * len(images), [1] * len(images), ["a", "b"])
+    plot_misclassified(
+        tmp_path, images, [0] * len(images), [1] * len(images), ["a", "b"], "validation"
+    )
     png = matplotlib.image.imread(tmp_path / "misclassified.png")[..., :3]
     colour = [0, 1, 0] if rgb else [128 / 255] * 3
     drawn = np.all(np.isclose(png, colour, atol=0.01), axis=-1).sum()
@@ -72,7 +74,7 @@ def test_misclassified_grid_shows_every_image(tmp_path, shape):
 
 
 def test_the_misclassified_grid_is_drawn_with_no_image_to_show(tmp_path):
-    plot_misclassified(tmp_path, np.zeros((0,)), [], [], ["a", "b"])
+    plot_misclassified(tmp_path, np.zeros((0,)), [], [], ["a", "b"], "validation")
     assert matplotlib.image.imread(tmp_path / "misclassified.png").size
 
 

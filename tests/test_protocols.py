@@ -15,6 +15,13 @@ from framework.run.train import load_protocol, load_task_data, train
 from conftest import assert_one_line_error
 
 FAST = ("experiment=iris_binary", "trainer.epochs=3", "trainer.verbose=0")
+# A head-only stage over the cached features of a frozen backbone of random weights.
+ON_FEATURES = (
+    "experiment=cnn_shapes",
+    "dataset.samples_per_class=10",
+    "trainer.verbose=0",
+    "trainer.stages=[{name:head,epochs:3,trainable:head}]",
+)
 
 
 def _by_hand(metrics: dict):
@@ -121,12 +128,16 @@ class StopAfter(keras.callbacks.Callback):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("config", ["iris", "on features"])
 def test_a_kfold_run_stopped_in_fold_2_continues_there_with_the_same_results(
-    compose, tmp_path, monkeypatch
+    compose, tmp_path, monkeypatch, config
 ):
     from framework.run.checkpoint import JobCheckpoint
 
-    cfg = compose(*FAST, "protocol=kfold", "protocol.folds=3", "trainer.checkpoint_interval=0")
+    overrides = FAST if config == "iris" else ON_FEATURES
+    if config == "on features":  # fold 2 a head built alone, then the first build of a process
+        overrides += (f"trainer.feature_cache.dir={tmp_path / 'cache'}",)
+    cfg = compose(*overrides, "protocol=kfold", "protocol.folds=3", "trainer.checkpoint_interval=0")
     whole = train(cfg, tmp_path / "whole", checkpoint=True)
 
     fitted, stop = [], [True]
@@ -158,6 +169,98 @@ def test_a_kfold_run_stopped_in_fold_2_continues_there_with_the_same_results(
         tmp_path / "whole" / "history.csv"
     ).read_bytes()
     assert not (tmp_path / "job" / "rounds" / "2" / ".resume").exists()
+    _assert_same_weights(tmp_path / "job" / "model.keras", tmp_path / "whole" / "model.keras")
+
+
+def _assert_same_weights(path, other):
+    model, other = keras.saving.load_model(path), keras.saving.load_model(other)
+    assert [w.path for w in model.weights] == [w.path for w in other.weights]
+    for mine, theirs in zip(model.get_weights(), other.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.slow
+def test_kfold_over_cached_features_builds_heads_alone_as_full_builds_would_start_them(
+    compose, tmp_path, monkeypatch
+):
+    from framework.run import train as training
+    from framework.run.evaluation import split_arrays
+
+    built = []
+    for name in ("build_model", "build_head"):
+        build = getattr(training, name)
+        monkeypatch.setattr(
+            training,
+            name,
+            lambda *a, build=build, name=name, **kw: built.append(name) or build(*a, **kw),
+        )
+    cfg = compose(
+        *ON_FEATURES,
+        f"trainer.feature_cache.dir={tmp_path / 'cache'}",
+        "protocol=kfold",
+        "protocol.folds=3",
+    )
+    metrics = train(cfg, tmp_path / "alone")
+    # One full build shows what a build draws before its head; the folds build heads alone, and
+    # that full model takes the kept fold's head.
+    assert built == ["build_model", "build_head", "build_head", "build_head"]
+    rounds = tmp_path / "alone" / "rounds"
+    assert sorted(p.name for p in (rounds / "1").iterdir()) == [
+        "head.weights.h5",
+        "round.json",
+        "scores.npz",
+    ]
+
+    built.clear()  # no count of draws found: each fold builds its model whole
+    monkeypatch.setattr(training, "default_seeds_drawn", lambda before, after: None)
+    whole = train(cfg, tmp_path / "whole")
+    assert built == ["build_model"] * 4  # three folds and the kept one
+    assert json.dumps(whole["protocol"]["rounds"]) == json.dumps(metrics["protocol"]["rounds"])
+    for name in ("metrics.json", "history.csv", "summary.txt"):
+        assert (tmp_path / "alone" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    _assert_same_weights(tmp_path / "alone" / "model.keras", tmp_path / "whole" / "model.keras")
+
+    # model.keras is the kept fold's: its backbone and trained head predict the test images as
+    # the head did on their cached features.
+    kept = next(
+        i
+        for i, r in enumerate(metrics["protocol"]["rounds"], 1)
+        if r["name"] == metrics["protocol"]["kept"]
+    )
+    keras.utils.set_random_seed(cfg.seed)
+    _, data = load_task_data(cfg)
+    model = keras.saving.load_model(tmp_path / "alone" / "model.keras")
+    predicted = model.predict(split_arrays(data.test)[0], verbose=0).argmax(axis=-1)
+    with np.load(rounds / str(kept) / "scores.npz") as scores:
+        np.testing.assert_array_equal(predicted, scores["test_y_pred"])
+    head = model.get_layer("head")
+    weights = head.get_weights()
+    head.load_weights(rounds / str(kept) / "head.weights.h5")
+    for mine, kept_weights in zip(weights, head.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, kept_weights)
+
+
+@pytest.mark.parametrize("backbone", ["simple_cnn", "mobilenetv2"])
+def test_the_default_seeds_a_build_draws_before_its_head_are_as_many_from_any_seed(
+    compose, backbone
+):
+    import random
+
+    from framework.run.model import after_default_seeds, build_model, default_seeds_drawn
+
+    weights = ("backbone.weights=null",) if backbone == "mobilenetv2" else ()
+    cfg = compose(*ON_FEATURES, f"backbone={backbone}", *weights)
+    _, data = load_task_data(cfg)
+    states = {}
+    for seed in (3, 7):
+        keras.utils.set_random_seed(seed)
+        before = random.getstate()
+        states[seed] = before, build_model(cfg, data).random_state
+    drawn = default_seeds_drawn(*states[3])
+    assert drawn  # an initializer's seed for each layer with weights
+    before, after = states[7]
+    assert after_default_seeds(before, drawn) == after
+    assert default_seeds_drawn(before, after) == drawn
 
 
 @pytest.mark.slow
@@ -258,6 +361,21 @@ def test_a_refit_trains_on_train_and_validation_for_the_folds_mean_epochs(compos
     # It validates nothing: the record's validation scores are the folds' mean.
     assert metrics["validation"] == protocol["validation"]["mean"]
     assert "validation" not in refit["record"]["stages"][0]
+
+
+@pytest.mark.slow
+def test_a_refit_over_cached_image_features_shows_the_test_images_it_got_wrong(compose, tmp_path):
+    cfg = compose(
+        *ON_FEATURES,
+        f"trainer.feature_cache.dir={tmp_path / 'cache'}",
+        "protocol=kfold",
+        "protocol.folds=2",
+        "protocol.refit=true",
+    )
+    metrics = train(cfg, tmp_path / "run")
+    assert metrics["protocol"]["kept"] == "refit" and metrics["evaluated_on"] == "test"
+    # It validated nothing: its grid is of the test split's images.
+    assert (tmp_path / "run" / "misclassified.png").is_file()
 
 
 def test_a_sweep_summary_shows_a_protocols_mean_and_std(tmp_path):

@@ -432,8 +432,10 @@ def test_head_trials_on_cached_features_build_no_backbone_and_score_as_fresh_bui
         "tuner=random",
         "tuner.max_trials=4",
         "trainer.objective=val_loss",
-        "+tuner.space.head.units={choice:[16,32]}",
+        # Drawn in this order, each head width gets both learning rates and both dropout rates.
         "+tuner.space.optimizer.learning_rate={choice:[0.01,0.001]}",
+        "+tuner.space.head.dropout={choice:[0.2,0.4]}",
+        "+tuner.space.head.units={choice:[16,32]}",
     )
     builds, searches = [], []
     build_model = model.build_model
@@ -446,18 +448,42 @@ def test_head_trials_on_cached_features_build_no_backbone_and_score_as_fresh_bui
         "__init__",
         lambda self, *a, **kw: searches.append(self) or search_init(self, *a, **kw),
     )
+    compiled_heads = tuning.CompiledHeads
+    fit_inputs, served = compiled_heads.fit_inputs, []
+
+    def counted(self, *args):
+        inputs = fit_inputs(self, *args)
+        served.append(inputs["x"])
+        return inputs
+
+    monkeypatch.setattr(compiled_heads, "fit_inputs", counted)
     tuning.tune(cfg, tmp_path / "reused")
     # The first trial builds the whole model; the others its head alone (the best's retraining
     # is a run of its own, by train).
     assert builds == [1]
-    assert searches[0]._compiled_heads.reused >= 1  # 4 trials, 2 head shapes
+    # 4 trials, 2 head widths: heads that differ in their dropout rate share a compiled head.
+    trials = list(csv.DictReader((tmp_path / "reused" / "trials.csv").open()))
+    assert {(t["head.units"], t["head.dropout"]) for t in trials} == {
+        (units, dropout) for units in ("16", "32") for dropout in ("0.2", "0.4")
+    }
+    assert searches[0]._compiled_heads.reused == 2
+    assert len(served) == 4 and all(x is served[0] for x in served)  # one training pipeline
     reused = (tmp_path / "reused" / "trials.csv").read_text()
 
-    # The same search, each trial on a whole model of its own, compiled anew.
-    compiled_heads = tuning.CompiledHeads
+    # The same search, each trial on a whole model of its own, compiled anew, fit on the arrays
+    # by Keras's own pipelines: each trial's curve as above, epoch by epoch.
     monkeypatch.setattr(tuning, "Body", lambda *a: None)
     monkeypatch.setattr(tuning, "CompiledHeads", lambda: compiled_heads(size=0))
+    monkeypatch.setattr(compiled_heads, "fit_inputs", lambda *a: None)
     tuning.tune(cfg, tmp_path / "fresh")
     assert len(builds) == 1 + 4
     assert searches[1]._compiled_heads.reused == 0
     assert (tmp_path / "fresh" / "trials.csv").read_text() == reused
+    curves = {
+        run: {
+            p.relative_to(tmp_path / run): p.read_text()
+            for p in (tmp_path / run).rglob("history.csv")
+        }
+        for run in ("reused", "fresh")
+    }
+    assert len(curves["fresh"]) == 4 + 1 and curves["fresh"] == curves["reused"]

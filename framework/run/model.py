@@ -28,6 +28,8 @@ class Assembled:
         random_state: Python's random state once the backbone was built: Keras draws its
             initializers' seeds from it, so a head built alone from it (``build_head``) starts
             from the weights the full build gave its head.
+        described: for a head built alone, the full model's name and parameter count
+            (``Assembled.recorded``), where known.
     """
 
     model: Any
@@ -36,6 +38,13 @@ class Assembled:
     input_steps: bool
     pretrained: bool
     random_state: Any = None
+    described: dict | None = None
+
+    def recorded(self) -> dict | None:
+        """The full model's name and parameter count, as metrics.json records them."""
+        if self.model is None:
+            return self.described
+        return {"name": self.model.name, "params": int(self.model.count_params())}
 
 
 def build_model(cfg, data: Data, one_hot: bool = False, task=None) -> Assembled:
@@ -77,7 +86,14 @@ def build_model(cfg, data: Data, one_hot: bool = False, task=None) -> Assembled:
 
 
 def build_head(
-    cfg, data: Data, features, one_hot: bool, task, pretrained: bool, random_state
+    cfg,
+    data: Data,
+    features,
+    one_hot: bool,
+    task,
+    pretrained: bool,
+    random_state,
+    described: dict | None = None,
 ) -> Assembled:
     """Builds the head alone, on a frozen backbone's features extracted before.
 
@@ -93,7 +109,8 @@ def build_head(
         task: the run's task.
         pretrained: whether the backbone is pretrained (``Assembled.pretrained``).
         random_state: ``Assembled.random_state`` of a full build of the same config but for its
-            head, from the same seed.
+            head, from the same seed (``after_default_seeds`` finds it for another seed).
+        described: the full model's name and parameter count (``Assembled.described``).
 
     Returns:
         An ``Assembled`` with the head and no full model or backbone.
@@ -102,7 +119,50 @@ def build_head(
     random.setstate(random_state)
     x = features[0]
     head = _head(cfg, data, one_hot, task, ctx, x.shape[1:], str(x.dtype))
-    return Assembled(None, None, head, False, pretrained, random_state)
+    return Assembled(None, None, head, False, pretrained, random_state, described)
+
+
+def _default_seed(rng: random.Random) -> int:
+    """Keras's default seed of an initializer or random layer built without one, drawn from
+    ``rng`` as Keras draws it from Python's random (``keras.src.random.make_default_seed``)."""
+    return rng.randint(1, int(1e9))
+
+
+def default_seeds_drawn(before, after, most: int = 10_000) -> int | None:
+    """How many of Keras's default seeds take Python's random state from ``before`` to ``after``.
+
+    A build draws one per initializer and random layer it makes, and Keras's own layers draw
+    nothing else from Python's random: that count, the same from any seed, takes the state a
+    build starts from, under another seed, to the state the same build would leave. (A part
+    that drew otherwise from Python's random would break this; the built-in backbones are
+    checked in tests/test_protocols.py.)
+
+    Args:
+        before: ``random.getstate()`` as a build began.
+        after: ``random.getstate()`` at a point of it (``Assembled.random_state``).
+        most: the largest count tried.
+
+    Returns:
+        The count, or None where no count up to ``most`` leads there (a build that drew
+        otherwise).
+    """
+    rng = random.Random()
+    rng.setstate(before)
+    for drawn in range(most + 1):
+        if rng.getstate() == after:
+            return drawn
+        _default_seed(rng)
+    return None
+
+
+def after_default_seeds(state, drawn: int):
+    """Python's random state after ``drawn`` of Keras's default seeds from ``state``, which it
+    leaves as it is (see ``default_seeds_drawn``)."""
+    rng = random.Random()
+    rng.setstate(state)
+    for _ in range(drawn):
+        _default_seed(rng)
+    return rng.getstate()
 
 
 def _regularizations(cfg) -> list[Regularization]:

@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import json
 import os
+import random
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,13 @@ from framework.run.compiled_heads import CompiledHeads
 from framework.run.evaluation import is_one_hot
 from framework.run.feature_cache import cache_key, load_or_extract
 from framework.run.hparams import write_hparams
-from framework.run.model import build_model, set_trainable
+from framework.run.model import (
+    after_default_seeds,
+    build_head,
+    build_model,
+    default_seeds_drawn,
+    set_trainable,
+)
 from framework.run.pruning import Pruning
 from framework.run.record import RunRecord, write_record
 from framework.run.report import (
@@ -271,7 +278,9 @@ def fit_round(
 
     Args:
         shared: the frozen backbone's features shared by the models of a protocol (extracted
-            once); None: extracted, or read from the feature cache, if a stage trains on them.
+            once), which builds the model (``SharedFeatures.build``: its head alone, where that
+            is all it trains); None: extracted, or read from the feature cache, if a stage
+            trains on them.
         rows: with ``shared``, the rows of train+validation that validate this model
             (``Round.validation``); None: the data's own split.
         pruner: what may stop the run as it goes (``Run.pruner``); a pruned run trains no
@@ -280,12 +289,16 @@ def fit_round(
     Returns:
         The trained run, not yet written.
     """
+    if shared is not None:
+        built = shared.build(cfg, data, task, distribution)
+    else:
+        built = build_model(cfg, data, one_hot_targets(data.train), task)
     run = Run(
         cfg,
         run_dir,
         data,
         task,
-        build_model(cfg, data, one_hot_targets(data.train), task),
+        built,
         batch_size,
         checkpoint=checkpoint,
         score_test=score_test,
@@ -315,6 +328,11 @@ class SharedFeatures:
     features are per example, so each model gets them cut as its data is (``recut``), and its
     backbone those weights (a backbone of random weights is the run's seed's in every round).
 
+    A model whose stages all train its head on these features needs no backbone: one full build
+    shows what a build draws before the head, and every model is then a head built alone
+    (``build``), from the random state its own full build would have left; that full model,
+    kept, takes the kept round's head at the end (``_save_kept_model``).
+
     Args:
         cfg: the run config (the run's own seed).
         data: the run's data, as the dataset cut it.
@@ -325,6 +343,38 @@ class SharedFeatures:
         self.cfg, self.data, self.task = cfg, data, task
         self.found = {}  # feature-cache key: (features by split, backbone weights)
         self.heads = CompiledHeads()  # the rounds' heads are of the same layers: traced once
+        # The full build whose heads can be built alone, and the default seeds it drew before
+        # its head (``default_seeds_drawn``); None: each model is built whole.
+        self.full, self._drawn = None, None
+        self._first_build = True
+
+    def build(self, cfg, data, task: Task, distribution: dict | None):
+        """A model of the run's config but for its seed (and epochs), under the random state the
+        caller seeded: its head alone (``build_head``) where a full build showed that all its
+        stages train the head on these features, else the full model.
+
+        Returns:
+            The ``Assembled`` model; a head alone has no full model or backbone.
+        """
+        one_hot = one_hot_targets(data.train)
+        before = random.getstate()
+        if self._first_build and distribution is None:
+            self._first_build = False  # what a build draws is found once (or not at all)
+            built = build_model(cfg, data, one_hot, task)
+            drawn = default_seeds_drawn(before, built.random_state)
+            plans = plan_stages(cfg, data, built)
+            key = _feature_key(self.cfg, self.data, built)
+            if key is None or drawn is None or not all(p.on_cached_features for p in plans):
+                return built
+            self.full, self._drawn = built, drawn
+        if self.full is None or distribution is not None:
+            return build_model(cfg, data, one_hot, task)
+        full = self.full
+        features = (full.backbone.output,)  # their shape and dtype
+        state = after_default_seeds(before, self._drawn)
+        return build_head(
+            cfg, data, features, one_hot, task, full.pretrained, state, full.recorded()
+        )
 
     def give(self, run: "Run", plans: list, rows=None):
         """Sets a model's backbone weights and features, where a stage trains on cached
@@ -340,7 +390,7 @@ class SharedFeatures:
         if key is None or not any(plan.on_cached_features for plan in plans):
             return
         if key not in self.found:
-            built = run.built
+            built = run.built if run.built.backbone is not None else self.full
             if run.cfg.seed != self.cfg.seed:  # a resumed run: the run's seed's backbone
                 keras.utils.set_random_seed(self.cfg.seed)
                 built = build_model(
@@ -354,13 +404,15 @@ class SharedFeatures:
             )
             self.found[key] = (features, built.backbone.get_weights())
         features, weights = self.found[key]
-        run.built.backbone.set_weights(weights)
+        if run.built.backbone is not None:  # None: the head was built alone
+            run.built.backbone.set_weights(weights)
         run.features = dict(features)
         if run.distribution is None:
             run.compiled_heads = self.heads
         if rows is not None:
+            # As integers: a refit's rows are an empty list.
             run.features["train"], validation = recut(
-                features["train"], features["validation"], rows
+                features["train"], features["validation"], np.asarray(rows, dtype=int)
             )
             if len(rows):
                 run.features["validation"] = validation
@@ -371,14 +423,17 @@ class SharedFeatures:
 _runs_started = []  # in this process
 
 
-def _clear_session():
+def _clear_session(free_memory: bool = True):
     """Resets Keras's global state (names, the global seed generator) for a run, and frees the
     models of earlier runs in this process (a sweep's jobs one after another, a tuner's trials).
 
     A process's first run has nothing to free: it skips the garbage collection, about 0.2 s
     once TensorFlow is loaded.
+
+    Args:
+        free_memory: False to skip the garbage collection where little is left to free.
     """
-    free_memory = bool(_runs_started)
+    free_memory = free_memory and bool(_runs_started)
     _runs_started.append(True)
     try:
         keras.backend.clear_session(free_memory=free_memory)
@@ -489,7 +544,7 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
     )
     if run.checkpoint and not done:
         run.checkpoint.save_stage(
-            built.model,
+            _checkpointed(built, plan),
             plan.number,
             {
                 "start": [start, plan.name],
@@ -507,11 +562,17 @@ def _restore_stage(run: Run, plan: StagePlan) -> dict | None:
     """
     done = run.checkpoint.finished_stage(plan.number)
     if done:
-        run.checkpoint.restore_weights(run.built.model, plan.number)
+        run.checkpoint.restore_weights(_checkpointed(run.built, plan), plan.number)
         print("  restored, finished, from the run's checkpoint")
         run.stage_starts.append(tuple(done["start"]))
         run.history += done["history"]
     return done
+
+
+def _checkpointed(built, plan: StagePlan):
+    """The model whose weights a finished stage keeps in the checkpoint: the head, for a stage
+    over cached features (the frozen backbone is as built: a head built alone has none)."""
+    return built.head if plan.on_cached_features else built.model
 
 
 def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
@@ -536,20 +597,27 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
         callbacks.append(Pruning(run.pruner, run.objective, before))
     callbacks.append(StopCheck())  # last: an epoch's end is logged and backed up before
     if plan.on_cached_features:
-        args, kwargs = (
-            run.features["train"],
-            {
-                "batch_size": run.batch_size,
-                # As the training split does: NumPy arrays as the data says; a pipeline reshuffles
-                # each epoch exactly when it has a fixed-order twin.
-                "shuffle": (
-                    run.data.shuffle
-                    if isinstance(run.data.train, tuple)
-                    else run.data.train_in_order is not None
-                ),
-                "validation_data": run.features.get("validation"),
-            },
+        # As the training split does: NumPy arrays as the data says; a pipeline reshuffles each
+        # epoch exactly when it has a fixed-order twin.
+        shuffle = (
+            run.data.shuffle
+            if isinstance(run.data.train, tuple)
+            else run.data.train_in_order is not None
         )
+        args, kwargs = (
+            (),
+            run.compiled_heads
+            and run.compiled_heads.fit_inputs(run.features, run.batch_size, shuffle, run.cfg.seed),
+        )
+        if not kwargs:
+            args, kwargs = (
+                run.features["train"],
+                {
+                    "batch_size": run.batch_size,
+                    "shuffle": shuffle,
+                    "validation_data": run.features.get("validation"),
+                },
+            )
     else:
         args, kwargs = _fit_inputs(run.data.train, run.batch_size, run.data.shuffle)
         kwargs["validation_data"] = run.data.validation
@@ -585,9 +653,13 @@ class StopCheck(keras.callbacks.Callback):
 
 # A protocol's rounds, each in a folder of its own (its number, or "refit") in the run dir.
 ROUNDS_DIR = "rounds"
-# A round's record (beside its model.keras, summary.txt and checkpoint): written last, it marks
-# the round finished, and a run continued from its checkpoint keeps it.
+# A round's record (beside its model and checkpoint): written last, it marks the round
+# finished, and a run continued from its checkpoint keeps it.
 ROUND_RECORD = "round.json"
+# The model of a round whose stages all trained its head on cached features: the head's weights
+# alone (the run's model.keras is assembled from the kept round's, once); another round keeps
+# its model.keras and summary.txt.
+HEAD_WEIGHTS = "head.weights.h5"
 # A round's labels and predictions of each split it was scored on, for the kept round's plots.
 ROUND_SCORES = "scores.npz"
 
@@ -637,7 +709,7 @@ def fit_rounds(ctx: Rounds, protocol: Protocol, rounds: list, hparams: dict | No
         refit = Round("refit", ctx.cfg.seed, validation=[])
         cfg = _refit_config(ctx.cfg, results)
         kept = _fit_round_once(ctx, shared, "refit", refit, "Refit on train+validation", cfg)
-    return _write_rounds(ctx, protocol, results, kept, hparams)
+    return _write_rounds(ctx, shared, protocol, results, kept, hparams)
 
 
 def _fit_round_once(ctx: Rounds, shared, folder: str, round_, header: str, cfg=None) -> dict:
@@ -659,7 +731,8 @@ def _fit_round_once(ctx: Rounds, shared, folder: str, round_, header: str, cfg=N
     cfg.seed = round_.seed
     data = round_data(ctx.data, round_)
     checkpoint = JobCheckpoint(round_dir, cfg) if ctx.checkpoint else None
-    _clear_session()
+    # Rounds whose models are heads built alone leave little to free: no garbage collection.
+    _clear_session(free_memory=shared.full is None)
     keras.utils.set_random_seed(round_.seed)
     run = fit_round(
         cfg,
@@ -673,7 +746,10 @@ def _fit_round_once(ctx: Rounds, shared, folder: str, round_, header: str, cfg=N
         rows=round_.validation,
     )
     evaluated_on = "test" if data.test is not None else "validation"
-    _save_model_files(run)
+    if all(stage["cached_features"] for stage in run.stage_metrics):
+        run.built.head.save_weights(round_dir / HEAD_WEIGHTS)
+    else:
+        _save_model_files(run)
     arrays = {
         f"{split}_{key}": np.asarray(scores[key])
         for split, scores in run.scores.items()
@@ -732,7 +808,9 @@ def _refit_config(cfg, results: list[dict]):
     return cfg
 
 
-def _write_rounds(ctx: Rounds, protocol: Protocol, results: list, kept: dict, hparams) -> dict:
+def _write_rounds(
+    ctx: Rounds, shared: SharedFeatures, protocol: Protocol, results: list, kept: dict, hparams
+) -> dict:
     """Writes the run dir of a protocol's run: the kept round's model, plots and history, and
     metrics.json with every round's validation scores, their mean and std.
 
@@ -752,10 +830,13 @@ def _write_rounds(ctx: Rounds, protocol: Protocol, results: list, kept: dict, hp
             for split, values in kept["scores"].items()
         }
     task.report(run_dir, scores, ctx.data, record["evaluated_on"])
-    for name in ("model.keras", "summary.txt"):
-        tmp = run_dir / f".{name}.{os.getpid()}.tmp"
-        shutil.copyfile(kept_dir / name, tmp)
-        shutil.move(tmp, run_dir / name)
+    if (kept_dir / HEAD_WEIGHTS).is_file():
+        _save_kept_model(ctx, shared, kept)
+    else:
+        for name in ("model.keras", "summary.txt"):
+            tmp = run_dir / f".{name}.{os.getpid()}.tmp"
+            shutil.copyfile(kept_dir / name, tmp)
+            shutil.move(tmp, run_dir / name)
     write_history(run_dir, kept["history"])
     starts = [tuple(start) for start in kept["stage_starts"]]
     plot_curves(run_dir, kept["history"], starts, (*task.metric_names, "loss")[0])
@@ -791,6 +872,28 @@ def _write_rounds(ctx: Rounds, protocol: Protocol, results: list, kept: dict, hp
         write_hparams(run_dir, hparams, run_record)
     write_record(run_dir, run_record)  # last: its presence marks a finished run
     return run_record.as_dict()
+
+
+def _save_kept_model(ctx: Rounds, shared: SharedFeatures, kept: dict):
+    """Saves model.keras and summary.txt of a kept round that trained only its head on cached
+    features: the full model the rounds' heads were built from (``SharedFeatures.full``, or one
+    built as the round's was), with the shared backbone's weights and the round's trained head,
+    compiled as its last stage left it."""
+    cfg = copy.deepcopy(ctx.cfg)
+    cfg.seed = kept["seed"]
+    built = shared.full
+    if built is None:  # each round built its model whole, or all had finished before
+        _clear_session()  # the layers' names as the round's model had them
+        keras.utils.set_random_seed(cfg.seed)
+        built = build_model(cfg, ctx.data, one_hot_targets(ctx.data.train), ctx.task)
+    run = Run(cfg, ctx.run_dir, ctx.data, ctx.task, built, ctx.batch_size)
+    plans = plan_stages(cfg, ctx.data, built)
+    shared.give(run, plans)  # the backbone's weights
+    built.head.load_weights(ctx.run_dir / ROUNDS_DIR / kept["folder"] / HEAD_WEIGHTS)
+    set_trainable(built.backbone, plans[-1].trainable, built.pretrained)
+    _compile(built.model, plans[-1], run)
+    built.model.optimizer.build(built.model.trainable_variables)
+    _save_model_files(run)
 
 
 def write_run_dir(run: Run) -> dict:
@@ -836,7 +939,7 @@ def _save_model_files(run: Run):
 
 def _run_record(run: Run, evaluated_on: str) -> RunRecord:
     """The record of a trained run (a protocol's round, or the one model of a holdout run)."""
-    data, model, task = run.data, run.built.model, run.task
+    data, task = run.data, run.task
     final = {k: v for k, v in run.scores[evaluated_on].items() if k not in ("y_true", "y_pred")}
     validation = run.stage_metrics[-1].get("validation", {})  # a refit has none
     return RunRecord(
@@ -845,7 +948,7 @@ def _run_record(run: Run, evaluated_on: str) -> RunRecord:
         validation=validation,
         stages=run.stage_metrics,
         epochs=len(run.history),
-        model={"name": model.name, "params": int(model.count_params())},
+        model=run.built.recorded(),
         data={
             "name": run.cfg.dataset.name,
             "task": data.task,
@@ -864,7 +967,8 @@ def _run_record(run: Run, evaluated_on: str) -> RunRecord:
             "backend": keras.config.backend(),
             "precision": run.cfg.trainer.precision,
             **compile_options(run.cfg.trainer),
-            "distribution": run.distribution and {**run.distribution, "replicas": replicas(model)},
+            "distribution": run.distribution
+            and {**run.distribution, "replicas": replicas(run.built.model)},
         },
         objective={
             "name": run.objective,

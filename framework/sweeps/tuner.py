@@ -90,17 +90,19 @@ class Body:
 class Search(keras_tuner.Tuner):
     """keras-tuner's Tuner with our trial: the run's phases on the trial's config."""
 
-    def __init__(self, cfg, space: dict, oracle, directory: Path):
+    def __init__(self, cfg, space: dict, oracle, directory: Path, data=None):
         super().__init__(
             oracle=oracle, directory=str(directory), project_name=SEARCH_PROJECT, overwrite=False
         )
         self.cfg, self.space = cfg, space
         budget = cfg.tuner.time_budget
         self.deadline = None if budget is None else time.monotonic() + seconds(budget)
-        # Reused from trial to trial: the data, and the frozen backbone's features (extracted
-        # once, kept in memory; trainer.feature_cache also keeps them on disk for later runs),
-        # what a full build gave before the head, and the compiled heads.
-        self._data, self._features, self._bodies = {}, {}, {}
+        # Reused from trial to trial: the data (``data``: the run config's, loaded already), and
+        # the frozen backbone's features (extracted once, kept in memory; trainer.feature_cache
+        # also keeps them on disk for later runs), what a full build gave before the head, and
+        # the compiled heads.
+        self._data = {} if data is None else {_data_key(cfg): data}
+        self._features, self._bodies = {}, {}
         self._compiled_heads = CompiledHeads()
 
     def pre_create_trial(self):
@@ -154,23 +156,14 @@ class Search(keras_tuner.Tuner):
 
     def _run(self, cfg, trial_dir: Path, pruner=None) -> tuple[float, int]:
         """Trains a trial's config; returns its objective and the epochs it trained."""
-        keras.backend.clear_session()  # the models of earlier trials: free them
+        # The models of earlier trials: Python's collector frees them as it goes (a collection
+        # each trial, Keras's default, costs about as much as a head's fit on cached features).
+        try:
+            keras.backend.clear_session(free_memory=False)
+        except TypeError:  # a Keras without the argument (before 3.6) always collects
+            keras.backend.clear_session()
         keras.utils.set_random_seed(cfg.seed)
-        # What load_task_data reads.
-        data_key = OmegaConf.to_yaml(
-            OmegaConf.create(
-                {
-                    "dataset": cfg.dataset,
-                    "backbone": cfg.backbone.name,
-                    "seed": cfg.seed,
-                    "input_size": cfg.backbone.get("input_size"),
-                    "batch": cfg.trainer.batch_size,
-                    "regularizer": list(cfg.regularizer),
-                    "task": cfg.task,
-                }
-            ),
-            resolve=True,
-        )
+        data_key = _data_key(cfg)
         if data_key not in self._data:
             self._data[data_key] = load_task_data(cfg)
         task, data = self._data[data_key]
@@ -256,6 +249,24 @@ class Search(keras_tuner.Tuner):
         return objective_over(values)[0], round(sum(epochs) / len(epochs))
 
 
+def _data_key(cfg) -> str:
+    """What ``load_task_data`` reads of a config."""
+    return OmegaConf.to_yaml(
+        OmegaConf.create(
+            {
+                "dataset": cfg.dataset,
+                "backbone": cfg.backbone.name,
+                "seed": cfg.seed,
+                "input_size": cfg.backbone.get("input_size"),
+                "batch": cfg.trainer.batch_size,
+                "regularizer": list(cfg.regularizer),
+                "task": cfg.task,
+            }
+        ),
+        resolve=True,
+    )
+
+
 def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
     """Searches the config's ``tuner.space``, then retrains the best trial's config.
 
@@ -281,7 +292,8 @@ def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
 
 def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
     tuner_cfg = cfg.tuner
-    task = load_task_data(cfg)[0]  # its data, again in the first trial
+    loaded = load_task_data(cfg)  # the trials' data, where their settings keep it
+    task = loaded[0]
     name = tuner_cfg.objective or cfg.trainer.objective or task.default_objective
     key = "tuner.objective" if tuner_cfg.objective else "trainer.objective"
     check_objective(name, task.objectives, key)
@@ -290,7 +302,7 @@ def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     search_dir = run_dir / SEARCH_DIR
     record_search(search_dir, cfg)
-    search = Search(cfg, space, _oracle(tuner_cfg, objective, cfg, space), search_dir)
+    search = Search(cfg, space, _oracle(tuner_cfg, objective, cfg, space), search_dir, loaded)
     if is_worker():  # its trials come from the chief's oracle, which reports and retrains
         _search(search, cfg)
         return {}

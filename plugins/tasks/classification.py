@@ -96,11 +96,18 @@ class Classification(Task):
         if len(data.input_shape) == 3:  # images: show the validation images the model got wrong
             import numpy as np
 
-            val = scores["validation"]
+            # A model refit on train+validation has none: the images it was scored on.
+            split = "validation" if "validation" in scores else evaluated_on
+            val = scores[split]
             wrong = np.flatnonzero(val["y_true"] != val["y_pred"])
-            images = take_examples(split_arrays(data.validation)[0], wrong)
+            images = take_examples(split_arrays(getattr(data, split))[0], wrong)
             plot_misclassified(
-                run_dir, images, val["y_true"][wrong], val["y_pred"][wrong], data.class_names
+                run_dir,
+                images,
+                val["y_true"][wrong],
+                val["y_pred"][wrong],
+                data.class_names,
+                split,
             )
 
     def predictions(self, outputs, data_info):

@@ -41,13 +41,16 @@ def plot_confusion_matrix(run_dir: Path, y_true, y_pred, class_names, split: str
     plt.close(fig)
 
 
-def plot_misclassified(run_dir: Path, images, y_true, y_pred, class_names, limit: int = 16):
-    """A grid of misclassified images (raw 0..255) titled with true and predicted labels."""
+def plot_misclassified(
+    run_dir: Path, images, y_true, y_pred, class_names, split: str, limit: int = 16
+):
+    """A grid of a split's misclassified images (raw 0..255) titled with true and predicted
+    labels."""
     images = np.clip(np.asarray(images[:limit]), 0, 255).astype(np.uint8)
     if not len(images):
         fig = plt.figure(figsize=(4, 2))
         fig.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
-        fig.suptitle("misclassified (validation)")
+        fig.suptitle(f"misclassified ({split})")
         fig.savefig(run_dir / "misclassified.png", dpi=100)
         plt.close(fig)
         return
@@ -84,7 +87,7 @@ def plot_misclassified(run_dir: Path, images, y_true, y_pred, class_names, limit
         vmin=0,
         vmax=255,
     )
-    fig.suptitle("misclassified (validation)")
+    fig.suptitle(f"misclassified ({split})")
     fig.savefig(run_dir / "misclassified.png", dpi=100)
     plt.close(fig)
 

@@ -60,6 +60,12 @@ def test_a_pruned_optuna_trial_is_told_pruned_and_recorded_with_its_epoch(cli, t
     assert "1    -" in result.stdout and "(pruned after epoch 1)" in result.stdout
     # A job without a pruner writes no "pruned" at all.
     assert "pruned" not in json.loads((sweep / "0" / "metrics.json").read_text())
+    # A pruned trial is never the best: its records as it stopped, no model.keras or plots.
+    finished, pruned = ({p.name for p in (sweep / job).iterdir()} for job in ("0", "1"))
+    records = {"metrics.json", "history.csv", "summary.txt"}
+    plots = {"curves.png", "confusion_matrix.png"}
+    assert records | plots | {"model.keras"} <= finished
+    assert records <= pruned and not pruned & (plots | {"model.keras"}), pruned
 
 
 @pytest.mark.slow
@@ -198,6 +204,23 @@ def test_a_spent_optuna_timeout_starts_no_more_trials_and_reports_the_best_so_fa
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     best = OmegaConf.load(sweep / "optimization_results.yaml")
     assert len(rows) == 1 and best.best_value == float(rows[0]["objective_value"])
+
+
+def test_a_jobs_process_leaves_what_it_imported_out_of_garbage_collections_once():
+    import subprocess
+    import sys
+
+    # In a process of its own: the test process's heap is not this test's to freeze.
+    code = (
+        "import gc; from framework.__main__ import _freeze_imports; _freeze_imports(); "
+        "frozen = gc.get_freeze_count(); made = [[] for _ in range(1000)]; _freeze_imports(); "
+        "print(frozen, gc.get_freeze_count())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, second = map(int, out.stdout.split())
+    # The imports (Hydra, OmegaConf, the framework's config rooms) are frozen; what the
+    # first job made is not, so a later job's collection frees it.
+    assert first > 10_000 and second == first
 
 
 def test_a_duration_reads_as_seconds():

@@ -897,17 +897,24 @@ def _save_kept_model(ctx: Rounds, shared: SharedFeatures, kept: dict):
 
 
 def write_run_dir(run: Run) -> dict:
-    """Writes the plots, the model, its summary, the history and, last, metrics.json.
+    """Writes the history, the plots, the model, its summary and, last, metrics.json.
+
+    A pruned run is never a sweep's best: it writes its records as it stopped (the history,
+    the model's summary, metrics.json) and no plots or model.keras, which cost a sweep about
+    a second or two per trial.
 
     Returns:
         The metrics written.
     """
     data, run_dir, task = run.data, run.run_dir, run.task
     evaluated_on = "test" if data.test is not None else "validation"
-    task.report(run_dir, run.scores, data, evaluated_on)
-    _save_model_files(run)
     write_history(run_dir, run.history)
-    plot_curves(run_dir, run.history, run.stage_starts, (*task.metric_names, "loss")[0])
+    if run.pruned:
+        write_summary(run_dir, run.built.model)
+    else:
+        task.report(run_dir, run.scores, data, evaluated_on)
+        _save_model_files(run)
+        plot_curves(run_dir, run.history, run.stage_starts, (*task.metric_names, "loss")[0])
     record = _run_record(run, evaluated_on)
     if run.hparams is not None:
         write_hparams(run_dir, run.hparams, record)

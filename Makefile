@@ -34,7 +34,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	@KERAS_BACKEND=jax nice -n 5 $(PY) -m pytest -p no:cacheprovider -m backends > .jax-pass.log 2>&1 & \
-	jax=$$!; $(PY) -m pytest -n auto --dist loadfile; tf=$$?; wait $$jax; jax_status=$$?; \
+	jax=$$!; $(PY) -m pytest -n auto --dist loadfile --durations=25; tf=$$?; wait $$jax; jax_status=$$?; \
 	echo "== the JAX pass: KERAS_BACKEND=jax pytest -m backends =="; cat .jax-pass.log; \
 	test $$tf -eq 0 -a $$jax_status -eq 0
 

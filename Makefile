@@ -24,11 +24,10 @@ run: $(STAMP)
 # module fixtures are built once. Beside it, in one more process, the core's fast subset (marked
 # backends) on Keras's JAX backend, at a lower priority (nice 5): it fills the cores' idle time
 # (tests waiting on the processes they start) rather than competing, and its output follows the
-# TensorFlow pass's. Fails if either pass fails. On the 2-core machine, in a fresh clone of
-# bff94c2: the TensorFlow pass (529 tests) took 633 s beside the JAX pass at nice 5 (105 tests,
-# 289 s); the whole, install and ruff included, 696 s. A fresh clone of 2b882d6 (597 and 108
-# tests) took 1007 s, 458 s and 1110 s in all, on a day when the same machine ran the suite
-# before the move 1.6 times slower than it had (its not-slow tests: 188 s against 113 s). First
+# TensorFlow pass's, which ends with its 25 slowest tests. Fails if either pass fails. On the
+# 2-core machine, in a fresh clone of cb9b7d9: the TensorFlow pass (668 tests) took 1239 s beside
+# the JAX pass at nice 5 (120 tests, 729 s); the whole, install and ruff included, 1342 s: over
+# the 15 minutes CI allows it (the README test alone: 426 s on one worker). First
 # ruff: lint, then the formatting (fails on code ruff format would change).
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -4,15 +4,17 @@ same cache, side by side in one process::
     python benchmarks/kfold_features.py [--backbone mobilenetv2] [--size 96] [--folds 5]
 
 Generated shapes images, a frozen backbone of random weights (``weights=null``, one head-only
-stage): a first run fills the feature cache (not measured), then one holdout run and one k-fold
-run read it. Each fold trains its head on the features cut for it; the features are extracted
-once for all folds (features are per image), and each fold builds its head alone. Prints both
-times and their ratio; the target: at most 1.5x.
+stage): a first run fills the feature cache (not measured), then holdout runs and k-fold runs
+read it, in turns (``--repeats`` of each: their medians are compared, as one run's time on a
+small machine varies by a second). Each fold trains its head on the features cut for it; the
+features are extracted once for all folds (features are per image), and each fold builds its
+head alone. Prints both times and their ratio; the target: at most 1.5x.
 """
 
 import argparse
 import contextlib
 import io
+import statistics
 import sys
 import tempfile
 import time
@@ -40,6 +42,7 @@ def main():
     parser.add_argument("--samples-per-class", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each, in turns")
     args = parser.parse_args()
     from framework.parts.loading import load_plugins
 
@@ -56,17 +59,24 @@ def main():
             f"trainer.feature_cache.dir={Path(tmp) / 'cache'}",
         ]
         timed_run(common, Path(tmp) / "fill")  # extracts the features into the cache
-        holdout = timed_run(common, Path(tmp) / "holdout")
-        kfold = timed_run(
-            [*common, "protocol=kfold", f"protocol.folds={args.folds}"], Path(tmp) / "kfold"
-        )
+        holdouts, kfolds = [], []
+        for repeat in range(args.repeats):
+            holdouts.append(timed_run(common, Path(tmp) / f"holdout{repeat}"))
+            kfolds.append(
+                timed_run(
+                    [*common, "protocol=kfold", f"protocol.folds={args.folds}"],
+                    Path(tmp) / f"kfold{repeat}",
+                )
+            )
+    holdout, kfold = statistics.median(holdouts), statistics.median(kfolds)
     print(
         f"{args.backbone} (weights null) at {args.size}x{args.size}, "
         f"{3 * args.samples_per_class} shapes images, a head of {args.epochs} epochs, "
         "over cached features"
     )
-    print(f"  one holdout run:      {holdout:6.1f} s")
-    print(f"  {args.folds}-fold run:         {kfold:6.1f} s")
+    for name, times in (("one holdout run:", holdouts), (f"{args.folds}-fold run:", kfolds)):
+        runs = ", ".join(f"{t:.1f}" for t in times)
+        print(f"  {name:<20} {statistics.median(times):6.1f} s  (median of {runs})")
     print(f"  ratio: {kfold / holdout:.2f}x  (target <= 1.5x)")
 
 

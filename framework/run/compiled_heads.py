@@ -32,6 +32,7 @@ class CompiledHeads:
         self._heads = OrderedDict()
         self.reused = 0  # fits that found their head compiled
         self._inputs = None  # (the features' arrays and the fit's settings, fit's arguments)
+        self._scored = OrderedDict()  # (ids of a split's arrays, batch size) -> (arrays, pipeline)
 
     def compiled(self, head, compile_head, learning_rate: float, compiled_with: dict):
         """A compiled head to fit in place of ``head``, starting from ``head``'s weights.
@@ -75,9 +76,8 @@ class CompiledHeads:
 
         Keras's fit of arrays makes a pipeline per fit and an iterator per epoch, and on
         TensorFlow shuffles by one permutation drawn from the global seed (the run's), the same
-        in every epoch and every fit. Here the training split is put in that order once, each
-        batch is a slice of it (not a copy), and one iterator serves all the epochs of a fit:
-        the same batches as Keras's own, in the same order.
+        in every epoch and every fit. Here the training split is put in that order once, and one
+        iterator serves all the epochs of a fit: the same batches as Keras's own, in the same order.
 
         Args:
             features: the frozen backbone's features, ``{split: (x, y)}``.
@@ -103,14 +103,37 @@ class CompiledHeads:
             return None
         x, y = features["train"]
         kwargs = {
-            "x": _batches(x[order], y[order], batch_size).repeat(),
+            "x": _batches(_in_floatx(x[order]), _in_floatx(y[order]), batch_size).repeat(),
             "steps_per_epoch": -(-len(x) // batch_size),
             "shuffle": False,  # in the order above
             "validation_data": features.get("validation")
-            and _batches(*features["validation"], batch_size),
+            and _batches(*map(_in_floatx, features["validation"]), batch_size),
         }
         self._inputs = (arrays, settings), kwargs
         return kwargs
+
+    def score_inputs(self, split: tuple, batch_size: int):
+        """A split's cached features as a task's ``evaluate`` takes them: a pipeline of their
+        batches, built once for the fits scored on the same features, that the compiled head
+        predicts batch by batch as its ``predict`` of the arrays would, without a new pipeline
+        per call (the labels as they are).
+
+        Args:
+            split: the split's features, ``(x, y)``.
+            batch_size: the evaluation's batch size.
+
+        Returns:
+            The pipeline, or ``split`` itself where it is scored as it is (not on TensorFlow).
+        """
+        if keras.backend.backend() != "tensorflow":
+            return split
+        key = (*map(id, split), batch_size)
+        if key not in self._scored:
+            x, y = split
+            self._scored[key] = (split, _batches(_in_floatx(x), y, batch_size))
+            if len(self._scored) > 4:  # a fold's validation, the test split: a few at a time
+                self._scored.popitem(last=False)
+        return self._scored[key][1]
 
     @staticmethod
     def take_back(head, fitted):
@@ -205,19 +228,18 @@ def _keras_order(samples: int, shuffle: bool):
 
 
 def _batches(x, y, batch_size: int):
-    """A pipeline of the arrays' batches in their order, each a slice of one tensor (float arrays
-    as Keras's fit takes them: in ``floatx``)."""
+    """A pipeline of the arrays' batches in their order, cheap to iterate anew: a fit makes an
+    iterator of its validation data in every epoch, and tf.data's default graph rewrites cost
+    more than a head's epoch there."""
     import tensorflow as tf
 
-    batches = -(-len(x) // batch_size)
-    x, y = (
-        tf.constant(
-            np.asarray(a, keras.config.floatx()) if np.issubdtype(a.dtype, np.floating) else a
-        )
-        for a in (x, y)
-    )
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).with_options(options)
 
-    def batch(i):
-        return x[i * batch_size : (i + 1) * batch_size], y[i * batch_size : (i + 1) * batch_size]
 
-    return tf.data.Dataset.range(batches).map(batch)
+def _in_floatx(array):
+    """A float array as Keras's fit and predict take it: in ``floatx``."""
+    if np.issubdtype(array.dtype, np.floating):
+        return np.asarray(array, keras.config.floatx())
+    return array

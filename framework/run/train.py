@@ -523,6 +523,11 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
             _compile(built.model, plan, run)
             built.model.optimizer.build(built.model.trainable_variables)
         splits = {split: run.features.get(split) for split in ("validation", "test")}
+        if run.compiled_heads is not None:
+            splits = {
+                split: features and run.compiled_heads.score_inputs(features, run.batch_size)
+                for split, features in splits.items()
+            }
     else:
         splits = {"validation": run.data.validation, "test": run.data.test}
     if not run.score_test:

@@ -342,7 +342,7 @@ def test_a_study_is_not_continued_the_other_way_or_from_a_file_that_is_no_databa
 
 @pytest.mark.slow
 def test_a_head_search_extracts_the_frozen_backbones_features_once(compose, tmp_path, monkeypatch):
-    from framework.run import feature_cache
+    from framework.run import feature_cache, train
     from framework.sweeps import tuner as tuning
 
     extractions = []
@@ -360,12 +360,35 @@ def test_a_head_search_extracts_the_frozen_backbones_features_once(compose, tmp_
         "tuner.max_trials=3",
         "+tuner.space.head.units={choice:[16,32,64]}",
     )
+    loads = []
+    monkeypatch.setattr(
+        tuning, "load_task_data", lambda *a: loads.append(1) or train.load_task_data(*a)
+    )
+    compiled_heads, heads = tuning.CompiledHeads, []
+    monkeypatch.setattr(
+        tuning, "CompiledHeads", lambda: heads.append(compiled_heads()) or heads[-1]
+    )
     metrics = tuning.tune(cfg, tmp_path / "run")
-    # The 3 trials and the best's retraining all train their heads on one extraction.
-    assert extractions == [1]
+    # The 3 trials and the best's retraining all train their heads on one extraction, and on
+    # data loaded once.
+    assert extractions == [1] and loads == [1]
     trials = list(csv.DictReader((tmp_path / "run" / "trials.csv").open()))
     assert sorted(t["head.units"] for t in trials) == ["16", "32", "64"]
     assert metrics["stages"][0]["cached_features"] is True
+
+    # The retraining fit the best trial's compiled head (the trials' heads differ), and
+    # trained what a run of the best config alone trains, epoch by epoch.
+    assert heads[0].reused == 1
+    best = OmegaConf.load(tmp_path / "run" / "best_overrides.yaml")
+    alone = train.train(
+        tuning.trial_config(cfg, OmegaConf.to_container(best.settings)),
+        tmp_path / "alone",
+    )
+    for key in ("validation", "test", "stages", "epochs"):
+        assert metrics[key] == alone[key]
+    assert (tmp_path / "run" / "history.csv").read_text() == (
+        tmp_path / "alone" / "history.csv"
+    ).read_text()
 
 
 @pytest.mark.slow
@@ -459,15 +482,16 @@ def test_head_trials_on_cached_features_build_no_backbone_and_score_as_fresh_bui
     monkeypatch.setattr(compiled_heads, "fit_inputs", counted)
     tuning.tune(cfg, tmp_path / "reused")
     # The first trial builds the whole model; the others its head alone (the best's retraining
-    # is a run of its own, by train).
+    # is a run of its own, by train, which builds its whole model and fits the best trial's
+    # compiled head on the features it reads from the cache).
     assert builds == [1]
     # 4 trials, 2 head widths: heads that differ in their dropout rate share a compiled head.
     trials = list(csv.DictReader((tmp_path / "reused" / "trials.csv").open()))
     assert {(t["head.units"], t["head.dropout"]) for t in trials} == {
         (units, dropout) for units in ("16", "32") for dropout in ("0.2", "0.4")
     }
-    assert searches[0]._compiled_heads.reused == 2
-    assert len(served) == 4 and all(x is served[0] for x in served)  # one training pipeline
+    assert searches[0]._compiled_heads.reused == 2 + 1
+    assert len(served) == 4 + 1 and all(x is served[0] for x in served[:4])  # one pipeline
     reused = (tmp_path / "reused" / "trials.csv").read_text()
 
     # The same search, each trial on a whole model of its own, compiled anew, fit on the arrays

@@ -78,6 +78,9 @@ def train(
     checkpoint: bool = False,
     hparams: dict | None = None,
     pruner=None,
+    *,
+    loaded: tuple | None = None,
+    compiled_heads: CompiledHeads | None = None,
 ) -> dict:
     """Trains, evaluates and saves the model a config describes.
 
@@ -91,6 +94,9 @@ def train(
             TensorBoard's HParams dashboard, before metrics.json.
         pruner: told each epoch's objective, it may stop the run (``framework.run.pruning``);
             a pruned run is written as it stopped, metrics.json saying so.
+        loaded: the config's task and data, loaded already (``load_task_data``), or None.
+        compiled_heads: compiled heads that a holdout run's head-only stages on cached features
+            may reuse (a search's, for its best config's retraining), or None.
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -100,7 +106,7 @@ def train(
     """
     run_dir = Path(run_dir)
     with running_in(run_dir):
-        metrics, task = _train(cfg, run_dir, checkpoint, hparams, pruner)
+        metrics, task = _train(cfg, run_dir, checkpoint, hparams, pruner, loaded, compiled_heads)
     print(console_report(run_dir, metrics, task))
     return metrics
 
@@ -201,13 +207,15 @@ class Run:
         return self.cfg.trainer.objective or self.task.default_objective
 
 
-def _train(cfg, run_dir: Path, checkpoint: bool, hparams, pruner) -> tuple[dict, Task]:
+def _train(
+    cfg, run_dir: Path, checkpoint: bool, hparams, pruner, loaded, compiled_heads
+) -> tuple[dict, Task]:
     use_backend(cfg.trainer.get("backend"))  # refused if this process runs another
     job_checkpoint = JobCheckpoint(run_dir, cfg) if checkpoint else None
     clear_session()
     keras.utils.set_random_seed(cfg.seed)
     set_precision(cfg.trainer.precision)
-    task, data = load_task_data(cfg)
+    task, data = loaded or load_task_data(cfg)
     check_objective(cfg.trainer.objective or task.default_objective, task.objectives)
     protocol = load_protocol(cfg)
     rounds = protocol.rounds(data, cfg.seed)  # bad folds are refused before any training
@@ -230,6 +238,7 @@ def _train(cfg, run_dir: Path, checkpoint: bool, hparams, pruner) -> tuple[dict,
                 hparams=hparams,
                 distribution=distribution,
                 pruner=pruner,
+                compiled_heads=None if distribution else compiled_heads,
             )
             metrics = write_run_dir(run)
         else:
@@ -273,6 +282,7 @@ def fit_round(
     shared: "SharedFeatures | None" = None,
     rows=None,
     pruner=None,
+    compiled_heads: CompiledHeads | None = None,
 ) -> Run:
     """Builds one model (under the random state the caller seeded) and trains its stages.
 
@@ -285,6 +295,7 @@ def fit_round(
             (``Round.validation``); None: the data's own split.
         pruner: what may stop the run as it goes (``Run.pruner``); a pruned run trains no
             further stage.
+        compiled_heads: ``Run.compiled_heads``, where ``shared`` gives none.
 
     Returns:
         The trained run, not yet written.
@@ -305,6 +316,7 @@ def fit_round(
         hparams=hparams,
         distribution=distribution,
         pruner=pruner,
+        compiled_heads=compiled_heads,
     )
     if run.class_weight:
         weights = (f"{name} {weight:.4g}" for name, weight in run.class_weight.items())

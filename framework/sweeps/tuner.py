@@ -325,7 +325,16 @@ def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
     )
     raise_if_stopped()  # a signal lost as the last trial's models were freed
     print("Retraining the best trial's config on the full schedule")
-    return train(trial_config(cfg, best["settings"]), run_dir, checkpoint)
+    best_cfg = trial_config(cfg, best["settings"])
+    # On the trials' data and compiled heads: the run the best's overrides give, without
+    # loading the data or tracing its head's steps again.
+    return train(
+        best_cfg,
+        run_dir,
+        checkpoint,
+        loaded=search._data.get(_data_key(best_cfg)),
+        compiled_heads=search._compiled_heads,
+    )
 
 
 def _search(search: Search, cfg):

@@ -69,11 +69,19 @@ def run(cfg: DictConfig) -> float:
                 return float("nan")  # a worker of a distributed search
         else:
             from framework.config.optuna import job_pruner
+            from framework.run.compiled_heads import sweep_jobs_models
             from framework.run.train import train
 
             hparams = _varied_settings(hydra_cfg) if hydra_cfg.mode == RunMode.MULTIRUN else None
             pruner = job_pruner(hydra_cfg) if hydra_cfg.mode == RunMode.MULTIRUN else None
-            result = train(cfg, hydra_cfg.runtime.output_dir, checkpoint, hparams, pruner)
+            result = train(
+                cfg,
+                hydra_cfg.runtime.output_dir,
+                checkpoint,
+                hparams,
+                pruner,
+                compiled_heads=sweep_jobs_models() if hydra_cfg.mode == RunMode.MULTIRUN else None,
+            )
     except (UserError, OmegaConfBaseException, OSError) as e:
         stopped = stop_behind(e)
         if stopped is not None:  # a signal that OmegaConf turned into its own error

@@ -164,3 +164,42 @@ def test_metrics_hold_the_objective_on_the_validation_split(finished_run):
         "direction": "max",
         "value": metrics["validation"]["accuracy"],
     }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "experiment, reused",
+    [
+        # Dropout in its head, whose rate the compiled model takes as a variable.
+        (["experiment=cnn_shapes", "dataset.samples_per_class=10", "head.dropout=0.3"], 2),
+        # model.keras saved compiled with other metrics: each job's model compiled anew.
+        (["experiment=diabetes_regression"], 0),
+    ],
+)
+def test_sweep_jobs_in_one_process_reuse_a_compiled_model_and_train_as_runs_alone(
+    compose, tmp_path, experiment, reused
+):
+    from framework.run.compiled_heads import CompiledHeads
+
+    rates = ("0.001", "0.003", "0.01")
+    configs = [
+        compose(
+            *experiment, "trainer.epochs=2", "trainer.verbose=0", f"optimizer.learning_rate={r}"
+        )
+        for r in rates
+    ]
+    models = CompiledHeads(size=2)  # as a sweep's jobs in one process have it
+    for number, cfg in enumerate(configs):
+        train(cfg, tmp_path / "sweep" / str(number), compiled_heads=models)
+    assert models.reused == reused
+    for number, cfg in enumerate(configs):
+        train(cfg, tmp_path / "alone" / str(number))
+    for number in map(str, range(len(rates))):
+        sweep, alone = tmp_path / "sweep" / number, tmp_path / "alone" / number
+        for name in ("metrics.json", "history.csv", "summary.txt"):
+            assert (sweep / name).read_bytes() == (alone / name).read_bytes(), (number, name)
+        # model.keras: the trained weights and the optimizer's state, as trained.
+        saved = [keras.saving.load_model(run / "model.keras") for run in (sweep, alone)]
+        for variables in (lambda m: m.weights, lambda m: m.optimizer.variables):
+            pairs = zip(*(variables(m) for m in saved), strict=True)
+            assert all(np.array_equal(a, b) for a, b in pairs)

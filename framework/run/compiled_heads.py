@@ -1,6 +1,7 @@
 """Compiled heads kept for reuse: runs in one process (a search's trials) that train heads of the
 same layers on cached features fit one compiled model, traced once, instead of a new one each,
-and fit them on the features' input pipelines, built once.
+and fit them on the features' input pipelines, built once. Sweep jobs in one process that train
+whole models of the same layers in one stage reuse them the same way.
 
 Tracing a new model's train and test steps costs more than a head's whole fit on cached features.
 A head reused here starts from the weights of the head the run built (its own seed's), with the
@@ -12,6 +13,7 @@ fits are served the batches Keras's own fit of the feature arrays serves, in the
 (``CompiledHeads.fit_inputs``).
 """
 
+import functools
 import json
 from collections import OrderedDict
 
@@ -135,11 +137,28 @@ class CompiledHeads:
                 self._scored.popitem(last=False)
         return self._scored[key][1]
 
+    def forget(self, model):
+        """Drops ``model`` from the kept ones: a model compiled again (as model.keras is saved)
+        is no longer the compiled model its key says."""
+        for key in [k for k, kept in self._heads.items() if kept[0] is model]:
+            del self._heads[key]
+
     @staticmethod
     def take_back(head, fitted):
-        """Gives the run's ``head`` the weights of the compiled head that trained in its place."""
+        """Gives the run's ``head`` the weights of the compiled head that trained in its place,
+        and the state of its optimizer where ``head`` is compiled too."""
         if fitted is not head:
             _copy(fitted.variables, head.variables)
+            if getattr(head, "optimizer", None) is not None:  # compiled
+                head.optimizer.build(head.trainable_variables)
+                _copy(fitted.optimizer.variables, head.optimizer.variables)
+
+
+@functools.cache
+def sweep_jobs_models() -> CompiledHeads:
+    """The compiled models that the sweep jobs a process runs one after another reuse: jobs of
+    the same layers (a learning-rate sweep) fit one, traced once. A few only: whole models."""
+    return CompiledHeads(size=2)
 
 
 def _layers(model) -> str:

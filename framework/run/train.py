@@ -95,8 +95,9 @@ def train(
         pruner: told each epoch's objective, it may stop the run (``framework.run.pruning``);
             a pruned run is written as it stopped, metrics.json saying so.
         loaded: the config's task and data, loaded already (``load_task_data``), or None.
-        compiled_heads: compiled heads that a holdout run's head-only stages on cached features
-            may reuse (a search's, for its best config's retraining), or None.
+        compiled_heads: compiled models that a holdout run may reuse, and keeps its own in
+            (a search's, for its best config's retraining; a sweep's jobs in one process): for
+            its head-only stages on cached features, or its one stage's whole model; or None.
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -158,8 +159,8 @@ class Run:
         hparams: a sweep job's varied settings, for TensorBoard's HParams dashboard, or None.
         distribution: the devices the run is split over (``execution.distributed``), or None.
         pruner: what may stop the run as it goes (``framework.run.pruning``), or None.
-        compiled_heads: compiled heads to reuse for head-only stages on cached features (a
-            search's trials), or None.
+        compiled_heads: compiled models to reuse for head-only stages on cached features (a
+            search's trials), or for the one stage of a whole model (a sweep's jobs), or None.
 
     Attributes:
         class_weight: each class's weight in the training loss (``class_weights``), or None:
@@ -506,10 +507,13 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
         )
     # A head-only stage over cached features trains the head model, whose layers the full
     # model shares: the full model is trained all the same.
-    target = built.head if plan.on_cached_features else built.model
-    if plan.on_cached_features and run.compiled_heads is not None:
+    own = built.head if plan.on_cached_features else built.model
+    target = own
+    # A whole model is reused in a run of one stage only: a stage that trains other layers
+    # compiles the model again.
+    if run.compiled_heads is not None and (plan.on_cached_features or stages == 1):
         target = run.compiled_heads.compiled(
-            built.head,
+            own,
             lambda head: _compile(head, plan, run),
             plan.optimizer["learning_rate"],
             {
@@ -528,8 +532,11 @@ def fit_stage(run: Run, plan: StagePlan, stages: int):
             row = {"epoch": len(run.history) + 1, "stage": plan.name}
             row.update({k: v[i] for k, v in history.items()})
             run.history.append(row)
+    if target is not own:
+        if own is built.model:  # saved with its optimizer's state, as trained
+            _compile(own, plan, run)
+        CompiledHeads.take_back(own, target)
     if plan.on_cached_features:
-        CompiledHeads.take_back(built.head, target)
         if built.model is not None:  # None: the head was built alone (``build_head``)
             # Saved compiled, with an optimizer built for the variables it would train.
             _compile(built.model, plan, run)
@@ -944,6 +951,8 @@ def _save_model_files(run: Run):
     model, task = run.built.model, run.task
     portable = task.saved_metrics(run.data)
     if portable is not None:  # the same optimizer, its state kept
+        if run.compiled_heads is not None:
+            run.compiled_heads.forget(model)
         model.compile(
             optimizer=model.optimizer,
             loss=run.loss,

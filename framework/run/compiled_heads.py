@@ -182,7 +182,9 @@ def _copy(source, target) -> bool:
     ):
         return False
     for s, t in zip(source, target):
-        t.assign(s)
+        # A copy: on JAX an assigned array is shared, and the next fit of either model donates
+        # (deletes) its variables' arrays.
+        t.assign(keras.ops.copy(s.value))
     return True
 
 

@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,launchers,search]"
+	$(PY) -m pip install --quiet -e ".[dev,launchers,search,tracking,serve]"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -61,10 +61,11 @@ def run(cfg: DictConfig) -> float:
         import_backend()
         _freeze_imports()
         checkpoint = cfg.trainer.checkpoint
+        tracking = _tracking(cfg, hydra_cfg)
         if OmegaConf.select(cfg, "tuner.algorithm"):  # ~tuner leaves the rest of its settings
             from framework.sweeps.tuner import tune
 
-            result = tune(cfg, hydra_cfg.runtime.output_dir, checkpoint)
+            result = tune(cfg, hydra_cfg.runtime.output_dir, checkpoint, tracking)
             if not result:
                 return float("nan")  # a worker of a distributed search
         else:
@@ -81,6 +82,7 @@ def run(cfg: DictConfig) -> float:
                 hparams,
                 pruner,
                 compiled_heads=sweep_jobs_models() if hydra_cfg.mode == RunMode.MULTIRUN else None,
+                tracking=tracking,
             )
     except (UserError, OmegaConfBaseException, OSError) as e:
         stopped = stop_behind(e)
@@ -117,6 +119,18 @@ def _freeze_imports():
     if gc.get_freeze_count() == 0:
         gc.collect()
         gc.freeze()
+
+
+def _tracking(cfg, hydra_cfg):
+    """The job's tracking: a sweep's job under its sweep (tagged with the sweep and its number)."""
+    from framework.run.tracking import Tracking
+
+    output_dir = hydra_cfg.runtime.output_dir
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return Tracking(cfg, output_dir, kind="search" if cfg.get("tuner") else "run")
+    sweep_dir = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir
+    tags = {"sweep": str(hydra_cfg.sweep.dir), "job": str(hydra_cfg.job.num)}
+    return Tracking(cfg, output_dir, parent_dir=sweep_dir, kind="job", tags=tags)
 
 
 def _varied_settings(hydra_cfg) -> dict:

@@ -23,8 +23,9 @@ from framework.parts.contexts import (
 )
 from framework.parts.kinds import FEATURE_MAPS, FEATURES, IMAGES
 from framework.parts.protocols import Protocol, Round
-from framework.parts.ranges import setting
+from framework.parts.ranges import Form, setting
 from framework.parts.tasks import Targets, Task, encode_targets
+from framework.parts.tracking import FAILED, FINISHED, KILLED, TrackedRun, Tracker
 from framework.runtime.backend import require_tensorflow
 from framework.runtime.epoch_order import shuffle_each_epoch
 
@@ -50,9 +51,13 @@ __all__ = [
     "BINARY",
     "IMAGES",
     "IMAGE_EXTENSIONS",
+    "KILLED",
     "MULTICLASS",
     "Data",
     "DataContext",
+    "FAILED",
+    "FINISHED",
+    "Form",
     "FEATURES",
     "FEATURE_MAPS",
     "ModelContext",
@@ -62,6 +67,8 @@ __all__ = [
     "RunContext",
     "Targets",
     "Task",
+    "TrackedRun",
+    "Tracker",
     "UserError",
     "class_probabilities",
     "encode_targets",

@@ -61,6 +61,12 @@ def register_tasks(register):
 
 
 @hookspec
+def register_trackers(register):
+    """Register run trackers: ``build(cfg) -> framework.api.Tracker``: where each run's settings,
+    epochs, scores and files are logged (MLflow...), so that runs can be found across run dirs."""
+
+
+@hookspec
 def register_protocols(register):
     """Register evaluation protocols: ``build(cfg) -> framework.api.Protocol``: the models a run
     trains (``Protocol.rounds``: the data's cut and the seed of each), ranked by their mean

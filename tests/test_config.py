@@ -107,7 +107,14 @@ def test_wrong_types_are_refused(compose, overrides):
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["--cfg", "job"], ["--info"], ["--cfg", "job", "trainer.backend=jax"]]
+    "args",
+    [
+        ["--help"],
+        ["--cfg", "job"],
+        ["--info"],
+        ["--cfg", "job", "trainer.backend=jax"],
+        ["--cfg", "job", "tracker=mlflow"],
+    ],
 )
 def test_config_only_commands_never_import_a_backend(tmp_path, args):
     result = subprocess.run(
@@ -120,7 +127,7 @@ def test_config_only_commands_never_import_a_backend(tmp_path, args):
     assert result.returncode == 0, result.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
     assert "hydra" in imported
-    assert not {"tensorflow", "keras", "jax"} & imported
+    assert not {"tensorflow", "keras", "jax", "mlflow"} & imported
 
 
 @pytest.mark.parametrize(

@@ -162,6 +162,9 @@ class Config:
     # (protocol.folds over train+validation) or seeds (protocol.repeats seeds); a sweep ranks
     # by the mean of the models' validation objectives.
     protocol: Any = MISSING
+    # Where each run is logged beside its run dir: none, mlflow (an MLflow store: SQLite under
+    # outputs/ or a server), tensorboard (one log dir for all runs) or csv (one table of runs).
+    tracker: Any = MISSING
     regularizer: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)

@@ -25,6 +25,7 @@ HOOKS = {
     "callbacks": "register_callbacks",
     "task": "register_tasks",
     "protocol": "register_protocols",
+    "tracker": "register_trackers",
 }
 
 _manager: pluggy.PluginManager | None = None

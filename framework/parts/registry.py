@@ -1,5 +1,5 @@
 """Registries of named parts (datasets, backbones, heads, regularizers, callbacks, tasks,
-protocols).
+protocols, trackers).
 
 A part is registered once by a plugin, listed by name, and built by name; Hydra loads its default
 config from the registry, under the part's group (``framework.config.source``), so
@@ -246,6 +246,7 @@ REGISTRIES: dict[str, Registry] = {
     "callbacks": Registry("callbacks", multiple=True),
     "task": Registry("task"),
     "protocol": Registry("protocol"),
+    "tracker": Registry("tracker"),
 }
 datasets = REGISTRIES["dataset"]
 backbones = REGISTRIES["backbone"]
@@ -254,3 +255,4 @@ regularizers = REGISTRIES["regularizer"]
 callbacks = REGISTRIES["callbacks"]
 tasks = REGISTRIES["task"]
 protocols = REGISTRIES["protocol"]
+trackers = REGISTRIES["tracker"]

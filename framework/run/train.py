@@ -61,6 +61,7 @@ from framework.run.report import (
     write_summary,
 )
 from framework.run.rundir import running_in, shown, write_atomic
+from framework.run.tracking import Tracking, final_scores, kept_files, record_tags, tracked
 from framework.runtime.epoch_order import start_epoch
 from framework.runtime.execution import (
     compile_options,
@@ -81,6 +82,7 @@ def train(
     *,
     loaded: tuple | None = None,
     compiled_heads: CompiledHeads | None = None,
+    tracking: Tracking | None = None,
 ) -> dict:
     """Trains, evaluates and saves the model a config describes.
 
@@ -98,6 +100,8 @@ def train(
         compiled_heads: compiled models that a holdout run may reuse, and keeps its own in
             (a search's, for its best config's retraining; a sweep's jobs in one process): for
             its head-only stages on cached features, or its one stage's whole model; or None.
+        tracking: the run's tracking (``tracker=``), as its command set it up (a sweep job's,
+            under its sweep); None: the config's tracker, for a run of its own.
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -106,8 +110,11 @@ def train(
         UserError: bad input; the run directory is marked FAILED and no metrics.json is written.
     """
     run_dir = Path(run_dir)
-    with running_in(run_dir):
-        metrics, task = _train(cfg, run_dir, checkpoint, hparams, pruner, loaded, compiled_heads)
+    with running_in(run_dir), tracked(tracking or Tracking(cfg, run_dir)) as tracking:
+        metrics, task = _train(
+            cfg, run_dir, checkpoint, hparams, pruner, loaded, compiled_heads, tracking
+        )
+        tracking.log_final(final_scores(metrics), kept_files(run_dir), record_tags(metrics))
     print(console_report(run_dir, metrics, task))
     return metrics
 
@@ -161,6 +168,7 @@ class Run:
         pruner: what may stop the run as it goes (``framework.run.pruning``), or None.
         compiled_heads: compiled models to reuse for head-only stages on cached features (a
             search's trials), or for the one stage of a whole model (a sweep's jobs), or None.
+        tracking: where each epoch is logged as it ends (``tracker=``), or None.
 
     Attributes:
         class_weight: each class's weight in the training loss (``class_weights``), or None:
@@ -184,6 +192,7 @@ class Run:
     distribution: dict | None = None
     pruner: Any = None
     compiled_heads: CompiledHeads | None = None
+    tracking: Tracking | None = None
     class_weight: dict | None = field(init=False)
 
     def __post_init__(self):
@@ -209,7 +218,7 @@ class Run:
 
 
 def _train(
-    cfg, run_dir: Path, checkpoint: bool, hparams, pruner, loaded, compiled_heads
+    cfg, run_dir: Path, checkpoint: bool, hparams, pruner, loaded, compiled_heads, tracking
 ) -> tuple[dict, Task]:
     use_backend(cfg.trainer.get("backend"))  # refused if this process runs another
     job_checkpoint = JobCheckpoint(run_dir, cfg) if checkpoint else None
@@ -240,13 +249,14 @@ def _train(
                 distribution=distribution,
                 pruner=pruner,
                 compiled_heads=None if distribution else compiled_heads,
+                tracking=tracking,
             )
             metrics = write_run_dir(run)
         else:
             if pruner is not None:
                 print(f"note: a pruner stops holdout runs only; the {len(rounds)} rounds train on")
             metrics = fit_rounds(
-                Rounds(cfg, run_dir, data, task, batch_size, checkpoint, distribution),
+                Rounds(cfg, run_dir, data, task, batch_size, checkpoint, distribution, tracking),
                 protocol,
                 rounds,
                 hparams,
@@ -284,6 +294,7 @@ def fit_round(
     rows=None,
     pruner=None,
     compiled_heads: CompiledHeads | None = None,
+    tracking: Tracking | None = None,
 ) -> Run:
     """Builds one model (under the random state the caller seeded) and trains its stages.
 
@@ -297,6 +308,7 @@ def fit_round(
         pruner: what may stop the run as it goes (``Run.pruner``); a pruned run trains no
             further stage.
         compiled_heads: ``Run.compiled_heads``, where ``shared`` gives none.
+        tracking: ``Run.tracking``.
 
     Returns:
         The trained run, not yet written.
@@ -318,6 +330,7 @@ def fit_round(
         distribution=distribution,
         pruner=pruner,
         compiled_heads=compiled_heads,
+        tracking=tracking,
     )
     if run.class_weight:
         weights = (f"{name} {weight:.4g}" for name, weight in run.class_weight.items())
@@ -619,6 +632,8 @@ def _fit(run: Run, plan: StagePlan, target) -> dict[str, list[float]]:
         callbacks += run.checkpoint.callbacks(plan.number)
     if run.pruner:
         callbacks.append(Pruning(run.pruner, run.objective, before))
+    if run.tracking and run.tracking.active:
+        callbacks.append(run.tracking.epoch_callback(run.run_dir, before))
     callbacks.append(StopCheck())  # last: an epoch's end is logged and backed up before
     if plan.on_cached_features:
         # As the training split does: NumPy arrays as the data says; a pipeline reshuffles each
@@ -691,7 +706,8 @@ ROUND_SCORES = "scores.npz"
 @dataclass
 class Rounds:
     """What the rounds of a protocol share: the run's config (its seed), dir, data (as the
-    dataset cut it), task and batch size, whether it keeps a checkpoint, its devices."""
+    dataset cut it), task and batch size, whether it keeps a checkpoint, its devices, and its
+    tracking (or None)."""
 
     cfg: Any
     run_dir: Path
@@ -700,6 +716,7 @@ class Rounds:
     batch_size: int
     checkpoint: bool
     distribution: dict | None
+    tracking: Tracking | None = None
 
 
 def fit_rounds(ctx: Rounds, protocol: Protocol, rounds: list, hparams: dict | None) -> dict:
@@ -768,6 +785,7 @@ def _fit_round_once(ctx: Rounds, shared, folder: str, round_, header: str, cfg=N
         distribution=ctx.distribution,
         shared=shared,
         rows=round_.validation,
+        tracking=ctx.tracking,
     )
     evaluated_on = "test" if data.test is not None else "validation"
     if all(stage["cached_features"] for stage in run.stage_metrics):

@@ -17,6 +17,7 @@ from framework.errors import DirectoryTaken, UserError, signals_deferred
 from framework.parts.objective import Objective, best_first
 from framework.run.record import read_record
 from framework.run.rundir import FAILED, METRICS, locked, mark_failed, shown, write_csv_atomic
+from framework.run.tracking import end_sweep
 
 SUMMARY = "summary.csv"
 # Around the task's headline score on validation and test (validation_accuracy,
@@ -87,6 +88,8 @@ class SweepSummary(Callback):
                 [job for job in jobs if job["status"] == "finished" and has_objective(job)],
             )
             print(f"Wrote:     {shown(sweep_dir / SUMMARY)}, {PLOT}")
+        # Where the jobs were tracked under a run of the sweep: ended, with its summary.
+        end_sweep(config, sweep_dir)
 
 
 def record_stopped_sweep(stopped: BaseException):

@@ -46,12 +46,14 @@ from framework.run.model import build_head, build_model  # noqa: E402
 from framework.run.pruning import MedianRule  # noqa: E402
 from framework.run.report import write_history  # noqa: E402
 from framework.run.rundir import (  # noqa: E402
+    HISTORY,
     finished_run_check,
     running_in,
     shown,
     write_atomic,
     write_csv_atomic,
 )
+from framework.run.tracking import Tracking, tracked  # noqa: E402
 from framework.run.train import (  # noqa: E402
     Run,
     SharedFeatures,
@@ -91,11 +93,12 @@ class Body:
 class Search(keras_tuner.Tuner):
     """keras-tuner's Tuner with our trial: the run's phases on the trial's config."""
 
-    def __init__(self, cfg, space: dict, oracle, directory: Path, data=None):
+    def __init__(self, cfg, space: dict, oracle, directory: Path, data=None, run_dir=None):
         super().__init__(
             oracle=oracle, directory=str(directory), project_name=SEARCH_PROJECT, overwrite=False
         )
         self.cfg, self.space = cfg, space
+        self.run_dir = run_dir  # the search's: each trial is tracked as a run under it
         budget = cfg.tuner.time_budget
         self.deadline = None if budget is None else time.monotonic() + seconds(budget)
         # Reused from trial to trial: the data (``data``: the run config's, loaded already), and
@@ -122,9 +125,15 @@ class Search(keras_tuner.Tuner):
         epochs = trial.hyperparameters.values.get("tuner/epochs") or self.cfg.tuner.epochs
         cfg = trial_config(self.cfg, settings, epochs)
         pruner = self._pruner()
+        trial_dir = Path(self.get_trial_dir(trial.trial_id))
+        tracking = Tracking(
+            cfg, trial_dir, self.run_dir, kind="trial", tags={"trial": str(trial.trial_id)}
+        )
         try:
             check_settings(cfg)  # the settings a trial chose, together: once per trial
-            value, trained = self._run(cfg, Path(self.get_trial_dir(trial.trial_id)), pruner)
+            with tracked(tracking):
+                value, trained = self._run(cfg, trial_dir, pruner, tracking)
+                tracking.log_final({"objective": value}, [trial_dir / HISTORY])
         except UserError as e:
             # Bad input stops the search (keras-tuner would retry, then fail trial after trial).
             raise keras_tuner.errors.FatalError(str(e)) from e
@@ -134,7 +143,7 @@ class Search(keras_tuner.Tuner):
         ran = {"epochs": epochs, "trained_epochs": trained}
         if pruner:
             ran.update(curve=pruner.curve, pruned=pruner.epoch)
-        write_atomic(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD, json.dumps(ran))
+        write_atomic(trial_dir / TRIAL_RECORD, json.dumps(ran))
         return {self.oracle.objective.name: value}
 
     def _pruner(self) -> MedianRule | None:
@@ -155,7 +164,7 @@ class Search(keras_tuner.Tuner):
             tuner_cfg.pruner_warmup_epochs,
         )
 
-    def _run(self, cfg, trial_dir: Path, pruner=None) -> tuple[float, int]:
+    def _run(self, cfg, trial_dir: Path, pruner, tracking) -> tuple[float, int]:
         """Trains a trial's config; returns its objective and the epochs it trained."""
         # The models of earlier trials: Python's collector frees them as it goes (a collection
         # each trial, Keras's default, costs about as much as a head's fit on cached features).
@@ -168,7 +177,7 @@ class Search(keras_tuner.Tuner):
         set_precision(cfg.trainer.precision)
         protocol = load_protocol(cfg)
         if not protocol.single:
-            return self._run_rounds(cfg, trial_dir, task, data, protocol)
+            return self._run_rounds(cfg, trial_dir, task, data, protocol, tracking)
         # What build_model builds but for the head: a trial whose stages all train the head on
         # features in memory builds the head alone, from where an earlier trial's build left it.
         body_key = OmegaConf.to_yaml(
@@ -198,6 +207,7 @@ class Search(keras_tuner.Tuner):
                 distribution=distribution,
                 compiled_heads=None if distribution else self._compiled_heads,
                 pruner=pruner,
+                tracking=tracking,
             )
             plans = plan_stages(cfg, data, run.built)
             feature_key = next((p.feature_key for p in plans if p.on_cached_features), None)
@@ -216,7 +226,7 @@ class Search(keras_tuner.Tuner):
         )
         return value, len(run.history)
 
-    def _run_rounds(self, cfg, trial_dir: Path, task, data, protocol) -> tuple[float, int]:
+    def _run_rounds(self, cfg, trial_dir: Path, task, data, protocol, tracking):
         """Trains a trial's config once per round of its protocol; returns the mean of the
         rounds' objectives (``objective_over``) and the mean of their epochs."""
         shared = SharedFeatures(cfg, data, task)
@@ -237,6 +247,7 @@ class Search(keras_tuner.Tuner):
                     distribution=distribution,
                     shared=shared,
                     rows=round_.validation,
+                    tracking=tracking,
                 )
             values.append(
                 objective_value(
@@ -265,13 +276,15 @@ def _data_key(cfg) -> str:
     )
 
 
-def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
+def tune(cfg, run_dir, checkpoint: bool = False, tracking: Tracking | None = None) -> dict:
     """Searches the config's ``tuner.space``, then retrains the best trial's config.
 
     Args:
         cfg: a composed run config with a ``tuner``, its settings checked (as ``train``'s).
         run_dir: the run's directory; an unfinished search there is resumed.
         checkpoint: keep a checkpoint while the best config is retrained (``train``'s).
+        tracking: the search's tracking (``train``'s), each trial tracked as a run under it;
+            the retrained best config is logged as the search's own run.
 
     Returns:
         The metrics of the retrained best model (``train``'s); empty in a worker of a
@@ -281,14 +294,15 @@ def tune(cfg, run_dir, checkpoint: bool = False) -> dict:
         UserError: a bad tuner config or trial setting, or no trial that finished.
     """
     run_dir = Path(run_dir)
+    tracking = tracking or Tracking(cfg, run_dir, kind="search")
     if is_worker():  # the chief's run dir: the chief holds it, and marks it if it fails
         finished_run_check(run_dir)
-        return _tune(cfg, run_dir, checkpoint)
-    with running_in(run_dir):  # refused if it holds a finished run
-        return _tune(cfg, run_dir, checkpoint)
+        return _tune(cfg, run_dir, checkpoint, tracking)
+    with running_in(run_dir), tracked(tracking):  # refused if it holds a finished run
+        return _tune(cfg, run_dir, checkpoint, tracking)
 
 
-def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
+def _tune(cfg, run_dir: Path, checkpoint: bool, tracking: Tracking) -> dict:
     tuner_cfg = cfg.tuner
     loaded = load_task_data(cfg)  # the trials' data, where their settings keep it
     task = loaded[0]
@@ -300,7 +314,8 @@ def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     search_dir = run_dir / SEARCH_DIR
     record_search(search_dir, cfg)
-    search = Search(cfg, space, _oracle(tuner_cfg, objective, cfg, space), search_dir, loaded)
+    oracle = _oracle(tuner_cfg, objective, cfg, space)
+    search = Search(cfg, space, oracle, search_dir, loaded, run_dir)
     if is_worker():  # its trials come from the chief's oracle, which reports and retrains
         _search(search, cfg)
         return {}
@@ -334,6 +349,7 @@ def _tune(cfg, run_dir: Path, checkpoint: bool) -> dict:
         checkpoint,
         loaded=search._data.get(_data_key(best_cfg)),
         compiled_heads=search._compiled_heads,
+        tracking=tracking,
     )
 
 

@@ -1,0 +1,1 @@
+"""Run trackers: none, MLflow, TensorBoard, CSV."""

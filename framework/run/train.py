@@ -924,7 +924,8 @@ def _save_kept_model(ctx: Rounds, shared: SharedFeatures, kept: dict):
 
 
 def write_run_dir(run: Run) -> dict:
-    """Writes the history, the plots, the model, its summary and, last, metrics.json.
+    """Writes the history, the plots, the model, its summary, the model card and, last,
+    metrics.json.
 
     A pruned run is never a sweep's best: it writes its records as it stopped (the history,
     the model's summary, metrics.json) and no plots or model.keras, which cost a sweep about

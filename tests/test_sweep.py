@@ -61,6 +61,11 @@ def test_a_sweep_runs_every_job_and_ends_with_a_summary_best_first(cli, tmp_path
     # Job 1 names an unknown optimizer: it fails, the jobs after it still run.
     assert (sweep / "1" / "FAILED").is_file() and not (sweep / "1" / "metrics.json").exists()
     metrics = {job: json.loads((sweep / job / "metrics.json").read_text()) for job in ("0", "2")}
+    # Each finished job has its model card, whose command runs the job again on its own.
+    command = "python -m framework experiment=iris_binary trainer.epochs=2 trainer.verbose=0"
+    card = (sweep / "2" / "model_card.md").read_text()
+    assert f"{command} optimizer.name=sgd sweep.keep_top_k=1\n" in card
+    assert not (sweep / "1" / "model_card.md").exists()
     assert "error: job 1 failed: unknown optimizer 'adamx'" in result.stderr
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (

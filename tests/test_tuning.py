@@ -40,6 +40,8 @@ def test_a_random_search_keeps_its_trials_and_retrains_the_best(cli, tmp_path):
     # The best config, retrained on the full schedule, is the run's model.
     metrics = json.loads((run / "metrics.json").read_text())
     assert (run / "model.keras").is_file() and metrics["epochs"] == 10
+    card = (run / "model_card.md").read_text()  # the search's card: the best trial's too
+    assert f"without the tuner:\n\n```sh\n{best.command}\n```\n" in card
 
     # Its overrides run the best trial again, without the tuner.
     again = cli(*best.overrides, "hydra.run.dir=again")

@@ -28,7 +28,7 @@ class Assembled:
         random_state: Python's random state once the backbone was built: Keras draws its
             initializers' seeds from it, so a head built alone from it (``build_head``) starts
             from the weights the full build gave its head.
-        described: for a head built alone, the full model's name and parameter count
+        described: for a head built alone, the full model's ``recorded()``
             (``Assembled.recorded``), where known.
     """
 
@@ -41,10 +41,15 @@ class Assembled:
     described: dict | None = None
 
     def recorded(self) -> dict | None:
-        """The full model's name and parameter count, as metrics.json records them."""
+        """The full model's name, parameter count and input shape (without the batch), as
+        metrics.json records them."""
         if self.model is None:
             return self.described
-        return {"name": self.model.name, "params": int(self.model.count_params())}
+        return {
+            "name": self.model.name,
+            "params": int(self.model.count_params()),
+            "input_shape": list(self.model.input_shape[1:]),
+        }
 
 
 def build_model(cfg, data: Data, one_hot: bool = False, task=None) -> Assembled:
@@ -110,7 +115,7 @@ def build_head(
         pretrained: whether the backbone is pretrained (``Assembled.pretrained``).
         random_state: ``Assembled.random_state`` of a full build of the same config but for its
             head, from the same seed (``after_default_seeds`` finds it for another seed).
-        described: the full model's name and parameter count (``Assembled.described``).
+        described: the full model's ``recorded()`` (``Assembled.described``).
 
     Returns:
         An ``Assembled`` with the head and no full model or backbone.

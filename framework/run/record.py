@@ -36,6 +36,8 @@ class RunRecord:
         protocol: a protocol that trains several models (``kfold``, ``seeds``): its name and
             settings, each model's (round's) validation scores and objective, their mean and
             std, and the model kept (``kept``); None for the holdout.
+        environment: the machine and the library versions it ran with
+            (``framework.runtime.environment``); None: an older run.
 
     A field with a default is left out of the file where it holds it, so a run that does not
     use what the field records writes the file it wrote before the field existed.
@@ -55,6 +57,7 @@ class RunRecord:
     class_weight: dict | None = None
     pruned: dict | None = None
     protocol: dict | None = None
+    environment: dict | None = None
 
     def as_dict(self) -> dict:
         """The record as ``metrics.json`` holds it."""

@@ -39,6 +39,7 @@ from framework.parts.objective import (
 from framework.parts.protocols import Protocol, Round
 from framework.parts.ranges import plain
 from framework.parts.tasks import Task, recorded_name, run_task
+from framework.run.card import write_card
 from framework.run.checkpoint import JobCheckpoint
 from framework.run.class_weight import class_weights
 from framework.run.compiled_heads import CompiledHeads
@@ -62,6 +63,7 @@ from framework.run.report import (
 )
 from framework.run.rundir import running_in, shown, write_atomic
 from framework.run.tracking import Tracking, final_scores, kept_files, record_tags, tracked
+from framework.runtime.environment import environment
 from framework.runtime.epoch_order import start_epoch
 from framework.runtime.execution import (
     compile_options,
@@ -912,6 +914,7 @@ def _write_rounds(
     run_record = RunRecord(**record)
     if hparams is not None:
         write_hparams(run_dir, hparams, run_record)
+    write_card(run_dir, run_record)
     write_record(run_dir, run_record)  # last: its presence marks a finished run
     return run_record.as_dict()
 
@@ -939,7 +942,8 @@ def _save_kept_model(ctx: Rounds, shared: SharedFeatures, kept: dict):
 
 
 def write_run_dir(run: Run) -> dict:
-    """Writes the history, the plots, the model, its summary and, last, metrics.json.
+    """Writes the history, the plots, the model, its summary, the model card and, last,
+    metrics.json.
 
     A pruned run is never a sweep's best: it writes its records as it stopped (the history,
     the model's summary, metrics.json) and no plots or model.keras, which cost a sweep about
@@ -960,6 +964,7 @@ def write_run_dir(run: Run) -> dict:
     record = _run_record(run, evaluated_on)
     if run.hparams is not None:
         write_hparams(run_dir, run.hparams, record)
+    write_card(run_dir, record)
     write_record(run_dir, record)  # last: its presence marks a finished run
     return record.as_dict()
 
@@ -1024,6 +1029,7 @@ def _run_record(run: Run, evaluated_on: str) -> RunRecord:
         },
         class_weight=run.class_weight,
         pruned={"epoch": run.pruner.epoch, "by": run.pruner.name} if run.pruned else None,
+        environment=environment(),
     )
 
 

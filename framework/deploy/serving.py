@@ -70,6 +70,7 @@ class ServedRun:
             self.kind = IMAGE
             self.images = Predictor(load_run_model(run_dir, unsafe), class_names, interpolation)
             self.model = self.images.model
+            self.decode = image_decoder(self.images)
         # Keras models are not made for calls from several threads at once: one at a time.
         self.lock = threading.Lock()
 
@@ -127,14 +128,10 @@ class ServedRun:
             if not is_readable(io.BytesIO(image)):
                 raise unreadable
             try:
-                images.append(
-                    decode_image(
-                        image, self.images.size, self.images.channels, self.images.interpolation
-                    )
-                )
+                images.append(self.decode(image))
             except tf.errors.OpError:
                 raise unreadable from None
-        x = tf.cast(tf.stack(images), tf.float32).numpy()
+        x = tf.stack(images).numpy()
         probs = class_probabilities(self.outputs(x))
         return [image_answer(self.images.class_names, np.asarray(p), top) for p in probs]
 
@@ -171,6 +168,27 @@ class ServedRun:
             values = {name: column[i] for name, column in predicted.items()}
             answers.append({"text": self.task.prediction_text(values), "values": values})
         return answers
+
+
+def image_decoder(images: Predictor):
+    """A function from an image file's bytes to the model's float32 input, decoded and resized
+    as in training, traced once as a graph (each op dispatched on its own costs more than the
+    decoding of a small image).
+
+    Args:
+        images: the predictor whose input size, channels and resize method it keeps.
+
+    Returns:
+        A TensorFlow function of a scalar string tensor (or bytes).
+    """
+    from framework.runtime.backend import require_tensorflow
+
+    tf = require_tensorflow("reading images for a prediction")
+    size, channels, interpolation = images.size, images.channels, images.interpolation
+    return tf.function(
+        lambda contents: tf.cast(decode_image(contents, size, channels, interpolation), tf.float32),
+        input_signature=[tf.TensorSpec([], tf.string)],
+    )
 
 
 def create_app(run_dir, max_bytes: int, unsafe: bool = False, top: int = 1) -> FastAPI:

@@ -73,15 +73,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(run_dir: Path, port: int) -> subprocess.Popen:
+def start_server(run_dir: Path, port: int, log: Path) -> subprocess.Popen:
+    """The server on ``port``, once it answers /health; its output goes to ``log``."""
     server = subprocess.Popen(
         [sys.executable, "-m", "framework.serve", str(run_dir), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            sys.exit(f"the server exited {server.returncode}")
+            sys.exit(f"the server exited {server.returncode}: {log.read_text()}")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             connection.request("GET", "/health")
@@ -170,7 +172,7 @@ def main():
         }
 
         port = free_port()
-        server = start_server(run_dir, port)
+        server = start_server(run_dir, port, Path(tmp) / "server.log")
         try:
             rows = []
             for name, path, bodies, images in (

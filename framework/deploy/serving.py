@@ -121,7 +121,7 @@ class ServedRun:
             name = field if len(contents) == 1 and field == FIELDS[IMAGE][0] else f"{field}[{i}]"
             unreadable = BadRequest(
                 422,
-                f"{name} cannot be read as an image (accepted: {', '.join(IMAGE_EXTENSIONS)}, "
+                f"{name} is not a readable image file (accepted: {', '.join(IMAGE_EXTENSIONS)}, "
                 "complete files)",
                 name,
             )

@@ -4,6 +4,7 @@ asked over real HTTP; its answers are framework.predict's for the same inputs.""
 import base64
 import contextlib
 import csv
+import http.client
 import io
 import json
 import socket
@@ -121,22 +122,25 @@ def runs(tmp_path_factory):
         ),
         root / "image_run",
     )
-    header, rows = houses(120, seed=7)
-    with open(root / "houses.csv", "w", newline="") as f:
-        csv.writer(f).writerows([header, *rows])
-    train(
-        compose_config(
-            "dataset=csv",
-            f"dataset.path={root / 'houses.csv'}",
-            "dataset.target=price",
-            "trainer.epochs=2",
-            "trainer.verbose=0",
-        ),
-        root / "csv_run",
-    )
-    before = {name: snapshot(root / name) for name in ("image_run", "csv_run")}
-    servers = {name: Server(root / name, root / f"{name}.log") for name in ("image_run", "csv_run")}
+    # Each server starts as soon as its run is trained: the first loads while the second trains.
+    before = {"image_run": snapshot(root / "image_run")}
+    servers = {"image_run": Server(root / "image_run", root / "image_run.log")}
     try:
+        header, rows = houses(120, seed=7)
+        with open(root / "houses.csv", "w", newline="") as f:
+            csv.writer(f).writerows([header, *rows])
+        train(
+            compose_config(
+                "dataset=csv",
+                f"dataset.path={root / 'houses.csv'}",
+                "dataset.target=price",
+                "trainer.epochs=2",
+                "trainer.verbose=0",
+            ),
+            root / "csv_run",
+        )
+        before["csv_run"] = snapshot(root / "csv_run")
+        servers["csv_run"] = Server(root / "csv_run", root / "csv_run.log")
         for name, server in servers.items():
             wait_until(server.ready, 180, f"the {name} server's /health")
         yield root, servers, before
@@ -301,7 +305,18 @@ def test_a_body_over_max_bytes_and_an_unknown_route_are_refused_in_json(runs):
     root, servers, _ = runs
     server = servers["image_run"]
     status, answer = server.post_json("/predict", {"image": "A" * MAX_BYTES})
-    assert status == 413 and f"--max-bytes {MAX_BYTES}" in answer["error"]
+    assert (status, answer["field"]) == (413, "body") and f"--max-bytes {MAX_BYTES}" in answer[
+        "error"
+    ]
+    # Sent in chunks, with no Content-Length to refuse it by: refused as it is read.
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    chunks = (b"x" * 8192 for _ in range(MAX_BYTES // 8192 + 2))
+    connection.request(
+        "POST", "/predict", chunks, {"Content-Type": "application/json"}, encode_chunked=True
+    )
+    response = connection.getresponse()
+    assert response.status == 413 and json.loads(response.read())["field"] == "body"
+    connection.close()
     status, answer = server.get("/nowhere")
     assert status == 404 and answer["error"].startswith("no route GET /nowhere; routes: ")
     status, answer = server.get("/predict")

@@ -324,7 +324,9 @@ async def limited_body(request: Request, max_bytes: int) -> bytes:
         BadRequest: a body over ``max_bytes`` (413), refused before it is read where its
             Content-Length says so.
     """
-    over = BadRequest(413, f"the request's body is over the server's --max-bytes {max_bytes}")
+    over = BadRequest(
+        413, f"the request's body is over the server's --max-bytes {max_bytes}", "body"
+    )
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > max_bytes:
         raise over

@@ -53,7 +53,26 @@ def load_image(path, size: tuple[int, int], channels: int = 3, interpolation: st
     """
     import tensorflow as tf
 
-    image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+    return decode_image(tf.io.read_file(path), size, channels, interpolation)
+
+
+def decode_image(
+    contents, size: tuple[int, int], channels: int = 3, interpolation: str = "bilinear"
+):
+    """Decodes and resizes an image file's bytes, as ``load_image`` does a file's.
+
+    Args:
+        contents: a string tensor (or bytes): a jpeg, png, bmp or gif file's contents.
+        size: ``(height, width)`` of the result.
+        channels: 3 (RGB) or 1 (grayscale).
+        interpolation: the resize method (a ``tf.image.resize`` method name).
+
+    Returns:
+        A ``(height, width, channels)`` uint8 tensor.
+    """
+    import tensorflow as tf
+
+    image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
 
     def resize():
         resized = tf.image.resize(image, size, method=interpolation)

@@ -18,13 +18,35 @@ ROWS_SHOWN = 10
 def predict_image(predictor: ImagePredictor, path: Path, top: int):
     """Prints the prediction for one image (and the ``top`` best classes when top > 1)."""
     check_image(path)
-    probs = predictor.probabilities([path])[0]
-    order = probs.argsort()[::-1]
-    print(f"Prediction: {predictor.class_names[order[0]]} (confidence: {probs[order[0]]:.1%})")
+    answer = image_answer(predictor.class_names, predictor.probabilities([path])[0], top)
+    print(f"Prediction: {answer['text']}")
     if top > 1:
         width = max(len(name) for name in predictor.class_names)
-        for rank, i in enumerate(order[:top], start=1):
-            print(f"  {rank}. {predictor.class_names[i]:<{width}}  {probs[i]:.1%}")
+        for rank, best in enumerate(answer["top"], start=1):
+            print(f"  {rank}. {best['class']:<{width}}  {best['confidence']:.1%}")
+
+
+def image_answer(class_names: list[str], probs, top: int) -> dict:
+    """One image's prediction from its class probabilities.
+
+    Args:
+        class_names: the class names in label order.
+        probs: the image's probability of each class (a NumPy vector).
+        top: how many of the best classes to list.
+
+    Returns:
+        ``text`` (as ``framework.predict`` prints it after ``Prediction:``), the best
+        ``class`` and its ``confidence``, and ``top``: the ``top`` best classes, best first,
+        each a ``class`` and its ``confidence``.
+    """
+    order = probs.argsort()[::-1]
+    best = order[0]
+    return {
+        "text": f"{class_names[best]} (confidence: {probs[best]:.1%})",
+        "class": class_names[best],
+        "confidence": float(probs[best]),
+        "top": [{"class": class_names[i], "confidence": float(probs[i])} for i in order[:top]],
+    }
 
 
 def check_rows_file(path: Path, output: Path, overwrite: bool):
@@ -40,8 +62,6 @@ def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsaf
     """Predicts every row of a CSV file with a run trained on a CSV file; prints the first
     predictions and writes ``output``: the rows with the task's prediction columns."""
     from framework.deploy.rows import read_rows
-    from framework.parts.loading import load_plugins
-    from framework.parts.registry import datasets
     from framework.parts.tasks import task_of_run
 
     if run_dir.suffix == ".tflite":
@@ -50,16 +70,9 @@ def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsaf
             "to predict rows of a CSV file"
         )
     record = finished_record(run_dir)
-    load_plugins()
-    name = record.data.get("name")
-    if name not in datasets or datasets.get(name).rows is None:
-        readers = " or ".join(f"dataset={p.name}" for p in datasets if p.rows is not None)
-        raise UserError(
-            f"{run_dir} was not trained on a CSV file ({readers}), so it records "
-            "no columns to read new rows with"
-        )
+    dataset = rows_dataset(run_dir, record)
     header, rows = read_rows(path)
-    x = datasets.get(name).read_rows(record.data, header, rows, path.name)
+    x = dataset.read_rows(record.data, header, rows, path.name)
     task = task_of_run(record.as_dict())
     outputs = load_run_model(run_dir, unsafe).predict(x, batch_size=BATCH_SIZE, verbose=0)
     predicted = task.predictions(outputs, record.data)
@@ -79,6 +92,30 @@ def predict_rows(run_dir: Path, path: Path, output: Path, overwrite: bool, unsaf
         raise UserError(f"cannot write --output {output}: {e.strerror}") from None
     print(f"Predicted {len(rows)} row(s) of {path}")
     print(f"Wrote:     {output}")
+
+
+def rows_dataset(run_dir: Path, record):
+    """The registered dataset whose ``rows`` reader turns new rows into a run's model inputs.
+
+    Args:
+        run_dir: the run's directory, for the message.
+        record: its ``RunRecord``.
+
+    Raises:
+        UserError: the run was not trained on a dataset that reads rows (a CSV file).
+    """
+    from framework.parts.loading import load_plugins
+    from framework.parts.registry import datasets
+
+    load_plugins()
+    name = record.data.get("name")
+    if name not in datasets or datasets.get(name).rows is None:
+        readers = " or ".join(f"dataset={p.name}" for p in datasets if p.rows is not None)
+        raise UserError(
+            f"{run_dir} was not trained on a CSV file ({readers}), so it records "
+            "no columns to read new rows with"
+        )
+    return datasets.get(name)
 
 
 def check_image(path: Path):

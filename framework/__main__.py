@@ -127,7 +127,8 @@ def _tracking(cfg, hydra_cfg):
 
     output_dir = hydra_cfg.runtime.output_dir
     if hydra_cfg.mode != RunMode.MULTIRUN:
-        return Tracking(cfg, output_dir, kind="search" if cfg.get("tuner") else "run")
+        search = OmegaConf.select(cfg, "tuner.algorithm")  # as run() decides
+        return Tracking(cfg, output_dir, kind="search" if search else "run")
     sweep_dir = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir
     tags = {"sweep": str(hydra_cfg.sweep.dir), "job": str(hydra_cfg.job.num)}
     return Tracking(cfg, output_dir, parent_dir=sweep_dir, kind="job", tags=tags)

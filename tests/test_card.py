@@ -168,6 +168,16 @@ def test_an_older_regression_run_gets_a_card_with_a_table_per_target(tmp_path):
     assert "not recorded: the run has no .hydra/overrides.yaml" in card
 
 
+def test_a_run_without_a_test_split_shows_its_final_evaluation_in_a_column_of_its_own(tmp_path):
+    record = {**REGRESSION, "evaluated_on": "validation"}
+    record["test"] = {**REGRESSION["test"], "mae": 58.5, "samples": 71}
+    (tmp_path / "metrics.json").write_text(json.dumps(record))
+    assert card_command(tmp_path).returncode == 0
+    scores = table_rows((tmp_path / CARD).read_text(), "## Scores")
+    assert scores["mae"] == ["59.0893", "58.5000"]
+    assert all(len(cells) == 2 for cells in scores.values())
+
+
 def test_a_protocols_card_shows_its_rounds_mean_and_std(tmp_path):
     record = dict(REGRESSION)
     rounds = [

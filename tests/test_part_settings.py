@@ -106,6 +106,7 @@ def test_help_says_how_to_see_a_part_and_lists_only_user_groups(tmp_path):
         "protocol",
         "regularizer",
         "task",
+        "tracker",
         "trainer",
     ]
 

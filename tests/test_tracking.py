@@ -153,6 +153,35 @@ def test_an_unreachable_tracker_that_is_not_required_leaves_the_run_untracked(
     assert not (tmp_path / "mlartifacts").exists()
 
 
+def test_a_signal_as_the_tracker_logs_a_finished_run_leaves_the_run_finished(
+    compose, tmp_path, isolated_registries
+):
+    ended = []
+
+    class SlowUpload(Tracker):
+        def log_final(self, scores, files):
+            raise Stopped(signal.SIGTERM)  # Ctrl-C as model.keras uploads
+
+        def end(self, status):
+            ended.append(status)
+
+    isolated_registries["tracker"].register("slow", lambda cfg: SlowUpload(), {}, provider="test")
+    with pytest.raises(Stopped):
+        train(compose(*IRIS, "tracker=slow"), tmp_path / "run")
+    assert (tmp_path / "run" / "metrics.json").exists()
+    assert not (tmp_path / "run" / "FAILED").exists()  # still a finished run
+    assert ended == ["KILLED"]
+
+
+def test_a_tracker_whose_check_fails_unexpectedly_is_refused_in_one_line(compose, tmp_path, capsys):
+    cfg = compose(*IRIS, "tracker=mlflow", "tracker.uri=http://127.0.0.1:port")  # not a number
+    with pytest.raises(UserError, match="no MLflow server answers there"):
+        train(cfg, tmp_path / "refused")
+    cfg.tracker.required = False
+    assert train(cfg, tmp_path / "untracked")["epochs"] == 2
+    assert "this run is not tracked (tracker.required=false)" in capsys.readouterr().out
+
+
 def test_a_tracker_that_fails_as_the_run_goes_stops_logging_and_the_run_finishes(
     compose, tmp_path, capsys, isolated_registries
 ):
@@ -172,7 +201,7 @@ def test_a_tracker_that_fails_as_the_run_goes_stops_logging_and_the_run_finishes
     isolated_registries["tracker"].register("flaky", lambda cfg: Flaky(), {}, provider="test")
     metrics = train(compose(*IRIS, "tracker=flaky"), tmp_path / "run")
     assert metrics["epochs"] == 2
-    assert calls == ["start", "epoch 1"]  # nothing more once it failed
+    assert calls == ["start", "epoch 1", "FAILED"]  # ended as failed, then nothing more
     err = capsys.readouterr().err
     assert (
         "warning: tracker 'flaky' failed in log_epoch and stops logging this run: "
@@ -317,9 +346,13 @@ def test_the_tensorboard_tracker_logs_every_run_under_one_log_dir(compose, tmp_p
 
     cfg = compose(*IRIS, "tracker=tensorboard", f"tracker.log_dir={tmp_path}/tensorboard")
     metrics = train(cfg, tmp_path / "outputs/runs/one")
+    train(cfg, tmp_path / "elsewhere")  # outside outputs/: named by its whole path
     events = EventAccumulator(str(tmp_path / "tensorboard/runs/one"))
     events.Reload()
     assert [e.step for e in events.Tensors("val_loss")] == [1, 2]
+    elsewhere = tmp_path / "tensorboard" / (tmp_path / "elsewhere").relative_to("/")
+    assert list(elsewhere.glob("events.out.tfevents.*"))
+    assert not list((tmp_path / "elsewhere").glob("events.out.tfevents.*"))
     (test_accuracy,) = events.Tensors("final/test_accuracy")
     assert float(test_accuracy.tensor_proto.float_val[0]) == pytest.approx(
         metrics["test"]["accuracy"]

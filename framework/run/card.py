@@ -11,6 +11,7 @@ import copy
 import csv
 import json
 import shlex
+import sys
 from pathlib import Path
 
 import yaml
@@ -37,6 +38,20 @@ def write_card(run_dir: Path, record: RunRecord):
     """
     run_dir = Path(run_dir)
     write_atomic(run_dir / CARD, render_card(run_dir, record))
+
+
+def write_run_card(run_dir: Path, record: RunRecord):
+    """``write_card`` as a run writes its dir: a card that cannot be written (a plugin's data
+    block of unexpected types) costs a warning, never the trained run."""
+    try:
+        write_card(run_dir, record)
+    except Exception as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(
+            f"warning: {CARD} not written ({type(e).__name__}: {detail}); "
+            f"python -m framework.card {run_dir} writes it",
+            file=sys.stderr,
+        )
 
 
 def render_card(run_dir: Path, record: RunRecord) -> str:
@@ -267,17 +282,18 @@ def _scores(metrics: dict) -> list[str]:
     """The final model's scores on validation and on the split it was evaluated on, and that
     split's tables by class or target."""
     on = metrics["evaluated_on"]
-    columns = {"validation": metrics["validation"], on: metrics["test"]}
+    # Without a test split, the final evaluation is of the validation split: a column of its own.
+    columns = [metrics["validation"], metrics["test"]]
     header = ["Score", "validation", f"{on} (final evaluation)" if on == "validation" else on]
     names = []
-    for scores in columns.values():
+    for scores in columns:
         for key, value in scores.items():
             if isinstance(value, dict) and all(not isinstance(v, dict) for v in value.values()):
                 names += [(key, k) for k in value if (key, k) not in names]
             elif not isinstance(value, dict) and (key, None) not in names:
                 names.append((key, None))
     rows = [
-        [key if sub is None else f"{key} {sub}", *(_lookup(s, key, sub) for s in columns.values())]
+        [key if sub is None else f"{key} {sub}", *(_lookup(s, key, sub) for s in columns)]
         for key, sub in names
     ]
     lines = ["", "## Scores", "", *_table(header, rows)]

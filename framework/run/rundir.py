@@ -129,9 +129,11 @@ def failure(error: BaseException) -> str:
 
 
 def mark_failed(run_dir: Path, message: str):
-    """Writes FAILED into a run dir, if it can be written (what failed may be the dir)."""
+    """Writes FAILED into a run dir, if it can be written (what failed may be the dir), and
+    unless it holds a finished run's record: a signal after metrics.json (as the run's tracker
+    uploads its files) stops the process, not the finished run."""
     try:
-        if run_dir.is_dir():
+        if run_dir.is_dir() and not (run_dir / METRICS).exists():
             write_atomic(run_dir / FAILED, message + "\n")
     except OSError:
         pass  # the error itself is reported; a rerun clears or rewrites FAILED

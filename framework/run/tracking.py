@@ -8,6 +8,7 @@ training is never lost to its tracker.
 """
 
 import contextlib
+import copy
 import json
 import subprocess
 import sys
@@ -41,6 +42,7 @@ class Tracking:
         self.tags = dict(tags or {})
         self.tracker: Tracker | None = None
         self.started = False
+        self.prefix = ""  # a protocol round's metrics prefix, where its dir does not say it
 
     def start(self):
         """Builds, checks and starts the tracker (before the run trains).
@@ -55,9 +57,14 @@ class Tracking:
         tracker = build_tracker(tracker_cfg)
         try:
             tracker.check()
-        except UserError as e:
+        except Exception as e:
+            if not isinstance(e, UserError):  # the plugin's own error, as a one-line refusal
+                e = UserError(
+                    f"tracker {tracker_cfg.name!r} cannot be reached: {type(e).__name__}: "
+                    f"{_one_line(e)}"
+                )
             if tracker.required:
-                raise
+                raise e from None
             print(f"warning: {_one_line(e)}; this run is not tracked (tracker.required=false)")
             return
         self.tracker = tracker
@@ -68,7 +75,9 @@ class Tracking:
         protocol round's inside it, whose metrics are prefixed by its path: ``rounds/2/loss``)."""
         import keras
 
-        prefix = "" if Path(run_dir) == self.run_dir else f"{_relative(run_dir, self.run_dir)}/"
+        prefix = self.prefix
+        if Path(run_dir) != self.run_dir:
+            prefix = f"{_relative(run_dir, self.run_dir)}/"
 
         def log(epoch, logs):
             step = epochs_before + epoch + 1
@@ -97,6 +106,13 @@ class Tracking:
     def active(self) -> bool:
         return self.tracker is not None
 
+    def round(self, name: str) -> "Tracking":
+        """This tracking for a protocol round trained in the run's own dir (a search trial's):
+        its epochs logged as ``rounds/<name>/loss``..."""
+        view = copy.copy(self)
+        view.prefix = f"rounds/{name}/"
+        return view
+
     def _tracked_run(self) -> TrackedRun:
         return TrackedRun(
             run_dir=self.run_dir,
@@ -109,7 +125,8 @@ class Tracking:
         )
 
     def _call(self, method: str, *args):
-        """Calls the tracker; a failure stops its logging for the rest of the run."""
+        """Calls the tracker; a failure stops its logging for the rest of the run, whose record
+        it then tries to end as failed (a store that went away may not take even that)."""
         if self.tracker is None:
             return
         try:
@@ -120,7 +137,10 @@ class Tracking:
                 f"logging this run: {type(e).__name__}: {_one_line(e)}",
                 file=sys.stderr,
             )
-            self.tracker = None
+            tracker, self.tracker = self.tracker, None
+            if method != "end":
+                with contextlib.suppress(Exception):
+                    tracker.end(FAILED)
 
 
 @contextlib.contextmanager

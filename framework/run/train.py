@@ -39,7 +39,7 @@ from framework.parts.objective import (
 from framework.parts.protocols import Protocol, Round
 from framework.parts.ranges import plain
 from framework.parts.tasks import Task, recorded_name, run_task
-from framework.run.card import write_card
+from framework.run.card import write_run_card
 from framework.run.checkpoint import JobCheckpoint
 from framework.run.class_weight import class_weights
 from framework.run.compiled_heads import CompiledHeads
@@ -914,7 +914,7 @@ def _write_rounds(
     run_record = RunRecord(**record)
     if hparams is not None:
         write_hparams(run_dir, hparams, run_record)
-    write_card(run_dir, run_record)
+    write_run_card(run_dir, run_record)
     write_record(run_dir, run_record)  # last: its presence marks a finished run
     return run_record.as_dict()
 
@@ -964,7 +964,7 @@ def write_run_dir(run: Run) -> dict:
     record = _run_record(run, evaluated_on)
     if run.hparams is not None:
         write_hparams(run_dir, run.hparams, record)
-    write_card(run_dir, record)
+    write_run_card(run_dir, record)
     write_record(run_dir, record)  # last: its presence marks a finished run
     return record.as_dict()
 

@@ -133,7 +133,8 @@ class Search(keras_tuner.Tuner):
             check_settings(cfg)  # the settings a trial chose, together: once per trial
             with tracked(tracking):
                 value, trained = self._run(cfg, trial_dir, pruner, tracking)
-                tracking.log_final({"objective": value}, [trial_dir / HISTORY])
+                curve = [trial_dir / HISTORY] if (trial_dir / HISTORY).is_file() else []
+                tracking.log_final({"objective": value}, curve)
         except UserError as e:
             # Bad input stops the search (keras-tuner would retry, then fail trial after trial).
             raise keras_tuner.errors.FatalError(str(e)) from e
@@ -231,7 +232,7 @@ class Search(keras_tuner.Tuner):
         rounds' objectives (``objective_over``) and the mean of their epochs."""
         shared = SharedFeatures(cfg, data, task)
         values, epochs = [], []
-        for round_ in protocol.rounds(data, cfg.seed):
+        for number, round_ in enumerate(protocol.rounds(data, cfg.seed), start=1):
             keras.backend.clear_session()
             keras.utils.set_random_seed(round_.seed)
             round_cfg = copy.deepcopy(cfg)
@@ -247,7 +248,7 @@ class Search(keras_tuner.Tuner):
                     distribution=distribution,
                     shared=shared,
                     rows=round_.validation,
-                    tracking=tracking,
+                    tracking=tracking.round(str(number)),
                 )
             values.append(
                 objective_value(

@@ -62,7 +62,8 @@ class TensorBoardTracker(Tracker):
     def start(self, run: TrackedRun):
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-        self.writer = EventFileWriter(str(self.log_dir / run.name))
+        name = Path(run.name)  # a run outside outputs/ is named by its path: kept under log_dir
+        self.writer = EventFileWriter(str(self.log_dir / name.relative_to(name.anchor)))
 
     def log_epoch(self, step, metrics):
         self._scalars(step, metrics)
@@ -131,7 +132,7 @@ def _append(path: Path, header: list[str], rows: list[list]):
     writer = csv.writer(text)
     writer.writerows(rows)
     with open(path, "a", newline="") as file, _exclusive(file):
-        if file.tell() == 0:
+        if os.fstat(file.fileno()).st_size == 0:  # as the lock finds it: tell() may be stale
             file.write(",".join(header) + "\r\n")
         file.write(text.getvalue())
 

@@ -12,9 +12,9 @@ stopped run that runs again in its dir continues its MLflow run.
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,8 @@ from framework.api import Form, TrackedRun, Tracker, UserError, hookimpl, settin
 
 # The MLflow run a directory is logged as (a run's, a sweep's, a search's).
 RECORD = ".mlflow_run.json"
-# MLflow's own limits on one log_batch call.
-BATCH_PARAMS, BATCH_METRICS = 100, 1000
+# MLflow's own limits on one log_batch call, and on a param's value (a longer one is refused).
+BATCH_PARAMS, BATCH_METRICS, PARAM_LENGTH = 100, 1000, 6000
 
 TRACKING_URI = Form(
     "tracking URI",
@@ -56,8 +56,17 @@ class MlflowTracker(Tracker):
         self.client, self.experiment_id, self.run_id = None, None, None
 
     def check(self):
-        from mlflow.tracking import MlflowClient
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError:
+            raise UserError(
+                "tracker=mlflow needs MLflow, which is not installed: pip install "
+                "'keras-framework[tracking]'"
+            ) from None
 
+        # A new SQLite store's tables: some 60 lines of migrations at INFO, once; not the run's.
+        for name in ("alembic", "mlflow.store.db.utils"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         uri = self.cfg.uri
         if uri.startswith(("http://", "https://")):
             _check_server(uri)
@@ -156,13 +165,14 @@ class MlflowTracker(Tracker):
                 tags = {**tags, "mlflow.parentRunId": parent}
             run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
             run_id = run.info.run_id
+            # Its params before its record: a dir's record names a run that has them all.
+            items = [Param(k, str(v)[:PARAM_LENGTH]) for k, v in (params or {}).items()]
+            for start in range(0, len(items), BATCH_PARAMS):
+                self.client.log_batch(run_id, params=items[start : start + BATCH_PARAMS])
             record = directory / RECORD
             tmp = record.with_suffix(".tmp")
             tmp.write_text(json.dumps({"run_id": run_id, "uri": self.cfg.uri}) + "\n")
             os.replace(tmp, record)
-        items = [Param(k, str(v)) for k, v in (params or {}).items()]
-        for start in range(0, len(items), BATCH_PARAMS):
-            self.client.log_batch(run_id, params=items[start : start + BATCH_PARAMS])
         return run_id, True
 
     def _exists(self, run_id: str) -> bool:
@@ -188,7 +198,7 @@ def _check_server(uri: str):
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5) as response:
             response.read()
-    except (urllib.error.URLError, OSError) as e:
+    except Exception as e:  # refused, timed out, a bad port (http.client.InvalidURL)...
         reason = getattr(e, "reason", e)
         raise UserError(
             f"tracker.uri={uri!r}: no MLflow server answers there ({reason}); start one (mlflow "

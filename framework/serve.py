@@ -13,6 +13,7 @@ would run as it loads, is refused unless --unsafe is given.
 """
 
 import argparse
+import importlib
 import socket
 from pathlib import Path
 
@@ -28,6 +29,8 @@ UNSAFE_HELP = (
 PORTS = Range(at_least=1, at_most=65535)
 MAX_BYTES = Range(at_least=1024, at_most=2**30)
 DEFAULT_MAX_BYTES = 10 * 2**20
+# The serve extra's modules, and the package that installs each.
+SERVE_EXTRA = {"fastapi": "fastapi", "uvicorn": "uvicorn", "python_multipart": "python-multipart"}
 
 
 def main(argv=None):
@@ -68,6 +71,7 @@ def main(argv=None):
                 raise UserError(
                     f"{option} must be {accepted.describe()}. Received: {option}={value}"
                 )
+        require_serve_extra()
         from framework.deploy.run_files import finished_record
 
         finished_record(args.run_dir)  # before the model loads and the port is taken
@@ -75,7 +79,23 @@ def main(argv=None):
         from framework.deploy.serving import create_app
 
         app = create_app(args.run_dir, args.max_bytes, args.unsafe, args.top)
-    serve(app, listening, args.host, args.port)
+        serve(app, listening, args.host, args.port)
+
+
+def require_serve_extra():
+    """Imports what the server runs on (the ``serve`` extra), before anything is loaded.
+
+    Raises:
+        UserError: FastAPI, uvicorn or python-multipart (image uploads) is not installed.
+    """
+    for module, package in SERVE_EXTRA.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise UserError(
+                f"the server needs {package}, which is not installed: "
+                "pip install 'keras-framework[serve]'"
+            ) from None
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -91,6 +111,9 @@ def listen(host: str, port: int) -> socket.socket:
         listening = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listening.bind((host, port))
+        # Listening at once: a second server's bind is refused while this one loads its model
+        # (with SO_REUSEADDR alone, two sockets that do not listen yet may share the port).
+        listening.listen()
     except (OSError, OverflowError) as e:
         raise UserError(f"cannot listen on {host}:{port}: {one_line(e)}") from None
     return listening

@@ -7,6 +7,7 @@ import csv
 import http.client
 import io
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,8 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from framework.deploy.serving import ServedRun
+from framework.errors import UserError
 from framework.predict import main as predict_main
 from framework.run.train import train
+from framework.serve import listen
+from framework.serve import main as serve_main
 from framework_plugins.datasets.sample_csv import houses
 from framework_plugins.datasets.shapes import write_shapes_tree
 
@@ -26,6 +31,15 @@ from conftest import assert_one_line_error, compose_config, wait_until
 
 FEATURES = ["area_m2", "rooms", "age_years", "distance_km", "neighbourhood"]
 MAX_BYTES = 64 * 1024
+ROW = {
+    "area_m2": 178.2,
+    "rooms": 7,
+    "age_years": 35,
+    "distance_km": 3.45,
+    "neighbourhood": "centre",
+}
+# Finite in JSON and float64, infinite in float32: the model's output is not a number.
+HUGE_ROW = ROW | {"area_m2": 1e300}
 
 
 def free_port() -> int:
@@ -283,12 +297,16 @@ def test_metadata_names_the_task_the_input_and_the_scores(runs):
         ),
         ("image_run", "/batch", {"images": []}, None, 422, "images", "non-empty list"),
         ("image_run", "/predict?top=0", {"image": ""}, None, 422, "top", "top must be"),
+        # "²".isdigit() is True, but int("²") fails.
+        ("image_run", "/predict?top=%C2%B2", {"image": ""}, None, 422, "top", "top=²"),
         ("image_run", "/predict", b"{not json", None, 400, "body", "not valid JSON"),
         ("image_run", "/predict", b"x", "text/plain", 415, "content-type", "text/plain"),
         ("csv_run", "/predict", {"row": {"rooms": 3}}, None, 422, "row", "no column"),
         ("csv_run", "/predict", {"row": {"rooms": [3]}}, None, 422, "row.rooms", "a number"),
         ("csv_run", "/batch", {"rows": [{"a": 1}, 5]}, None, 422, "rows[1]", "an object"),
         ("csv_run", "/predict", {"row": {}}, None, 422, "row", "an object"),
+        ("csv_run", "/predict", {"row": HUGE_ROW}, None, 422, "row", "no finite prediction"),
+        ("csv_run", "/batch", {"rows": [ROW, HUGE_ROW]}, None, 422, "rows[1]", "no finite"),
     ],
 )
 def test_bad_requests_are_4xx_json_naming_the_field(
@@ -325,6 +343,21 @@ def test_a_body_over_max_bytes_and_an_unknown_route_are_refused_in_json(runs):
     assert server.get("/health") == (200, {"status": "ok"})
 
 
+def test_metadata_of_a_run_with_a_non_finite_score_writes_null(runs, tmp_path):
+    # A diverged run's val_loss is NaN in its metrics.json, which a JSON answer cannot hold.
+    root, _, _ = runs
+    shutil.copytree(root / "csv_run", tmp_path / "diverged")
+    metrics_path = tmp_path / "diverged" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["validation"]["loss"] = float("nan")
+    metrics["objective"]["value"] = float("inf")
+    metrics_path.write_text(json.dumps(metrics))
+    metadata = ServedRun(tmp_path / "diverged").metadata()
+    scores = json.loads(json.dumps(metadata, allow_nan=False))["scores"]
+    assert scores["validation"]["loss"] is None and scores["objective"]["value"] is None
+    assert scores["validation"]["mae"] == metrics["validation"]["mae"]
+
+
 def serve_command(*args, cwd):
     """``python -m framework.serve *args`` that exits (a refusal): its CompletedProcess."""
     return subprocess.run(
@@ -348,6 +381,27 @@ def test_a_bad_run_or_option_is_one_line_before_the_server_starts(runs, tmp_path
         port = taken.getsockname()[1]
         result = serve_command(root / "image_run", "--port", port, cwd=tmp_path)
     assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}", "in use")
+
+
+def test_a_port_taken_by_a_server_still_loading_is_refused():
+    # The first server's socket listens as soon as it is bound, before its model loads.
+    port = free_port()
+    with listen("127.0.0.1", port), pytest.raises(UserError, match="in use"):
+        listen("127.0.0.1", port)
+
+
+@pytest.mark.parametrize(
+    "module, package",
+    [("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart")],
+)
+def test_without_the_serve_extra_one_line_names_it(monkeypatch, capsys, tmp_path, module, package):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: import fails
+    with pytest.raises(SystemExit) as exited:
+        serve_main([str(tmp_path)])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"needs {package}" in err
+    assert "pip install 'keras-framework[serve]'" in err
 
 
 def test_help_imports_no_tensorflow(tmp_path):

@@ -10,6 +10,7 @@ import base64
 import binascii
 import io
 import json
+import math
 import threading
 from pathlib import Path
 
@@ -84,25 +85,43 @@ class ServedRun:
         else:
             columns = data.get("inputs", {}).get("columns", [])
             model_input["columns"] = [c["name"] for c in columns if isinstance(c, dict)]
-        return {
-            "run": str(self.run_dir),
-            "task": self.task.name,
-            **{key: data[key] for key in ("classes", "targets", "labels") if key in data},
-            "input": model_input,
-            "scores": {
-                "evaluated_on": record.evaluated_on,
-                "validation": record.validation,
-                record.evaluated_on: record.test,
-                "objective": record.objective,
-            },
-        }
+        return json_safe(
+            {
+                "run": str(self.run_dir),
+                "task": self.task.name,
+                **{key: data[key] for key in ("classes", "targets", "labels") if key in data},
+                "input": model_input,
+                "scores": {
+                    "evaluated_on": record.evaluated_on,
+                    "validation": record.validation,
+                    record.evaluated_on: record.test,
+                    "objective": record.objective,
+                },
+            }
+        )
 
-    def outputs(self, x):
-        """The model's outputs for a batch of inputs, one call at a time."""
+    def outputs(self, x, field: str):
+        """The model's outputs for a batch of inputs, one call at a time.
+
+        Raises:
+            BadRequest: an input whose outputs are not all finite (an input too large for
+                float32 gives inf, and the model NaN), 422, named by ``field``.
+        """
         import numpy as np
 
         with self.lock:
-            return np.asarray(self.model.predict_on_batch(x))
+            outputs = np.asarray(self.model.predict_on_batch(x))
+        finite = np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)
+        if not finite.all():
+            i = int(np.argmin(finite))
+            name = f"{field}[{i}]" if field in (FIELDS[IMAGE][1], FIELDS[ROWS][1]) else field
+            cause = " (a number over float32's 3.4e38 gives one)" if self.kind == ROWS else ""
+            raise BadRequest(
+                422,
+                f"{name} gives no finite prediction: the model's output is NaN or infinite{cause}",
+                name,
+            )
+        return outputs
 
     def predict_images(self, contents: list[bytes], field: str, top: int) -> list[dict]:
         """Answers for image files' bytes, each as ``image_answer`` gives it.
@@ -132,7 +151,7 @@ class ServedRun:
             except tf.errors.OpError:
                 raise unreadable from None
         x = tf.stack(images).numpy()
-        probs = class_probabilities(self.outputs(x))
+        probs = class_probabilities(self.outputs(x, field))
         return [image_answer(self.images.class_names, np.asarray(p), top) for p in probs]
 
     def predict_rows(self, rows: list[dict], field: str) -> list[dict]:
@@ -162,12 +181,24 @@ class ServedRun:
             x = self.dataset.read_rows(self.record.data, header, cells, f"the request's {field}")
         except UserError as e:
             raise BadRequest(422, str(e), field) from None
-        predicted = self.task.predictions(self.outputs(x), self.record.data)
+        predicted = self.task.predictions(self.outputs(x, field), self.record.data)
         answers = []
         for i in range(len(rows)):
             values = {name: column[i] for name, column in predicted.items()}
             answers.append({"text": self.task.prediction_text(values), "values": values})
         return answers
+
+
+def json_safe(value):
+    """``value`` with every float that is not finite (a diverged run's NaN loss) as None, which
+    JSON writes as null (a JSON answer holds no NaN or Infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def image_decoder(images: Predictor):
@@ -275,7 +306,7 @@ def request_top(request: Request, kind: str, default: int) -> int:
         raise BadRequest(
             422, "top lists the best classes of an image; this run predicts rows", "top"
         )
-    if not value.isdigit() or int(value) < 1:
+    if not is_whole_number(value) or int(value) < 1:
         raise BadRequest(422, f"top must be a whole number >= 1. Received: top={value}", "top")
     return int(value)
 
@@ -328,7 +359,7 @@ async def limited_body(request: Request, max_bytes: int) -> bytes:
         413, f"the request's body is over the server's --max-bytes {max_bytes}", "body"
     )
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > max_bytes:
+    if is_whole_number(length) and int(length) > max_bytes:
         raise over
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -337,6 +368,11 @@ async def limited_body(request: Request, max_bytes: int) -> bytes:
             raise over
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def is_whole_number(text: str) -> bool:
+    """Whether ``text`` is ASCII digits, which ``int`` reads (``"²".isdigit()`` is True too)."""
+    return text.isascii() and text.isdigit()
 
 
 def json_field(body: bytes, field: str):
@@ -388,6 +424,14 @@ async def form_files(request: Request, body: bytes, field: str, many: bool) -> l
         form = await Request(request.scope, replay).form()
     except Exception as e:  # the multipart parser's errors have no common class
         raise BadRequest(422, f"the body is not a readable multipart form: {e}", "body") from None
+    try:  # each file is spooled to a temporary file until the form is closed
+        return await form_field_files(form, field, many)
+    finally:
+        await form.close()
+
+
+async def form_field_files(form, field: str, many: bool) -> list[bytes]:
+    """The bytes of the files of a parsed form's field (see ``form_files``)."""
     unknown = [key for key in form if key != field]
     if unknown:
         raise BadRequest(422, f"unknown field {unknown[0]!r}; accepted: {field}", unknown[0])

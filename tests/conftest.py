@@ -2,6 +2,7 @@ import copy
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -69,6 +70,22 @@ def run_cli(*args, cwd, module="framework", env=None):
     the CompletedProcess."""
     full_env = {**os.environ, **(env or {})}
     return warm.run([sys.executable, "-m", module, *args], cwd, full_env, timeout=600)
+
+
+def run_importing(*args, cwd) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Runs ``python -X importtime *args`` in a process of its own; returns the result (its
+    stderr without the import lines) and the modules it imported."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = result.stderr.splitlines()
+    imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time")}
+    result.stderr = "".join(f"{line}\n" for line in lines if not line.startswith("import time"))
+    return result, imported
 
 
 def wait_until(condition, timeout: float, what: str, interval: float = 0.1):

@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -16,7 +15,7 @@ from framework.run.card import CARD, render_card
 from framework.run.record import RunRecord, read_record
 from framework.runtime import environment as environment_module
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, run_importing
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 OVERRIDES = ("experiment=iris_multiclass", "trainer.epochs=2", "trainer.verbose=0")
@@ -234,15 +233,8 @@ def test_a_dir_that_is_not_a_finished_run_is_refused_in_one_line(tmp_path, setup
 @pytest.mark.slow  # the run, once per module
 def test_the_command_imports_no_tensorflow_or_keras(run, tmp_path):
     copy = shutil.copytree(run, tmp_path / "run")
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "framework.card", str(copy)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result, imported = run_importing("-m", "framework.card", str(copy), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
     assert "framework.run.card" in imported
     assert not {"tensorflow", "keras", "jax"} & imported
     assert (copy / CARD).read_text() == (run / CARD).read_text()

@@ -6,7 +6,6 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from framework.compare import main
 from framework.run.record import write_record
 
-from conftest import run_cli
+from conftest import run_cli, run_importing
 from test_run_record import RECORD
 
 CSV_COLUMNS = ["run", "status", "objective", "objective_value"]
@@ -159,15 +158,8 @@ def test_a_search_run_dir_is_compared_by_its_trials(tmp_path):
 
 
 def test_compare_imports_no_tensorflow_or_keras(fake_sweep, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "framework.compare", str(fake_sweep)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result, imported = run_importing("-m", "framework.compare", str(fake_sweep), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
     assert "matplotlib" in imported and "framework.sweeps.compare" in imported
     assert not {"tensorflow", "keras", "jax"} & imported
 

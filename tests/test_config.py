@@ -1,6 +1,4 @@
 import importlib.resources
-import subprocess
-import sys
 
 import pytest
 from hydra.errors import ConfigCompositionException
@@ -9,6 +7,8 @@ from omegaconf.errors import ValidationError
 
 from framework.parts.kinds import FEATURE_MAPS, IMAGES
 from framework.parts.registry import REGISTRIES
+
+from conftest import run_importing
 
 EXPERIMENTS = sorted(
     p.name.removesuffix(".yaml")
@@ -117,15 +117,8 @@ def test_wrong_types_are_refused(compose, overrides):
     ],
 )
 def test_config_only_commands_never_import_a_backend(tmp_path, args):
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "framework", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result, imported = run_importing("-m", "framework", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
     assert "hydra" in imported
     assert not {"tensorflow", "keras", "jax", "mlflow"} & imported
 

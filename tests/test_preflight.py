@@ -11,7 +11,7 @@ from framework.config.preflight import choose_parts, ineffective_settings
 from framework.errors import PluginError, UserError
 from framework.parts.kinds import FEATURES, IMAGES
 
-from conftest import run_cli
+from conftest import run_cli, run_importing
 from test_cli_errors import assert_one_line_error
 
 
@@ -78,22 +78,8 @@ def test_parts_that_cannot_fit_are_refused_by_name(overrides, message):
 
 
 def test_a_mismatch_is_one_line_before_tensorflow_and_nothing_is_written(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "framework", "head=dense"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    imported = {
-        line.split("|")[-1].strip()
-        for line in result.stderr.splitlines()
-        if line.startswith("import time")
-    }
+    result, imported = run_importing("-m", "framework", "head=dense", cwd=tmp_path)
     assert "hydra" in imported and "tensorflow" not in imported
-    result.stderr = "\n".join(
-        line for line in result.stderr.splitlines() if not line.startswith("import time")
-    )
     assert_one_line_error(result, "head 'dense' takes features")
     assert not (tmp_path / "outputs").exists()
 

@@ -27,7 +27,7 @@ from framework.serve import main as serve_main
 from framework_plugins.datasets.sample_csv import houses
 from framework_plugins.datasets.shapes import write_shapes_tree
 
-from conftest import assert_one_line_error, compose_config, wait_until
+from conftest import assert_one_line_error, compose_config, run_importing, wait_until
 
 FEATURES = ["area_m2", "rooms", "age_years", "distance_km", "neighbourhood"]
 MAX_BYTES = 64 * 1024
@@ -405,15 +405,8 @@ def test_without_the_serve_extra_one_line_names_it(monkeypatch, capsys, tmp_path
 
 
 def test_help_imports_no_tensorflow(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "framework.serve", "--help"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result, imported = run_importing("-m", "framework.serve", "--help", cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.startswith("usage: python -m framework.serve")
-    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
     assert "framework.cli.messages" in imported and not {"tensorflow", "keras", "jax"} & imported
 
 

@@ -73,7 +73,7 @@ class MlflowTracker(Tracker):
         try:
             with _store_lock(uri):  # jobs starting side by side create a new store once
                 self.client = MlflowClient(tracking_uri=uri)
-                self.experiment_id = self._experiment()
+                self.client.search_experiments(max_results=1)  # the store answers
         except Exception as e:
             raise UserError(
                 f"tracker.uri={uri!r}: MLflow could not open the store "
@@ -82,11 +82,14 @@ class MlflowTracker(Tracker):
             ) from e
 
     def start(self, run: TrackedRun):
+        self.experiment_id = self._experiment(run.tags.get("experiment"))
         parent = None
         if run.parent_dir is not None:
-            parent, _ = self._dir_run(
+            parent, created = self._dir_run(
                 run.parent_dir, run.parent_name, {"kind": "parent"}, None, shared=True
             )
+            if not created and self.client.get_run(parent).info.status != "RUNNING":
+                self.client.update_run(parent, status="RUNNING")  # a resumed sweep's
         tags = {"kind": run.kind, **run.tags}
         if "git_commit" in tags:  # where MLflow's UI shows it
             tags["mlflow.source.git.commit"] = tags["git_commit"]
@@ -127,14 +130,12 @@ class MlflowTracker(Tracker):
         self._log_files(found, files)
         self.client.set_terminated(found, "FINISHED")
 
-    def _experiment(self) -> str:
-        from hydra.core.hydra_config import HydraConfig
+    def _experiment(self, composed: str | None) -> str:
+        """The id of the MLflow experiment: ``tracker.experiment``, else the ``experiment=``
+        composed (``composed``), else ``framework``; made where the store has none."""
         from mlflow.exceptions import MlflowException
 
-        name = self.cfg.experiment
-        if name is None and HydraConfig.initialized():
-            name = HydraConfig.get().runtime.choices.get("experiment")
-        name = name or "framework"
+        name = self.cfg.experiment or composed or "framework"
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id

@@ -52,9 +52,11 @@ class Tracking:
         """
         self.started = True
         tracker_cfg = self.cfg.get("tracker")
-        if tracker_cfg is None or tracker_cfg.name == "none":
+        if tracker_cfg is None:  # a config saved before trackers
             return
         tracker = build_tracker(tracker_cfg)
+        if type(tracker) is Tracker:  # one that overrides nothing logs nothing: no tags to read
+            return
         try:
             tracker.check()
         except Exception as e:
@@ -179,7 +181,7 @@ def end_sweep(config, sweep_dir: Path):
     (its summary and plot): at the sweep's end."""
     tracker_cfg = OmegaConf.select(config, "tracker")
     sweep_dir = Path(sweep_dir)
-    if tracker_cfg is None or tracker_cfg.get("name", "none") == "none" or not sweep_dir.is_dir():
+    if tracker_cfg is None or not sweep_dir.is_dir():
         return
     try:
         build_tracker(tracker_cfg).end_parent(sweep_dir, kept_files(sweep_dir))

@@ -1,5 +1,7 @@
+import contextlib
 import copy
 import importlib.util
+import io
 import os
 import shutil
 import subprocess
@@ -86,6 +88,19 @@ def run_importing(*args, cwd) -> tuple[subprocess.CompletedProcess, set[str]]:
     imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time")}
     result.stderr = "".join(f"{line}\n" for line in lines if not line.startswith("import time"))
     return result, imported
+
+
+def run_main(main, *args) -> subprocess.CompletedProcess:
+    """Runs a command's ``main(argv)`` in this process; returns its exit code (0 where it
+    returned), stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code
+    return subprocess.CompletedProcess([], code, out.getvalue(), err.getvalue())
 
 
 def wait_until(condition, timeout: float, what: str, interval: float = 0.1):

@@ -1,8 +1,6 @@
 """The model card: written as a run finishes, from the run dir's own files; rewritten by
 ``python -m framework.card RUN``, which imports no TensorFlow."""
 
-import contextlib
-import io
 import json
 import re
 import shutil
@@ -15,7 +13,7 @@ from framework.run.card import CARD, render_card
 from framework.run.record import RunRecord, read_record
 from framework.runtime import environment as environment_module
 
-from conftest import assert_one_line_error, run_cli, run_importing
+from conftest import assert_one_line_error, run_cli, run_importing, run_main
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 OVERRIDES = ("experiment=iris_multiclass", "trainer.epochs=2", "trainer.verbose=0")
@@ -72,15 +70,8 @@ def run(tmp_path_factory):
 
 
 def card_command(*args) -> subprocess.CompletedProcess:
-    """Runs framework.card in this process; returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code
-    return subprocess.CompletedProcess([], code, out.getvalue(), err.getvalue())
+    """Runs framework.card in this process."""
+    return run_main(main, *args)
 
 
 def table_rows(card: str, after: str) -> dict[str, list[str]]:

@@ -1,11 +1,8 @@
 """python -m framework.compare: a sweep's jobs, a search's trials or run dirs side by side."""
 
-import contextlib
 import csv
-import io
 import json
 import shutil
-import subprocess
 from dataclasses import replace
 
 import pytest
@@ -13,22 +10,15 @@ import pytest
 from framework.compare import main
 from framework.run.record import write_record
 
-from conftest import run_cli, run_importing
+from conftest import run_cli, run_importing, run_main
 from test_run_record import RECORD
 
 CSV_COLUMNS = ["run", "status", "objective", "objective_value"]
 
 
-def compare(*args, cwd=None, monkeypatch=None):
-    """Runs framework.compare in this process; returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code
-    return subprocess.CompletedProcess([], code, out.getvalue(), err.getvalue())
+def compare(*args):
+    """Runs framework.compare in this process."""
+    return run_main(main, *args)
 
 
 def read_rows(path):

@@ -357,3 +357,54 @@ def test_the_tensorboard_tracker_logs_every_run_under_one_log_dir(compose, tmp_p
     assert float(test_accuracy.tensor_proto.float_val[0]) == pytest.approx(
         metrics["test"]["accuracy"]
     )
+
+
+def test_a_resumed_sweep_sets_its_finished_parent_run_running_again(
+    compose, tmp_path, store, experiment
+):
+    from framework.run.tracking import Tracking, end_sweep
+
+    cfg = mlflow_config(compose, tmp_path, store, experiment)
+    sweep = tmp_path / "sweep"
+    first = Tracking(cfg, sweep / "0", parent_dir=sweep, kind="job")
+    first.start()
+    first.end()
+    end_sweep(cfg, sweep)  # the sweep's end: its parent run ended
+    client, _ = logged_runs(store, experiment)
+    parent = json.loads((sweep / ".mlflow_run.json").read_text())["run_id"]
+    assert client.get_run(parent).info.status == "FINISHED"
+
+    resumed = Tracking(cfg, sweep / "1", parent_dir=sweep, kind="job")  # hydra/sweeper=resume
+    resumed.start()
+    assert client.get_run(parent).info.status == "RUNNING"
+    resumed.end()
+    _, runs = logged_runs(store, experiment)
+    assert len(runs) == 3  # the parent once, and its two jobs
+
+
+@pytest.mark.slow
+def test_a_search_under_kfold_logs_each_trials_rounds_apart(compose, tmp_path):
+    cfg = compose(
+        *IRIS,
+        "tracker=csv",
+        f"tracker.dir={tmp_path}/tracking",
+        "protocol=kfold",
+        "tuner=random",
+        "tuner.max_trials=1",
+        "+tuner.space.optimizer.learning_rate={choice:[0.01]}",
+    )
+    cfg.protocol.folds = 2
+    tune(cfg, tmp_path / "search")
+    epochs = list(csv.DictReader((tmp_path / "tracking/epochs.csv").open()))
+    trial = [e for e in epochs if "trial_" in e["run"] and e["metric"].endswith("loss")]
+    assert sorted({e["metric"] for e in trial}) == [
+        "rounds/1/loss",
+        "rounds/1/val_loss",
+        "rounds/2/loss",
+        "rounds/2/val_loss",
+    ]
+    runs = list(csv.DictReader((tmp_path / "tracking/runs.csv").open()))
+    assert sorted((r["kind"], r["status"]) for r in runs) == [
+        ("search", "FINISHED"),
+        ("trial", "FINISHED"),
+    ]
